@@ -1,0 +1,183 @@
+"""Error functions E_n(y, t) per pattern, with dE/dy and d2E/dy2.
+
+A :class:`Loss` evaluates the error of each pattern from the network outputs y,
+shape (N, K). A built-in loss also records its *canonical* output activation:
+for the pairs sse + identity, binary_ce + logistic and softmax_ce + softmax the
+output error signal is delta_k = dE/da_k = y_k - t_k (PRML eqs. 4.91, 5.18), and
+the value is computed from the pre-activations a in a stable form (log-sigmoid,
+log-sum-exp), so saturated outputs never produce log(0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .activations import Activation
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A per-pattern error function and its derivatives in the outputs y.
+
+    Parameters
+    ----------
+    value : callable (y, T) -> (N,)
+        E_n for each pattern; y and T of shape (N, K).
+    grad : callable (y, T) -> (N, K)
+        dE_n/dy.
+    hess : callable (y, T) -> (N, K, K), optional
+        d2E_n/dy2 (needed by second derivatives only).
+    name : str
+    canonical : str, optional
+        Name of the output activation for which dE/da = y - t.
+    """
+
+    value: Callable[[Array, Array], Array]
+    grad: Callable[[Array, Array], Array]
+    hess: Callable[[Array, Array], Array] | None = None
+    name: str = "custom"
+    canonical: str | None = None
+    value_from_logits: Callable[[Array, Array], Array] | None = None
+
+    def __repr__(self) -> str:
+        return f"Loss({self.name!r})"
+
+
+def _diag(d: Array) -> Array:
+    """(N, K) -> (N, K, K) batch of diagonal matrices."""
+    out = np.zeros(d.shape + d.shape[-1:])
+    np.einsum("nkk->nk", out)[...] = d
+    return out
+
+
+# --- sum-of-squares: E_n = 1/2 |y - t|^2 (PRML eq. 5.11) ---
+def _sse(y, T):
+    r = y - T
+    return 0.5 * np.einsum("nk,nk->n", r, r)
+
+
+SSE = Loss(_sse, lambda y, T: y - T, lambda y, T: _diag(np.ones_like(y)),
+           "sse", "identity", _sse)
+
+
+# --- cross-entropy for K independent binary targets (PRML eq. 5.21) ---
+def _binary_ce(y, T):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = -(np.where(T > 0, T * np.log(y), 0.0)
+              + np.where(T < 1, (1 - T) * np.log1p(-y), 0.0))
+    return e.sum(axis=1)
+
+
+def _binary_ce_logits(a, T):
+    # -t log s(a) - (1-t) log(1-s(a)) = softplus(a) - t a, stable for any a
+    return (np.logaddexp(0.0, a) - T * a).sum(axis=1)
+
+
+def _binary_ce_grad(y, T):
+    return (y - T) / (y * (1 - y))
+
+
+def _binary_ce_hess(y, T):
+    return _diag(T / y**2 + (1 - T) / (1 - y) ** 2)
+
+
+BINARY_CE = Loss(_binary_ce, _binary_ce_grad, _binary_ce_hess, "binary_ce",
+                 "logistic", _binary_ce_logits)
+
+
+# --- cross-entropy for K exclusive classes (PRML eq. 5.24) ---
+def _softmax_ce(y, T):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(T > 0, T * np.log(y), 0.0).sum(axis=1)
+
+
+def _softmax_ce_logits(a, T):
+    # -sum_k t_k log y_k = sum_k t_k (logsumexp(a) - a_k)
+    return T.sum(axis=1) * logsumexp(a, axis=1) - np.einsum("nk,nk->n", T, a)
+
+
+def _softmax_ce_hess(y, T):
+    return _diag(T / y**2)
+
+
+SOFTMAX_CE = Loss(_softmax_ce, lambda y, T: -T / y, _softmax_ce_hess,
+                  "softmax_ce", "softmax", _softmax_ce_logits)
+
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in (SSE, BINARY_CE, SOFTMAX_CE)}
+
+
+def canonical_delta(loss: Loss, a: Array, y: Array, T: Array) -> Array:
+    """dE/da for a canonical pair: y - t (softmax_ce: y sum_k t_k - t)."""
+    if loss is SOFTMAX_CE:
+        return y * T.sum(axis=1, keepdims=True) - T
+    return y - T
+
+
+def get_loss(spec) -> Loss:
+    """A Loss from a name, a Loss, or a (value, grad[, hess]) tuple."""
+    if isinstance(spec, Loss):
+        return spec
+    if isinstance(spec, str):
+        try:
+            return LOSSES[spec]
+        except KeyError:
+            raise ValueError(
+                f"loss: unknown name {spec!r}; expected one of {sorted(LOSSES)} "
+                "or a (value, grad, hess) tuple") from None
+    if isinstance(spec, tuple) and len(spec) in (2, 3) and all(map(callable, spec)):
+        return Loss(*spec)
+    raise TypeError(
+        "loss: expected a name, a Loss or a tuple of callables "
+        f"(value, grad, hess), got {type(spec).__name__}")
+
+
+
+# Built-in activations whose outputs lie in (0, 1), as the cross-entropies need
+_PROBABILITY_OUTPUTS = {"binary_ce": ("logistic", "softmax"),
+                        "softmax_ce": ("softmax",)}
+_BUILTIN = ("identity", "tanh", "logistic", "softplus", "relu", "softmax")
+
+
+class OutputError:
+    """The error as a function of the output pre-activations: a loss paired
+    with the output activation.
+
+    Canonical pairs use the stable value from a and delta = y - t; any other
+    pair goes through the chain rule dE/da = h'(a) dE/dy (softmax: its
+    Jacobian), which is exact too.
+    """
+
+    def __init__(self, loss: Loss, activation: Activation):
+        allowed = _PROBABILITY_OUTPUTS.get(loss.name)
+        if (allowed and activation.name in _BUILTIN
+                and activation.name not in allowed):
+            raise ValueError(
+                f"loss: {loss.name!r} needs outputs in (0, 1); the output "
+                f"activation {activation.name!r} does not give them "
+                f"(use {' or '.join(map(repr, allowed))})")
+        self.loss = loss
+        self.activation = activation
+        self.canonical = (loss.canonical is not None
+                          and loss.canonical == activation.name
+                          and loss.value_from_logits is not None)
+
+    def values(self, a: Array, y: Array, T: Array) -> Array:
+        """E_n for each pattern, shape (N,)."""
+        if self.canonical:
+            return self.loss.value_from_logits(a, T)
+        return self.loss.value(y, T)
+
+    def delta(self, a: Array, y: Array, T: Array) -> Array:
+        """dE_n/da at the outputs, shape (N, K)."""
+        if self.canonical:
+            return canonical_delta(self.loss, a, y, T)
+        return self.activation.vjp(a, y, self.loss.grad(y, T))
+
+    def __repr__(self) -> str:
+        kind = "canonical" if self.canonical else "chain rule"
+        return f"OutputError({self.loss.name} on {self.activation.name}, {kind})"

@@ -1,0 +1,423 @@
+"""Feed-forward networks of arbitrary topology: the DAG, the weight layout,
+the forward pass and its adjoint (the backward sweep of error signals).
+
+A :class:`Network` holds architecture only; weights live in one flat float64
+vector ``w`` (the currency of the library, as in scipy). Layers are added in
+order; each is fed by the input and/or any earlier layers through one dense
+weight matrix per incoming edge, optionally masked entry by entry.
+
+Weight layout (fixed): layers in the order they were added; inside a layer its
+incoming edges in the order given, each matrix of shape (fan_out, fan_in)
+flattened row-major, then the bias. For an MLP this is the order of
+``torch.nn.utils.parameters_to_vector(model.parameters())`` for the equivalent
+``nn.Sequential`` of ``nn.Linear`` layers (weight (out, in), then bias).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from ._validation import (as_float_array, check_finite, check_inputs,
+                          check_positive_int, check_weights)
+from .activations import Activation, get_activation
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """Handle of the input (index 0) or of a layer (index 1, 2, ...)."""
+
+    index: int
+    size: int
+
+    def __repr__(self) -> str:
+        kind = "input" if self.index == 0 else f"layer {self.index}"
+        return f"<Node {kind}, {self.size} units>"
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """A layer: its units, activation, incoming edges and weight slices."""
+
+    node: Node
+    activation: Activation
+    sources: tuple[Node, ...]
+    masks: tuple[Array | None, ...]
+    weight_slices: tuple[slice, ...]
+    bias_slice: slice
+
+    @property
+    def size(self) -> int:
+        return self.node.size
+
+
+class LayerParams(NamedTuple):
+    """Views into w for one layer: one (fan_out, fan_in) matrix per edge, bias."""
+
+    weights: tuple[Array, ...]
+    bias: Array
+
+
+class ForwardPass(NamedTuple):
+    """Pre-activations a[l] and outputs z[l] of every node; z[0] is X, a[0] None."""
+
+    a: list
+    z: list
+
+    @property
+    def y(self) -> Array:
+        return self.z[-1]
+
+
+class Network:
+    """A feed-forward network: a DAG of layers over one input node.
+
+    Parameters
+    ----------
+    n_inputs : int
+        D, the number of inputs.
+
+    Examples
+    --------
+    >>> net = Network(n_inputs=2)
+    >>> h = net.add_layer(3, "tanh", inputs=[net.input])
+    >>> y = net.add_layer(1, "identity", inputs=[h, net.input], output=True)
+    >>> net.n_weights     # 3*2 + 3  +  1*3 + 1*2 + 1
+    15
+    """
+
+    def __init__(self, n_inputs: int):
+        n_inputs = check_positive_int(n_inputs, "n_inputs")
+        self._nodes: list[Node] = [Node(0, n_inputs)]
+        self._layers: list[Layer] = []
+        self._consumers: list[list[tuple[int, int]]] = [[]]
+        self._n_weights = 0
+        self._output: Node | None = None
+
+    # ----- architecture -----
+    @property
+    def input(self) -> Node:
+        return self._nodes[0]
+
+    @property
+    def n_inputs(self) -> int:
+        return self._nodes[0].size
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        return tuple(self._layers)
+
+    @property
+    def output(self) -> Node:
+        if self._output is None:
+            raise ValueError("network has no output layer yet: add one with "
+                             "add_layer(..., output=True)")
+        return self._output
+
+    @property
+    def n_outputs(self) -> int:
+        return self.output.size
+
+    @property
+    def n_weights(self) -> int:
+        """W, the total number of weights and biases."""
+        return self._n_weights
+
+    def add_layer(self, size: int, activation, inputs: Sequence,
+                  masks: dict | None = None, output: bool = False) -> Node:
+        """Add a layer of ``size`` units fed by ``inputs``; return its handle.
+
+        Parameters
+        ----------
+        size : int
+            Number of units.
+        activation : str, Activation or (h, dh, d2h)
+            One of ``"identity", "tanh", "logistic", "softplus", "relu"``,
+            ``"softmax"`` (output layer only), or user-supplied callables.
+        inputs : sequence of Node (or int: 0 = input, i = i-th layer)
+            The input and/or earlier layers feeding this one, in layout order.
+        masks : dict {source: 0/1 array of shape (size, source.size)}, optional
+            Removes individual connections; masked weights stay in the layout
+            with zero gradient.
+        output : bool
+            Marks the output layer; it must be the last layer added.
+        """
+        if self._output is not None:
+            raise ValueError("add_layer: the output layer is already added; "
+                             "it must be the last layer")
+        size = check_positive_int(size, "size")
+        act = get_activation(activation)
+        if not act.elementwise and not output:
+            raise ValueError(f"activation: {act.name!r} is allowed on the "
+                             "output layer only (output=True)")
+        index = len(self._nodes)
+        sources = self._resolve_inputs(inputs, index)
+        mask_list = self._resolve_masks(masks or {}, sources, size)
+
+        slices, start = [], self._n_weights
+        for src in sources:
+            slices.append(slice(start, start + size * src.size))
+            start += size * src.size
+        bias = slice(start, start + size)
+
+        node = Node(index, size)
+        self._nodes.append(node)
+        self._consumers.append([])
+        for e, src in enumerate(sources):
+            self._consumers[src.index].append((index, e))
+        self._layers.append(Layer(node, act, sources, tuple(mask_list),
+                                  tuple(slices), bias))
+        self._n_weights = bias.stop
+        if output:
+            self._output = node
+        return node
+
+    def _resolve_inputs(self, inputs, index: int) -> tuple[Node, ...]:
+        if isinstance(inputs, (Node, int)) or inputs is None:
+            raise TypeError("inputs: expected a list of nodes, e.g. [net.input]")
+        sources = [self._resolve_node(src, index, "inputs") for src in inputs]
+        if not sources:
+            raise ValueError("inputs: a layer needs at least one input")
+        if len({s.index for s in sources}) != len(sources):
+            raise ValueError("inputs: the same node is listed twice")
+        return tuple(sources)
+
+    def _resolve_node(self, src, index: int, name: str) -> Node:
+        if isinstance(src, (int, np.integer)) and not isinstance(src, bool):
+            i = int(src)
+        elif isinstance(src, Node):
+            i = src.index
+            if i < len(self._nodes) and self._nodes[i] is not src:
+                raise ValueError(f"{name}: {src!r} belongs to another network")
+        else:
+            raise TypeError(f"{name}: expected Node handles (or ints), "
+                            f"got {type(src).__name__}")
+        if i >= index:
+            raise ValueError(f"{name}: layer {index} cannot be fed by itself "
+                             f"or by a later layer (node {i}); the network "
+                             "must be feed-forward")
+        if i < 0:
+            raise ValueError(f"{name}: node index must be >= 0, got {i}")
+        return self._nodes[i]
+
+    def _resolve_masks(self, masks: dict, sources, size: int) -> list:
+        if not isinstance(masks, dict):
+            raise TypeError("masks: expected a dict {input node: 0/1 array}")
+        by_index = {}
+        for key, mask in masks.items():
+            src = self._resolve_node(key, len(self._nodes), "masks")
+            if src not in sources:
+                raise ValueError(f"masks: {src!r} is not among this layer's inputs")
+            m = as_float_array(mask, "masks")
+            if m.shape != (size, src.size):
+                raise ValueError(f"masks: mask for {src!r} must have shape "
+                                 f"(fan_out, fan_in) = ({size}, {src.size}), "
+                                 f"got {m.shape}")
+            if not np.isin(m, (0.0, 1.0)).all():
+                raise ValueError("masks: entries must be 0 or 1")
+            m = m.copy()
+            m.flags.writeable = False
+            by_index[src.index] = m
+        return [by_index.get(src.index) for src in sources]
+
+    # ----- weights -----
+    def unpack(self, w) -> list[LayerParams]:
+        """Views of w, one LayerParams per layer (no copies).
+
+        Each edge matrix has shape (fan_out, fan_in); masked entries are shown
+        as stored (the forward pass multiplies them by 0).
+        """
+        w = check_weights(w, self._n_weights)
+        return self._views(w)
+
+    def _views(self, w: Array) -> list[LayerParams]:
+        return [LayerParams(
+            tuple(w[s].reshape(layer.size, src.size)
+                  for s, src in zip(layer.weight_slices, layer.sources)),
+            w[layer.bias_slice]) for layer in self._layers]
+
+    def parameters(self, w) -> list[Array]:
+        """Flat list of views in layout order: [W_1e..., b_1, W_2e..., b_2, ...]."""
+        return [p for lp in self.unpack(w) for p in (*lp.weights, lp.bias)]
+
+    def pack(self, params) -> Array:
+        """Inverse of unpack: a list of LayerParams, or a flat list of arrays in
+        layout order (as returned by :meth:`parameters`), to a new vector w."""
+        flat = [p for item in params
+                for p in ((*item.weights, item.bias)
+                          if isinstance(item, LayerParams) else (item,))]
+        shapes = []
+        for layer in self._layers:
+            shapes += [(layer.size, src.size) for src in layer.sources]
+            shapes.append((layer.size,))
+        if len(flat) != len(shapes):
+            raise ValueError(f"params: expected {len(shapes)} arrays in layout "
+                             f"order, got {len(flat)}")
+        w = np.empty(self._n_weights)
+        start = 0
+        for k, (p, shape) in enumerate(zip(flat, shapes)):
+            p = as_float_array(p, "params")
+            if p.shape != shape:
+                raise ValueError(f"params: array {k} must have shape {shape}, "
+                                 f"got {p.shape}")
+            size = int(np.prod(shape))
+            w[start:start + size] = p.ravel()
+            start += size
+        check_finite(w, "params")
+        return w
+
+    def init_weights(self, seed=None, scale: float = 1.0) -> Array:
+        """Random weights with fan-in scaling: w_ji ~ N(0, scale^2 / fan_in(j)).
+
+        fan_in(j) counts the unmasked connections into unit j over all its
+        edges (LeCun et al., "Efficient BackProp", 1998); biases start at 0,
+        masked weights at 0.
+        """
+        rng = np.random.default_rng(seed)
+        w = np.zeros(self._n_weights)
+        params = self._views(w)
+        for layer, lp in zip(self._layers, params):
+            fan_in = sum((m.sum(axis=1) if m is not None else
+                          np.full(layer.size, src.size))
+                         for m, src in zip(layer.masks, layer.sources))
+            std = scale / np.sqrt(np.maximum(fan_in, 1))[:, None]
+            for W, m in zip(lp.weights, layer.masks):
+                W[...] = rng.standard_normal(W.shape) * std
+                if m is not None:
+                    W *= m
+        return w
+
+    def effective_weights(self, w: Array) -> list[tuple[Array, ...]]:
+        """Per layer, the edge matrices with masks applied (views if unmasked)."""
+        return [tuple(W if m is None else W * m
+                      for W, m in zip(lp.weights, layer.masks))
+                for layer, lp in zip(self._layers, self._views(w))]
+
+    # ----- forward pass and its adjoint -----
+    def forward(self, w, X) -> Array:
+        """Outputs y, shape (N, K), for all N patterns at once. Cost Theta(N W)."""
+        w = check_weights(w, self._n_weights)
+        X = check_inputs(X, self.n_inputs)
+        return self.propagate(w, X).y
+
+    def propagate(self, w: Array, X: Array) -> ForwardPass:
+        """Forward pass keeping every a and z (unchecked w, X). Memory O(N U)."""
+        self.output  # raises if no output layer
+        a, z = [None], [X]
+        for layer, Ws in zip(self._layers, self.effective_weights(w)):
+            bias = w[layer.bias_slice]
+            act = np.matmul(z[layer.sources[0].index], Ws[0].T)
+            for src, W in zip(layer.sources[1:], Ws[1:]):
+                act += z[src.index] @ W.T
+            act += bias
+            a.append(act)
+            z.append(layer.activation.h(act))
+        return ForwardPass(a, z)
+
+    def backward(self, w: Array, fp: ForwardPass, delta_out: Array) -> list:
+        """Backpropagate error signals delta_l = dE/da_l from the outputs.
+
+        delta_j = h'(a_j) sum_k w_kj delta_k (PRML eq. 5.56), summed over all
+        consumers of layer j in the DAG.
+
+        Parameters
+        ----------
+        delta_out : (N, K) or (N, P, K)
+            dE/da at the output layer; a middle axis carries P signals at once
+            (one per output for Jacobians).
+
+        Returns
+        -------
+        list of arrays, one per layer (index l-1 for layer l), shape (N, [P,] M_l).
+        Cost Theta(N W) per signal.
+        """
+        Ws = self.effective_weights(w)
+        extra = delta_out.ndim == 3
+        deltas: list = [None] * len(self._layers)
+        grads_z: list = [None] * (len(self._layers) + 1)
+        deltas[-1] = delta_out
+        for l in range(len(self._layers), 0, -1):
+            layer = self._layers[l - 1]
+            if l < len(self._layers):
+                g = grads_z[l]
+                if g is None:      # unit feeds nothing: no error reaches it
+                    g = np.zeros(delta_out.shape[:-1] + (layer.size,))
+                a, z = fp.a[l], fp.z[l]
+                if extra:
+                    a, z = a[:, None, :], z[:, None, :]
+                deltas[l - 1] = layer.activation.vjp(a, z, g)
+            delta = deltas[l - 1]
+            for src, W in zip(layer.sources, Ws[l - 1]):
+                if src.index == 0:
+                    continue
+                contrib = delta @ W
+                if grads_z[src.index] is None:
+                    grads_z[src.index] = contrib
+                else:
+                    grads_z[src.index] += contrib
+        return deltas
+
+    def input_adjoint(self, w: Array, deltas: list) -> Array:
+        """dE/dx = sum over edges from the input of delta_l W_e, shape (N, [P,] D)."""
+        total = None
+        for layer, Ws, delta in zip(self._layers, self.effective_weights(w), deltas):
+            for src, W in zip(layer.sources, Ws):
+                if src.index == 0:
+                    contrib = delta @ W
+                    total = contrib if total is None else total + contrib
+        if total is None:
+            total = np.zeros(deltas[-1].shape[:-1] + (self.n_inputs,))
+        return total
+
+    def output_seeds(self, fp: ForwardPass) -> Array:
+        """dy_k/da_k' at the output layer, shape (N, K, K)."""
+        act = self._layers[-1].activation
+        K = self.n_outputs
+        a, y = fp.a[-1][:, None, :], fp.y[:, None, :]
+        return act.vjp(a, y, np.broadcast_to(np.eye(K), (len(y), K, K)))
+
+    def jacobian(self, w, X) -> Array:
+        """dy_k/dx_i by backpropagation, shape (N, K, D).
+
+        Backpropagates the K signals dy_k/da_j from the output units (PRML
+        sec. 5.3.4), then J_ki = sum_j w_ji dy_k/da_j over the input edges.
+        Cost Theta(K N W); memory O(K N U).
+        """
+        w = check_weights(w, self._n_weights)
+        X = check_inputs(X, self.n_inputs)
+        fp = self.propagate(w, X)
+        return self.input_adjoint(w, self.backward(w, fp, self.output_seeds(fp)))
+
+    def __repr__(self) -> str:
+        parts = [f"input({self.n_inputs})"]
+        for layer in self._layers:
+            srcs = ",".join(str(s.index) for s in layer.sources)
+            star = "*" if layer.node is self._output else ""
+            parts.append(f"{layer.node.index}:{layer.activation.name}"
+                         f"({layer.size})<-[{srcs}]{star}")
+        return f"Network({' '.join(parts)}; W={self._n_weights})"
+
+
+def mlp(sizes: Sequence[int], hidden="tanh", output="identity") -> Network:
+    """A layered perceptron with sizes [D, M_1, ..., K] (each layer fed by the
+    previous one only). ``hidden`` is one activation or one per hidden layer."""
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes: expected [D, ..., K] with at least 2 entries, "
+                         f"got {sizes}")
+    n_hidden = len(sizes) - 2
+    hidden_acts = (list(hidden) if isinstance(hidden, (list, tuple))
+                   and not (len(hidden) == 3 and all(map(callable, hidden)))
+                   else [hidden] * n_hidden)
+    if len(hidden_acts) != n_hidden:
+        raise ValueError(f"hidden: expected {n_hidden} activations, "
+                         f"got {len(hidden_acts)}")
+    net = Network(sizes[0])
+    prev = net.input
+    for size, act in zip(sizes[1:-1], hidden_acts):
+        prev = net.add_layer(size, act, inputs=[prev])
+    net.add_layer(sizes[-1], output, inputs=[prev], output=True)
+    return net
