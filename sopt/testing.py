@@ -1,0 +1,207 @@
+"""Derivative checks a user can run on their own network, activation or loss.
+
+Directional checks in the spirit of autograd's ``check_grads``: compare
+u^T J v from the analytic derivative with a central difference of u^T f along
+v, for a few random unit directions. Each check costs a handful of function
+evaluations whatever the number of weights W. Every function returns relative
+errors (numbers), to be compared with the O(eps^2) truncation error of the
+central difference (about 1e-10 relative for eps ~ 6e-6 on smooth functions)
+plus round-off of order macheps * |f| / eps.
+
+Also here: :func:`random_network`, a seeded generator of random feed-forward
+DAGs (skip connections, masks, mixed activations) for tests and ``sopt check``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import as_float_array, check_finite
+from .activations import get_activation
+from .losses import get_loss
+from .network import Network
+from .objective import Objective
+
+Array = np.ndarray
+_EPS1 = np.finfo(float).eps ** (1 / 3)     # optimal central-difference step
+_TINY = np.finfo(float).tiny
+SMOOTH_HIDDEN = ("tanh", "logistic", "softplus", "identity")
+
+
+def _unit(rng, shape) -> Array:
+    v = rng.standard_normal(shape)
+    return v / np.linalg.norm(v)
+
+
+def _central(f, x: Array, v: Array, eps: float) -> Array:
+    return (np.asarray(f(x + eps * v)) - np.asarray(f(x - eps * v))) / (2 * eps)
+
+
+def check_gradient(fun, grad, w, n_directions: int = 5, eps: float | None = None,
+                   seed=0) -> Array:
+    """Relative errors of u^T grad(w) against central differences of fun.
+
+    Returns ``|u^T g - (f(w + eps u) - f(w - eps u)) / (2 eps)| / |g|`` for
+    ``n_directions`` random unit vectors u, shape (n_directions,). The
+    scale |g| bounds |u^T g|, so the error is relative to the gradient's size.
+    Cost: 2 * n_directions calls of fun and one of grad.
+    """
+    w = as_float_array(w, "w")
+    check_finite(w, "w")
+    eps = _EPS1 * max(1.0, np.abs(w).max()) if eps is None else eps
+    g = np.asarray(grad(w), dtype=float)
+    if g.shape != w.shape:
+        raise ValueError(f"grad: returned shape {g.shape}, expected {w.shape}")
+    rng = np.random.default_rng(seed)
+    scale = max(np.linalg.norm(g), _TINY)
+    errs = []
+    for _ in range(n_directions):
+        u = _unit(rng, w.shape)
+        errs.append(abs(u @ g - _central(fun, w, u, eps)) / scale)
+    return np.array(errs)
+
+
+def check_jacobian(f, jac, x, n_directions: int = 5, eps: float | None = None,
+                   seed=0) -> Array:
+    """Relative errors of u^T J v against central differences of u^T f(x).
+
+    ``f`` maps an array x to an array y; ``jac(x)`` returns dy/dx with shape
+    y.shape + x.shape. Errors are relative to the Frobenius norm of J.
+    Cost: 2 * n_directions calls of f and one of jac.
+    """
+    x = as_float_array(x, "x")
+    check_finite(x, "x")
+    eps = _EPS1 * max(1.0, np.abs(x).max()) if eps is None else eps
+    J = np.asarray(jac(x), dtype=float)
+    y_shape = J.shape[:J.ndim - x.ndim]
+    if J.shape[len(y_shape):] != x.shape:
+        raise ValueError(f"jac: returned shape {J.shape}, expected "
+                         f"f(x).shape + {x.shape}")
+    J2 = J.reshape(int(np.prod(y_shape)), x.size)
+    rng = np.random.default_rng(seed)
+    scale = max(np.linalg.norm(J2), _TINY)
+    errs = []
+    for _ in range(n_directions):
+        u, v = _unit(rng, J2.shape[0]), _unit(rng, x.size)
+        fd = _central(lambda z: np.ravel(f(z)), x, v.reshape(x.shape), eps)
+        errs.append(abs(u @ J2 @ v - u @ fd) / scale)
+    return np.array(errs)
+
+
+def check_network(net: Network, w, X, T=None, loss="sse", alpha: float = 0.0,
+                  n_directions: int = 5, eps: float | None = None,
+                  seed=0) -> dict[str, float]:
+    """Largest directional relative errors of the backprop gradient, the input
+    Jacobian dy/dx and the output sensitivities d a_out/dw.
+
+    ``T`` defaults to random targets valid for ``loss``. Returns
+    ``{"gradient": ..., "jacobian": ..., "sensitivities": ...}``.
+    """
+    rng = np.random.default_rng(seed)
+    X = as_float_array(X, "X")
+    if T is None:
+        T = random_targets(rng, len(X), net.n_outputs, get_loss(loss).name)
+    obj = Objective(net, X, T, loss=loss, alpha=alpha)
+    w = as_float_array(w, "w")
+    kw = dict(n_directions=n_directions, eps=eps, seed=seed)
+    out_a = lambda v: net.propagate(v, obj.X).a[-1]
+    return {
+        "gradient": float(check_gradient(obj.value, obj.gradient, w, **kw).max()),
+        "jacobian": float(check_jacobian(
+            lambda x: net.forward(w, x),
+            lambda x: _block_jacobian(net.jacobian(w, x)), obj.X, **kw).max()),
+        "sensitivities": float(check_jacobian(
+            out_a, obj.output_sensitivities, w, **kw).max()),
+    }
+
+
+def _block_jacobian(J: Array) -> Array:
+    """(N, K, D) per-pattern Jacobians -> (N, K, N, D) of the whole batch."""
+    N = J.shape[0]
+    full = np.zeros((N, J.shape[1], N, J.shape[2]))
+    full[np.arange(N), :, np.arange(N), :] = J
+    return full
+
+
+def check_activation(activation, a=None, eps: float | None = None) -> dict:
+    """Relative errors of h' and h'' against central differences of h and h'.
+
+    ``a`` defaults to 101 points on [-6, 6] shifted off 0 (kinks). Returns
+    ``{"dh": ..., "d2h": ...}``, max errors relative to max |h'| and max |h''|
+    (or 1 where that is 0).
+    """
+    act = get_activation(activation)
+    if not act.elementwise:
+        raise ValueError("activation: only elementwise activations can be "
+                         "checked pointwise")
+    a = np.linspace(-6, 6, 101) + 0.0123 if a is None else as_float_array(a, "a")
+    eps = _EPS1 if eps is None else eps
+    out = {}
+    for name, f, df in (("dh", act.h, act.dh), ("d2h", act.dh, act.d2h)):
+        exact = np.asarray(df(a), dtype=float)
+        fd = (f(a + eps) - f(a - eps)) / (2 * eps)
+        out[name] = float(np.abs(exact - fd).max() / max(np.abs(exact).max(), 1.0))
+    return out
+
+
+def check_loss(loss, y, T, eps: float | None = None) -> dict:
+    """Relative errors of dE/dy and d2E/dy2 of a loss against central
+    differences, at outputs y and targets T of shape (N, K).
+
+    Returns ``{"grad": ..., "hess": ...}`` (hess only if the loss has one).
+    """
+    loss = get_loss(loss)
+    y, T = as_float_array(y, "y"), as_float_array(T, "T")
+    eps = _EPS1 if eps is None else eps
+    K = y.shape[1]
+    cols = [(y + eps * e, y - eps * e) for e in np.eye(K)]
+    fd_grad = np.stack([(loss.value(p, T) - loss.value(m, T)) / (2 * eps)
+                        for p, m in cols], axis=1)
+    g = loss.grad(y, T)
+    out = {"grad": float(np.abs(g - fd_grad).max() / max(np.abs(g).max(), 1.0))}
+    if loss.hess is not None:
+        fd_hess = np.stack([(loss.grad(p, T) - loss.grad(m, T)) / (2 * eps)
+                            for p, m in cols], axis=2)
+        H = loss.hess(y, T)
+        out["hess"] = float(np.abs(H - fd_hess).max() / max(np.abs(H).max(), 1.0))
+    return out
+
+
+def random_targets(rng, n: int, k: int, loss_name: str) -> Array:
+    """Targets valid for a built-in loss: Gaussian, in [0, 1], or one-hot."""
+    if loss_name == "binary_ce":
+        return rng.random((n, k))
+    if loss_name == "softmax_ce":
+        return np.eye(k)[rng.integers(0, k, n)]
+    return rng.standard_normal((n, k))
+
+
+def random_network(seed=None, n_inputs: int | None = None,
+                   n_hidden_layers: int | None = None, max_units: int = 5,
+                   n_outputs: int | None = None, output: str = "identity",
+                   hidden=SMOOTH_HIDDEN, skip_prob: float = 0.5,
+                   mask_prob: float = 0.3) -> Network:
+    """A random feed-forward DAG for tests and checks.
+
+    Each hidden layer is fed by the previous node and, with probability
+    ``skip_prob`` each, by every earlier node (skip-layer connections); each
+    edge gets a random 0/1 mask with probability ``mask_prob``. The output
+    layer is fed by the last hidden layer and by random earlier nodes.
+    Activations are drawn from ``hidden``.
+    """
+    rng = np.random.default_rng(seed)
+    D = n_inputs or int(rng.integers(1, 4))
+    L = int(rng.integers(1, 4)) if n_hidden_layers is None else n_hidden_layers
+    # softmax over a single unit is the constant 1: draw K >= 2 for it
+    K = n_outputs or int(rng.integers(2 if output == "softmax" else 1, 4))
+    net = Network(D)
+    nodes = [net.input]
+    for l in range(L + 1):
+        is_out = l == L
+        size = K if is_out else int(rng.integers(1, max_units + 1))
+        inputs = [nodes[-1]] + [n for n in nodes[:-1] if rng.random() < skip_prob]
+        masks = {src: (rng.random((size, src.size)) < 0.7).astype(float)
+                 for src in inputs if rng.random() < mask_prob}
+        act = output if is_out else hidden[int(rng.integers(len(hidden)))]
+        nodes.append(net.add_layer(size, act, inputs=inputs, masks=masks,
+                                   output=is_out))
+    return net
