@@ -178,6 +178,65 @@ class OutputError:
             return canonical_delta(self.loss, a, y, T)
         return self.activation.vjp(a, y, self.loss.grad(y, T))
 
+    def curvature(self, a: Array, y: Array, T: Array) -> Array:
+        """Exact d2E_n/da2 at the outputs, shape (N, K, K).
+
+        Canonical pairs: I (sse), diag(y(1-y)) (binary_ce), s (diag(y) - y y^T)
+        with s = sum_k t_k (softmax_ce). Otherwise J^T (d2E/dy2) J plus the
+        curvature of the output activation weighted by g = dE/dy: diag(g h'')
+        elementwise; for softmax diag(c) - c y^T - y c^T with c = J g.
+        """
+        if self.canonical:
+            return self.gauss_newton_curvature(a, y, T)
+        M = self.gauss_newton_curvature(a, y, T)
+        g = self.loss.grad(y, T)
+        if self.activation.elementwise:
+            idx = np.arange(y.shape[1])
+            M[:, idx, idx] += g * self.activation.d2h(a)
+        else:                       # softmax, see the docstring
+            c = self.activation.vjp(a, y, g)
+            M += _diag(c) - c[:, :, None] * y[:, None, :] - y[:, :, None] * c[:, None, :]
+        return M
+
+    def gauss_newton_curvature(self, a: Array, y: Array, T: Array) -> Array:
+        """J_y^T (d2E/dy2) J_y with J_y = dy/da: the generalised Gauss-Newton
+        curvature of the outputs, (N, K, K). Equal to the exact curvature for
+        canonical pairs (PRML eq. 5.83 and sec. 5.4.2)."""
+        if self.canonical:
+            s = T.sum(axis=1) if self.loss is SOFTMAX_CE else None
+            if self.loss is SSE:
+                return np.broadcast_to(np.eye(y.shape[1]), y.shape + y.shape[-1:]).copy()
+            if self.loss is BINARY_CE:
+                return _diag(y * (1 - y))
+            return s[:, None, None] * (_diag(y) - y[:, :, None] * y[:, None, :])
+        if self.loss.hess is None:
+            raise ValueError(f"loss: {self.loss.name!r} has no hess (d2E/dy2); "
+                             "second derivatives need one")
+        L = self.loss.hess(y, T)
+        if self.activation.elementwise:
+            d = self.activation.dh(a)
+            return d[:, :, None] * L * d[:, None, :]
+        J = self.activation.jacobian(y)
+        return J @ L @ J
+
+    def gauss_newton_factor(self, a: Array, y: Array, T: Array) -> Array | None:
+        """B with B^T B = the Gauss-Newton curvature, when one is cheap:
+        (N, K) for a diagonal B, (N, K, K) otherwise; None if unknown (the
+        curvature may then be indefinite, e.g. a robust user loss)."""
+        if self.canonical:
+            if self.loss is SSE:
+                return np.ones_like(y)
+            if self.loss is BINARY_CE:
+                return np.sqrt(y * (1 - y))
+            # diag(y) - y y^T = B^T B with B = diag(sqrt y) - sqrt(y) y^T
+            # (uses sum_k y_k = 1); scaled by sqrt(sum_k t_k)
+            r = np.sqrt(y)
+            B = _diag(r) - r[:, :, None] * y[:, None, :]
+            return B * np.sqrt(T.sum(axis=1))[:, None, None]
+        if self.loss is SSE and self.activation.elementwise:
+            return self.activation.dh(a)
+        return None
+
     def __repr__(self) -> str:
         kind = "canonical" if self.canonical else "chain rule"
         return f"OutputError({self.loss.name} on {self.activation.name}, {kind})"

@@ -317,7 +317,8 @@ class Network:
             z.append(layer.activation.h(act))
         return ForwardPass(a, z)
 
-    def backward(self, w: Array, fp: ForwardPass, delta_out: Array) -> list:
+    def backward(self, w: Array, fp: ForwardPass, delta_out: Array,
+                 return_z_adjoints: bool = False):
         """Backpropagate error signals delta_l = dE/da_l from the outputs.
 
         delta_j = h'(a_j) sum_k w_kj delta_k (PRML eq. 5.56), summed over all
@@ -331,8 +332,11 @@ class Network:
 
         Returns
         -------
-        list of arrays, one per layer (index l-1 for layer l), shape (N, [P,] M_l).
-        Cost Theta(N W) per signal.
+        deltas : list of arrays, one per layer (index l-1 for layer l), shape
+            (N, [P,] M_l). Cost Theta(N W) per signal.
+        z_adjoints : list, only if ``return_z_adjoints``
+            dE/dz_l for the hidden layers (same indexing; None for the output
+            layer), which second derivatives need.
         """
         Ws = self.effective_weights(w)
         extra = delta_out.ndim == 3
@@ -344,7 +348,7 @@ class Network:
             if l < len(self._layers):
                 g = grads_z[l]
                 if g is None:      # unit feeds nothing: no error reaches it
-                    g = np.zeros(delta_out.shape[:-1] + (layer.size,))
+                    g = grads_z[l] = np.zeros(delta_out.shape[:-1] + (layer.size,))
                 a, z = fp.a[l], fp.z[l]
                 if extra:
                     a, z = a[:, None, :], z[:, None, :]
@@ -358,6 +362,8 @@ class Network:
                     grads_z[src.index] = contrib
                 else:
                     grads_z[src.index] += contrib
+        if return_z_adjoints:
+            return deltas, grads_z[1:-1] + [None]
         return deltas
 
     def input_adjoint(self, w: Array, deltas: list) -> Array:
