@@ -68,6 +68,63 @@ def _edge_directions(V: Array, s: slice, fan_out: int, fan_in: int,
     return Ve if mask is None else Ve * mask[:, :, None]
 
 
+def _directions(net: Network, V: Array) -> list:
+    return [[_edge_directions(V, s, layer.size, src.size, m)
+             for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks)]
+            for layer in net.layers]
+
+
+def r_forward(net: Network, Ws: list, fp: ForwardPass, V: Array,
+              dirs: list | None = None) -> tuple[list, list]:
+    """Directional derivatives R{a_l} = (d a_l/dw) V and R{z_l}, each (N, P, M_l).
+
+    R{a_l} = sum_e (V_e z_src + W_e R{z_src}) + v_b, R{z_l} = h'(a_l) R{a_l}
+    (softmax: its Jacobian times R{a}); R{z_0} = 0. Lists indexed by node
+    (entry 0 is None). Cost Theta(P N W).
+    """
+    N, P = len(fp.y), V.shape[1]
+    dirs = _directions(net, V) if dirs is None else dirs
+    Ra, Rz = [None], [None]
+    for li, layer in enumerate(net.layers):
+        acc = np.broadcast_to(V[layer.bias_slice].T, (N, P, layer.size)).copy()
+        for src, W, Ve in zip(layer.sources, Ws[li], dirs[li]):
+            z = fp.z[src.index]
+            acc += (z @ Ve.transpose(1, 2, 0).reshape(src.size, -1)).reshape(N, P, -1)
+            if src.index:
+                acc += Rz[src.index] @ W.T
+        Ra.append(acc)
+        Rz.append(layer.activation.vjp(fp.a[li + 1][:, None, :],
+                                       fp.z[li + 1][:, None, :], acc))
+    return Ra, Rz
+
+
+def weight_vjp(net: Network, fp: ForwardPass, deltas: list) -> Array:
+    """sum_n delta_l^T z_src for P signals: deltas (N, P, M_l) -> (W, P)."""
+    N, P = deltas[-1].shape[:2]
+    out = np.empty((net.n_weights, P))
+    for layer, d in zip(net.layers, deltas):
+        for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
+            G = (d.reshape(N, -1).T @ fp.z[src.index]).reshape(P, layer.size, src.size)
+            if m is not None:
+                G *= m
+            out[s] = G.transpose(1, 2, 0).reshape(-1, P)
+        out[layer.bias_slice] = d.sum(axis=0).T
+    return out
+
+
+def gauss_newton_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
+                                 T: Array, V: Array) -> Array:
+    """sum_n J_n^T M_n J_n V with J_n = d a_out/dw, M_n the Gauss-Newton
+    curvature of the outputs: one R-forward pass for J V, one backward pass
+    for J^T (M J V) (Schraudolph, Neural Computation 14, 2002). (W, P);
+    cost Theta(P N W), memory O(P N U)."""
+    Ws = net.effective_weights(w)
+    Ra, _ = r_forward(net, Ws, fp, V)
+    M = rule.gauss_newton_curvature(fp.a[-1], fp.y, T)
+    seeds = np.einsum("nkl,npl->npk", M, Ra[-1])
+    return weight_vjp(net, fp, net.backward(w, fp, seeds))
+
+
 def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
                             T: Array, V: Array, out: Array | None = None) -> Array:
     """sum_n H_n V for a (W, P) block of directions by R-propagation.
@@ -85,21 +142,8 @@ def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
     N, P = len(fp.y), V.shape[1]
     layers = net.layers
     Ws = net.effective_weights(w)
-    dirs = [[_edge_directions(V, s, layer.size, src.size, m)
-             for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks)]
-            for layer in layers]
-    # forward: R{a_l}, R{z_l} of shape (N, P, M_l); R{z_0} = 0
-    Ra, Rz = [None], [None]
-    for li, layer in enumerate(layers):
-        acc = np.broadcast_to(V[layer.bias_slice].T, (N, P, layer.size)).copy()
-        for src, W, Ve in zip(layer.sources, Ws[li], dirs[li]):
-            z = fp.z[src.index]
-            acc += (z @ Ve.transpose(1, 2, 0).reshape(src.size, -1)).reshape(N, P, -1)
-            if src.index:
-                acc += Rz[src.index] @ W.T
-        Ra.append(acc)
-        Rz.append(layer.activation.vjp(fp.a[li + 1][:, None, :],
-                                       fp.z[li + 1][:, None, :], acc))
+    dirs = _directions(net, V)
+    Ra, Rz = r_forward(net, Ws, fp, V, dirs)
     # backward
     a_out, y = fp.a[-1], fp.y
     deltas, gz = net.backward(w, fp, rule.delta(a_out, y, T), return_z_adjoints=True)

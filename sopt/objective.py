@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse.linalg import LinearOperator
 
 from ._validation import (as_float_array, check_finite, check_inputs,
                           check_nonnegative, check_positive_int, check_weights)
-from .derivatives import pattern_sensitivities, weight_gradient
+from . import finite_diff
+from . import hessian as _hessian
+from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
+                          pattern_sensitivities, weight_gradient)
 from .losses import OutputError, get_loss
 from .network import Network
 
@@ -154,12 +158,138 @@ class Objective:
             out[rows] = pattern_sensitivities(self.net, w, fp, seeds)
         return out
 
+    # ----- second derivatives -----
+    def _directions(self, v) -> tuple[Array, bool]:
+        v = as_float_array(v, "v")
+        W = self.net.n_weights
+        if v.shape not in ((W,), (W, v.shape[-1] if v.ndim == 2 else -1)):
+            raise ValueError(f"v: expected shape ({W},) or ({W}, P), got {v.shape}")
+        check_finite(v, "v")
+        return (v[:, None], True) if v.ndim == 1 else (v, False)
+
+    def _products(self, w, v, product) -> Array:
+        w = check_weights(w, self.net.n_weights)
+        V, single = self._directions(v)
+        out = np.zeros(V.shape)
+        # bound the (N, P, units) work arrays of the R-passes to ~64 MB
+        units = sum(layer.size for layer in self.net.layers)
+        size = self.chunk_size or max(1, _hessian.CHUNK_DOUBLES // (4 * units * V.shape[1]))
+        for rows in self._chunks(size):
+            fp = (self._forward(w) if rows.stop - rows.start == self.n_patterns
+                  else self.net.propagate(w, self.X[rows]))
+            out += product(self.net, self.rule, w, fp, self.T[rows], V)
+        if self.alpha:
+            out += self.alpha * V
+        return out[:, 0] if single else out
+
+    def hvp(self, w, v) -> Array:
+        """Hessian-vector product H v by R-propagation (Pearlmutter 1994).
+
+        v of shape (W,) or a (W, P) block of directions. Exact, including
+        weight decay. Cost Theta(P N W), memory O(chunk P units).
+        """
+        return self._products(w, v, hessian_vector_products)
+
+    def gnvp(self, w, v) -> Array:
+        """Gauss-Newton-vector product (sum_n J_n^T M_n J_n + alpha I) v.
+        Shapes and cost as :meth:`hvp`."""
+        return self._products(w, v, gauss_newton_vector_products)
+
+    def hessian(self, w, method: str = "exact", eps: float | None = None,
+                max_bytes: float | None = None, algorithm: str = "auto") -> Array:
+        """The W x W Hessian of E (weight decay included), shape (W, W).
+
+        method : str
+            ``"exact"`` O(N W^2) (see :mod:`sopt.hessian`; ``algorithm``
+            chooses "structured", "rop" or "auto"); ``"fd"`` four-point
+            differences of E, O(W^3), error O(eps^2); ``"mixed"`` central
+            differences of the backprop gradient, O(W^2); ``"gauss_newton"``
+            sum_n J_n^T M_n J_n (PSD for the built-in losses); ``"diagonal"``
+            Becker and Le Cun's approximation as a diagonal matrix.
+        max_bytes : float, optional
+            Refuse (MemoryError) if the dense result would exceed this
+            (default :data:`sopt.hessian.DEFAULT_MAX_BYTES`, 4 GiB).
+        """
+        w = check_weights(w, self.net.n_weights)
+        W = self.net.n_weights
+        if method not in ("exact", "fd", "mixed", "gauss_newton", "diagonal"):
+            raise ValueError(f"method: expected 'exact', 'fd', 'mixed', "
+                             f"'gauss_newton' or 'diagonal', got {method!r}")
+        _hessian.check_dense_size(W, max_bytes)
+        if method == "fd":
+            return finite_diff.hessian(self.value, w, eps)
+        if method == "mixed":
+            return finite_diff.hessian_from_gradient(self.gradient, w, eps)
+        if method == "diagonal":
+            return np.diag(self.hessian_diagonal(w))
+        if method == "gauss_newton":
+            H = _hessian.gauss_newton(self.net, self.rule, w, self.X, self.T,
+                                      self.chunk_size)
+        else:
+            H = _hessian.exact_hessian(self.net, self.rule, w, self.X, self.T,
+                                       algorithm, self.chunk_size)
+        H[np.diag_indices(W)] += self.alpha
+        return H
+
+    def hessian_diagonal(self, w) -> Array:
+        """Becker and Le Cun's diagonal approximation (PRML sec. 5.4.1) plus
+        alpha, shape (W,). An approximation; cost Theta(N W)."""
+        w = check_weights(w, self.net.n_weights)
+        d = np.zeros(self.net.n_weights)
+        for rows in self._chunks():
+            fp = self.net.propagate(w, self.X[rows])
+            d += _hessian.diagonal_approximation(self.net, self.rule, w, fp,
+                                                 self.T[rows])
+        return d + self.alpha
+
+    def inverse_outer_product(self, w, block_size: int = 1,
+                              max_bytes: float | None = None) -> Array:
+        """(alpha I + sum_n J_n^T M_n J_n)^{-1} by sequential rank-one updates,
+        one pattern and output at a time (PRML eq. 5.89), without a W^3
+        factorisation. Needs alpha > 0 and a factorable M (built-in losses).
+        Cost O(N K W^2), memory W^2 + N K W."""
+        w = check_weights(w, self.net.n_weights)
+        _hessian.check_dense_size(self.net.n_weights, max_bytes, "inverse")
+        fp = self._forward(w)
+        B = self.rule.gauss_newton_factor(fp.a[-1], fp.y, self.T)
+        if B is None:
+            raise ValueError("loss: the outer-product inverse needs a loss whose "
+                             "output curvature has a known factor (sse, "
+                             "binary_ce, softmax_ce)")
+        J = self.output_sensitivities(w)
+        G = J * B[:, :, None] if B.ndim == 2 else np.matmul(B, J)
+        return _hessian.sequential_inverse(G.reshape(-1, self.net.n_weights),
+                                           self.alpha, block_size)
+
+    def hessian_operator(self, w) -> LinearOperator:
+        """H at w as a scipy LinearOperator (matvec = hvp), for eigsh, cg and
+        trust-region solvers. O(W) memory."""
+        w = check_weights(w, self.net.n_weights).copy()
+        return self._operator(lambda V: self.hvp(w, V))
+
+    def gauss_newton_operator(self, w) -> LinearOperator:
+        """The Gauss-Newton matrix at w as a LinearOperator (matvec = gnvp)."""
+        w = check_weights(w, self.net.n_weights).copy()
+        return self._operator(lambda V: self.gnvp(w, V))
+
+    def _operator(self, product) -> LinearOperator:
+        W = self.net.n_weights
+        matvec = lambda v: product(np.ravel(v))
+        return LinearOperator((W, W), matvec=matvec, rmatvec=matvec,
+                              matmat=product, dtype=float)
+
     # scipy.optimize-ready callables
     def fun(self, w) -> float:
         return self.value(w)
 
     def jac(self, w) -> Array:
         return self.gradient(w)
+
+    def hess(self, w) -> Array:
+        return self.hessian(w, method="exact")
+
+    def hessp(self, w, p) -> Array:
+        return self.hvp(w, p)
 
     def __repr__(self) -> str:
         return (f"Objective({self.net!r}, N={self.n_patterns}, {self.rule!r}, "
