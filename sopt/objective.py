@@ -196,12 +196,12 @@ class Objective:
         return self._products(w, v, gauss_newton_vector_products)
 
     def hessian(self, w, method: str = "exact", eps: float | None = None,
-                max_bytes: float | None = None, algorithm: str = "auto") -> Array:
+                max_bytes: float | None = None, algorithm: str = "structured") -> Array:
         """The W x W Hessian of E (weight decay included), shape (W, W).
 
         method : str
             ``"exact"`` O(N W^2) (see :mod:`sopt.hessian`; ``algorithm``
-            chooses "structured", "rop" or "auto"); ``"fd"`` four-point
+            chooses "structured" or "rop"); ``"fd"`` four-point
             differences of E, O(W^3), error O(eps^2); ``"mixed"`` central
             differences of the backprop gradient, O(W^2); ``"gauss_newton"``
             sum_n J_n^T M_n J_n (PSD for the built-in losses); ``"diagonal"``
