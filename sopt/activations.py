@@ -29,48 +29,53 @@ class Activation:
         shape: h(a), h'(a), h''(a).
     name : str
         Shown in reprs and error messages.
-    dh_from_z : callable, optional
-        h'(a) written in terms of z = h(a) (``1 - z**2`` for tanh), cheaper in
-        the backward pass where z is at hand. Must write into ``out``.
+    dh_z, d2h_z : callable, optional
+        h'(a) and h''(a) written in terms of z = h(a) (``1 - z**2`` for tanh).
+        The backward passes have z at hand, and on CPUs without float64 SIMD
+        transcendentals one tanh costs as much as a dozen multiplications.
     """
 
     h: Callable[[Array], Array]
     dh: Callable[[Array], Array]
     d2h: Callable[[Array], Array]
     name: str = "custom"
-    dh_from_z: Callable[[Array, Array], Array] | None = None
+    dh_z: Callable[[Array], Array] | None = None
+    d2h_z: Callable[[Array], Array] | None = None
     elementwise: bool = True
 
-    def derivative(self, a: Array, z: Array, out: Array | None = None) -> Array:
-        """h'(a) from whichever of a, z is cheaper; written into ``out`` if given."""
-        if self.dh_from_z is not None:
-            if out is None:
-                out = np.empty_like(z)
-            return self.dh_from_z(z, out)
-        d = self.dh(a)
-        if out is None:
-            return d
-        out[...] = d
-        return out
+    def derivative(self, a: Array, z: Array) -> Array:
+        """h'(a), from z where that is cheaper."""
+        return self.dh(a) if self.dh_z is None else self.dh_z(z)
+
+    def second_derivative(self, a: Array, z: Array) -> Array:
+        """h''(a), from z where that is cheaper."""
+        return self.d2h(a) if self.d2h_z is None else self.d2h_z(z)
 
     def vjp(self, a: Array, z: Array, g: Array) -> Array:
-        """dE/da given g = dE/dz; a, z of shape (..., M), g broadcastable."""
+        """dE/da given g = dE/dz; a, z of shape (..., M), g broadcastable.
+        h' is diagonal, so this is also the Jacobian-vector product."""
         return g * self.derivative(a, z)
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
 
 
-def _tanh_dh_from_z(z: Array, out: Array) -> Array:
-    np.multiply(z, z, out=out)
-    np.subtract(1.0, out, out=out)
-    return out
+def _tanh_dh_z(z: Array) -> Array:
+    d = z * z
+    np.subtract(1.0, d, out=d)
+    return d
 
 
-def _logistic_dh_from_z(z: Array, out: Array) -> Array:
-    np.subtract(1.0, z, out=out)
-    np.multiply(out, z, out=out)
-    return out
+def _tanh_d2h_z(z: Array) -> Array:
+    return -2.0 * z * _tanh_dh_z(z)
+
+
+def _logistic_dh_z(z: Array) -> Array:
+    return z * (1.0 - z)
+
+
+def _logistic_d2h_z(z: Array) -> Array:
+    return z * (1.0 - z) * (1.0 - 2.0 * z)
 
 
 def _tanh_d2h(a: Array) -> Array:
@@ -102,17 +107,18 @@ def _relu_dh(a: Array) -> Array:
     return (np.asarray(a) > 0).astype(float)
 
 
-def _identity_dh_from_z(z: Array, out: Array) -> Array:
-    out.fill(1.0)
-    return out
+@dataclass(frozen=True)
+class _Identity(Activation):
+    def vjp(self, a: Array, z: Array, g: Array) -> Array:
+        return g            # h' = 1: no multiplication, no copy
 
 
-IDENTITY = Activation(lambda a: a, np.ones_like, np.zeros_like, "identity",
-                      _identity_dh_from_z)
+IDENTITY = _Identity(lambda a: a, np.ones_like, np.zeros_like, "identity",
+                     np.ones_like, np.zeros_like)
 TANH = Activation(np.tanh, lambda a: 1.0 - np.tanh(a) ** 2, _tanh_d2h, "tanh",
-                  _tanh_dh_from_z)
+                  _tanh_dh_z, _tanh_d2h_z)
 LOGISTIC = Activation(expit, _logistic_dh, _logistic_d2h, "logistic",
-                      _logistic_dh_from_z)
+                      _logistic_dh_z, _logistic_d2h_z)
 SOFTPLUS = Activation(_softplus, expit, _logistic_dh, "softplus")
 RELU = Activation(_relu, _relu_dh, np.zeros_like, "relu")
 
@@ -132,8 +138,11 @@ class _Softmax(Activation):
         # (diag(y) - y y^T) g, without forming the K x K Jacobian
         return z * (g - np.sum(z * g, axis=-1, keepdims=True))
 
-    def derivative(self, a, z, out=None):
+    def derivative(self, a, z):
         raise TypeError("softmax is not elementwise; use vjp or jacobian")
+
+    def second_derivative(self, a, z):
+        raise TypeError("softmax is not elementwise; see OutputError.curvature")
 
     @staticmethod
     def jacobian(z: Array) -> Array:

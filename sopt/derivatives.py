@@ -160,7 +160,7 @@ def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
             act = layer.activation
             rg = Rg[l] if Rg[l] is not None else np.zeros((N, P, layer.size))
             Rdelta[li] = (act.vjp(a[:, None, :], z[:, None, :], rg)
-                          + (act.d2h(a) * gz[li])[:, None, :] * Ra[l])
+                          + (act.second_derivative(a, z) * gz[li])[:, None, :] * Ra[l])
         Rd, d = Rdelta[li], deltas[li]
         for src, s, W, Ve, m in zip(layer.sources, layer.weight_slices, Ws[li],
                                     dirs[li], layer.masks):

@@ -111,7 +111,8 @@ def _curvature_weights(net, rule, fp, T, gz, exact: bool) -> list:
     layers the diagonal g_m h''(a_m) as (n, M_m) (exact only, else None)."""
     a, y = fp.a[-1], fp.y
     out = rule.curvature(a, y, T) if exact else rule.gauss_newton_curvature(a, y, T)
-    hidden = [gz[li] * layer.activation.d2h(fp.a[li + 1]) if exact else None
+    hidden = [gz[li] * layer.activation.second_derivative(fp.a[li + 1], fp.z[li + 1])
+              if exact else None
               for li, layer in enumerate(net.layers[:-1])]
     return hidden + [out]
 
@@ -248,14 +249,16 @@ def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
 
 
 def _chunk_patterns(net: Network, own: list, offs: list) -> int:
-    """Patterns per chunk so that the work arrays stay near CHUNK_DOUBLES."""
+    """Patterns per chunk so that the work arrays stay near a quarter of the
+    W x W result (at least 2^20 doubles, at most CHUNK_DOUBLES)."""
     sizes = [layer.size for layer in net.layers]
     fans = [o.cols.shape[1] for o in own]
     L = len(sizes)
     per = offs[-1] ** 2 + sum(m * o for m, o in zip(sizes, offs[:-1]))
     per += sum(sizes[l] * sizes[k] + fans[l] * fans[k]
                for l in range(L) for k in range(l, L))
-    return max(1, CHUNK_DOUBLES // per)
+    budget = min(CHUNK_DOUBLES, max(2**20, net.n_weights**2 // 4))
+    return max(1, budget // per)
 
 
 def curvature_matrix(net: Network, rule, w: Array, X: Array, T: Array,
@@ -281,7 +284,8 @@ def curvature_matrix(net: Network, rule, w: Array, X: Array, T: Array,
         Tc = T[rows]
         deltas, gz = net.backward(w, fp, rule.delta(fp.a[-1], fp.y, Tc),
                                   return_z_adjoints=True)
-        hp = [layer.activation.dh(fp.a[li + 1]) if layer.activation.elementwise
+        hp = [layer.activation.derivative(fp.a[li + 1], fp.z[li + 1])
+              if layer.activation.elementwise
               else None for li, layer in enumerate(net.layers)]
         P = _pre_jacobians(net, Ws, hp, offs, len(fp.y))
         C = _curvature_weights(net, rule, fp, Tc, gz, exact)
@@ -354,9 +358,9 @@ def diagonal_approximation(net: Network, rule, w: Array, fp: ForwardPass,
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
         if li < len(layers) - 1:
-            a = fp.a[li + 1]
+            a, z, act = fp.a[li + 1], fp.z[li + 1], layer.activation
             s = acc[li + 1] if acc[li + 1] is not None else 0.0
-            D[li] = layer.activation.dh(a) ** 2 * s + layer.activation.d2h(a) * gz[li]
+            D[li] = act.derivative(a, z) ** 2 * s + act.second_derivative(a, z) * gz[li]
         for src, s_, W, m in zip(layer.sources, layer.weight_slices, Ws[li], layer.masks):
             z = fp.z[src.index]
             G = D[li].T @ (z * z)

@@ -192,7 +192,7 @@ class OutputError:
         g = self.loss.grad(y, T)
         if self.activation.elementwise:
             idx = np.arange(y.shape[1])
-            M[:, idx, idx] += g * self.activation.d2h(a)
+            M[:, idx, idx] += g * self.activation.second_derivative(a, y)
         else:                       # softmax, see the docstring
             c = self.activation.vjp(a, y, g)
             M += _diag(c) - c[:, :, None] * y[:, None, :] - y[:, :, None] * c[:, None, :]
@@ -214,7 +214,7 @@ class OutputError:
                              "second derivatives need one")
         L = self.loss.hess(y, T)
         if self.activation.elementwise:
-            d = self.activation.dh(a)
+            d = self.activation.derivative(a, y)
             return d[:, :, None] * L * d[:, None, :]
         J = self.activation.jacobian(y)
         return J @ L @ J
@@ -234,7 +234,7 @@ class OutputError:
             B = _diag(r) - r[:, :, None] * y[:, None, :]
             return B * np.sqrt(T.sum(axis=1))[:, None, None]
         if self.loss is SSE and self.activation.elementwise:
-            return self.activation.dh(a)
+            return self.activation.derivative(a, y)
         return None
 
     def __repr__(self) -> str:
