@@ -93,8 +93,7 @@ def r_forward(net: Network, Ws: list, fp: ForwardPass, V: Array,
             if src.index:
                 acc += Rz[src.index] @ W.T
         Ra.append(acc)
-        Rz.append(layer.activation.vjp(fp.a[li + 1][:, None, :],
-                                       fp.z[li + 1][:, None, :], acc))
+        Rz.append(fp.times_dh(li + 1, acc))
     return Ra, Rz
 
 
@@ -120,8 +119,7 @@ def gauss_newton_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
     cost Theta(P N W), memory O(P N U)."""
     Ws = net.effective_weights(w)
     Ra, _ = r_forward(net, Ws, fp, V)
-    M = rule.gauss_newton_curvature(fp.a[-1], fp.y, T)
-    seeds = np.einsum("nkl,npl->npk", M, Ra[-1])
+    seeds = rule.curvature_product(fp.a[-1], fp.y, T, Ra[-1], gauss_newton=True)
     return weight_vjp(net, fp, net.backward(w, fp, seeds))
 
 
@@ -147,20 +145,16 @@ def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
     # backward
     a_out, y = fp.a[-1], fp.y
     deltas, gz = net.backward(w, fp, rule.delta(a_out, y, T), return_z_adjoints=True)
-    M = rule.curvature(a_out, y, T)
     Rdelta: list = [None] * len(layers)
     Rg: list = [None] * (len(layers) + 1)
-    Rdelta[-1] = np.einsum("nkl,npl->npk", M, Ra[-1])
+    Rdelta[-1] = rule.curvature_product(a_out, y, T, Ra[-1])
     if out is None:
         out = np.empty((net.n_weights, P))
     for li in range(len(layers) - 1, -1, -1):
         layer, l = layers[li], li + 1
         if li < len(layers) - 1:
-            a, z = fp.a[l], fp.z[l]
-            act = layer.activation
             rg = Rg[l] if Rg[l] is not None else np.zeros((N, P, layer.size))
-            Rdelta[li] = (act.vjp(a[:, None, :], z[:, None, :], rg)
-                          + (act.second_derivative(a, z) * gz[li])[:, None, :] * Ra[l])
+            Rdelta[li] = fp.times_dh(l, rg) + (fp.d2h(l) * gz[li])[:, None, :] * Ra[l]
         Rd, d = Rdelta[li], deltas[li]
         for src, s, W, Ve, m in zip(layer.sources, layer.weight_slices, Ws[li],
                                     dirs[li], layer.masks):

@@ -111,9 +111,8 @@ def _curvature_weights(net, rule, fp, T, gz, exact: bool) -> list:
     layers the diagonal g_m h''(a_m) as (n, M_m) (exact only, else None)."""
     a, y = fp.a[-1], fp.y
     out = rule.curvature(a, y, T) if exact else rule.gauss_newton_curvature(a, y, T)
-    hidden = [gz[li] * layer.activation.second_derivative(fp.a[li + 1], fp.z[li + 1])
-              if exact else None
-              for li, layer in enumerate(net.layers[:-1])]
+    hidden = [gz[li] * fp.d2h(li + 1) if exact else None
+              for li in range(len(net.layers) - 1)]
     return hidden + [out]
 
 
@@ -284,9 +283,8 @@ def curvature_matrix(net: Network, rule, w: Array, X: Array, T: Array,
         Tc = T[rows]
         deltas, gz = net.backward(w, fp, rule.delta(fp.a[-1], fp.y, Tc),
                                   return_z_adjoints=True)
-        hp = [layer.activation.derivative(fp.a[li + 1], fp.z[li + 1])
-              if layer.activation.elementwise
-              else None for li, layer in enumerate(net.layers)]
+        hp = [fp.dh(li + 1) if layer.activation.elementwise else None
+              for li, layer in enumerate(net.layers)]
         P = _pre_jacobians(net, Ws, hp, offs, len(fp.y))
         C = _curvature_weights(net, rule, fp, Tc, gz, exact)
         Zs = [_inputs_with_one(fp, layer) for layer in net.layers]
@@ -358,9 +356,8 @@ def diagonal_approximation(net: Network, rule, w: Array, fp: ForwardPass,
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
         if li < len(layers) - 1:
-            a, z, act = fp.a[li + 1], fp.z[li + 1], layer.activation
             s = acc[li + 1] if acc[li + 1] is not None else 0.0
-            D[li] = act.derivative(a, z) ** 2 * s + act.second_derivative(a, z) * gz[li]
+            D[li] = fp.dh(li + 1) ** 2 * s + fp.d2h(li + 1) * gz[li]
         for src, s_, W, m in zip(layer.sources, layer.weight_slices, Ws[li], layer.masks):
             z = fp.z[src.index]
             G = D[li].T @ (z * z)

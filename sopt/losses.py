@@ -219,6 +219,22 @@ class OutputError:
         J = self.activation.jacobian(y)
         return J @ L @ J
 
+    def curvature_product(self, a: Array, y: Array, T: Array, R: Array,
+                          gauss_newton: bool = False) -> Array:
+        """M R for R of shape (N, P, K), M the exact (or Gauss-Newton) output
+        curvature, without forming M for the canonical pairs."""
+        if self.canonical:
+            if self.loss is SSE:
+                return R
+            if self.loss is BINARY_CE:
+                return (y * (1 - y))[:, None, :] * R
+            yb = y[:, None, :]
+            s = T.sum(axis=1)[:, None, None]
+            return s * yb * (R - np.sum(yb * R, axis=2, keepdims=True))
+        M = (self.gauss_newton_curvature(a, y, T) if gauss_newton
+             else self.curvature(a, y, T))
+        return np.einsum("nkl,npl->npk", M, R)
+
     def gauss_newton_factor(self, a: Array, y: Array, T: Array) -> Array | None:
         """B with B^T B = the Gauss-Newton curvature, when one is cheap:
         (N, K) for a diagonal B, (N, K, K) otherwise; None if unknown (the

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._validation import (as_float_array, check_finite, check_inputs,
                           check_positive_int, check_weights)
-from .activations import Activation, get_activation
+from .activations import IDENTITY, Activation, get_activation
 
 Array = np.ndarray
 
@@ -61,15 +61,47 @@ class LayerParams(NamedTuple):
     bias: Array
 
 
-class ForwardPass(NamedTuple):
-    """Pre-activations a[l] and outputs z[l] of every node; z[0] is X, a[0] None."""
+class ForwardPass:
+    """Pre-activations a[l] and outputs z[l] of every node (z[0] is X, a[0]
+    None), with h'(a_l) and h''(a_l) computed on first use and kept: the
+    backward, R- and Hessian passes all need them, and each costs a pass over
+    N x M_l values."""
 
-    a: list
-    z: list
+    __slots__ = ("a", "z", "_acts", "_dh", "_d2h")
+
+    def __init__(self, a: list, z: list, activations: list):
+        self.a, self.z, self._acts = a, z, activations
+        self._dh: dict = {}
+        self._d2h: dict = {}
 
     @property
     def y(self) -> Array:
         return self.z[-1]
+
+    def dh(self, l: int) -> Array:
+        """h'(a_l), shape (N, M_l) (elementwise activations only)."""
+        if l not in self._dh:
+            self._dh[l] = self._acts[l].derivative(self.a[l], self.z[l])
+        return self._dh[l]
+
+    def d2h(self, l: int) -> Array:
+        """h''(a_l), shape (N, M_l) (elementwise activations only)."""
+        if l not in self._d2h:
+            self._d2h[l] = self._acts[l].second_derivative(self.a[l], self.z[l])
+        return self._d2h[l]
+
+    def times_dh(self, l: int, g: Array) -> Array:
+        """(dz_l/da_l) g for g of shape (N, M_l) or (N, P, M_l); the Jacobian
+        is symmetric, so this serves forward and backward passes alike."""
+        act = self._acts[l]
+        if act is IDENTITY:
+            return g
+        if not act.elementwise:
+            a, z = (self.a[l], self.z[l]) if g.ndim == 2 else (
+                self.a[l][:, None, :], self.z[l][:, None, :])
+            return act.vjp(a, z, g)
+        d = self.dh(l)
+        return g * (d if g.ndim == 2 else d[:, None, :])
 
 
 class Network:
@@ -315,7 +347,7 @@ class Network:
             act += bias
             a.append(act)
             z.append(layer.activation.h(act))
-        return ForwardPass(a, z)
+        return ForwardPass(a, z, [None] + [layer.activation for layer in self._layers])
 
     def backward(self, w: Array, fp: ForwardPass, delta_out: Array,
                  return_z_adjoints: bool = False):
@@ -349,10 +381,7 @@ class Network:
                 g = grads_z[l]
                 if g is None:      # unit feeds nothing: no error reaches it
                     g = grads_z[l] = np.zeros(delta_out.shape[:-1] + (layer.size,))
-                a, z = fp.a[l], fp.z[l]
-                if extra:
-                    a, z = a[:, None, :], z[:, None, :]
-                deltas[l - 1] = layer.activation.vjp(a, z, g)
+                deltas[l - 1] = fp.times_dh(l, g)
             delta = deltas[l - 1]
             for src, W in zip(layer.sources, Ws[l - 1]):
                 if src.index == 0:
@@ -380,10 +409,9 @@ class Network:
 
     def output_seeds(self, fp: ForwardPass) -> Array:
         """dy_k/da_k' at the output layer, shape (N, K, K)."""
-        act = self._layers[-1].activation
         K = self.n_outputs
-        a, y = fp.a[-1][:, None, :], fp.y[:, None, :]
-        return act.vjp(a, y, np.broadcast_to(np.eye(K), (len(y), K, K)))
+        return fp.times_dh(len(self._layers),
+                           np.broadcast_to(np.eye(K), (len(fp.y), K, K)))
 
     def jacobian(self, w, X) -> Array:
         """dy_k/dx_i by backpropagation, shape (N, K, D).
