@@ -9,10 +9,14 @@ import numpy as np
 def as_float_array(x, name: str) -> np.ndarray:
     """x as a float64 array, or a TypeError naming ``name``."""
     try:
-        arr = np.asarray(x, dtype=float)
+        raw = np.asarray(x)
+        if raw.dtype.kind not in "biuf":     # complex, strings, objects
+            raise TypeError
+        arr = raw.astype(float, copy=False)
     except (TypeError, ValueError):
+        kind = getattr(getattr(x, "dtype", None), "name", type(x).__name__)
         raise TypeError(f"{name}: expected an array of real numbers, "
-                        f"got {type(x).__name__}") from None
+                        f"got {kind}") from None
     return arr
 
 

@@ -1,0 +1,87 @@
+"""Second-order training: damped Newton, Levenberg-Marquardt, scipy's
+trust-region family, and first-order baselines, behind one ``minimize``.
+
+The solvers see only fun/jac/hess/hessp/gauss_newton callables, so they work
+on a sopt Objective and on any plain function alike. Every method returns a
+``scipy.optimize.OptimizeResult`` with ``x, fun, jac, nit, nfev, njev, nhev,
+success, status, message`` and ``history`` (per iteration: fun, grad_inf,
+step, damping, time). Failure to converge is ``success=False`` and a
+:class:`ConvergenceWarning`, never an exception.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.optimize import OptimizeResult, OptimizeWarning
+
+from .._validation import as_float_array, check_finite
+from ._gd import GradientDescentStep
+from ._lm import LevenbergMarquardtStep
+from ._loop import ConvergenceWarning, outer_loop
+from ._newton import NewtonStep
+from ._problem import make_problem
+from ._scipy import FIRST_ORDER, SECOND_ORDER, run_scipy
+
+OWN = {"newton": (NewtonStep, {"mu_min", "mu_max", "c1"}),
+       "lm": (LevenbergMarquardtStep, {"mu", "mu_dec", "mu_inc", "mu_max"}),
+       "gd": (GradientDescentStep, {"lr"})}
+METHODS = tuple(OWN) + tuple(SECOND_ORDER) + FIRST_ORDER
+
+__all__ = ["minimize", "ConvergenceWarning", "METHODS"]
+
+
+def minimize(obj, w0, method: str = "newton", options: dict | None = None,
+             callback=None, jac=None, hess=None, hessp=None,
+             gauss_newton=None) -> OptimizeResult:
+    """Minimise E(w) from w0.
+
+    Parameters
+    ----------
+    obj : Objective or callable
+        A :class:`sopt.Objective`, or a plain f(w) with ``jac`` (and
+        ``hess``/``hessp``/``gauss_newton`` as the method needs).
+    w0 : (W,) array
+    method : str
+        ``"newton"`` (exact Hessian, Cholesky-damped, Armijo line search),
+        ``"lm"`` (Levenberg-Marquardt on the Gauss-Newton matrix), ``"gd"``;
+        scipy's ``"trust-exact"``, ``"trust-ncg"``, ``"trust-krylov"``,
+        ``"newton-cg"``, ``"dogleg"`` (positive definite Hessians only),
+        ``"bfgs"``, ``"l-bfgs-b"``, ``"cg"``.
+    options : dict
+        ``gtol`` (default 1e-6, on |g|_inf), ``maxiter`` (default 1000), and
+        per method: newton ``mu_min, mu_max, c1``; lm ``mu`` (0.005),
+        ``mu_dec`` (0.1), ``mu_inc`` (10), ``mu_max`` (1e10); gd ``lr``.
+        Other keys are passed to scipy for its methods and warned about
+        (OptimizeWarning) for sopt's own.
+    callback : callable(OptimizeResult) -> bool, optional
+        Called after each iteration; returning True stops (status 2).
+    """
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise ValueError(f"method: unknown {method!r}; expected one of {METHODS}")
+    method = method.lower()
+    problem = make_problem(obj, jac, hess, hessp, gauss_newton)
+    w0 = as_float_array(w0, "w0")
+    n = getattr(getattr(obj, "net", None), "n_weights", None)
+    if w0.ndim != 1 or (n is not None and w0.shape != (n,)):
+        raise ValueError(f"w0: expected shape ({n if n is not None else 'W'},), got {w0.shape}")
+    check_finite(w0, "w0")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback: expected a callable")
+    options = dict(options or {})
+    gtol = float(options.pop("gtol", 1e-6))
+    maxiter = int(options.pop("maxiter", 1000))
+    if not gtol > 0 or maxiter < 0:
+        raise ValueError("options: gtol must be > 0 and maxiter >= 0")
+    if method in OWN:
+        rule_class, known = OWN[method]
+        unknown = set(options) - known
+        if unknown:
+            warnings.warn(f"options: unknown for {method!r}: {sorted(unknown)}",
+                          OptimizeWarning, stacklevel=2)
+        kwargs = {k: v for k, v in options.items() if k in known}
+        if method == "newton":
+            kwargs["gtol"] = gtol
+        rule = rule_class(problem, **kwargs)
+        return outer_loop(problem, w0, rule, gtol, maxiter, callback, method)
+    return run_scipy(problem, w0, method, gtol, maxiter, callback, options)

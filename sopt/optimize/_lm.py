@@ -1,0 +1,53 @@
+"""Levenberg-Marquardt with the Gauss-Newton (outer-product) matrix.
+
+Solves (G + mu I) p = -g; a step that lowers E is taken and mu divided by
+``mu_dec``; otherwise mu is multiplied by ``mu_inc`` and the step recomputed
+from the same G. Defaults follow MATLAB's trainlm: mu = 0.005, mu_dec = 0.1,
+mu_inc = 10, mu_max = 1e10 (Hagan & Menhaj, IEEE Trans. Neural Networks 5,
+1994; Marquardt, SIAM J. Appl. Math. 11, 1963).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+from ._loop import StepFailure
+
+
+class LevenbergMarquardtStep:
+    def __init__(self, problem, mu: float = 0.005, mu_dec: float = 0.1,
+                 mu_inc: float = 10.0, mu_max: float = 1e10):
+        if problem.gauss_newton is None:
+            raise ValueError("gauss_newton: method 'lm' needs the Gauss-Newton "
+                             "matrix (gauss_newton=callable, or an Objective)")
+        for name, value in (("mu", mu), ("mu_max", mu_max)):
+            if not value > 0:
+                raise ValueError(f"{name}: expected a positive number, got {value}")
+        if not (0 < mu_dec < 1 < mu_inc):
+            raise ValueError("mu_dec, mu_inc: expected 0 < mu_dec < 1 < mu_inc")
+        self.problem, self.damping = problem, float(mu)
+        self.mu_dec, self.mu_inc, self.mu_max = mu_dec, mu_inc, mu_max
+
+    def wants_more(self, w, f, g) -> bool:
+        return False
+
+    def step(self, w, f, g):
+        G = self.problem.G(w)
+        if not np.all(np.isfinite(G)):
+            raise StepFailure(5, "Non-finite Gauss-Newton matrix.")
+        I = np.eye(len(w))
+        while self.damping <= self.mu_max:
+            try:
+                p = -cho_solve(cho_factor(G + self.damping * I), g)
+            except LinAlgError:
+                self.damping *= self.mu_inc
+                continue
+            w_new = w + p
+            f_new = self.problem.f(w_new)
+            if np.isfinite(f_new) and f_new < f:
+                mu = self.damping
+                self.damping *= self.mu_dec
+                return w_new, f_new, {"damping": mu}
+            self.damping *= self.mu_inc
+        raise StepFailure(4, f"Damping exceeded mu_max = {self.mu_max:g} "
+                             "without a decrease of f.")

@@ -1,0 +1,94 @@
+"""The one outer loop shared by sopt's own solvers (Newton, Levenberg-
+Marquardt, gradient descent): stopping tests, history, callback, result.
+
+A solver is a *step rule*: ``step(w, f, g) -> (w_new, f_new, info)`` that
+never increases f, or raises :class:`StepFailure` with a status and message.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped before reaching its tolerance."""
+
+
+class StepFailure(Exception):
+    """A step rule could not make progress (numerical failure)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+MESSAGES = {
+    0: "Converged: |g|_inf <= gtol.",
+    1: "Maximum number of iterations reached.",
+    2: "Stopped by the callback.",
+    3: "No decrease of f could be found (line search or damping failed).",
+    4: "Damping exceeded its maximum.",
+    5: "Non-finite value of f, its gradient or its curvature.",
+}
+
+
+def new_history() -> dict:
+    return {"fun": [], "grad_inf": [], "step": [], "damping": [], "time": []}
+
+
+def record(history: dict, t0: float, f: float, g, step: float, damping: float) -> None:
+    history["fun"].append(f)
+    history["grad_inf"].append(float(np.max(np.abs(g))) if np.size(g) else 0.0)
+    history["step"].append(step)
+    history["damping"].append(damping)
+    history["time"].append(time.perf_counter() - t0)
+
+
+def outer_loop(problem, w0, rule, gtol: float, maxiter: int, callback=None,
+               method: str = "") -> OptimizeResult:
+    """Iterate ``rule.step`` from w0 until |g|_inf <= gtol or a limit."""
+    t0 = time.perf_counter()
+    w = w0.copy()
+    f, g = problem.f(w), problem.g(w)
+    history = new_history()
+    record(history, t0, f, g, 0.0, getattr(rule, "damping", np.nan))
+    status, nit = 1, 0
+    for nit in range(1, maxiter + 1):
+        if not np.all(np.isfinite(g)) or not np.isfinite(f):
+            status, nit = 5, nit - 1
+            break
+        if np.max(np.abs(g)) <= gtol and not rule.wants_more(w, f, g):
+            status, nit = 0, nit - 1
+            break
+        try:
+            w_new, f, info = rule.step(w, f, g)
+        except StepFailure as failure:
+            status, nit = failure.status, nit - 1
+            break
+        step = float(np.linalg.norm(w_new - w))
+        w = w_new
+        g = problem.g(w)
+        record(history, t0, f, g, step, info.get("damping", np.nan))
+        if callback is not None and callback(OptimizeResult(x=w.copy(), fun=f, jac=g, nit=nit)):
+            status = 2
+            break
+    else:
+        if np.max(np.abs(g)) <= gtol:
+            status, nit = 0, maxiter
+    return finish(problem, w, f, g, nit, status, history, method)
+
+
+def finish(problem, w, f, g, nit, status, history, method, message=None):
+    success = status == 0
+    res = OptimizeResult(
+        x=w, fun=f, jac=g, nit=nit, success=success, status=status,
+        message=message or MESSAGES.get(status, ""), history=history,
+        method=method, **problem.counts)
+    if not success and status != 2:
+        warnings.warn(f"{method}: {res.message} |g|_inf = "
+                      f"{np.max(np.abs(g)):.3g} after {nit} iterations",
+                      ConvergenceWarning, stacklevel=3)
+    return res

@@ -1,0 +1,97 @@
+"""Newton's method with the exact Hessian, made safe for non-convex E.
+
+Each iteration solves (H + mu I) p = -g with the smallest mu in
+{0, mu_min, 10 mu_min, ...} for which a Cholesky factorisation succeeds
+(Nocedal & Wright 2006, Algorithm 3.3, "Cholesky with added multiple of the
+identity"), mu starting from a tenth of the last successful value as in
+Levenberg-Marquardt; then a backtracking Armijo line search (c1 = 1e-4,
+Nocedal & Wright eq. 3.4), so E never increases. Where the gradient is below
+tolerance but H is not positive definite (a saddle), the step follows the
+eigenvector of the most negative eigenvalue instead of stopping there.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
+
+from ._loop import StepFailure
+
+EPS = np.finfo(float).eps
+
+
+def armijo(problem, w, f, g, p, c1: float = 1e-4, max_halvings: int = 40):
+    """Backtracking line search along p: the first t in 1, 1/2, 1/4, ... with
+    f(w + t p) <= f + c1 t g^T p; None if none is found. When the predicted
+    decrease is below round-off of f, f(w + t p) <= f suffices."""
+    gp = float(g @ p)
+    t = 1.0
+    for _ in range(max_halvings):
+        w_new = w + t * p
+        f_new = problem.f(w_new)
+        if np.isfinite(f_new):
+            if f_new <= f + c1 * t * gp:
+                return w_new, f_new, t
+            if -t * gp < 8 * EPS * abs(f) and f_new <= f:
+                return w_new, f_new, t
+        t *= 0.5
+    return None
+
+
+class NewtonStep:
+    """Step rule of damped Newton; ``damping`` is the last mu used."""
+
+    def __init__(self, problem, gtol: float, mu_min: float = 1e-8,
+                 mu_max: float = 1e10, c1: float = 1e-4):
+        if problem.hess is None:
+            raise ValueError("hess: method 'newton' needs the Hessian (hess=callable)")
+        self.problem, self.gtol = problem, gtol
+        self.mu_min, self.mu_max, self.c1 = mu_min, mu_max, c1
+        self.damping = 0.0
+        self._w = self._H = None
+
+    def _hessian(self, w):
+        if self._w is None or not np.array_equal(w, self._w):
+            self._w, self._H = w.copy(), self.problem.H(w)
+            if not np.all(np.isfinite(self._H)):
+                raise StepFailure(5, "Non-finite Hessian.")
+        return self._H
+
+    def wants_more(self, w, f, g) -> bool:
+        """At a small gradient, go on only if H has negative curvature."""
+        try:
+            cho_factor(self._hessian(w))
+            return False
+        except LinAlgError:
+            return True
+
+    def _factor(self, H, mu: float, scale: float):
+        I = np.eye(len(H))
+        while mu <= self.mu_max * scale:
+            try:
+                return cho_factor(H + mu * I), mu
+            except LinAlgError:
+                mu = max(10 * mu, self.mu_min * scale)
+        raise StepFailure(4, "Damping exceeded its maximum: no mu made H + mu I "
+                             "positive definite.")
+
+    @staticmethod
+    def _negative_curvature(H, g):
+        """Unit eigenvector of the most negative eigenvalue, pointing downhill."""
+        d = eigh(H, subset_by_index=[0, 0])[1][:, 0]
+        return -d if g @ d > 0 else d
+
+    def step(self, w, f, g):
+        H = self._hessian(w)
+        scale = max(1.0, float(np.max(np.abs(np.diag(H)))))
+        mu = 0.1 * self.damping
+        mu = 0.0 if mu < self.mu_min * scale else mu
+        at_saddle = np.max(np.abs(g)) <= self.gtol
+        while True:
+            factor, mu = self._factor(H, mu, scale)
+            p = (self._negative_curvature(H, g) if at_saddle and mu > 0
+                 else -cho_solve(factor, g))
+            found = armijo(self.problem, w, f, g, p, self.c1)
+            if found is not None:
+                self.damping = mu
+                return found[0], found[1], {"damping": mu}
+            mu = max(10 * mu, self.mu_min * scale)   # shorter, steeper steps
