@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import logsumexp
 
-from .activations import Activation
+from .activations import ACTIVATIONS, Activation
 
 Array = np.ndarray
 
@@ -162,9 +162,11 @@ class OutputError:
                 f"(use {' or '.join(map(repr, allowed))})")
         self.loss = loss
         self.activation = activation
+        # the built-in activation object itself, not just its name: a user
+        # Activation called "logistic" gets the general chain rule
         self.canonical = (loss.canonical is not None
-                          and loss.canonical == activation.name
-                          and loss.value_from_logits is not None)
+                          and loss.value_from_logits is not None
+                          and activation is ACTIVATIONS.get(loss.canonical))
 
     def values(self, a: Array, y: Array, T: Array) -> Array:
         """E_n for each pattern, shape (N,)."""

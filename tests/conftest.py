@@ -1,0 +1,240 @@
+"""Shared helpers for the backprop-core tests (tests/test_core_*.py).
+
+Tolerances used throughout
+--------------------------
+Central differences with step h ~ macheps^(1/3) ~ 6e-6 (times max(1, |x|))
+have truncation error ~ h^2 |f'''| / 6 ~ 6e-12 |f'''| and round-off
+~ macheps |f| / h ~ 4e-11 |f|. On the small random networks used here f, f'
+and f''' are all O(1)-O(10) relative to each other, so the norm-wise relative
+error of a correct derivative is ~1e-10; FD_RTOL = 1e-7 leaves three orders
+of magnitude of headroom for unlucky |f'''| / |f'|, yet a wrong derivative
+(a missing term, a transposed matrix, a wrong h') gives errors O(1e-2)-O(1).
+
+Identities that involve no finite differences (chunked == unchunked,
+alpha * w added, the same sum taken in a different order) only suffer
+round-off of a few ulps per operation: EXACT_RTOL = 1e-12.
+
+Helpers are plain functions, imported by the test modules with
+``from conftest import ...`` (tests/ has no __init__.py, so pytest puts it
+on sys.path).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sopt
+
+try:                                   # written concurrently; fall back if absent
+    from sopt import finite_diff as _fd
+    _HAVE_FD = all(hasattr(_fd, n) for n in ("gradient", "jacobian",
+                                             "rowwise_jacobian"))
+except Exception:                      # pragma: no cover - depends on the tree
+    _fd = None
+    _HAVE_FD = False
+
+FD_RTOL = 1e-7          # see module docstring
+EXACT_RTOL = 1e-12      # round-off only
+RELU_MARGIN = 1e-3      # no relu pre-activation closer than this to its kink
+_H = np.finfo(float).eps ** (1 / 3)     # ~6.06e-6, optimal central step
+
+
+# ---------------------------------------------------------------- numbers
+def rel_err(a, b) -> float:
+    """Norm-wise relative error |a - b| / |b| (|b| floored at tiny)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+# ------------------------------------------------ central differences
+def _own_jacobian(f, w):
+    w = np.array(w, dtype=float)
+    cols = []       # column i: (f(w + h e_i) - f(w - h e_i)) / (actual 2h)
+    for i in range(w.size):
+        h = _H * max(1.0, abs(w[i]))
+        wp, wm = w.copy(), w.copy()
+        wp[i] += h
+        wm[i] -= h
+        cols.append((np.asarray(f(wp), float) - np.asarray(f(wm), float))
+                    / (wp[i] - wm[i]))
+    return np.stack(cols, axis=-1)
+
+
+def fd_gradient(f, w):
+    """dF/dw by central differences (sopt.finite_diff when available)."""
+    if _HAVE_FD:
+        return _fd.gradient(f, w)
+    return _own_jacobian(f, w)
+
+
+def fd_jacobian(f, w):
+    """d f(w)[...] / d w_i, shape f(w).shape + (W,)."""
+    if _HAVE_FD:
+        return _fd.jacobian(f, w)
+    return _own_jacobian(f, w)
+
+
+def fd_rowwise_jacobian(f, X):
+    """Per-pattern Jacobian (N, K, D) of a row-wise map (N, D) -> (N, K)."""
+    if _HAVE_FD:
+        return _fd.rowwise_jacobian(f, X)
+    X = np.array(X, dtype=float)
+    N, D = X.shape
+    J = None
+    for i in range(D):
+        h = _H * np.maximum(1.0, np.abs(X[:, i]))
+        Xp, Xm = X.copy(), X.copy()
+        Xp[:, i] += h
+        Xm[:, i] -= h
+        d = (np.asarray(f(Xp)) - np.asarray(f(Xm))) / (Xp[:, i] - Xm[:, i])[:, None]
+        if J is None:
+            J = np.empty((N, d.shape[1], D))
+        J[:, :, i] = d
+    return J
+
+
+# ------------------------------------------------------ user-defined parts
+def _logcosh_value(y, T):
+    r = y - T       # log cosh r = logaddexp(r, -r) - log 2, overflow-free
+    return (np.logaddexp(r, -r) - np.log(2.0)).sum(axis=1)
+
+
+def _logcosh_hess(y, T):
+    d = 1.0 - np.tanh(y - T) ** 2
+    out = np.zeros(d.shape + d.shape[-1:])
+    np.einsum("nkk->nk", out)[...] = d
+    return out
+
+
+LOGCOSH = sopt.Loss(_logcosh_value, lambda y, T: np.tanh(y - T),
+                    _logcosh_hess, name="logcosh")
+
+_C2 = 0.7 ** 2      # Cauchy scale c^2
+
+
+def _cauchy_hess(y, T):
+    r2 = (y - T) ** 2 / _C2
+    d = (1 - r2) / (1 + r2) ** 2
+    out = np.zeros(d.shape + d.shape[-1:])
+    np.einsum("nkk->nk", out)[...] = d
+    return out
+
+
+# E_n = c^2/2 sum_k log(1 + r_k^2 / c^2), dE/dy = r / (1 + r^2/c^2)
+CAUCHY = sopt.Loss(lambda y, T: 0.5 * _C2 * np.log1p((y - T) ** 2 / _C2).sum(axis=1),
+                   lambda y, T: (y - T) / (1 + (y - T) ** 2 / _C2),
+                   _cauchy_hess, name="cauchy")
+
+# arctan as an (h, dh, d2h) triple, and x * sigmoid(x) ("swish") as an Activation
+ARCTAN_TRIPLE = (np.arctan, lambda a: 1.0 / (1.0 + a * a),
+                 lambda a: -2.0 * a / (1.0 + a * a) ** 2)
+
+
+def _sig(a):
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def _swish_dh(a):
+    s = _sig(a)
+    return s + a * s * (1 - s)
+
+
+def _swish_d2h(a):
+    s = _sig(a)
+    return s * (1 - s) * (2 + a * (1 - 2 * s))
+
+
+SWISH = sopt.Activation(lambda a: a * _sig(a), _swish_dh, _swish_d2h, name="swish")
+
+
+# ------------------------------------------------------ output/loss pairs
+# (id, output activation, loss, K, target kind)
+PAIRINGS = [
+    ("identity-sse", "identity", "sse", None, "gauss"),
+    ("logistic-binary_ce", "logistic", "binary_ce", 1, "unit"),
+    ("softmax-softmax_ce", "softmax", "softmax_ce", 3, "onehot"),
+    ("logistic-sse", "logistic", "sse", None, "unit"),
+    ("softmax-sse", "softmax", "sse", 3, "gauss"),
+    ("identity-logcosh", "identity", LOGCOSH, None, "gauss"),
+    ("identity-cauchy", "identity", CAUCHY, None, "gauss"),
+    ("logistic-binary_ce-K3", "logistic", "binary_ce", 3, "unit"),
+    ("softmax-softmax_ce-labels", "softmax", "softmax_ce", 3, "labels"),
+    ("softmax-softmax_ce-soft", "softmax", "softmax_ce", 3, "prob"),
+    ("softmax-binary_ce", "softmax", "binary_ce", 3, "unit"),   # non-canonical CE
+]
+PAIRING_IDS = [p[0] for p in PAIRINGS]
+
+
+def make_targets(rng, n: int, k: int, kind: str):
+    if kind == "gauss":
+        return rng.standard_normal((n, k))
+    if kind == "unit":                 # in (0, 1), not only 0/1
+        return rng.random((n, k))
+    if kind == "onehot":
+        return np.eye(k)[rng.integers(0, k, n)]
+    if kind == "labels":
+        return rng.integers(0, k, n)
+    if kind == "prob":
+        p = rng.random((n, k)) + 0.1
+        return p / p.sum(axis=1, keepdims=True)
+    raise ValueError(kind)
+
+
+def random_weights(net, rng, scale: float = 0.5):
+    """Fan-in scaled weights plus noise on every entry: biases and masked
+    entries are non-zero too (masked ones must be ignored by the network)."""
+    return (net.init_weights(seed=int(rng.integers(2**31)))
+            + scale * rng.standard_normal(net.n_weights))
+
+
+def relu_margin(net, w, X) -> float:
+    """Smallest |a| over the units of relu layers (inf if there are none)."""
+    fp = net.propagate(np.asarray(w, float), np.asarray(X, float))
+    m = np.inf
+    for l, layer in enumerate(net.layers, start=1):
+        if layer.activation.name == "relu":
+            m = min(m, float(np.abs(fp.a[l]).min()))
+    return m
+
+
+def problem(net, kind: str, seed: int, n: int = 7):
+    """(w, X, T) for ``net``; for relu networks, the first data seed whose
+    pre-activations all stay RELU_MARGIN away from the kink.
+
+    Why 1e-3 is enough: a central-difference step moves one weight by
+    h <= 6e-6 max(1, |w_i|) (or one input by 6e-6 max(1, |x|)), which moves
+    any pre-activation by at most ~h |z| prod |W| ~ 1e-4 for the O(1) values
+    here, so no finite-difference stencil crosses a kink and relu is smooth
+    (piecewise linear) on it.
+    """
+    for s in range(seed, seed + 200):
+        rng = np.random.default_rng(s)
+        w = random_weights(net, rng)
+        X = rng.standard_normal((n, net.n_inputs))
+        T = make_targets(rng, n, net.n_outputs, kind)
+        if relu_margin(net, w, X) > RELU_MARGIN:
+            return w, X, T
+    raise AssertionError("no data seed keeps relu pre-activations off 0")
+
+
+def has_skip_edges(net) -> bool:
+    return any(len(layer.sources) > 1 for layer in net.layers)
+
+
+def has_masks(net) -> bool:
+    return any(m is not None for layer in net.layers for m in layer.masks)
+
+
+@pytest.fixture(autouse=True)
+def _numpy_errors_are_loud(request):
+    """In the test_core_* modules, overflow / invalid / divide-by-zero raise
+    (a NaN or inf anywhere in the core is a failure, not a warning);
+    underflow to 0 (e.g. exp(-1000)) is the correctly rounded result and stays
+    silent, as numpy's default has it. Other modules are left alone."""
+    if not request.module.__name__.rpartition(".")[2].startswith("test_core_"):
+        yield
+        return
+    with np.errstate(over="raise", invalid="raise", divide="raise",
+                     under="ignore"):
+        yield

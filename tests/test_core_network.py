@@ -1,0 +1,405 @@
+"""Network: weight layout, views, pack/unpack, masks, initialisation, the
+vectorised forward pass, numerical safety of activations and losses."""
+import warnings
+
+import numpy as np
+import pytest
+
+import sopt
+from sopt import testing
+from sopt.activations import ACTIVATIONS
+
+from conftest import (EXACT_RTOL, LOGCOSH, fd_gradient, problem, random_weights,
+                      rel_err)
+
+
+# ------------------------------------------------------------------ layout
+def test_mlp_unpack_views_shapes_and_order():
+    D, M, K = 3, 4, 2
+    net = sopt.mlp([D, M, K])
+    W = M * D + M + K * M + K
+    assert net.n_weights == W
+    w = np.arange(W, dtype=float)
+    (W1, b1), (W2, b2) = [(lp.weights[0], lp.bias) for lp in net.unpack(w)]
+    assert [p.shape for p in (W1, b1, W2, b2)] == [(M, D), (M,), (K, M), (K,)]
+    # order: W1 row-major, b1, W2 row-major, b2
+    np.testing.assert_array_equal(W1, np.arange(12).reshape(4, 3))
+    np.testing.assert_array_equal(b1, [12, 13, 14, 15])
+    np.testing.assert_array_equal(W2, np.arange(16, 24).reshape(2, 4))
+    np.testing.assert_array_equal(b2, [24, 25])
+    # views, not copies: they share memory and writes go through both ways
+    for p in (W1, b1, W2, b2):
+        assert np.shares_memory(p, w)
+    W1[1, 2] = -1.0
+    assert w[1 * D + 2] == -1.0
+    b2[0] = -7.0
+    assert w[24] == -7.0
+    w[16] = 99.0
+    assert W2[0, 0] == 99.0
+
+
+def test_dag_layout_layers_then_edges_in_given_order_then_bias():
+    net = sopt.Network(n_inputs=2)
+    h1 = net.add_layer(3, "tanh", inputs=[net.input])                 # 3x2 + 3
+    h2 = net.add_layer(2, "logistic", inputs=[h1, net.input])         # 2x3, 2x2, 2
+    net.add_layer(1, "identity", inputs=[net.input, h2, h1], output=True)  # 1x2,1x2,1x3,1
+    sizes = [6, 3, 6, 4, 2, 2, 2, 3, 1]
+    assert net.n_weights == sum(sizes)
+    w = np.arange(net.n_weights, dtype=float)
+    params = net.parameters(w)
+    shapes = [(3, 2), (3,), (2, 3), (2, 2), (2,), (1, 2), (1, 2), (1, 3), (1,)]
+    assert [p.shape for p in params] == shapes
+    start = 0
+    for p, n in zip(params, sizes):
+        np.testing.assert_array_equal(p.ravel(), np.arange(start, start + n))
+        assert np.shares_memory(p, w)
+        start += n
+    lp = net.unpack(w)
+    assert len(lp) == 3
+    np.testing.assert_array_equal(lp[1].weights[0], np.arange(9, 15).reshape(2, 3))
+    np.testing.assert_array_equal(lp[1].weights[1], np.arange(15, 19).reshape(2, 2))
+    np.testing.assert_array_equal(lp[2].weights[2], [[25, 26, 27]])
+    np.testing.assert_array_equal(lp[2].bias, [28])
+
+
+def test_layout_is_what_forward_uses():
+    """The documented slots are the ones the forward pass reads: build y by
+    hand from the views of a random w on a skip-layer DAG."""
+    rng = np.random.default_rng(0)
+    net = sopt.Network(n_inputs=2)
+    h1 = net.add_layer(3, "tanh", inputs=[net.input])
+    h2 = net.add_layer(2, "logistic", inputs=[h1, net.input])
+    net.add_layer(2, "identity", inputs=[net.input, h2, h1], output=True)
+    w = rng.standard_normal(net.n_weights)
+    X = rng.standard_normal((5, 2))
+    (A,), a = net.unpack(w)[0]
+    (B, C), b = net.unpack(w)[1]
+    (E, F, G), c = net.unpack(w)[2]
+    z1 = np.tanh(X @ A.T + a)
+    z2 = 1 / (1 + np.exp(-(z1 @ B.T + X @ C.T + b)))
+    y = X @ E.T + z2 @ F.T + z1 @ G.T + c
+    assert rel_err(net.forward(w, X), y) <= EXACT_RTOL
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pack_unpack_round_trip(seed):
+    net = testing.random_network(seed)
+    w = np.random.default_rng(seed).standard_normal(net.n_weights)
+    w2 = net.pack(net.unpack(w))
+    w3 = net.pack(net.parameters(w))
+    np.testing.assert_array_equal(w2, w)
+    np.testing.assert_array_equal(w3, w)
+    assert not np.shares_memory(w2, w)          # pack makes a new vector
+    # pack of fresh arrays (not views) also works
+    np.testing.assert_array_equal(net.pack([p.copy() for p in net.parameters(w)]), w)
+
+
+def test_pack_rejects_wrong_number_or_shape_of_arrays():
+    net = sopt.mlp([2, 3, 1])
+    params = net.parameters(np.zeros(net.n_weights))
+    with pytest.raises(ValueError, match="params"):
+        net.pack(params[:-1])
+    with pytest.raises(ValueError, match="params"):
+        net.pack([params[0].T] + params[1:])
+
+
+# ------------------------------------------------------------------- masks
+def _masked_net():
+    rng = np.random.default_rng(3)
+    net = sopt.Network(n_inputs=3)
+    m1 = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1]], float)
+    h1 = net.add_layer(4, "tanh", inputs=[net.input], masks={net.input: m1})
+    m2 = (rng.random((2, 4)) < 0.5).astype(float)
+    m2[0, 0], m2[1, 1] = 0.0, 1.0
+    m3 = np.array([[1, 0, 0], [0, 1, 0]], float)
+    h2 = net.add_layer(2, "softplus", inputs=[h1, net.input],
+                       masks={h1: m2, 0: m3})          # an int key also works
+    net.add_layer(2, "identity", inputs=[h2, h1], output=True)
+    return net
+
+
+def _masked_slots(net):
+    """Indices in w of masked-out weights."""
+    out = []
+    for layer in net.layers:
+        for s, m in zip(layer.weight_slices, layer.masks):
+            if m is not None:
+                out.extend(np.arange(s.start, s.stop)[m.ravel() == 0])
+    return np.array(out, dtype=int)
+
+
+@pytest.mark.parametrize("loss", ["sse", "logcosh"])
+def test_masked_weights_have_exactly_zero_gradient(loss):
+    net = _masked_net()
+    slots = _masked_slots(net)
+    assert len(slots) >= 6
+    w, X, T = problem(net, "gauss", seed=1)
+    assert np.all(w[slots] != 0)        # masked entries hold non-zero junk
+    obj = sopt.Objective(net, X, T, loss=LOGCOSH if loss == "logcosh" else loss,
+                         alpha=0.0)
+    g = obj.gradient(w)
+    assert np.all(g[slots] == 0.0)
+    unmasked = np.setdiff1d(np.arange(net.n_weights), slots)
+    assert np.all(g[unmasked] != 0.0)   # the others are live
+    S = obj.output_sensitivities(w, of="y")
+    assert np.all(S[:, :, slots] == 0.0)
+    # chunked too
+    g3 = sopt.Objective(net, X, T, loss="sse", chunk_size=3).gradient(w)
+    assert np.all(g3[slots] == 0.0)
+
+
+def test_masked_weights_do_not_affect_outputs():
+    net = _masked_net()
+    slots = _masked_slots(net)
+    w, X, T = problem(net, "gauss", seed=2)
+    y = net.forward(w, X)
+    J = net.jacobian(w, X)
+    E = sopt.Objective(net, X, T).value(w)
+    w2 = w.copy()
+    w2[slots] = np.random.default_rng(0).standard_normal(len(slots)) * 1e3
+    np.testing.assert_array_equal(net.forward(w2, X), y)
+    np.testing.assert_array_equal(net.jacobian(w2, X), J)
+    assert sopt.Objective(net, X, T).value(w2) == E
+    # an unmasked weight does change them
+    w3 = w.copy()
+    w3[np.setdiff1d(np.arange(net.n_weights), slots)[0]] += 0.1
+    assert np.abs(net.forward(w3, X) - y).max() > 1e-6
+
+
+def test_all_masked_unit_sees_only_its_bias():
+    net = sopt.Network(n_inputs=2)
+    mask = np.array([[1, 1], [0, 0]], float)      # unit 1 has no connections
+    net.add_layer(2, "identity", inputs=[net.input], masks={net.input: mask},
+                  output=True)
+    w = np.array([1.0, 2.0, 3.0, 4.0, 0.5, -0.25])
+    y = net.forward(w, [[1.0, 1.0], [10.0, -3.0]])
+    np.testing.assert_array_equal(y, [[3.5, -0.25], [4.5, -0.25]])
+
+
+# --------------------------------------------------------- init_weights
+def test_init_weights_reproducible_and_masked_entries_zero():
+    net = _masked_net()
+    w0, w0b = net.init_weights(seed=0), net.init_weights(seed=0)
+    w1 = net.init_weights(seed=1)
+    np.testing.assert_array_equal(w0, w0b)
+    assert np.abs(w0 - w1).max() > 0.1
+    assert np.all(w0[_masked_slots(net)] == 0.0)
+    for layer in net.layers:
+        assert np.all(w0[layer.bias_slice] == 0.0)
+    # everything else is drawn (non-zero with probability 1)
+    free = np.setdiff1d(np.arange(net.n_weights),
+                        np.concatenate([_masked_slots(net)] +
+                                       [np.arange(l.bias_slice.start, l.bias_slice.stop)
+                                        for l in net.layers]))
+    assert np.all(w0[free] != 0.0)
+
+
+def test_init_weights_std_is_one_over_sqrt_fan_in():
+    """W1 of mlp([400, 300, 1]): 120000 draws of N(0, 1/400). The sample std
+    of n normal draws has relative standard error 1/sqrt(2n) ~ 2e-3; 2e-2
+    is ~10 sigma. W2 (300 draws, N(0, 1/300)): s.e. 1/sqrt(600) ~ 4e-2, so
+    0.25 (~6 sigma)."""
+    net = sopt.mlp([400, 300, 1])
+    (W1, b1), (W2, b2) = [(lp.weights[0], lp.bias) for lp in
+                          net.unpack(net.init_weights(seed=0))]
+    assert W1.std() * np.sqrt(400) == pytest.approx(1.0, rel=2e-2)
+    assert abs(W1.mean()) * np.sqrt(400) < 5 / np.sqrt(W1.size)   # 5 s.e.
+    assert W2.std() * np.sqrt(300) == pytest.approx(1.0, rel=0.25)
+    # scale multiplies the std
+    W1s = net.unpack(net.init_weights(seed=0, scale=3.0))[0].weights[0]
+    np.testing.assert_allclose(W1s, 3 * W1, rtol=1e-15)
+
+
+def test_init_weights_fan_in_counts_unmasked_connections_over_all_edges():
+    """Unit j of a layer fed by two edges, of which a mask keeps k_j
+    connections, gets std 1/sqrt(k_j): normalised weights have unit std.
+    200 rows x ~600 kept entries: relative s.e. ~ 1/sqrt(2 * 1.2e5) ~ 2e-3."""
+    rng = np.random.default_rng(5)
+    net = sopt.Network(n_inputs=500)
+    h = net.add_layer(400, "tanh", inputs=[net.input])
+    mask = (rng.random((200, 500)) < rng.random((200, 1))).astype(float)
+    mask[:, 0] = 1.0
+    net.add_layer(200, "identity", inputs=[net.input, h], masks={net.input: mask},
+                  output=True)
+    (Wx, Wh), _ = net.unpack(net.init_weights(seed=0))[1]
+    fan_in = mask.sum(axis=1) + 400
+    kept = np.concatenate([(Wx * np.sqrt(fan_in)[:, None])[mask == 1],
+                           (Wh * np.sqrt(fan_in)[:, None]).ravel()])
+    assert kept.std() == pytest.approx(1.0, rel=2e-2)
+    assert np.all(Wx[mask == 0] == 0.0)
+
+
+# -------------------------------------------------------------- forward
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("output", ["identity", "softmax", "logistic"])
+def test_forward_vectorised_equals_per_pattern_loop(seed, output):
+    net = testing.random_network(seed, output=output,
+                                 hidden=testing.SMOOTH_HIDDEN + ("relu",))
+    rng = np.random.default_rng(seed)
+    w = random_weights(net, rng)
+    X = rng.standard_normal((13, net.n_inputs))
+    Y = net.forward(w, X)
+    assert Y.shape == (13, net.n_outputs)
+    loop = np.array([net.forward(w, x[None, :])[0] for x in X])
+    assert rel_err(Y, loop) <= EXACT_RTOL
+    J = net.jacobian(w, X)
+    Jloop = np.array([net.jacobian(w, x[None, :])[0] for x in X])
+    assert rel_err(J, Jloop) <= EXACT_RTOL
+    if output == "softmax":
+        np.testing.assert_allclose(Y.sum(axis=1), 1.0, rtol=0, atol=1e-14)
+
+
+def test_forward_does_not_modify_its_arguments():
+    net = testing.random_network(1)
+    rng = np.random.default_rng(1)
+    w = random_weights(net, rng)
+    X = rng.standard_normal((4, net.n_inputs))
+    w0, X0 = w.copy(), X.copy()
+    T = rng.standard_normal((4, net.n_outputs))
+    obj = sopt.Objective(net, X, T, alpha=0.1)
+    net.forward(w, X), net.jacobian(w, X), obj.value(w), obj.gradient(w)
+    np.testing.assert_array_equal(w, w0)
+    np.testing.assert_array_equal(X, X0)
+
+
+def test_gradient_not_stale_after_in_place_change_of_w():
+    """The forward-pass cache is keyed on the values of w, not its identity."""
+    net = testing.random_network(2)
+    rng = np.random.default_rng(2)
+    w = random_weights(net, rng)
+    X, T = rng.standard_normal((6, net.n_inputs)), rng.standard_normal((6, net.n_outputs))
+    obj = sopt.Objective(net, X, T)
+    v1, g1 = obj.value(w), obj.gradient(w)
+    w += 0.1
+    fresh = sopt.Objective(net, X, T)
+    assert obj.value(w) == fresh.value(w) != v1
+    np.testing.assert_array_equal(obj.gradient(w), fresh.gradient(w))
+    assert np.abs(obj.gradient(w) - g1).max() > 1e-6
+
+
+def test_unconnected_hidden_layer_gets_zero_gradient():
+    """A layer that feeds nothing cannot change E: zero gradient for its
+    weights, no effect on outputs, and the rest is still correct."""
+    rng = np.random.default_rng(0)
+    net = sopt.Network(n_inputs=2)
+    h1 = net.add_layer(3, "tanh", inputs=[net.input])
+    dead = net.add_layer(2, "tanh", inputs=[h1])           # feeds nothing
+    net.add_layer(1, "identity", inputs=[h1], output=True)
+    w = rng.standard_normal(net.n_weights)
+    X, T = rng.standard_normal((5, 2)), rng.standard_normal((5, 1))
+    obj = sopt.Objective(net, X, T)
+    g = obj.gradient(w)
+    layer = net.layers[dead.index - 1]
+    sl = slice(layer.weight_slices[0].start, layer.bias_slice.stop)
+    assert np.all(g[sl] == 0.0)
+    assert rel_err(g, fd_gradient(obj.value, w)) <= 1e-7     # see conftest FD_RTOL
+
+
+# ------------------------------------------------------- numerical safety
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activations_never_overflow_or_nan_up_to_1e3(name):
+    act = ACTIVATIONS[name]
+    a = np.concatenate([np.linspace(-1e3, 1e3, 2001), [-1e4, 1e4, -745.2, 745.2]])
+    A = np.stack([a, -a, 0.5 * a], axis=1)           # softmax needs rows
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        outs = [act.h(A)]
+        if act.elementwise:
+            outs += [act.dh(A), act.d2h(A),
+                     act.derivative(A, act.h(A))]
+    for o in outs:
+        assert o.shape == A.shape
+        assert np.all(np.isfinite(o))
+    h = outs[0]
+    expected_limits = {                  # value of h at a = +1e3 and -1e3
+        "identity": (1e3, -1e3), "tanh": (1.0, -1.0), "logistic": (1.0, 0.0),
+        "softplus": (1e3, 0.0), "relu": (1e3, 0.0)}
+    if name in expected_limits:
+        i_hi, i_lo = np.argmax(a == 1e3), np.argmax(a == -1e3)
+        hi, lo = expected_limits[name]
+        assert h[i_hi, 0] == pytest.approx(hi, abs=1e-12)
+        assert h[i_lo, 0] == pytest.approx(lo, abs=1e-12)
+    else:                                # softmax: rows sum to 1, in [0, 1]
+        np.testing.assert_allclose(h.sum(axis=1), 1.0, atol=1e-14)
+        assert h.min() >= 0.0 and h.max() <= 1.0
+
+
+@pytest.mark.parametrize("output, loss, K", [
+    ("identity", "sse", 2), ("logistic", "binary_ce", 1),
+    ("logistic", "binary_ce", 3), ("softmax", "softmax_ce", 3),
+])
+@pytest.mark.parametrize("hidden", ["tanh", "logistic", "softplus", "identity", "relu"])
+def test_value_and_gradient_finite_for_inputs_of_1e3(hidden, output, loss, K):
+    rng = np.random.default_rng(0)
+    net = sopt.Network(n_inputs=3)       # skip edge: outputs see x ~ 1e3 too
+    h = net.add_layer(4, hidden, inputs=[net.input])
+    net.add_layer(K, output, inputs=[h, net.input], output=True)
+    w = rng.standard_normal(net.n_weights)
+    X = rng.standard_normal((20, 3)) * 1e3
+    T = (rng.standard_normal((20, K)) if loss == "sse" else
+         rng.integers(0, 2, (20, K)).astype(float) if loss == "binary_ce" else
+         np.eye(K)[rng.integers(0, K, 20)])
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        obj = sopt.Objective(net, X, T, loss=loss)
+        fp = net.propagate(w, obj.X)
+        # hidden and output units really saturated
+        assert np.median(np.abs(fp.a[1])) > 100 and np.median(np.abs(fp.a[-1])) > 100
+        E, g, J = obj.value(w), obj.gradient(w), net.jacobian(w, X)
+    assert np.isfinite(E) and np.all(np.isfinite(g)) and np.all(np.isfinite(J))
+
+
+def test_cross_entropy_values_for_saturated_outputs():
+    """With |a| = 1e3 the canonical values come from the logits:
+    binary_ce = softplus(a) - t a, softmax_ce = logsumexp(a) - a_t; a wrong
+    prediction costs ~|a| (not inf), a right one ~exp(-|a|) ~ 0."""
+    net = sopt.mlp([1, 1], output="logistic")
+    w = np.array([1.0, 0.0])                       # a = x
+    X = np.array([[1e3], [-1e3], [1e3], [-1e3]])
+    obj = sopt.Objective(net, X, [[0.0], [1.0], [1.0], [0.0]], loss="binary_ce")
+    np.testing.assert_allclose(obj.pattern_errors(w), [1e3, 1e3, 0, 0],
+                               rtol=1e-15, atol=1e-300)
+    # saturated: y - t = (1, -1, 0, 0) exactly, so
+    # dE/dw = sum (y - t) x = 1e3 + 1e3 and dE/db = sum (y - t) = 0
+    np.testing.assert_array_equal(obj.gradient(w), [2e3, 0.0])
+
+    net = sopt.mlp([1, 3], output="softmax")
+    # W = [[1], [0], [-1]], b = 0: a = (x, 0, -x)
+    w = np.array([1.0, 0.0, -1.0, 0.0, 0.0, 0.0])
+    X = np.array([[1e3], [1e3]])
+    obj = sopt.Objective(net, X, [2, 0], loss="softmax_ce")
+    np.testing.assert_allclose(obj.pattern_errors(w), [2e3, 0.0], rtol=1e-15, atol=1e-300)
+    g = obj.gradient(w)
+    assert np.all(np.isfinite(g))
+    # delta = y - t = (1, 0, -1) for pattern 1, (0, 0, 0) for pattern 2
+    np.testing.assert_allclose(g, [1e3, 0, -1e3, 1, 0, -1], rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["tanh", "logistic", "softplus", "identity", "relu"])
+def test_builtin_activation_derivatives(name):
+    """dh and d2h of the built-ins against central differences of h and dh:
+    error ~ h^2 |h'''| + macheps |h| / h ~ 1e-10 relative (conftest)."""
+    act = ACTIVATIONS[name]
+    a = np.linspace(-6, 6, 97) + 0.0123                 # off relu's kink
+    err = testing.check_activation(act, a)
+    assert err["dh"] <= 1e-7 and err["d2h"] <= 1e-7
+    z = act.h(a)
+    np.testing.assert_allclose(act.derivative(a, z), act.dh(a), rtol=1e-14, atol=1e-15)
+
+
+# ---------------------------------------------------- torch equivalence
+def test_torch_sequential_gives_the_same_outputs():
+    torch = pytest.importorskip("torch")
+    D, M, K = 3, 5, 2
+    net = sopt.mlp([D, M, K], hidden="tanh", output="identity")
+    w = net.init_weights(seed=0) + 0.1
+    X = np.random.default_rng(0).standard_normal((7, D))
+    model = torch.nn.Sequential(torch.nn.Linear(D, M), torch.nn.Tanh(),
+                                torch.nn.Linear(M, K)).double()
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), net.parameters(w)):
+            p.copy_(torch.from_numpy(q.copy()))
+        vec = torch.nn.utils.parameters_to_vector(model.parameters()).numpy()
+        y_t = model(torch.from_numpy(X)).numpy()
+    np.testing.assert_array_equal(vec, w)
+    assert rel_err(net.forward(w, X), y_t) <= EXACT_RTOL
