@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .activations import ACTIVATIONS, Activation
 
@@ -96,9 +95,15 @@ def _softmax_ce(y, T):
         return -np.where(T > 0, T * np.log(y), 0.0).sum(axis=1)
 
 
+def logsumexp_rows(a: Array) -> Array:
+    """log sum_k exp(a_k) per row, shifted by the row max: no overflow."""
+    m = a.max(axis=1)
+    return m + np.log(np.exp(a - m[:, None]).sum(axis=1))
+
+
 def _softmax_ce_logits(a, T):
     # -sum_k t_k log y_k = sum_k t_k (logsumexp(a) - a_k)
-    return T.sum(axis=1) * logsumexp(a, axis=1) - np.einsum("nk,nk->n", T, a)
+    return T.sum(axis=1) * logsumexp_rows(a) - np.einsum("nk,nk->n", T, a)
 
 
 def _softmax_ce_hess(y, T):

@@ -103,7 +103,9 @@ class Objective:
 
     def pattern_errors(self, w) -> Array:
         """E_n(w) for every pattern, shape (N,); no weight decay."""
-        w = check_weights(w, self.net.n_weights)
+        return self._pattern_errors(check_weights(w, self.net.n_weights))
+
+    def _pattern_errors(self, w: Array) -> Array:
         if self.chunk_size is not None:
             return np.concatenate([self._chunk_errors(w, c) for c in self._chunks()])
         fp = self._forward(w)
@@ -116,7 +118,7 @@ class Objective:
     def value(self, w) -> float:
         """E(w). Cost Theta(N W)."""
         w = check_weights(w, self.net.n_weights)
-        return float(self.pattern_errors(w).sum() + 0.5 * self.alpha * (w @ w))
+        return float(self._pattern_errors(w).sum() + 0.5 * self.alpha * (w @ w))
 
     def gradient(self, w) -> Array:
         """dE/dw by error backpropagation, shape (W,). Cost Theta(N W),
