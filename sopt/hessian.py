@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_nonnegative, check_positive_int
 from .derivatives import hessian_vector_products
 from .network import ForwardPass, Layer, Network
 
@@ -40,7 +41,10 @@ CHUNK_DOUBLES = 8 * 2**20
 def check_dense_size(n_weights: int, max_bytes: float | None = None,
                      what: str = "Hessian") -> None:
     """Refuse a dense W x W float64 matrix larger than ``max_bytes``."""
-    limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    if max_bytes is None:
+        limit = DEFAULT_MAX_BYTES
+    else:
+        limit = check_nonnegative(max_bytes, "max_bytes")
     need = 8 * n_weights**2
     if need > limit:
         raise MemoryError(
@@ -380,6 +384,7 @@ def sequential_inverse(G: Array, alpha: float, block_size: int = 1) -> Array:
     Cost O(R W^2) for R rows, memory W^2; no W^3 factorisation.
     """
     G = np.atleast_2d(np.asarray(G, dtype=float))
+    block_size = check_positive_int(block_size, "block_size")
     if not alpha > 0:
         raise ValueError(f"alpha: the sequential inverse starts from (alpha I)^-1 "
                          f"and needs alpha > 0, got {alpha}")

@@ -322,6 +322,15 @@ class Network:
                     W *= m
         return w
 
+    def active_weights(self) -> Array:
+        """1.0 for every weight and bias in use, 0.0 for masked-out entries, (W,)."""
+        active = np.ones(self._n_weights)
+        for layer in self._layers:
+            for s, m in zip(layer.weight_slices, layer.masks):
+                if m is not None:
+                    active[s] = m.ravel()
+        return active
+
     def effective_weights(self, w: Array) -> list[tuple[Array, ...]]:
         """Per layer, the edge matrices with masks applied (views if unmasked)."""
         return [tuple(W if m is None else W * m

@@ -1,4 +1,8 @@
-"""The training objective E(w) = sum_n E_n(w) + alpha/2 |w|^2 over a data set."""
+"""The training objective E(w) = sum_n E_n(w) + alpha/2 |w|^2 over a data set.
+
+The weight-decay sum runs over the weights in use: masked-out entries of w
+have zero gradient and zero Hessian rows whatever alpha is.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -78,6 +82,7 @@ class Objective:
         self.loss = loss_obj
         self.T = check_targets(T, len(self.X), net.n_outputs, loss_obj.name)
         self.alpha = check_nonnegative(alpha, "alpha")
+        self._decay = self.alpha * net.active_weights()    # alpha on used weights
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
         self._cache_w: Array | None = None
@@ -118,7 +123,7 @@ class Objective:
     def value(self, w) -> float:
         """E(w). Cost Theta(N W)."""
         w = check_weights(w, self.net.n_weights)
-        return float(self._pattern_errors(w).sum() + 0.5 * self.alpha * (w @ w))
+        return float(self._pattern_errors(w).sum() + 0.5 * (self._decay * w) @ w)
 
     def gradient(self, w) -> Array:
         """dE/dw by error backpropagation, shape (W,). Cost Theta(N W),
@@ -137,7 +142,7 @@ class Objective:
                 g += weight_gradient(self.net, w, fp,
                                      self.rule.delta(fp.a[-1], fp.y, T), out=part)
         if self.alpha:
-            g += self.alpha * w
+            g += self._decay * w
         return g
 
     def output_sensitivities(self, w, of: str = "a", chunk_size: int | None = None):
@@ -181,7 +186,7 @@ class Objective:
                   else self.net.propagate(w, self.X[rows]))
             out += product(self.net, self.rule, w, fp, self.T[rows], V)
         if self.alpha:
-            out += self.alpha * V
+            out += self._decay[:, None] * V
         return out[:, 0] if single else out
 
     def hvp(self, w, v) -> Array:
@@ -230,7 +235,7 @@ class Objective:
         else:
             H = _hessian.exact_hessian(self.net, self.rule, w, self.X, self.T,
                                        algorithm, self.chunk_size)
-        H[np.diag_indices(W)] += self.alpha
+        H[np.diag_indices(W)] += self._decay
         return H
 
     def hessian_diagonal(self, w) -> Array:
@@ -242,15 +247,18 @@ class Objective:
             fp = self.net.propagate(w, self.X[rows])
             d += _hessian.diagonal_approximation(self.net, self.rule, w, fp,
                                                  self.T[rows])
-        return d + self.alpha
+        return d + self._decay
 
     def inverse_outer_product(self, w, block_size: int = 1,
                               max_bytes: float | None = None) -> Array:
         """(alpha I + sum_n J_n^T M_n J_n)^{-1} by sequential rank-one updates,
         one pattern and output at a time (PRML eq. 5.89), without a W^3
         factorisation. Needs alpha > 0 and a factorable M (built-in losses).
+        With masks the inverse is taken on the weights in use (masked rows
+        and columns of A are zero; theirs are zero in the result too).
         Cost O(N K W^2), memory W^2 + N K W."""
         w = check_weights(w, self.net.n_weights)
+        block_size = check_positive_int(block_size, "block_size")
         _hessian.check_dense_size(self.net.n_weights, max_bytes, "inverse")
         fp = self._forward(w)
         B = self.rule.gauss_newton_factor(fp.a[-1], fp.y, self.T)
@@ -259,9 +267,13 @@ class Objective:
                              "output curvature has a known factor (sse, "
                              "binary_ce, softmax_ce)")
         J = self.output_sensitivities(w)
-        G = J * B[:, :, None] if B.ndim == 2 else np.matmul(B, J)
-        return _hessian.sequential_inverse(G.reshape(-1, self.net.n_weights),
-                                           self.alpha, block_size)
+        G = (J * B[:, :, None] if B.ndim == 2 else np.matmul(B, J)).reshape(
+            -1, self.net.n_weights)
+        used = np.flatnonzero(self.net.active_weights())
+        inverse = np.zeros((self.net.n_weights,) * 2)
+        inverse[np.ix_(used, used)] = _hessian.sequential_inverse(
+            G[:, used], self.alpha, block_size)
+        return inverse
 
     def hessian_operator(self, w) -> LinearOperator:
         """H at w as a scipy LinearOperator (matvec = hvp), for eigsh, cg and
