@@ -373,8 +373,9 @@ def diagonal_approximation(net: Network, rule, w: Array, fp: ForwardPass,
     return out
 
 
-def sequential_inverse(G: Array, alpha: float, block_size: int = 1) -> Array:
-    """(alpha I + G^T G)^{-1} by sequential updates over the rows b of G.
+def sequential_inverse(G: Array, alpha, block_size: int = 1) -> Array:
+    """(alpha I + G^T G)^{-1} by sequential updates over the rows b of G
+    (alpha a number or one per column: then diag(alpha) replaces alpha I).
 
     PRML eq. 5.89: starting from (alpha I)^{-1}, each row b (one pattern and
     output of the outer-product matrix) updates
@@ -385,11 +386,11 @@ def sequential_inverse(G: Array, alpha: float, block_size: int = 1) -> Array:
     """
     G = np.atleast_2d(np.asarray(G, dtype=float))
     block_size = check_positive_int(block_size, "block_size")
-    if not alpha > 0:
-        raise ValueError(f"alpha: the sequential inverse starts from (alpha I)^-1 "
-                         f"and needs alpha > 0, got {alpha}")
-    W = G.shape[1]
-    Ainv = np.eye(W) / alpha
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), G.shape[1:])
+    if not np.all(alpha > 0):
+        raise ValueError("alpha: the sequential inverse starts from (alpha I)^-1 "
+                         f"and needs alpha > 0, got min {alpha.min() if alpha.size else alpha}")
+    Ainv = np.diag(1.0 / alpha)
     for start in range(0, len(G), block_size):
         B = G[start:start + block_size]                 # (b, W)
         AB = Ainv @ B.T                                 # (W, b)

@@ -51,6 +51,20 @@ def check_targets(T, n_patterns: int, n_outputs: int, loss_name: str) -> Array:
     return T
 
 
+def _check_alpha(alpha, n_weights: int):
+    """A float >= 0, or a (W,) float array of them."""
+    if np.ndim(alpha) == 0:
+        return check_nonnegative(alpha, "alpha")
+    a = as_float_array(alpha, "alpha")
+    if a.shape != (n_weights,):
+        raise ValueError(f"alpha: expected a number or shape ({n_weights},), "
+                         f"got {a.shape}")
+    check_finite(a, "alpha")
+    if a.min() < 0:
+        raise ValueError("alpha: weight-decay coefficients must be >= 0")
+    return a
+
+
 class Objective:
     """E(w) = sum_n E_n(w) + alpha/2 w^T w for a network on a data set.
 
@@ -60,8 +74,9 @@ class Objective:
     X : (N, D) inputs
     T : (N, K) targets (1-D allowed for K = 1, or class labels for softmax_ce)
     loss : "sse", "binary_ce", "softmax_ce", a Loss or (value, grad, hess)
-    alpha : float >= 0
-        Weight-decay coefficient.
+    alpha : float >= 0, or (W,) array of them
+        Weight-decay coefficient; an array gives each weight its own (e.g.
+        one per weight group, as in MacKay's evidence framework).
     chunk_size : int, optional
         Patterns per chunk for the batched passes (bounds memory at
         O(chunk * units)); None means all at once.
@@ -81,7 +96,7 @@ class Objective:
                                 if net.layers else net.output)
         self.loss = loss_obj
         self.T = check_targets(T, len(self.X), net.n_outputs, loss_obj.name)
-        self.alpha = check_nonnegative(alpha, "alpha")
+        self.alpha = _check_alpha(alpha, net.n_weights)
         self._decay = self.alpha * net.active_weights()    # alpha on used weights
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
@@ -141,7 +156,7 @@ class Objective:
                 T = self.T[rows]
                 g += weight_gradient(self.net, w, fp,
                                      self.rule.delta(fp.a[-1], fp.y, T), out=part)
-        if self.alpha:
+        if np.any(self._decay):
             g += self._decay * w
         return g
 
@@ -185,7 +200,7 @@ class Objective:
             fp = (self._forward(w) if rows.stop - rows.start == self.n_patterns
                   else self.net.propagate(w, self.X[rows]))
             out += product(self.net, self.rule, w, fp, self.T[rows], V)
-        if self.alpha:
+        if np.any(self._decay):
             out += self._decay[:, None] * V
         return out[:, 0] if single else out
 
@@ -272,7 +287,7 @@ class Objective:
         used = np.flatnonzero(self.net.active_weights())
         inverse = np.zeros((self.net.n_weights,) * 2)
         inverse[np.ix_(used, used)] = _hessian.sequential_inverse(
-            G[:, used], self.alpha, block_size)
+            G[:, used], self._decay[used], block_size)
         return inverse
 
     def hessian_operator(self, w) -> LinearOperator:

@@ -357,11 +357,34 @@ def test_bad_alpha(net, data, alpha):
         sopt.Objective(net, X, T, alpha=alpha)
 
 
-@pytest.mark.parametrize("alpha", ["0.1", None, [0.1]])
+@pytest.mark.parametrize("alpha", ["0.1", None])
 def test_alpha_wrong_type(net, data, alpha):
     X, T = data
     with pytest.raises(TypeError, match="alpha"):
         sopt.Objective(net, X, T, alpha=alpha)
+
+
+@pytest.mark.parametrize("bad", ["one-entry list", "short", "negative", "nan"])
+def test_alpha_array_must_be_one_nonnegative_finite_value_per_weight(net, data, bad):
+    X, T = data
+    alpha = {"one-entry list": [0.1],
+             "short": np.ones(net.n_weights - 1),
+             "negative": -np.ones(net.n_weights),
+             "nan": np.full(net.n_weights, np.nan)}[bad]
+    with pytest.raises(ValueError, match="alpha"):
+        sopt.Objective(net, X, T, alpha=alpha)
+
+
+def test_alpha_per_weight_adds_its_own_decay(net, data, w):
+    X, T = data
+    alpha = np.linspace(0.1, 2.0, net.n_weights)
+    g0 = sopt.Objective(net, X, T).gradient(w)
+    obj = sopt.Objective(net, X, T, alpha=alpha)
+    # one addition per entry: round-off <= ulp of |g0| + |alpha w|
+    tol = 4 * np.finfo(float).eps * (np.abs(g0) + np.abs(alpha * w)).max()
+    assert np.abs(obj.gradient(w) - g0 - alpha * w).max() <= tol
+    H0 = sopt.Objective(net, X, T).hessian(w)
+    assert np.abs(obj.hessian(w) - H0 - np.diag(alpha)).max() <= tol + 4 * np.finfo(float).eps * np.abs(H0).max()
 
 
 @pytest.mark.parametrize("chunk", [0, -3])
