@@ -1,7 +1,7 @@
 """sopt: second-order optimisation and Bayesian inference for feed-forward
 neural networks, built on exact backpropagation of first and second
 derivatives."""
-from . import activations, finite_diff, losses, optimize, testing
+from . import activations, bayes, finite_diff, losses, optimize, testing
 from .activations import Activation
 from .losses import Loss
 from .network import Network, Node, mlp
@@ -10,5 +10,5 @@ from .objective import Objective
 __version__ = "0.1.0"
 
 __all__ = ["Activation", "Loss", "Network", "Node", "Objective", "mlp",
-           "activations", "finite_diff", "losses", "optimize", "testing",
+           "activations", "bayes", "finite_diff", "losses", "optimize", "testing",
            "__version__"]

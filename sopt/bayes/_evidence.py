@@ -1,0 +1,158 @@
+"""MacKay's evidence framework: alternate training w_MAP with re-estimating
+the hyperparameters from the Laplace posterior (PRML sec. 5.7.2).
+
+    gamma = sum_i lambda_i / (alpha + lambda_i)           (eq. 5.179)
+    alpha = gamma / w^T w                                  (eq. 5.178)
+    1/beta = sum_n |y_n - t_n|^2 / (N K - gamma)           (eq. 5.180)
+
+With weight groups (MacKay 1992; Netlab's ``mlpprior``) each group g has its
+own alpha_g = gamma_g / |w_g|^2, gamma_g = W_g - alpha_g tr_g(A^{-1}).
+Regression trains beta E_D + alpha/2 |w|^2, i.e. an Objective with decay
+alpha / beta; classification trains E_D + alpha/2 |w|^2.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..network import Network
+from ..objective import Objective
+from ..optimize import ConvergenceWarning, minimize
+from ._posterior import LaplacePosterior, _check_positive, laplace
+
+Array = np.ndarray
+GROUPINGS = ("single", "layers")
+
+
+def weight_groups(net: Network, grouping: str = "single") -> tuple[Array, list[str]]:
+    """Group index of every weight, (W,), and the group names.
+
+    "single": one alpha for all. "layers": per layer one group for the
+    incoming weights and one for the biases (Netlab's ``mlpprior`` for a
+    two-layer net: first-layer weights, biases, second-layer weights, biases).
+    """
+    if grouping not in GROUPINGS:
+        raise ValueError(f"groups: expected one of {GROUPINGS}, got {grouping!r}")
+    index = np.zeros(net.n_weights, dtype=int)
+    if grouping == "single":
+        return index, ["all"]
+    names = []
+    for l, layer in enumerate(net.layers, start=1):
+        for s in layer.weight_slices:
+            index[s] = len(names)
+        names.append(f"layer {l} weights")
+        index[layer.bias_slice] = len(names)
+        names.append(f"layer {l} biases")
+    return index, names
+
+
+@dataclass
+class EvidenceResult:
+    """Outcome of :func:`evidence_fit`: the final posterior (with the alpha and
+    beta it was trained under), per-group alpha, and the history per cycle."""
+
+    posterior: LaplacePosterior
+    w: Array
+    alpha: Array
+    beta: float | None
+    groups: Array
+    group_names: list
+    n_cycles: int
+    converged: bool
+    history: dict = field(default_factory=dict)
+
+    @property
+    def log_evidence(self) -> float:
+        return self.posterior.log_evidence
+
+    @property
+    def gamma(self) -> float:
+        return self.posterior.gamma
+
+
+def _train(net, X, T, loss, w, alpha_w, beta, method, options):
+    decay = alpha_w / beta if beta is not None else alpha_w
+    obj = Objective(net, X, T, loss=loss, alpha=decay)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = minimize(obj, w, method=method, options=options)
+    return res
+
+
+def _cycle_once(net, X, T, loss, w, alpha_g, beta, groups, hessian, clip, method,
+                options):
+    res = _train(net, X, T, loss, w, alpha_g[groups], beta, method, options)
+    post = laplace(net, X, T, res.x, loss=loss, alpha=alpha_g[groups], beta=beta,
+                   hessian=hessian, clip_negative=clip)
+    return res, post
+
+
+def _reestimate(post: LaplacePosterior, groups: Array, n_groups: int, beta):
+    used = post.used
+    g_used = groups[used]
+    w = post.w_map[used]
+    gamma_g = np.bincount(g_used, weights=post.gamma_per_weight, minlength=n_groups)
+    ww_g = np.bincount(g_used, weights=w * w, minlength=n_groups)
+    alpha_g = gamma_g / np.maximum(ww_g, np.finfo(float).tiny)
+    if beta is None:
+        return alpha_g, None
+    # sum_n |y - t|^2 = 2 E_D
+    beta_new = (post.n_data - post.gamma) / (2.0 * post.data_error)
+    return alpha_g, beta_new
+
+
+def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 0.01,
+                 beta: float | None = None, groups: str = "single",
+                 max_cycles: int = 50, tol: float = 1e-4, hessian: str = "exact",
+                 clip_negative: bool = True, method: str = "trust-exact",
+                 options: dict | None = None, verbose: bool = False) -> EvidenceResult:
+    """Alternate training and hyperparameter re-estimation until alpha, beta
+    and the log evidence change by less than ``tol`` (relative) in a cycle.
+
+    Each cycle costs one training run (``method``, default trust-exact with
+    the exact Hessian) and one W x W Hessian with its factorisation.
+    ``clip_negative`` (default True, as Netlab) clips negative data-Hessian
+    eigenvalues so that an unconverged w_MAP does not stop the loop.
+    """
+    regression = loss == "sse"
+    if regression:
+        beta = 1.0 if beta is None else _check_positive(beta, "beta")
+    elif beta is not None:
+        raise ValueError("beta: only regression (loss='sse') has a noise precision")
+    group_index, names = weight_groups(net, groups)
+    alpha_g = np.full(len(names), _check_positive(alpha, "alpha"))
+    w = net.init_weights(seed=0) if w0 is None else np.array(w0, dtype=float)
+    options = {"maxiter": 200, "gtol": 1e-7, **(options or {})}
+    hist = {k: [] for k in ("alpha", "beta", "gamma", "log_evidence",
+                            "data_error", "train_iterations", "train_converged")}
+    converged = False
+    post = None
+    for cycle in range(1, max_cycles + 1):
+        res, post = _cycle_once(net, X, T, loss, w, alpha_g, beta, group_index,
+                                hessian, clip_negative, method, options)
+        w = res.x
+        for key, value in (("alpha", alpha_g.copy()), ("beta", beta),
+                           ("gamma", post.gamma), ("log_evidence", post.log_evidence),
+                           ("data_error", post.data_error),
+                           ("train_iterations", res.nit),
+                           ("train_converged", bool(res.success))):
+            hist[key].append(value)
+        if verbose:
+            b = "" if beta is None else f" beta {beta:.4g}"
+            print(f"  cycle {cycle:3d}: alpha {np.array2string(alpha_g, precision=4)}{b} "
+                  f"gamma {post.gamma:.3f} log evidence {post.log_evidence:.4f}", flush=True)
+        new_alpha, new_beta = _reestimate(post, group_index, len(names), beta)
+        change = np.max(np.abs(new_alpha - alpha_g) / alpha_g)
+        if beta is not None:
+            change = max(change, abs(new_beta - beta) / beta)
+        if len(hist["log_evidence"]) > 1:
+            prev = hist["log_evidence"][-2]
+            change = max(change, abs(post.log_evidence - prev) / max(1.0, abs(prev)))
+        if change < tol:
+            converged = True
+            break
+        alpha_g, beta = new_alpha, new_beta
+    return EvidenceResult(post, w, alpha_g, beta if regression else None,
+                          group_index, names, cycle, converged, hist)

@@ -1,0 +1,248 @@
+"""The Laplace approximation of the posterior over weights (PRML sec. 5.7).
+
+Around w_MAP the posterior is N(w_MAP, A^{-1}) with precision
+A = diag(alpha) + beta H for regression (H the Hessian of the sum-of-squares
+data error E_D = 1/2 sum |y - t|^2, PRML eq. 5.166) and A = diag(alpha) + H
+for the cross-entropy errors (eq. 5.184). This module only does linear
+algebra on H (asked of the curvature code once) and on the output
+sensitivities d y/dw; it never differentiates anything itself.
+
+Masked-out weights are not parameters: everything here lives on the W_used
+weights in use (``post.used`` indexes them in the full vector).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
+
+from .._validation import as_float_array, check_inputs, check_weights
+from ..network import Network
+from ..objective import Objective
+from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_softmax
+
+Array = np.ndarray
+REGRESSION = ("sse",)
+CLASSIFICATION = ("binary_ce", "softmax_ce")
+
+
+def _check_positive(value, name: str) -> float:
+    if isinstance(value, bool) or not np.isscalar(value) or not np.isfinite(value) \
+            or not value > 0:
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_alphas(alpha, n_weights: int) -> Array:
+    """alpha as a (W,) vector of positive precisions (a number is broadcast)."""
+    if np.ndim(alpha) == 0:
+        return np.full(n_weights, _check_positive(alpha, "alpha"))
+    a = as_float_array(alpha, "alpha")
+    if a.shape != (n_weights,) or not np.all(np.isfinite(a)) or a.min() <= 0:
+        raise ValueError(f"alpha: expected a number > 0 or ({n_weights},) "
+                         "positive finite values")
+    return a
+
+
+class LaplacePosterior:
+    """N(w_MAP, A^{-1}) on the weights in use, A factorised once (Cholesky).
+
+    Attributes
+    ----------
+    w_map : (W,) the mode, full layout.
+    used : (W_used,) indices of the weights in use.
+    precision : (W_used, W_used) A.
+    alpha : (W,) prior precisions; beta : noise precision (regression) or None.
+    log_det : ln |A|.
+    gamma_per_weight : (W_used,) 1 - alpha_i (A^{-1})_ii.
+    gamma : effective number of well-determined parameters,
+        sum_i lambda_i / (alpha + lambda_i) = W_used - tr(diag(alpha) A^{-1})
+        (PRML eq. 5.179; with one alpha per group, summed over groups).
+    log_evidence : ln p(D | alpha, beta) (PRML eq. 5.175 for regression,
+        eq. 5.183 for classification), without the ln(M! 2^M) symmetry term.
+    """
+
+    def __init__(self, net: Network, obj: Objective, w_map: Array, H: Array,
+                 alpha: Array, beta: float | None):
+        self.net, self.loss, self.w_map = net, obj.loss.name, w_map
+        self.used = np.flatnonzero(net.active_weights())
+        self.alpha, self.beta = alpha, beta
+        self.data_hessian = H
+        a = alpha[self.used]
+        scale = 1.0 if beta is None else beta
+        self.precision = scale * H
+        self.precision[np.diag_indices_from(self.precision)] += a
+        self._factor = cho_factor(self.precision, lower=True)
+        L = self._factor[0]
+        self.log_det = 2.0 * float(np.sum(np.log(np.diag(L))))
+        self._covariance = None
+        # gamma_i = 1 - alpha_i (A^{-1})_ii: summed over a group, MacKay's
+        # gamma_g = W_g - alpha_g tr_g(A^{-1}) (PRML eq. 5.179 for one group)
+        self.gamma_per_weight = 1.0 - a * np.diag(self.covariance)
+        self.gamma = float(np.sum(self.gamma_per_weight))
+        self.data_error = float(obj.pattern_errors(w_map).sum())
+        self.n_data = obj.T.size
+        wu = w_map[self.used]
+        self.weight_error = 0.5 * float(np.sum(a * wu * wu))
+        self.log_evidence = self._log_evidence(a)
+
+    def _log_evidence(self, a: Array) -> float:
+        log_prior_norm = 0.5 * float(np.sum(np.log(a)))     # (W/2) ln alpha
+        if self.beta is None:
+            E = self.data_error + self.weight_error
+            return -E - 0.5 * self.log_det + log_prior_norm
+        E = self.beta * self.data_error + self.weight_error
+        return (-E - 0.5 * self.log_det + log_prior_norm
+                + 0.5 * self.n_data * (np.log(self.beta) - np.log(2 * np.pi)))
+
+    @property
+    def covariance(self) -> Array:
+        """A^{-1}, (W_used, W_used); computed once on first use (W^3 / 3)."""
+        if self._covariance is None:
+            self._covariance = cho_solve(self._factor, np.eye(len(self.used)))
+        return self._covariance
+
+    def solve(self, B) -> Array:
+        """A^{-1} B for B of shape (W_used,) or (W_used, P)."""
+        return cho_solve(self._factor, B)
+
+    def sample(self, n: int, seed=None) -> Array:
+        """n weight vectors from N(w_MAP, A^{-1}), shape (n, W) (full layout;
+        masked entries stay at w_MAP's)."""
+        rng = np.random.default_rng(seed)
+        L = self._factor[0]
+        # w = w_MAP + L^{-T} e with A = L L^T gives covariance A^{-1}
+        e = rng.standard_normal((len(self.used), int(n)))
+        out = np.tile(self.w_map, (int(n), 1))
+        out[:, self.used] += solve_triangular(L, e, lower=True, trans="T").T
+        return out
+
+    def _function_variance(self, G: Array, full: bool) -> Array:
+        """Rows of G (N, K, W_used): var g^T A^{-1} g (N, K) or the (N, K, K)
+        covariances, via V = L^{-1} G^T."""
+        N, K, _ = G.shape
+        V = solve_triangular(self._factor[0], G.reshape(N * K, -1).T, lower=True)
+        V = V.T.reshape(N, K, -1)
+        if full:
+            return np.einsum("nkw,nlw->nkl", V, V)
+        return np.einsum("nkw,nkw->nk", V, V)
+
+    def _sensitivities(self, X, of: str):
+        X = check_inputs(X, self.net.n_inputs, "X_new")
+        obj = Objective(self.net, X, np.zeros((len(X), self.net.n_outputs)))
+        return obj.output_sensitivities(self.w_map, of=of)[:, :, self.used], X
+
+    def predict(self, X_new, full_cov: bool = False, include_noise: bool = True):
+        """Regression predictive: mean y(x, w_MAP), (N, K), and variance
+        1/beta + g^T A^{-1} g with g = dy/dw (PRML eq. 5.173), (N, K); with
+        ``full_cov`` the (N, K, K) covariance. ``include_noise=False`` gives
+        the function-space part alone. Cost O(N K W^2)."""
+        if self.beta is None:
+            raise ValueError("predict: this posterior is for classification; "
+                             "use predict_proba")
+        G, X = self._sensitivities(X_new, "y")
+        var = self._function_variance(G, full_cov)
+        if include_noise:
+            if full_cov:
+                var = var + np.eye(var.shape[1]) / self.beta
+            else:
+                var = var + 1.0 / self.beta
+        return self.net.forward(self.w_map, X), var
+
+    def logit_variance(self, X_new) -> tuple[Array, Array]:
+        """a_MAP (N, K) and the (N, K, K) covariance B A^{-1} B^T of the
+        linearised output pre-activations, B = d a/dw."""
+        G, X = self._sensitivities(X_new, "a")
+        return self.net.propagate(self.w_map, X).a[-1], self._function_variance(G, True)
+
+    def predict_proba(self, X_new, method: str = "probit", n_samples: int = 1000,
+                      seed=0) -> Array:
+        """Moderated class probabilities, (N, K).
+
+        ``method="probit"``: sigma(kappa(s^2) a_MAP) with
+        kappa(s^2) = (1 + pi s^2 / 8)^(-1/2) and s^2 = b^T A^{-1} b (PRML eqs.
+        4.153-4.155, 5.190); for softmax outputs each logit is scaled by its
+        own kappa, an approximation. ``method="mc"``: softmax outputs
+        averaged over ``n_samples`` draws of the linearised logits.
+        """
+        if self.beta is not None:
+            raise ValueError("predict_proba: this posterior is for regression; "
+                             "use predict")
+        if method not in ("probit", "mc"):
+            raise ValueError(f"method: expected 'probit' or 'mc', got {method!r}")
+        a, S = self.logit_variance(X_new)
+        var = np.einsum("nkk->nk", S)
+        if self.loss == "binary_ce":
+            if method == "mc":
+                raise ValueError("method: 'mc' is for softmax outputs; logistic "
+                                 "outputs use the probit approximation")
+            return moderated_logistic(a, var)
+        if method == "mc":
+            return monte_carlo_softmax(a, S, n_samples, seed)
+        return moderated_softmax(a, var)
+
+    def __repr__(self) -> str:
+        beta = "" if self.beta is None else f", beta={self.beta:.4g}"
+        return (f"LaplacePosterior({self.loss}, W_used={len(self.used)}, "
+                f"gamma={self.gamma:.3g}{beta}, log_evidence={self.log_evidence:.6g})")
+
+
+def _negative_eigenvalue_error(H: Array, alpha: Array, scale: float) -> ValueError:
+    lam = np.linalg.eigvalsh(scale * H + np.diag(alpha))
+    n_neg = int(np.sum(lam <= 0))
+    return ValueError(
+        f"hessian: the precision alpha I + H is not positive definite "
+        f"({n_neg} of {len(lam)} eigenvalues <= 0, smallest {lam[0]:.3g}): w_map is "
+        "not a minimum of the regularised error. Train further, use "
+        "hessian='gauss_newton' (PSD by construction), or pass "
+        "clip_negative=True (Netlab's remedy: negative eigenvalues of the data "
+        "Hessian set to zero).")
+
+
+def clip_negative_eigenvalues(H: Array) -> Array:
+    """H with its negative eigenvalues set to zero (as Netlab's evidence does)."""
+    lam, V = eigh(H)
+    return (V * np.maximum(lam, 0.0)) @ V.T
+
+
+def laplace(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
+            beta: float | None = None, hessian: str = "exact",
+            clip_negative: bool = False, max_bytes: float | None = None
+            ) -> LaplacePosterior:
+    """The Laplace posterior at w_map.
+
+    Parameters
+    ----------
+    loss : "sse" (regression, needs ``beta``), "binary_ce" or "softmax_ce"
+    alpha : prior precision, a number or one per weight (W,)
+    beta : noise precision (regression only)
+    hessian : "exact" or "gauss_newton" (outer product, PSD)
+    clip_negative : set negative eigenvalues of the data Hessian to zero
+
+    Cost: the W x W Hessian (O(N W^2)) and one Cholesky factorisation
+    (W^3 / 3); memory O(W^2).
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net: expected a Network, got {type(net).__name__}")
+    if loss not in REGRESSION + CLASSIFICATION:
+        raise ValueError(f"loss: expected one of {REGRESSION + CLASSIFICATION}, "
+                         f"got {loss!r}")
+    if hessian not in ("exact", "gauss_newton"):
+        raise ValueError(f"hessian: expected 'exact' or 'gauss_newton', got {hessian!r}")
+    regression = loss in REGRESSION
+    if regression:
+        beta = _check_positive(beta, "beta") if beta is not None else None
+        if beta is None:
+            raise ValueError("beta: regression (loss='sse') needs the noise precision beta")
+    elif beta is not None:
+        raise ValueError("beta: only regression (loss='sse') has a noise precision")
+    w_map = check_weights(w_map, net.n_weights).copy()
+    alpha = _check_alphas(alpha, net.n_weights)
+    obj = Objective(net, X, T, loss=loss)
+    used = np.flatnonzero(net.active_weights())
+    H = obj.hessian(w_map, method=hessian, max_bytes=max_bytes)[np.ix_(used, used)]
+    if clip_negative:
+        H = clip_negative_eigenvalues(H)
+    try:
+        return LaplacePosterior(net, obj, w_map, H, alpha, beta)
+    except LinAlgError:
+        raise _negative_eigenvalue_error(H, alpha[used], beta or 1.0) from None
