@@ -219,8 +219,34 @@ def _add_check(subparsers) -> None:
     p.set_defaults(func=run_check)
 
 
+def run_reproduce(args: argparse.Namespace) -> int:
+    from .experiments import NAMES, reproduce
+    unknown = [n for n in args.names if n not in NAMES]
+    if unknown:
+        print(f"sopt reproduce: unknown experiment(s) {', '.join(unknown)}; "
+              f"choose from {', '.join(NAMES)}", file=sys.stderr)
+        return 2
+    return reproduce(args.names, out=args.out, quick=args.quick)
+
+
+def _add_reproduce(subparsers) -> None:
+    from .experiments import NAMES
+    p = subparsers.add_parser(
+        "reproduce", help="run the experiments: figures, report.md, report.json",
+        description="Run the experiment scripts (default: all of them), "
+        "writing one PNG per figure plus report.md and report.json into "
+        "--out. Seeds are fixed. Experiments: " + ", ".join(NAMES) + ".")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="experiments to run (default: all)")
+    p.add_argument("--out", default="results", metavar="DIR",
+                   help="output directory (default results/)")
+    p.add_argument("--quick", action="store_true",
+                   help="reduced version of every experiment (< 2 minutes)")
+    p.set_defaults(func=run_reproduce)
+
+
 # name -> function adding the subcommand's parser (and its ``func``)
-COMMANDS: dict[str, Callable] = {"check": _add_check}
+COMMANDS: dict[str, Callable] = {"check": _add_check, "reproduce": _add_reproduce}
 
 
 def build_parser() -> argparse.ArgumentParser:
