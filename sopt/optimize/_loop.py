@@ -90,5 +90,5 @@ def finish(problem, w, f, g, nit, status, history, method, message=None):
     if not success and status != 2:
         warnings.warn(f"{method}: {res.message} |g|_inf = "
                       f"{np.max(np.abs(g)):.3g} after {nit} iterations",
-                      ConvergenceWarning, stacklevel=3)
+                      ConvergenceWarning, stacklevel=4)   # the caller of minimize
     return res

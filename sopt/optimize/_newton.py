@@ -56,13 +56,19 @@ class NewtonStep:
                 raise StepFailure(5, "Non-finite Hessian.")
         return self._H
 
-    def wants_more(self, w, f, g) -> bool:
-        """At a small gradient, go on only if H has negative curvature."""
+    def _has_negative_curvature(self, H) -> bool:
+        """An eigenvalue below -sqrt(macheps) max|lambda|: a saddle, not the
+        round-off of a singular positive semi-definite H at a minimum."""
         try:
-            cho_factor(self._hessian(w))
+            cho_factor(H)
             return False
         except LinAlgError:
-            return True
+            lam = np.linalg.eigvalsh(H)
+            return lam[0] < -np.sqrt(EPS) * max(1.0, np.abs(lam).max())
+
+    def wants_more(self, w, f, g) -> bool:
+        """At a small gradient, go on only if H has negative curvature."""
+        return self._has_negative_curvature(self._hessian(w))
 
     def _factor(self, H, mu: float, scale: float):
         I = np.eye(len(H))
@@ -85,7 +91,8 @@ class NewtonStep:
         scale = max(1.0, float(np.max(np.abs(np.diag(H)))))
         mu = 0.1 * self.damping
         mu = 0.0 if mu < self.mu_min * scale else mu
-        at_saddle = np.max(np.abs(g)) <= self.gtol
+        at_saddle = (np.max(np.abs(g)) <= self.gtol
+                     and self._has_negative_curvature(H))
         while True:
             factor, mu = self._factor(H, mu, scale)
             p = (self._negative_curvature(H, g) if at_saddle and mu > 0

@@ -15,6 +15,19 @@ SECOND_ORDER = {"trust-exact": "hess", "dogleg": "hess", "trust-ncg": "hessp",
 FIRST_ORDER = ("bfgs", "l-bfgs-b", "cg")
 
 
+class _NonFinite(Exception):
+    """fun, jac or the curvature returned NaN or inf inside scipy's loop."""
+
+
+def _finite(f, what: str):
+    def checked(*args):
+        value = f(*args)
+        if not np.all(np.isfinite(value)):
+            raise _NonFinite(f"Non-finite {what} during the iterations.")
+        return value
+    return checked
+
+
 def run_scipy(problem, w0, method: str, gtol: float, maxiter: int, callback,
               extra: dict):
     need = SECOND_ORDER.get(method)
@@ -22,11 +35,11 @@ def run_scipy(problem, w0, method: str, gtol: float, maxiter: int, callback,
     if need == "hess":
         if problem.hess is None:
             raise ValueError(f"hess: method {method!r} needs the Hessian")
-        kwargs["hess"] = problem.H
+        kwargs["hess"] = _finite(problem.H, "Hessian")
     elif need == "hessp":
         if problem.hessp is None:
             raise ValueError(f"hessp: method {method!r} needs Hessian-vector products")
-        kwargs["hessp"] = problem.Hp
+        kwargs["hessp"] = _finite(problem.Hp, "Hessian-vector product")
     if method == "dogleg":
         try:
             cho_factor(problem.hess(w0))
@@ -43,7 +56,10 @@ def run_scipy(problem, w0, method: str, gtol: float, maxiter: int, callback,
 
     t0 = time.perf_counter()
     history = new_history()
-    record(history, t0, problem.fun(w0), problem.jac(w0), 0.0, np.nan)
+    f0, g0 = problem.f(w0), problem.g(w0)
+    record(history, t0, f0, g0, 0.0, np.nan)
+    if np.isfinite(f0) and np.all(np.isfinite(g0)) and np.max(np.abs(g0)) <= gtol:
+        return finish(problem, w0.copy(), f0, g0, 0, 0, history, method)
     last = {"x": w0}
     stopped = {"by_user": False}
 
@@ -58,15 +74,19 @@ def run_scipy(problem, w0, method: str, gtol: float, maxiter: int, callback,
             raise StopIteration
 
     try:
-        res = scipy.optimize.minimize(problem.f, w0, method=method, jac=problem.g,
-                                      callback=cb, options=options, **kwargs)
-    except LinAlgError as err:          # e.g. dogleg meeting an indefinite H
+        res = scipy.optimize.minimize(
+            _finite(problem.f, "function value"), w0, method=method,
+            jac=_finite(problem.g, "gradient"), callback=cb, options=options, **kwargs)
+    except (LinAlgError, _NonFinite) as err:   # e.g. dogleg meeting an indefinite H
         x = last["x"]
+        kind = "Linear algebra failure" if isinstance(err, LinAlgError) else "Stopped"
         return finish(problem, x, problem.fun(x), problem.jac(x), len(history["fun"]) - 1,
-                      5, history, method, f"Linear algebra failure: {err}")
+                      5, history, method, f"{kind}: {err}")
     g = problem.jac(res.x)
-    converged = bool(np.max(np.abs(g)) <= gtol)
-    status = 2 if stopped["by_user"] else (0 if converged else (1 if res.nit >= maxiter else 3))
+    converged = bool(np.isfinite(res.fun) and np.all(np.isfinite(g))
+                     and np.max(np.abs(g)) <= gtol)
+    status = (2 if stopped["by_user"] else 0 if converged
+              else 5 if not np.isfinite(res.fun) else 1 if res.nit >= maxiter else 3)
     message = res.message if status != 0 else f"Converged: |g|_inf <= gtol ({res.message})"
     return finish(problem, res.x, float(res.fun), g, int(res.nit), status,
                   history, method, message)

@@ -1,0 +1,360 @@
+"""The contract of sopt.optimize.minimize around the solvers: maxiter,
+callback, history, evaluation counts, input checking before any evaluation,
+warnings, and numerical failure as a status rather than an exception.
+
+Rosenbrock from (-1.2, 1) is the workhorse: no method converges in 3
+iterations and every method converges in < 100 (gd excepted: ~13000).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import (OptimizeWarning, rosen, rosen_der, rosen_hess,
+                            rosen_hess_prod)
+
+import sopt
+from sopt.optimize import ConvergenceWarning, minimize
+
+OWN = ["newton", "lm", "gd"]
+SCIPY = ["trust-exact", "trust-ncg", "trust-krylov", "newton-cg", "dogleg",
+         "bfgs", "l-bfgs-b", "cg"]
+ALL = OWN + SCIPY
+SECOND_ORDER = ["newton", "lm", "trust-exact", "trust-ncg", "trust-krylov",
+                "newton-cg", "dogleg"]
+X0 = np.array([-1.2, 1.0])
+
+
+def rosen_gauss_newton(x):
+    J = np.array([[-20.0 * x[0], 10.0], [-1.0, 0.0]])
+    return 2.0 * J.T @ J
+
+
+DERIVATIVES = dict(jac=rosen_der, hess=rosen_hess, hessp=rosen_hess_prod,
+                   gauss_newton=rosen_gauss_newton)
+
+
+def run(method, x0=X0, **kwargs):
+    kw = {**DERIVATIVES, **kwargs}
+    return minimize(kw.pop("fun", rosen), np.array(x0, dtype=float),
+                    method=method, **kw)
+
+
+def quadratic():
+    """f = 1/2 x^T A x - b^T x, cond(A) = 10: gd converges in ~100 steps."""
+    A = np.diag([1.0, 3.0, 10.0])
+    b = np.array([1.0, -2.0, 0.5])
+    return (lambda x: 0.5 * x @ A @ x - b @ x, lambda x: A @ x - b,
+            lambda x: A, np.linalg.solve(A, b))
+
+
+# ---------------------------------------------------------------- maxiter
+@pytest.mark.parametrize("method", ALL)
+def test_maxiter(method):
+    with pytest.warns(ConvergenceWarning, match=method):
+        res = run(method, options={"maxiter": 3})
+    assert res.nit == 3
+    assert res.success is False
+    assert res.status == 1
+    assert isinstance(res.message, str) and res.message
+    assert len(res.history["fun"]) == 4
+    assert np.max(np.abs(res.jac)) > 1e-6       # genuinely not converged
+    # x, fun and jac belong together
+    assert res.fun == pytest.approx(rosen(res.x), rel=1e-12)
+    np.testing.assert_allclose(res.jac, rosen_der(res.x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", OWN)
+def test_maxiter_zero(method):
+    with pytest.warns(ConvergenceWarning):
+        res = run(method, options={"maxiter": 0})
+    assert (res.nit, res.status, res.success) == (0, 1, False)
+    np.testing.assert_array_equal(res.x, X0)
+
+
+def test_convergence_warning_points_at_the_caller():
+    """The ConvergenceWarning should be attributed to the user's call of
+    minimize (like the OptimizeWarning for unknown options), not to a line
+    inside sopt/optimize."""
+    with pytest.warns(ConvergenceWarning) as record:
+        run("newton", options={"maxiter": 1})
+    with pytest.warns(OptimizeWarning) as record_opt:
+        run("newton", options={"bogus": 1})
+    assert record_opt[0].filename == __file__
+    assert record[0].filename == __file__
+
+
+# ---------------------------------------------------------------- callback
+@pytest.mark.parametrize("method", ALL)
+def test_callback_once_per_iteration(method):
+    seen = []
+    if method == "gd":              # ~13000 iterations on Rosenbrock
+        f, g, H, _ = quadratic()
+        res = minimize(f, np.zeros(3), method="gd", jac=g,
+                       callback=lambda r: seen.append(r.x.copy()))
+    else:
+        f = rosen
+        res = run(method, callback=lambda r: seen.append(r.x.copy()))
+    assert res.success, res.message
+    assert res.nit >= 5
+    assert len(seen) == res.nit
+    np.testing.assert_array_equal(seen[-1], res.x)
+    # the callback sees the iterates the history records
+    if method in OWN:
+        assert [float(f(x)) for x in seen] == pytest.approx(
+            res.history["fun"][1:], rel=1e-14)
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_callback_stops(method):
+    seen = []
+
+    def stop_on_second(r):
+        seen.append(r.x.copy())
+        return len(seen) == 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)   # none expected
+        res = run(method, callback=stop_on_second)
+    assert res.status == 2
+    assert res.success is False
+    assert res.nit == 2
+    assert len(seen) == 2
+    np.testing.assert_array_equal(res.x, seen[-1])
+    assert len(res.history["fun"]) == 3
+
+
+# ------------------------------------------------------------------ history
+@pytest.mark.parametrize("method", OWN)
+def test_history_own_methods(method):
+    calls = {"f": 0, "g": 0, "h": 0}
+
+    def counted(name, fn):
+        def wrapper(*args):
+            calls[name] += 1
+            return fn(*args)
+        return wrapper
+
+    f, g, H, x_star = quadratic()
+    res = minimize(counted("f", f), np.zeros(3), method=method,
+                   jac=counted("g", g), hess=counted("h", H),
+                   gauss_newton=counted("h", H))
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, x_star, atol=1e-5)
+    h = res.history
+    assert set(h) >= {"fun", "grad_inf", "step", "damping", "time"}
+    assert all(isinstance(v, list) and len(v) == res.nit + 1 for v in h.values())
+    fun = np.array(h["fun"])
+    assert np.all(np.diff(fun) <= 0)
+    assert fun[0] == f(np.zeros(3)) and fun[-1] == res.fun
+    assert h["grad_inf"][0] == np.max(np.abs(g(np.zeros(3))))
+    assert h["grad_inf"][-1] == np.max(np.abs(res.jac)) <= 1e-6
+    assert h["step"][0] == 0.0 and all(s > 0 for s in h["step"][1:])
+    assert np.all(np.diff(h["time"]) >= 0)
+    # counts are the true numbers of evaluations
+    for key in ("nfev", "njev", "nhev"):
+        assert isinstance(res[key], int) and res[key] >= 0
+    assert (res.nfev, res.njev, res.nhev) == (calls["f"], calls["g"], calls["h"])
+    assert res.njev == res.nit + 1
+    assert res.nfev >= res.nit + 1
+    if method == "gd":
+        assert res.nhev == 0
+    else:
+        assert res.nhev >= res.nit >= 1
+
+
+@pytest.mark.parametrize("method", ["newton", "lm", "gd"])
+def test_history_fun_non_increasing_on_rosenbrock(method):
+    options = {"maxiter": 300} if method == "gd" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = run(method, options=options)
+    fun = np.array(res.history["fun"])
+    assert len(fun) == res.nit + 1
+    assert np.all(np.diff(fun) <= 0)
+    assert fun[-1] < fun[0]
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_history_and_counts_all_methods(method):
+    options = {"maxiter": 50}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = run(method, options=options)
+    lengths = {k: len(v) for k, v in res.history.items()}
+    assert set(lengths.values()) == {res.nit + 1}, lengths
+    assert res.history["fun"][0] == rosen(X0)
+    assert res.history["fun"][-1] == pytest.approx(res.fun, rel=1e-14)
+    for key in ("nfev", "njev", "nhev"):
+        assert isinstance(res[key], int), (key, type(res[key]))
+    assert res.nfev >= 1 and res.njev >= 1
+    if method in SECOND_ORDER:
+        assert res.nhev >= 1
+    else:
+        assert res.nhev == 0
+
+
+# ------------------------------------------------- bad input, no evaluation
+def must_not_be_called(*args):
+    raise AssertionError("evaluated before the input was checked")
+
+
+NO_EVAL = dict(jac=must_not_be_called, hess=must_not_be_called,
+               hessp=must_not_be_called, gauss_newton=must_not_be_called)
+
+
+@pytest.mark.parametrize("method", ["newtn", "Trust-Region", "", None, 3])
+def test_unknown_method(method):
+    with pytest.raises(ValueError, match="method"):
+        minimize(must_not_be_called, X0, method=method, **NO_EVAL)
+
+
+@pytest.mark.parametrize("bad", [np.array([0.0, np.nan]), np.array([np.inf, 1.0]),
+                                 np.zeros((2, 1)), np.zeros((1, 2)),
+                                 np.float64(1.0)])
+@pytest.mark.parametrize("method", ["newton", "lm", "trust-exact", "bfgs"])
+def test_bad_w0_plain_callable(method, bad):
+    with pytest.raises(ValueError, match="w0"):
+        minimize(must_not_be_called, bad, method=method, **NO_EVAL)
+
+
+def _objective_that_must_not_be_called():
+    net = sopt.mlp([1, 2, 1])
+    rng = np.random.default_rng(0)
+    obj = sopt.Objective(net, rng.standard_normal((5, 1)), rng.standard_normal(5))
+    for name in ("fun", "jac", "hess", "hessp", "hessian"):
+        setattr(obj, name, must_not_be_called)
+    return net, obj
+
+
+@pytest.mark.parametrize("method", ["newton", "lm", "trust-ncg", "l-bfgs-b"])
+def test_bad_w0_objective(method):
+    net, obj = _objective_that_must_not_be_called()
+    W = net.n_weights
+    for bad in (np.zeros(W - 1), np.zeros(W + 1), np.zeros((W, 1))):
+        with pytest.raises(ValueError, match=f"w0.*{W}"):
+            minimize(obj, bad, method=method)
+    w = np.zeros(W)
+    w[3] = np.nan
+    with pytest.raises(ValueError, match="w0"):
+        minimize(obj, w, method=method)
+
+
+def test_w0_not_modified():
+    x0 = X0.copy()
+    for method in ALL:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            run(method, x0=x0, options={"maxiter": 5})
+        np.testing.assert_array_equal(x0, X0)
+
+
+@pytest.mark.parametrize("method", ["newton", "lm", "gd"])
+def test_unknown_option_warns(method):
+    f, g, H, x_star = quadratic()
+    with pytest.warns(OptimizeWarning, match="mu_initial"):
+        res = minimize(f, np.zeros(3), method=method, jac=g, hess=H,
+                       gauss_newton=H, options={"mu_initial": 1.0})
+    assert res.success                 # and the run goes on as usual
+    np.testing.assert_allclose(res.x, x_star, atol=1e-5)
+
+
+@pytest.mark.parametrize("options", [{"gtol": 0.0}, {"gtol": -1e-6},
+                                     {"maxiter": -1}])
+def test_bad_tolerances(options):
+    with pytest.raises(ValueError, match="gtol|maxiter"):
+        minimize(must_not_be_called, X0, method="newton", options=options,
+                 **NO_EVAL)
+
+
+def test_lm_needs_gauss_newton():
+    with pytest.raises(ValueError, match="gauss_newton"):
+        minimize(must_not_be_called, X0, method="lm", jac=must_not_be_called,
+                 hess=must_not_be_called)
+
+
+@pytest.mark.parametrize("method, missing", [("newton", "hess"),
+                                             ("trust-exact", "hess"),
+                                             ("dogleg", "hess"),
+                                             ("trust-ncg", "hessp"),
+                                             ("trust-krylov", "hessp"),
+                                             ("newton-cg", "hessp")])
+def test_second_derivative_needed(method, missing):
+    kw = {k: v for k, v in NO_EVAL.items() if k != missing}
+    with pytest.raises(ValueError, match=missing):
+        minimize(must_not_be_called, X0, method=method, **kw)
+
+
+def test_plain_callable_needs_jac():
+    with pytest.raises(ValueError, match="jac"):
+        minimize(must_not_be_called, X0, method="bfgs")
+
+
+def test_not_callable():
+    with pytest.raises(TypeError, match="obj"):
+        minimize("rosen", X0, method="bfgs", jac=must_not_be_called)
+    with pytest.raises(TypeError, match="callback"):
+        minimize(must_not_be_called, X0, method="bfgs", jac=must_not_be_called,
+                 callback=3)
+
+
+def test_dogleg_at_indefinite_hessian():
+    x0 = np.array([0.0, 1.0])        # H = [[-398, 0], [0, 200]]
+    assert np.linalg.eigvalsh(rosen_hess(x0))[0] < 0
+    with pytest.raises(ValueError, match="dogleg"):
+        minimize(must_not_be_called, x0, method="dogleg", jac=must_not_be_called,
+                 hess=rosen_hess)
+
+
+# ------------------------------------------------ numerical failure in the loop
+def nan_after(n_calls, fn, *, on="value"):
+    """fn, but returning NaN (of fn's shape) from call n_calls + 1 on."""
+    count = [0]
+
+    def wrapper(*args):
+        count[0] += 1
+        out = fn(*args)
+        return out * np.nan if count[0] > n_calls else out
+    return wrapper
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_nan_value_is_a_status(method):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = run(method, fun=nan_after(3, rosen), options={"maxiter": 200})
+    assert res.success is False, res.message
+    assert res.status != 0
+    assert isinstance(res.message, str) and res.message
+    assert len(res.history["fun"]) == res.nit + 1
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_nan_gradient_is_a_status(method):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = run(method, jac=nan_after(3, rosen_der), options={"maxiter": 200})
+    assert res.success is False, res.message
+    assert res.status != 0
+    assert isinstance(res.message, str) and res.message
+
+
+@pytest.mark.parametrize("method", SECOND_ORDER)
+def test_nan_curvature_is_a_status(method):
+    kw = dict(hess=nan_after(2, rosen_hess), hessp=nan_after(4, rosen_hess_prod),
+              gauss_newton=nan_after(2, rosen_gauss_newton))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = run(method, options={"maxiter": 200}, **kw)
+    assert res.success is False, res.message
+    assert res.status != 0
+    assert isinstance(res.message, str) and res.message
+
+
+def test_nan_gradient_status_is_5_for_own_methods():
+    for method in OWN:
+        with pytest.warns(ConvergenceWarning, match="Non-finite"):
+            res = run(method, jac=nan_after(3, rosen_der))
+        assert res.status == 5
+        assert np.all(np.isfinite(res.x))
