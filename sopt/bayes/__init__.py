@@ -1,10 +1,12 @@
 """Bayesian neural networks by the Laplace approximation: the posterior,
 its evidence, predictive error bars and moderated outputs (PRML sec. 5.7;
 MacKay 1992), and estimators in scikit-learn's conventions."""
+from ._estimators import BayesianMLPClassifier, BayesianMLPRegressor, NotFittedError
 from ._evidence import EvidenceResult, evidence_fit, weight_groups
 from ._moderation import kappa, moderated_logistic, moderated_softmax
 from ._posterior import LaplacePosterior, clip_negative_eigenvalues, laplace
 
 __all__ = ["laplace", "LaplacePosterior", "evidence_fit", "EvidenceResult",
            "weight_groups", "kappa", "moderated_logistic", "moderated_softmax",
-           "clip_negative_eigenvalues"]
+           "clip_negative_eigenvalues", "BayesianMLPRegressor",
+           "BayesianMLPClassifier", "NotFittedError"]

@@ -121,11 +121,16 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
         beta = 1.0 if beta is None else _check_positive(beta, "beta")
     elif beta is not None:
         raise ValueError("beta: only regression (loss='sse') has a noise precision")
+    if isinstance(max_cycles, bool) or not isinstance(max_cycles, (int, np.integer)) \
+            or max_cycles < 1:
+        raise ValueError(f"max_cycles: expected a positive integer, got {max_cycles!r}")
+    if not (np.isscalar(tol) and np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
     group_index, names = weight_groups(net, groups)
     alpha_g = np.full(len(names), _check_positive(alpha, "alpha"))
     w = net.init_weights(seed=0) if w0 is None else np.array(w0, dtype=float)
     options = {"maxiter": 200, "gtol": 1e-7, **(options or {})}
-    hist = {k: [] for k in ("alpha", "beta", "gamma", "log_evidence",
+    hist = {k: [] for k in ("alpha", "beta", "gamma", "gamma_groups", "log_evidence",
                             "data_error", "train_iterations", "train_converged")}
     converged = False
     post = None
@@ -143,16 +148,35 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
             b = "" if beta is None else f" beta {beta:.4g}"
             print(f"  cycle {cycle:3d}: alpha {np.array2string(alpha_g, precision=4)}{b} "
                   f"gamma {post.gamma:.3f} log evidence {post.log_evidence:.4f}", flush=True)
+        gamma_g = np.bincount(group_index[post.used], weights=post.gamma_per_weight,
+                              minlength=len(names))
+        hist["gamma_groups"].append(gamma_g)
         new_alpha, new_beta = _reestimate(post, group_index, len(names), beta)
-        change = np.max(np.abs(new_alpha - alpha_g) / alpha_g)
-        if beta is not None:
-            change = max(change, abs(new_beta - beta) / beta)
-        if len(hist["log_evidence"]) > 1:
-            prev = hist["log_evidence"][-2]
-            change = max(change, abs(post.log_evidence - prev) / max(1.0, abs(prev)))
-        if change < tol:
+        if _settled(hist, alpha_g, new_alpha, beta, new_beta, tol):
             converged = True
             break
-        alpha_g, beta = new_alpha, new_beta
+        if cycle < max_cycles:          # keep the pair the posterior was built with
+            alpha_g, beta = new_alpha, new_beta
     return EvidenceResult(post, w, alpha_g, beta if regression else None,
                           group_index, names, cycle, converged, hist)
+
+
+def _relative(new, old) -> float:
+    new, old = np.atleast_1d(new), np.atleast_1d(old)
+    return float(np.max(np.abs(new - old) / np.maximum(np.abs(old), 1e-300)))
+
+
+def _settled(hist, alpha, new_alpha, beta, new_beta, tol) -> bool:
+    """Settled when the re-estimate leaves alpha and beta put, or when gamma
+    (per group), beta and the log evidence stopped moving over the last
+    cycle: a group of unneeded weights has alpha -> infinity (MacKay's
+    pruning) while everything that matters is fixed."""
+    beta_change = 0.0 if beta is None else _relative(new_beta, beta)
+    if max(_relative(new_alpha, alpha), beta_change) < tol:
+        return True
+    if len(hist["log_evidence"]) < 2:
+        return False
+    ev, g = hist["log_evidence"], hist["gamma_groups"]
+    ev_change = abs(ev[-1] - ev[-2]) / max(1.0, abs(ev[-2]))
+    gamma_change = float(np.max(np.abs(g[-1] - g[-2]) / np.maximum(1.0, g[-2])))
+    return max(ev_change, gamma_change, beta_change) < tol

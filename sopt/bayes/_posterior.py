@@ -96,7 +96,8 @@ class LaplacePosterior:
 
     @property
     def covariance(self) -> Array:
-        """A^{-1}, (W_used, W_used); computed once on first use (W^3 / 3)."""
+        """A^{-1}, (W_used, W_used), from the Cholesky factor (W^3 / 3); the
+        constructor already needs its diagonal for gamma."""
         if self._covariance is None:
             self._covariance = cho_solve(self._factor, np.eye(len(self.used)))
         return self._covariance
@@ -186,11 +187,12 @@ class LaplacePosterior:
                 f"gamma={self.gamma:.3g}{beta}, log_evidence={self.log_evidence:.6g})")
 
 
-def _negative_eigenvalue_error(H: Array, alpha: Array, scale: float) -> ValueError:
-    lam = np.linalg.eigvalsh(scale * H + np.diag(alpha))
+def _negative_eigenvalue_error(H: Array, alpha: Array, beta) -> ValueError:
+    lam = np.linalg.eigvalsh((beta or 1.0) * H + np.diag(alpha))
     n_neg = int(np.sum(lam <= 0))
+    form = "alpha I + H" if beta is None else "alpha I + beta H"
     return ValueError(
-        f"hessian: the precision alpha I + H is not positive definite "
+        f"hessian: the precision {form} is not positive definite "
         f"({n_neg} of {len(lam)} eigenvalues <= 0, smallest {lam[0]:.3g}): w_map is "
         "not a minimum of the regularised error. Train further, use "
         "hessian='gauss_newton' (PSD by construction), or pass "
@@ -245,4 +247,4 @@ def laplace(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
     try:
         return LaplacePosterior(net, obj, w_map, H, alpha, beta)
     except LinAlgError:
-        raise _negative_eigenvalue_error(H, alpha[used], beta or 1.0) from None
+        raise _negative_eigenvalue_error(H, alpha[used], beta) from None
