@@ -253,10 +253,8 @@ class _BayesianMLPBase:
         self.network_ = net
         self.posterior_ = best.posterior
         self.w_ = best.w.copy()
-        # the hyperparameters the kept posterior was computed with (the last
-        # history entry; EvidenceResult.alpha/beta hold the next re-estimate
-        # when max_cycles ran out)
-        alpha = np.array(best.history["alpha"][-1], dtype=float)
+        # the hyperparameters the kept posterior was computed with
+        alpha = np.array(best.alpha, dtype=float)
         self.alpha_ = float(alpha[0]) if p["groups"] == "single" else alpha
         self.group_names_ = list(best.group_names)
         self.gamma_ = float(best.gamma)
