@@ -94,6 +94,12 @@ def _reestimate(post: LaplacePosterior, groups: Array, n_groups: int, beta):
     g_used = groups[used]
     w = post.w_map[used]
     gamma_g = np.bincount(g_used, weights=post.gamma_per_weight, minlength=n_groups)
+    if np.any(gamma_g <= 0):
+        raise ValueError(
+            f"gamma: a group's number of well-determined parameters is <= 0 "
+            f"({np.array2string(gamma_g, precision=3)}): the data Hessian has "
+            "negative curvature at w_MAP. Use clip_negative=True or "
+            "hessian='gauss_newton'.")
     ww_g = np.bincount(g_used, weights=w * w, minlength=n_groups)
     alpha_g = gamma_g / np.maximum(ww_g, np.finfo(float).tiny)
     if beta is None:

@@ -4,7 +4,7 @@ Computation 1, 1989). A baseline for comparisons, not a recommendation."""
 from __future__ import annotations
 
 from ._loop import StepFailure
-from ._newton import armijo
+from ._newton import ROUND_OFF_MESSAGE, RoundOff, armijo
 
 
 class GradientDescentStep:
@@ -17,7 +17,10 @@ class GradientDescentStep:
         return False
 
     def step(self, w, f, g):
-        found = armijo(self.problem, w, f, g, -self.damping * g)
+        try:
+            found = armijo(self.problem, w, f, g, -self.damping * g)
+        except RoundOff:
+            raise StepFailure(3, ROUND_OFF_MESSAGE) from None
         if found is None:
             raise StepFailure(3, "No decrease of f along the negative gradient.")
         w_new, f_new, t = found

@@ -55,7 +55,7 @@ def outer_loop(problem, w0, rule, gtol: float, maxiter: int, callback=None,
     f, g = problem.f(w), problem.g(w)
     history = new_history()
     record(history, t0, f, g, 0.0, getattr(rule, "damping", np.nan))
-    status, nit = 1, 0
+    status, nit, message = 1, 0, None
     for nit in range(1, maxiter + 1):
         if not np.all(np.isfinite(g)) or not np.isfinite(f):
             status, nit = 5, nit - 1
@@ -66,7 +66,7 @@ def outer_loop(problem, w0, rule, gtol: float, maxiter: int, callback=None,
         try:
             w_new, f, info = rule.step(w, f, g)
         except StepFailure as failure:
-            status, nit = failure.status, nit - 1
+            status, nit, message = failure.status, nit - 1, failure.message
             break
         step = float(np.linalg.norm(w_new - w))
         w = w_new
@@ -78,7 +78,7 @@ def outer_loop(problem, w0, rule, gtol: float, maxiter: int, callback=None,
     else:
         if np.max(np.abs(g)) <= gtol:
             status, nit = 0, maxiter
-    return finish(problem, w, f, g, nit, status, history, method)
+    return finish(problem, w, f, g, nit, status, history, method, message)
 
 
 def finish(problem, w, f, g, nit, status, history, method, message=None):

@@ -19,22 +19,37 @@ from ._loop import StepFailure
 EPS = np.finfo(float).eps
 
 
+class RoundOff(Exception):
+    """The predicted decrease of f is below the round-off of f: no step can
+    be shown to lower E, so none is taken."""
+
+
 def armijo(problem, w, f, g, p, c1: float = 1e-4, max_halvings: int = 40):
     """Backtracking line search along p: the first t in 1, 1/2, 1/4, ... with
     f(w + t p) <= f + c1 t g^T p; None if none is found. When the predicted
-    decrease is below round-off of f, f(w + t p) <= f suffices."""
+    decrease is below round-off of f, f(w + t p) <= f suffices, and if even
+    that fails :class:`RoundOff` is raised (halving further cannot help)."""
     gp = float(g @ p)
     t = 1.0
     for _ in range(max_halvings):
         w_new = w + t * p
+        if np.array_equal(w_new, w):
+            return None
         f_new = problem.f(w_new)
         if np.isfinite(f_new):
             if f_new <= f + c1 * t * gp:
                 return w_new, f_new, t
-            if -t * gp < 8 * EPS * abs(f) and f_new <= f:
-                return w_new, f_new, t
+            if -t * gp < 8 * EPS * abs(f):
+                if f_new <= f:
+                    return w_new, f_new, t
+                raise RoundOff
         t *= 0.5
     return None
+
+
+ROUND_OFF_MESSAGE = ("E cannot be lowered measurably: the predicted decrease is "
+                     "below the round-off of E (gtol is tighter than E's "
+                     "precision allows).")
 
 
 class NewtonStep:
@@ -97,7 +112,10 @@ class NewtonStep:
             factor, mu = self._factor(H, mu, scale)
             p = (self._negative_curvature(H, g) if at_saddle and mu > 0
                  else -cho_solve(factor, g))
-            found = armijo(self.problem, w, f, g, p, self.c1)
+            try:
+                found = armijo(self.problem, w, f, g, p, self.c1)
+            except RoundOff:
+                raise StepFailure(3, ROUND_OFF_MESSAGE) from None
             if found is not None:
                 self.damping = mu
                 return found[0], found[1], {"damping": mu}
