@@ -49,6 +49,7 @@ if (_ROOT / "sopt" / "__init__.py").is_file():
     sys.path.insert(0, str(_ROOT))
 
 import sopt  # noqa: E402
+from sopt.allocator import tune_allocator  # noqa: E402
 
 RATIO_CASES = ((10, 50, 3, 1000), (2, 200, 1, 5000))   # (D, M, K, N)
 TARGET_RATIO = 3.0
@@ -126,6 +127,7 @@ def table(header, rows) -> str:
 
 
 def main(argv=None) -> int:
+    tune_allocator()   # as the sopt command does; see sopt/allocator.py
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats and hidden sizes (a few seconds)")

@@ -18,6 +18,7 @@ import tracemalloc
 import numpy as np
 
 import sopt
+from sopt.allocator import tune_allocator
 
 try:
     import jax
@@ -143,6 +144,7 @@ def scaling(hidden_sizes, N, repeat):
 
 
 def main(argv=None):
+    tune_allocator()   # as the sopt command does; see sopt/allocator.py
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     parser.add_argument("--json", help="write the numbers to this file")

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.optimize
 
 import sopt
+from sopt.allocator import tune_allocator
 from sopt.optimize import ConvergenceWarning, minimize
 
 GTOL = 1e-6
@@ -151,6 +152,7 @@ def compare_least_squares(obj, X, t, M: int, w0, lm_row: dict) -> dict:
 
 # ---------------------------------------------------------------------- main
 def main(argv=None) -> dict:
+    tune_allocator()   # as the sopt command does; see sopt/allocator.py
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="smaller networks and a lower cap for gd")

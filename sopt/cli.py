@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, finite_diff
+from .allocator import tune_allocator
 from .losses import get_loss
 from .network import Network
 from .objective import Objective
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``sopt`` with ``argv`` (default sys.argv[1:]); return the exit status."""
     args = build_parser().parse_args(argv)
+    tune_allocator()        # our own process: keep numpy's temporaries cheap
     try:
         return args.func(args)
     except BrokenPipeError:     # e.g. ``sopt check | head``: stop quietly

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import ForwardPass, Network
+from .network import ForwardPass, Network, matmul_rows
 
 Array = np.ndarray
 
@@ -91,7 +91,7 @@ def r_forward(net: Network, Ws: list, fp: ForwardPass, V: Array,
             z = fp.z[src.index]
             acc += (z @ Ve.transpose(1, 2, 0).reshape(src.size, -1)).reshape(N, P, -1)
             if src.index:
-                acc += Rz[src.index] @ W.T
+                acc += matmul_rows(Rz[src.index], W.T)
         Ra.append(acc)
         Rz.append(fp.times_dh(li + 1, acc))
     return Ra, Rz
@@ -164,7 +164,8 @@ def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
             G = (Rd.reshape(N, -1).T @ z).reshape(P, fo, fi)
             if src.index:
                 G += (d.T @ Rz[src.index].reshape(N, -1)).reshape(fo, P, fi).transpose(1, 0, 2)
-                back = Rd @ W + (d @ Ve.reshape(fo, -1)).reshape(N, fi, P).transpose(0, 2, 1)
+                back = (matmul_rows(Rd, W)
+                        + (d @ Ve.reshape(fo, -1)).reshape(N, fi, P).transpose(0, 2, 1))
                 Rg[src.index] = back if Rg[src.index] is None else Rg[src.index] + back
             if m is not None:
                 G *= m

@@ -193,23 +193,47 @@ class _KroneckerAccumulator:
                 Z = (Zs[l][:, :, None] * Zs[lp][:, None, :]).reshape(n, -1)
             Q += A.T @ Z
 
-    def scatter(self, H: Array) -> None:
-        """Expand the blocks into H (layout order), masked weights zeroed."""
+    def scatter(self, H: Array, rows_per_block: int = 256) -> None:
+        """Add the blocks into H in layout order, masked weights zeroed.
+
+        Works through blocks of rows, gathering each block's values straight
+        into layout order, so the temporaries stay O(rows_per_block W)."""
+        L = len(self.sizes)
+        where = [self._layout(l) for l in range(L)]
         for (l, lp), Q in self.Q.items():
-            M, F, o = self.sizes[l], self.fans[l], self.own[l]
+            (s0, unit, inp, mask), (t0, unit_c, inp_c, mask_c) = where[l], where[lp]
             if l == lp:
-                T = Q[self.pairs_M[l][2][:, :, None, None],
-                      self.pairs_F[l][2][None, None, :, :]]       # (M, M, F, F)
-            else:
-                T = Q.reshape(M, self.sizes[lp], F, self.fans[lp])
-            B = T.transpose(0, 2, 1, 3).reshape(M * F, -1)
-            op = self.own[lp]
-            if o.mask is not None or op.mask is not None:
-                B = B * (_flat_mask(o)[:, None] * _flat_mask(op)[None, :])
-            rows, cols = o.cols.ravel(), op.cols.ravel()
-            H[rows[:, None], cols[None, :]] += B
-            if l != lp:
-                H[cols[:, None], rows[None, :]] += B.T
+                PM, PF = self.pairs_M[l][2], self.pairs_F[l][2]
+                n_f = Q.shape[1]
+            flat = Q.ravel()
+            for r0 in range(0, len(unit), rows_per_block):
+                j, f = unit[r0:r0 + rows_per_block, None], inp[r0:r0 + rows_per_block, None]
+                if l == lp:
+                    index = PM[j, unit_c[None, :]] * n_f + PF[f, inp_c[None, :]]
+                else:       # Q as (M_l, M_l', F_l, F_l')
+                    index = ((j * self.sizes[lp] + unit_c[None, :]) * self.fans[l]
+                             + f) * self.fans[lp] + inp_c[None, :]
+                block = flat[index]
+                if mask is not None or mask_c is not None:
+                    block *= (1.0 if mask is None else mask[r0:r0 + rows_per_block, None]) \
+                        * (1.0 if mask_c is None else mask_c[None, :])
+                rows = slice(s0 + r0, s0 + r0 + len(block))
+                H[rows, t0:t0 + len(unit_c)] += block
+                if l != lp:
+                    H[t0:t0 + len(unit_c), rows] += block.T
+
+    def _layout(self, l: int):
+        """For the layer's weights in layout order: first index, and each
+        weight's unit j, input f and mask (None without masks)."""
+        o = self.own[l]
+        pos = o.cols.ravel() - o.start
+        unit, inp = np.empty(len(pos), dtype=np.intp), np.empty(len(pos), dtype=np.intp)
+        unit[pos], inp[pos] = np.divmod(np.arange(len(pos)), self.fans[l])
+        mask = None
+        if o.mask is not None:
+            mask = np.empty(len(pos))
+            mask[pos] = o.mask.ravel()
+        return o.start, unit, inp, mask
 
 
 def _flat_mask(o: _Own) -> Array:

@@ -104,6 +104,12 @@ class ForwardPass:
         return g * (d if g.ndim == 2 else d[:, None, :])
 
 
+def matmul_rows(A: Array, B: Array) -> Array:
+    """A (..., k) @ B (k, m) as one 2-D matrix product over all leading axes
+    (numpy would otherwise loop over them with tiny products)."""
+    return (A.reshape(-1, A.shape[-1]) @ B).reshape(A.shape[:-1] + (B.shape[1],))
+
+
 class Network:
     """A feed-forward network: a DAG of layers over one input node.
 
@@ -395,7 +401,7 @@ class Network:
             for src, W in zip(layer.sources, Ws[l - 1]):
                 if src.index == 0:
                     continue
-                contrib = delta @ W
+                contrib = matmul_rows(delta, W)
                 if grads_z[src.index] is None:
                     grads_z[src.index] = contrib
                 else:
@@ -410,7 +416,7 @@ class Network:
         for layer, Ws, delta in zip(self._layers, self.effective_weights(w), deltas):
             for src, W in zip(layer.sources, Ws):
                 if src.index == 0:
-                    contrib = delta @ W
+                    contrib = matmul_rows(delta, W)
                     total = contrib if total is None else total + contrib
         if total is None:
             total = np.zeros(deltas[-1].shape[:-1] + (self.n_inputs,))

@@ -22,16 +22,15 @@ def _plain(value):
 
 
 def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return text.replace("|", "\\|")      # a literal | would end the cell
 
 
 def _table(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines = ["| " + " | ".join(map(_cell, keys)) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(_cell(r.get(k, "")) for k in keys) + " |" for r in rows]
     return lines + [""]
 

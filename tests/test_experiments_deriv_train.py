@@ -1,0 +1,165 @@
+"""The 'derivatives' and 'training' experiments, run in their quick versions.
+
+Accuracy numbers are deterministic (fixed seeds) and asserted against the
+tolerances of the testing idiom: central differences of a smooth function at
+the default step agree with the analytic derivative to ~1e-10 relative, the
+four-point Hessian to ~1e-8 (round-off / eps^2), so 1e-7 / 1e-6 / 1e-5 leave
+two or more orders of magnitude of headroom while a wrong derivative gives
+O(1e-2)-O(1).
+
+Timings are not deterministic. Only orderings that survive a loaded machine
+are asserted (measured over repeated quick runs, idle and with a competing
+BLAS-heavy process): the four-point Hessian (2W^2 calls of E, slope >= 2)
+grows at least one power of W faster than the backprop gradient (slope
+~0.3-0.8 at these sizes: per-call overheads), the exact Hessian faster than
+the gradient, and on the sizes where both were timed the four-point Hessian's
+time grows faster than the exact one's. The bare comparison "slope of the
+four-point Hessian > slope of the exact Hessian" is NOT asserted: in quick
+mode the four-point Hessian is only timed for W <= 60, where its calls are
+overhead-bound (slope ~2.0-2.5), while the exact Hessian is fitted on
+W = 58..450, where its slope (1.2-2.1, up to ~2.7 when a multi-threaded BLAS
+competes for the cores) overlaps that range.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sopt.experiments import _common, derivatives, training
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(module, out):
+    return module.run(_common.Context(out=out, quick=True, verbose=False))
+
+
+@pytest.fixture(scope="module")
+def deriv(tmp_path_factory):
+    out = tmp_path_factory.mktemp("derivatives")
+    return out, _run(derivatives, out)
+
+
+@pytest.fixture(scope="module")
+def train(tmp_path_factory):
+    out = tmp_path_factory.mktemp("training")
+    return out, _run(training, out)
+
+
+def _check_contract(out, result, n_figures):
+    assert set(result) >= {"summary", "tables", "figures", "notes"}
+    for key, value in result["summary"].items():
+        assert isinstance(key, str)
+        assert isinstance(value, (int, float)) and np.isfinite(value), (key, value)
+    for title, rows in result["tables"].items():
+        assert "|" not in title
+        assert rows and all(isinstance(r, dict) for r in rows), title
+        assert all(list(r) == list(rows[0]) for r in rows), title
+        # a "|" in a column name would break the markdown table
+        assert not any("|" in k for k in rows[0]), title
+    assert len(result["figures"]) == n_figures
+    for name in result["figures"]:
+        path = out / name
+        assert path.suffix == ".png"
+        data = path.read_bytes()
+        assert data[:8] == PNG_MAGIC
+        assert len(data) > 10_000, (name, len(data))
+    assert isinstance(result["notes"], str) and len(result["notes"]) > 200
+
+
+# ------------------------------------------------------------ derivatives
+def test_derivatives_contract(deriv):
+    out, result = deriv
+    _check_contract(out, result, 2)
+    assert set(result["figures"]) == {"derivatives_step_size.png",
+                                      "derivatives_cost.png"}
+
+
+def test_derivatives_accuracy(deriv):
+    s = deriv[1]["summary"]
+    assert s["rel_err_gradient"] < 1e-7
+    assert s["rel_err_jacobian"] < 1e-7
+    assert s["rel_err_hessian_vs_mixed"] < 1e-6
+    assert s["rel_err_hessian_vs_fd"] < 1e-5
+    assert s["rel_err_hvp"] < 1e-12          # no finite differences: round-off only
+    # the four-point Hessian is the least accurate, by round-off / eps^2
+    assert s["rel_err_hessian_vs_fd"] > s["rel_err_hessian_vs_mixed"]
+    table = deriv[1]["tables"]["Accuracy against finite differences (random DAG)"]
+    assert [r["derivative"] for r in table] == [
+        "gradient", "jacobian", "hvp", "hessian_vs_mixed", "hessian_vs_fd"]
+
+
+def test_derivatives_accuracy_net_has_skips_and_masks():
+    net, _, _ = derivatives.accuracy_net()
+    assert any(len(layer.sources) > 1 for layer in net.layers)
+    assert any(m is not None for layer in net.layers for m in layer.masks)
+    assert net.active_weights().sum() < net.n_weights
+
+
+def test_derivatives_step_sweep(deriv):
+    s = deriv[1]["summary"]
+    # truncation error O(eps^2) on the large steps
+    for key in ("gradient", "mixed", "fd"):
+        assert 1.9 < s[f"truncation_slope_{key}"] < 2.1, key
+    # best steps near macheps^(1/3) ~ 6e-6 and macheps^(1/4) ~ 1.2e-4
+    # (the quick sweep has one step per decade)
+    assert 1e-7 <= s["best_eps_gradient"] <= 1e-4
+    assert 1e-7 <= s["best_eps_mixed"] <= 1e-4
+    assert 1e-5 <= s["best_eps_fd"] <= 1e-2
+    assert s["best_eps_fd"] > s["best_eps_mixed"]
+    assert s["best_rel_err_gradient"] < 1e-9
+    assert s["best_rel_err_mixed"] < 1e-9
+    assert 1e-10 < s["best_rel_err_fd"] < 1e-6
+
+
+def test_derivatives_cost_ordering(deriv):
+    s = deriv[1]["summary"]
+    assert s["slope_fd"] > s["slope_gradient"] + 1.0
+    assert s["slope_exact"] > s["slope_gradient"]
+    assert s["slope_fd_gradient"] > s["slope_gradient"]
+    # four-point vs exact on the same sizes (see the module docstring)
+    assert s["slope_fd_over_exact"] > 0.5
+    assert s["fd_over_exact_at_largest_fd_W"] > 10
+    rows = deriv[1]["tables"]["Time per call (ms, medians)"]
+    assert [r["W"] for r in rows] == sorted(r["W"] for r in rows)
+
+
+# ------------------------------------------------------------ training
+def test_training_contract(train):
+    out, result = train
+    _check_contract(out, result, 1)
+    assert result["figures"] == ["training_convergence.png"]
+
+
+def test_training_second_order_methods_converge(train):
+    result = train[1]
+    rows = {r["method"]: r for r in result["tables"][training.TABLE]}
+    assert set(rows) == {m for m, *_ in training.METHODS}
+    s = result["summary"]
+    for method in ("newton", "lm"):
+        assert rows[method]["success"] is True, method
+        assert rows[method]["max abs gradient"] <= training.GTOL, method
+        # the same minimum, to within what |g|_inf <= 1e-6 allows
+        assert abs(rows[method]["final E"] - s["E_min"]) < 1e-8, method
+        assert s[f"success_{method}"] == 1
+    # gradient descent is capped and does not get there in the quick run
+    assert rows["gd"]["iterations"] == training.GD_MAXITER_QUICK
+    assert rows["gd"]["success"] is False
+
+
+def test_training_newton_needs_fewer_iterations_than_lbfgs(train):
+    s = train[1]["summary"]
+    assert s["iterations_newton"] < s["iterations_l-bfgs-b"]
+    assert s["iterations_lm"] < s["iterations_l-bfgs-b"]
+    assert s["iterations_lbfgs_over_newton"] == pytest.approx(
+        s["iterations_l-bfgs-b"] / s["iterations_newton"])
+    assert s["iterations_lbfgs_over_lm"] > 1
+
+
+def test_training_data_is_seeded():
+    x1, t1 = training.data()
+    x2, t2 = training.data()
+    assert np.array_equal(x1, x2) and np.array_equal(t1, t2)
+    assert x1.shape == (training.N,) and np.all(np.abs(x1) < 1)
+    # targets are sin(pi x) plus noise of standard deviation NOISE
+    assert abs(np.std(t1 - np.sin(np.pi * x1)) - training.NOISE) < 0.02
