@@ -16,16 +16,12 @@ import pytest
 
 from sopt.experiments import bayes_classification as bc
 from sopt.experiments import bayes_regression as br
-from sopt.experiments import reproduce
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bayes")
-    assert reproduce(["bayes_regression", "bayes_classification"], out=out,
-                     quick=True, verbose=False) == 0
-    data = json.loads((out / "report.json").read_text())
-    return out, data
+def report(quick_reproduction):
+    """The session's ``sopt reproduce --quick`` run (tests/conftest.py)."""
+    return quick_reproduction
 
 
 # --------------------------------------------------------------- helpers

@@ -30,20 +30,17 @@ from sopt.experiments import _common, derivatives, training
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _run(module, out):
-    return module.run(_common.Context(out=out, quick=True, verbose=False))
+@pytest.fixture(scope="module")
+def deriv(quick_reproduction):
+    """From the session's ``sopt reproduce --quick`` run (tests/conftest.py)."""
+    out, report = quick_reproduction
+    return out, report[derivatives.NAME]
 
 
 @pytest.fixture(scope="module")
-def deriv(tmp_path_factory):
-    out = tmp_path_factory.mktemp("derivatives")
-    return out, _run(derivatives, out)
-
-
-@pytest.fixture(scope="module")
-def train(tmp_path_factory):
-    out = tmp_path_factory.mktemp("training")
-    return out, _run(training, out)
+def train(quick_reproduction):
+    out, report = quick_reproduction
+    return out, report[training.NAME]
 
 
 def _check_contract(out, result, n_figures):

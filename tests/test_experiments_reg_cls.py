@@ -36,20 +36,21 @@ from sopt.experiments import _common, classification, regression
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _run(module, tmp_path_factory):
-    out = tmp_path_factory.mktemp(module.NAME)
-    ctx = _common.Context(out=out, quick=True, verbose=False)
-    return module.run(ctx), out
+def _from_report(module, quick_reproduction):
+    """This experiment's numbers from the session's ``sopt reproduce --quick``
+    run (tests/conftest.py), and the folder with its figures."""
+    out, report = quick_reproduction
+    return report[module.NAME], out
 
 
 @pytest.fixture(scope="module")
-def reg(tmp_path_factory):
-    return _run(regression, tmp_path_factory)
+def reg(quick_reproduction):
+    return _from_report(regression, quick_reproduction)
 
 
 @pytest.fixture(scope="module")
-def cls(tmp_path_factory):
-    return _run(classification, tmp_path_factory)
+def cls(quick_reproduction):
+    return _from_report(classification, quick_reproduction)
 
 
 def _check_result_shape(result):
