@@ -124,7 +124,7 @@ def gauss_newton_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
 
 
 def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
-                            T: Array, V: Array, out: Array | None = None) -> Array:
+                            T: Array, V: Array) -> Array:
     """sum_n H_n V for a (W, P) block of directions by R-propagation.
 
     Pearlmutter's R{.} operator (Neural Computation 6, 1994; PRML sec. 5.4.6):
@@ -148,27 +148,26 @@ def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
     Rdelta: list = [None] * len(layers)
     Rg: list = [None] * (len(layers) + 1)
     Rdelta[-1] = rule.curvature_product(a_out, y, T, Ra[-1])
-    if out is None:
-        out = np.empty((net.n_weights, P))
     for li in range(len(layers) - 1, -1, -1):
         layer, l = layers[li], li + 1
         if li < len(layers) - 1:
             rg = Rg[l] if Rg[l] is not None else np.zeros((N, P, layer.size))
             Rdelta[li] = fp.times_dh(l, rg) + (fp.d2h(l) * gz[li])[:, None, :] * Ra[l]
         Rd, d = Rdelta[li], deltas[li]
-        for src, s, W, Ve, m in zip(layer.sources, layer.weight_slices, Ws[li],
-                                    dirs[li], layer.masks):
-            z = fp.z[src.index]
-            fo, fi = layer.size, src.size
-            # R{dE/dW_e}[j, i, p] = sum_n Rd[n, p, j] z[n, i] + d[n, j] Rz[n, p, i]
-            G = (Rd.reshape(N, -1).T @ z).reshape(P, fo, fi)
+        for src, W, Ve in zip(layer.sources, Ws[li], dirs[li]):
             if src.index:
-                G += (d.T @ Rz[src.index].reshape(N, -1)).reshape(fo, P, fi).transpose(1, 0, 2)
                 back = (matmul_rows(Rd, W)
-                        + (d @ Ve.reshape(fo, -1)).reshape(N, fi, P).transpose(0, 2, 1))
+                        + (d @ Ve.reshape(layer.size, -1)).reshape(N, src.size, P)
+                        .transpose(0, 2, 1))
                 Rg[src.index] = back if Rg[src.index] is None else Rg[src.index] + back
-            if m is not None:
-                G *= m
-            out[s] = G.transpose(1, 2, 0).reshape(fo * fi, P)
-        out[layer.bias_slice] = Rd.sum(axis=0).T
+    # R{dE/dW_e}[j, i, p] = sum_n Rd[n, p, j] z[n, i] + d[n, j] Rz[n, p, i]
+    out = weight_vjp(net, fp, Rdelta)
+    for layer, d in zip(layers, deltas):
+        for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
+            if src.index:
+                fo, fi = layer.size, src.size
+                G = (d.T @ Rz[src.index].reshape(N, -1)).reshape(fo, P, fi)
+                if m is not None:
+                    G *= m[:, None, :]
+                out[s] += G.transpose(0, 2, 1).reshape(fo * fi, P)
     return out

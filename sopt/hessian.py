@@ -13,12 +13,15 @@ E(a_out)), per pattern:
 with J = d a_out/dw, M = d2E/da_out^2, S_l = d a_l/dw, g_l = dE/dz_l and
 C_e[(j,i), :] = delta_lj h'(a_src,i) S_src,i. This is Bishop's exact Hessian
 (Neural Computation 4, 1992; PRML sec. 5.4.5) written for an arbitrary DAG.
-Its cost is dominated by J^T M J, 2 N K W^2 flops of large matrix products
-(about half with a symmetric rank-k update when M has a cheap factor), plus
-terms that are small for shallow networks because S_l has the structure
-d a_lj / d w_(e,j,i) = z_src,i on the layer's own weights and is dense only
-on the weights of earlier layers. For deep wide nets, where those terms grow
-as N M_l W^2, batched R-propagation (``algorithm="rop"``) is used instead.
+
+The first two terms are computed together, block by block: every weight of
+layer l is (unit j, input f) with d a_lj / dw = z_f, so the block between
+layers l and l' is sum_n Lambda_n[j, j'] z_nf z'_nf', Lambda = d2E/(da da')
+seen through the output and every hidden layer's curvature. That is one
+matrix product over patterns per pair of layers (:class:`_KroneckerAccumulator`),
+about N W_l^2 / 2 flops for a diagonal block against N K W^2 for J^T M J.
+The bilinear terms are small for shallow networks. ``algorithm="rop"``
+(R-propagation along every unit direction) is the independent check.
 """
 from __future__ import annotations
 
@@ -268,10 +271,10 @@ def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
             si = src.index - 1
             Dh = d[:, :, None] * hp[si][:, None, :]            # (n, M_l, M_src)
             rows = s.start + np.arange(layer.size * src.size).reshape(layer.size, src.size)
-            row_mask = 1.0 if m is None else m
+            row_mask = np.ones((layer.size, src.size)) if m is None else m
             # weights of src itself: d a_src,i / d w_(i, f) = z^src_f
             C = (Dh.reshape(n, -1).T @ Zs[si]).reshape(layer.size, src.size, -1)
-            C = C * (row_mask if m is None else m[:, :, None])
+            C *= row_mask[:, :, None]
             if own[si].mask is not None:
                 C *= own[si].mask[None, :, :]
             H[rows[:, :, None], own[si].cols[None, :, :]] += C
@@ -283,8 +286,7 @@ def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
                     continue
                 X = (Dh[:, :, :, None] * Psl[:, None, :, :]).reshape(n, -1)
                 B = (X.T @ Zs[lp]).reshape(layer.size * src.size, -1)
-                B *= (np.ravel(row_mask * np.ones((layer.size, src.size)))[:, None]
-                      * _flat_mask(own[lp])[None, :])
+                B *= row_mask.ravel()[:, None] * _flat_mask(own[lp])[None, :]
                 r, c = rows.ravel(), own[lp].cols.ravel()
                 H[r[:, None], c[None, :]] += B
                 H[c[:, None], r[None, :]] += B.T
