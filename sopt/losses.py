@@ -210,12 +210,12 @@ class OutputError:
         curvature of the outputs, (N, K, K). Equal to the exact curvature for
         canonical pairs (PRML eq. 5.83 and sec. 5.4.2)."""
         if self.canonical:
-            s = T.sum(axis=1) if self.loss is SOFTMAX_CE else None
             if self.loss is SSE:
-                return np.broadcast_to(np.eye(y.shape[1]), y.shape + y.shape[-1:]).copy()
+                return _diag(np.ones_like(y))
             if self.loss is BINARY_CE:
                 return _diag(y * (1 - y))
-            return s[:, None, None] * (_diag(y) - y[:, :, None] * y[:, None, :])
+            s = T.sum(axis=1)[:, None, None]
+            return s * (_diag(y) - y[:, :, None] * y[:, None, :])
         if self.loss.hess is None:
             raise ValueError(f"loss: {self.loss.name!r} has no hess (d2E/dy2); "
                              "second derivatives need one")

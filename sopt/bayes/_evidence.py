@@ -89,18 +89,22 @@ def _cycle_once(net, X, T, loss, w, alpha_g, beta, groups, hessian, clip, method
     return res, post
 
 
-def _reestimate(post: LaplacePosterior, groups: Array, n_groups: int, beta):
+def _group_gamma(post: LaplacePosterior, groups: Array, n_groups: int) -> Array:
+    """gamma_g = sum over the group's weights in use of 1 - alpha_i (A^-1)_ii."""
+    return np.bincount(groups[post.used], weights=post.gamma_per_weight,
+                       minlength=n_groups)
+
+
+def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta):
     used = post.used
-    g_used = groups[used]
     w = post.w_map[used]
-    gamma_g = np.bincount(g_used, weights=post.gamma_per_weight, minlength=n_groups)
     if np.any(gamma_g <= 0):
         raise ValueError(
             f"gamma: a group's number of well-determined parameters is <= 0 "
             f"({np.array2string(gamma_g, precision=3)}): the data Hessian has "
             "negative curvature at w_MAP. Use clip_negative=True or "
             "hessian='gauss_newton'.")
-    ww_g = np.bincount(g_used, weights=w * w, minlength=n_groups)
+    ww_g = np.bincount(groups[used], weights=w * w, minlength=len(gamma_g))
     alpha_g = gamma_g / np.maximum(ww_g, np.finfo(float).tiny)
     if beta is None:
         return alpha_g, None
@@ -154,10 +158,9 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
             b = "" if beta is None else f" beta {beta:.4g}"
             print(f"  cycle {cycle:3d}: alpha {np.array2string(alpha_g, precision=4)}{b} "
                   f"gamma {post.gamma:.3f} log evidence {post.log_evidence:.4f}", flush=True)
-        gamma_g = np.bincount(group_index[post.used], weights=post.gamma_per_weight,
-                              minlength=len(names))
+        gamma_g = _group_gamma(post, group_index, len(names))
         hist["gamma_groups"].append(gamma_g)
-        new_alpha, new_beta = _reestimate(post, group_index, len(names), beta)
+        new_alpha, new_beta = _reestimate(post, group_index, gamma_g, beta)
         if _settled(hist, alpha_g, new_alpha, beta, new_beta, tol):
             converged = True
             break
