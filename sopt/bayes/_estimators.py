@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import as_float_array, check_finite, check_inputs
+from .._validation import as_float_array, check_finite, check_inputs, check_positive
 from ..activations import get_activation
 from ..network import mlp
 from ..optimize import METHODS, ConvergenceWarning
@@ -58,16 +58,6 @@ def _check_n_samples(X: Array, y) -> None:
     if len(y) != len(X):
         raise ValueError(f"X and y: inconsistent numbers of samples, X has "
                          f"{len(X)} rows and y has {len(y)}")
-
-
-def _check_real(value, name: str, low: float = 0.0, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not np.isfinite(value) or not value > low:
-        raise ValueError(f"{name}: expected a finite number > {low:g}"
-                         f"{' or None' if allow_none else ''}, got {value!r}")
-    return float(value)
 
 
 def _check_int(value, name: str, low: int = 1) -> int:
@@ -170,11 +160,11 @@ class _BayesianMLPBase:
         return dict(
             hidden=_check_hidden(self.hidden),
             activation=_check_activation(self.activation),
-            alpha=_check_real(self.alpha, "alpha"),
+            alpha=check_positive(self.alpha, "alpha"),
             groups=_check_choice(self.groups, "groups", GROUPINGS),
             n_restarts=_check_int(self.n_restarts, "n_restarts"),
             max_cycles=_check_int(self.max_cycles, "max_cycles"),
-            tol=_check_real(self.tol, "tol"),
+            tol=check_positive(self.tol, "tol"),
             hessian=_check_choice(self.hessian, "hessian", ("exact", "gauss_newton")),
             clip_negative=self._check_bool(self.clip_negative, "clip_negative"),
             method=_check_choice(self.method, "method", METHODS),
@@ -358,7 +348,7 @@ class BayesianMLPRegressor(_BayesianMLPBase):
     def fit(self, X, y):
         """Fit to X (N, D) and real targets y, (N,) or (N, K). Returns self."""
         p = self._validated_params()
-        beta = _check_real(self.beta, "beta", allow_none=True)
+        beta = None if self.beta is None else check_positive(self.beta, "beta")
         X = _check_X(X)
         y = as_float_array(y, "y")
         if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):

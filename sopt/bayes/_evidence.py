@@ -20,7 +20,8 @@ import numpy as np
 from ..network import Network
 from ..objective import Objective
 from ..optimize import ConvergenceWarning, minimize
-from ._posterior import LaplacePosterior, _check_positive, laplace
+from .._validation import check_positive
+from ._posterior import LaplacePosterior, laplace
 
 Array = np.ndarray
 GROUPINGS = ("single", "layers")
@@ -128,7 +129,7 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
     """
     regression = loss == "sse"
     if regression:
-        beta = 1.0 if beta is None else _check_positive(beta, "beta")
+        beta = 1.0 if beta is None else check_positive(beta, "beta")
     elif beta is not None:
         raise ValueError("beta: only regression (loss='sse') has a noise precision")
     if isinstance(max_cycles, bool) or not isinstance(max_cycles, (int, np.integer)) \
@@ -137,7 +138,7 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
     if not (np.isscalar(tol) and np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
     group_index, names = weight_groups(net, groups)
-    alpha_g = np.full(len(names), _check_positive(alpha, "alpha"))
+    alpha_g = np.full(len(names), check_positive(alpha, "alpha"))
     w = net.init_weights(seed=0) if w0 is None else np.array(w0, dtype=float)
     options = {"maxiter": 200, "gtol": 1e-7, **(options or {})}
     hist = {k: [] for k in ("alpha", "beta", "gamma", "gamma_groups", "log_evidence",

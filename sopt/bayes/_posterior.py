@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
 
-from .._validation import as_float_array, check_inputs, check_weights
+from .._validation import as_float_array, check_inputs, check_positive, check_weights
 from ..network import Network
 from ..objective import Objective
 from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_softmax
@@ -25,17 +25,10 @@ REGRESSION = ("sse",)
 CLASSIFICATION = ("binary_ce", "softmax_ce")
 
 
-def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not np.isscalar(value) or not np.isfinite(value) \
-            or not value > 0:
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return float(value)
-
-
 def _check_alphas(alpha, n_weights: int) -> Array:
     """alpha as a (W,) vector of positive precisions (a number is broadcast)."""
     if np.ndim(alpha) == 0:
-        return np.full(n_weights, _check_positive(alpha, "alpha"))
+        return np.full(n_weights, check_positive(alpha, "alpha"))
     a = as_float_array(alpha, "alpha")
     if a.shape != (n_weights,) or not np.all(np.isfinite(a)) or a.min() <= 0:
         raise ValueError(f"alpha: expected a number > 0 or ({n_weights},) "
@@ -232,7 +225,7 @@ def laplace(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
         raise ValueError(f"hessian: expected 'exact' or 'gauss_newton', got {hessian!r}")
     regression = loss in REGRESSION
     if regression:
-        beta = _check_positive(beta, "beta") if beta is not None else None
+        beta = check_positive(beta, "beta") if beta is not None else None
         if beta is None:
             raise ValueError("beta: regression (loss='sse') needs the noise precision beta")
     elif beta is not None:
