@@ -36,8 +36,14 @@ def weight_gradient(net: Network, w: Array, fp: ForwardPass, delta_out: Array,
             np.matmul(delta.T, fp.z[src.index], out=G)
             if m is not None:
                 G *= m
-        np.sum(delta, axis=0, out=out[layer.bias_slice])
+        column_sums(delta, out=out[layer.bias_slice])
     return out
+
+
+def column_sums(A: Array, out: Array | None = None) -> Array:
+    """sum_n A[n, :] for a 2-D A, as a matrix-vector product: BLAS does it
+    at about twice the speed of numpy's axis-0 reduction."""
+    return np.matmul(np.ones(len(A)), A, out=out)
 
 
 def pattern_sensitivities(net: Network, w: Array, fp: ForwardPass,
@@ -86,12 +92,14 @@ def r_forward(net: Network, Ws: list, fp: ForwardPass, V: Array,
     dirs = _directions(net, V) if dirs is None else dirs
     Ra, Rz = [None], [None]
     for li, layer in enumerate(net.layers):
-        acc = np.broadcast_to(V[layer.bias_slice].T, (N, P, layer.size)).copy()
+        acc = None
         for src, W, Ve in zip(layer.sources, Ws[li], dirs[li]):
-            z = fp.z[src.index]
-            acc += (z @ Ve.transpose(1, 2, 0).reshape(src.size, -1)).reshape(N, P, -1)
+            term = (fp.z[src.index] @ Ve.transpose(1, 2, 0).reshape(src.size, -1)
+                    ).reshape(N, P, -1)
+            acc = term if acc is None else np.add(acc, term, out=acc)
             if src.index:
                 acc += matmul_rows(Rz[src.index], W.T)
+        acc += V[layer.bias_slice].T            # (P, M_l), broadcast over n
         Ra.append(acc)
         Rz.append(fp.times_dh(li + 1, acc))
     return Ra, Rz
@@ -107,7 +115,7 @@ def weight_vjp(net: Network, fp: ForwardPass, deltas: list) -> Array:
             if m is not None:
                 G *= m
             out[s] = G.transpose(1, 2, 0).reshape(-1, P)
-        out[layer.bias_slice] = d.sum(axis=0).T
+        out[layer.bias_slice] = column_sums(d.reshape(N, -1)).reshape(P, -1).T
     return out
 
 
@@ -117,8 +125,7 @@ def gauss_newton_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
     curvature of the outputs: one R-forward pass for J V, one backward pass
     for J^T (M J V) (Schraudolph, Neural Computation 14, 2002). (W, P);
     cost Theta(P N W), memory O(P N U)."""
-    Ws = net.effective_weights(w)
-    Ra, _ = r_forward(net, Ws, fp, V)
+    Ra, _ = r_forward(net, fp.weights, fp, V)
     seeds = rule.curvature_product(fp.a[-1], fp.y, T, Ra[-1], gauss_newton=True)
     return weight_vjp(net, fp, net.backward(w, fp, seeds))
 
@@ -139,7 +146,7 @@ def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
     """
     N, P = len(fp.y), V.shape[1]
     layers = net.layers
-    Ws = net.effective_weights(w)
+    Ws = fp.weights
     dirs = _directions(net, V)
     Ra, Rz = r_forward(net, Ws, fp, V, dirs)
     # backward
@@ -152,7 +159,8 @@ def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
         layer, l = layers[li], li + 1
         if li < len(layers) - 1:
             rg = Rg[l] if Rg[l] is not None else np.zeros((N, P, layer.size))
-            Rdelta[li] = fp.times_dh(l, rg) + (fp.d2h(l) * gz[li])[:, None, :] * Ra[l]
+            Rd = (fp.d2h(l) * gz[li])[:, None, :] * Ra[l]
+            Rdelta[li] = np.add(Rd, fp.times_dh(l, rg), out=Rd)
         Rd, d = Rdelta[li], deltas[li]
         for src, W, Ve in zip(layer.sources, Ws[li], dirs[li]):
             if src.index:

@@ -65,12 +65,13 @@ class ForwardPass:
     """Pre-activations a[l] and outputs z[l] of every node (z[0] is X, a[0]
     None), with h'(a_l) and h''(a_l) computed on first use and kept: the
     backward, R- and Hessian passes all need them, and each costs a pass over
-    N x M_l values."""
+    N x M_l values. ``weights`` holds the masked edge matrices the pass used
+    (Network.effective_weights), so the passes after it need not rebuild them."""
 
-    __slots__ = ("a", "z", "_acts", "_dh", "_d2h")
+    __slots__ = ("a", "z", "weights", "_acts", "_dh", "_d2h")
 
-    def __init__(self, a: list, z: list, activations: list):
-        self.a, self.z, self._acts = a, z, activations
+    def __init__(self, a: list, z: list, activations: list, weights: list):
+        self.a, self.z, self._acts, self.weights = a, z, activations, weights
         self._dh: dict = {}
         self._d2h: dict = {}
 
@@ -87,7 +88,9 @@ class ForwardPass:
     def d2h(self, l: int) -> Array:
         """h''(a_l), shape (N, M_l) (elementwise activations only)."""
         if l not in self._d2h:
-            self._d2h[l] = self._acts[l].second_derivative(self.a[l], self.z[l])
+            act = self._acts[l]
+            self._d2h[l] = (act.second_derivative(self.a[l], self.z[l])
+                            if act.d2h_zd is None else act.d2h_zd(self.z[l], self.dh(l)))
         return self._d2h[l]
 
     def times_dh(self, l: int, g: Array) -> Array:
@@ -354,7 +357,8 @@ class Network:
         """Forward pass keeping every a and z (unchecked w, X). Memory O(N U)."""
         self.output  # raises if no output layer
         a, z = [None], [X]
-        for layer, Ws in zip(self._layers, self.effective_weights(w)):
+        weights = self.effective_weights(w)
+        for layer, Ws in zip(self._layers, weights):
             bias = w[layer.bias_slice]
             act = np.matmul(z[layer.sources[0].index], Ws[0].T)
             for src, W in zip(layer.sources[1:], Ws[1:]):
@@ -362,7 +366,8 @@ class Network:
             act += bias
             a.append(act)
             z.append(layer.activation.h(act))
-        return ForwardPass(a, z, [None] + [layer.activation for layer in self._layers])
+        return ForwardPass(a, z, [None] + [layer.activation for layer in self._layers],
+                           weights)
 
     def backward(self, w: Array, fp: ForwardPass, delta_out: Array,
                  return_z_adjoints: bool = False):
@@ -385,7 +390,7 @@ class Network:
             dE/dz_l for the hidden layers (same indexing; None for the output
             layer), which second derivatives need.
         """
-        Ws = self.effective_weights(w)
+        Ws = fp.weights
         extra = delta_out.ndim == 3
         deltas: list = [None] * len(self._layers)
         grads_z: list = [None] * (len(self._layers) + 1)

@@ -116,10 +116,10 @@ class Objective:
         """Forward pass over the whole batch, cached for the last w."""
         if self._cache_w is not None and np.array_equal(w, self._cache_w):
             return self._cache
-        fp = self.net.propagate(w, self.X)
-        self._cache = fp
+        # the pass keeps views of its weights: give it a copy no caller can change
         self._cache_w = w.copy()
-        return fp
+        self._cache = self.net.propagate(self._cache_w, self.X)
+        return self._cache
 
     def pattern_errors(self, w) -> Array:
         """E_n(w) for every pattern, shape (N,); no weight decay."""
