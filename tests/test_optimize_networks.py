@@ -254,3 +254,44 @@ def test_newton_on_overparametrised_network():
     assert res.success, res.message
     assert res.fun == pytest.approx(E_star, rel=1e-10)
     assert np.max(np.abs(res.jac)) <= GTOL
+
+
+# ---------------------------------- Newton below the round-off of E
+def _abs_regression():
+    """PRML Figure 5.3's |x| fit (1-3-1 tanh, N = 50, alpha = 1e-4)."""
+    from sopt.experiments import regression
+    x = regression.inputs()
+    net = sopt.mlp([1, 3, 1], hidden="tanh", output="identity")
+    return net, sopt.Objective(net, x[:, None], np.abs(x), loss="sse",
+                               alpha=regression.ALPHA)
+
+
+def test_newton_reaches_a_gtol_below_the_round_off_of_E():
+    """From seed 1 the last Newton step predicts a decrease of 1.1e-18 on
+    E = 4.6e-3 (below 8 macheps E) and E(w + p) comes out 1e-17 higher: E
+    cannot rank the points. The step is judged by |g| instead (1.1e-8 ->
+    3e-15), so gtol = 1e-8 is met instead of stopping with status 3."""
+    net, obj = _abs_regression()
+    res = minimize(obj, net.init_weights(seed=1), method="newton",
+                   options={"gtol": 1e-8, "maxiter": 2000})
+    assert res.success, res.message
+    assert np.max(np.abs(res.jac)) <= 1e-8
+    # E may rise only by its evaluation error: residuals r = y - t carry an
+    # absolute error ~ macheps |y|, so E_n's is ~ macheps |r| |y|, summed
+    rise = np.max(np.diff(res.history["fun"]))
+    fp = obj.net.forward(res.x, obj.X)[:, 0]
+    eval_error = np.finfo(float).eps * np.sum(np.abs(fp - obj.T[:, 0]) * np.abs(fp))
+    assert rise <= 4 * eval_error, (rise, eval_error)
+
+
+def test_newton_stops_cleanly_when_gtol_is_unattainable():
+    """gtol = 1e-300 cannot be met: Newton converges to |g| ~ 1e-15, then
+    must stop with status 3 (E's round-off) within a few dozen iterations,
+    neither running to maxiter nor blowing the damping up (status 4)."""
+    net, obj = _abs_regression()
+    with pytest.warns(sopt.optimize.ConvergenceWarning, match="round-off"):
+        res = minimize(obj, net.init_weights(seed=1), method="newton",
+                       options={"gtol": 1e-300, "maxiter": 2000})
+    assert res.status == 3
+    assert np.max(np.abs(res.jac)) < 1e-12
+    assert res.nit < 200

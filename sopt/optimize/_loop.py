@@ -2,7 +2,7 @@
 Marquardt, gradient descent): stopping tests, history, callback, result.
 
 A solver is a *step rule*: ``step(w, f, g) -> (w_new, f_new, info)`` that
-never increases f, or raises :class:`StepFailure` with a status and message.
+never increases f (beyond f's round-off), or raises :class:`StepFailure` with a status and message.
 """
 from __future__ import annotations
 

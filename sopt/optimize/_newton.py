@@ -5,7 +5,9 @@ Each iteration solves (H + mu I) p = -g with the smallest mu in
 (Nocedal & Wright 2006, Algorithm 3.3, "Cholesky with added multiple of the
 identity"), mu starting from a tenth of the last successful value as in
 Levenberg-Marquardt; then a backtracking Armijo line search (c1 = 1e-4,
-Nocedal & Wright eq. 3.4), so E never increases. Where the gradient is below
+Nocedal & Wright eq. 3.4), so E never increases, except by round-off in the
+last steps, where E can no longer tell points apart and the gradient decides
+(see :func:`armijo`). Where the gradient is below
 tolerance but H is not positive definite (a saddle), the step follows the
 eigenvector of the most negative eigenvalue instead of stopping there.
 """
@@ -26,24 +28,37 @@ class RoundOff(Exception):
 
 def armijo(problem, w, f, g, p, c1: float = 1e-4, max_halvings: int = 40):
     """Backtracking line search along p: the first t in 1, 1/2, 1/4, ... with
-    f(w + t p) <= f + c1 t g^T p; None if none is found. When the predicted
-    decrease is below round-off of f, f(w + t p) <= f suffices, and if even
-    that fails :class:`RoundOff` is raised (halving further cannot help)."""
+    f(w + t p) <= f + c1 t g^T p; None if none is found.
+
+    Where the predicted decrease -t g^T p is below the round-off of f
+    (8 macheps |f|, and the true evaluation error of a sum over patterns is
+    larger still), f cannot rank the points, so the gradient is the merit
+    function: w + t p is taken if f(w + t p) <= f or if |g|_inf at least
+    halves there (a Newton step at a minimum still shrinks g quadratically,
+    and is too short to leave the basin; requiring a halving stops the
+    search once g is down to its own round-off). If no t passes,
+    :class:`RoundOff` is raised.
+    """
     gp = float(g @ p)
+    g_inf = np.max(np.abs(g))
+    round_off = 8 * EPS * abs(f)
+    below_round_off = False
     t = 1.0
     for _ in range(max_halvings):
         w_new = w + t * p
         if np.array_equal(w_new, w):
-            return None
+            break
         f_new = problem.f(w_new)
         if np.isfinite(f_new):
             if f_new <= f + c1 * t * gp:
                 return w_new, f_new, t
-            if -t * gp < 8 * EPS * abs(f):
-                if f_new <= f:
+            if -t * gp < round_off:
+                below_round_off = True
+                if f_new <= f or np.max(np.abs(problem.g(w_new))) <= 0.5 * g_inf:
                     return w_new, f_new, t
-                raise RoundOff
         t *= 0.5
+    if below_round_off:
+        raise RoundOff
     return None
 
 
