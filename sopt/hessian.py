@@ -346,21 +346,26 @@ def exact_hessian(net: Network, rule, w: Array, X: Array, T: Array,
 
     ``algorithm``: "structured" (:func:`curvature_matrix`, the fast path) or
     "rop" (R-propagation along all W unit directions in blocks, about
-    14 N W^2 flops; an independent check of the first).
+    14 N W^2 flops; an independent check of the first). Both take the
+    patterns ``chunk_size`` at a time (None: all at once).
     """
     if algorithm == "structured":
         return curvature_matrix(net, rule, w, X, T, True, chunk_size)
     if algorithm != "rop":
         raise ValueError(f"algorithm: expected 'structured' or 'rop', got {algorithm!r}")
     W = net.n_weights
-    H = np.empty((W, W))
+    H = np.zeros((W, W))
     units = sum(layer.size for layer in net.layers)
-    block = max(1, min(W, CHUNK_DOUBLES // max(1, 4 * len(X) * units)))
-    fp = net.propagate(w, X)
-    for start in range(0, W, block):
-        E = np.zeros((W, min(block, W - start)))
-        E[start + np.arange(E.shape[1]), np.arange(E.shape[1])] = 1.0
-        H[:, start:start + E.shape[1]] = hessian_vector_products(net, rule, w, fp, T, E)
+    n = chunk_size or len(X)
+    for first in range(0, len(X), n):
+        rows = slice(first, first + n)
+        fp = net.propagate(w, X[rows])
+        block = max(1, min(W, CHUNK_DOUBLES // max(1, 4 * len(fp.y) * units)))
+        for start in range(0, W, block):
+            E = np.zeros((W, min(block, W - start)))
+            E[start + np.arange(E.shape[1]), np.arange(E.shape[1])] = 1.0
+            H[:, start:start + E.shape[1]] += hessian_vector_products(
+                net, rule, w, fp, T[rows], E)
     return _symmetrise(H)
 
 

@@ -317,6 +317,22 @@ def test_chunked_objective_gives_the_same_second_derivatives(case, L):
     assert rel_err(objc.hvp(w, V), H @ V) < EXACT_RTOL
 
 
+@pytest.mark.parametrize("algorithm", ["structured", "rop"])
+def test_exact_hessian_propagates_chunk_size_patterns_at_a_time(algorithm, monkeypatch):
+    """Objective(chunk_size=2) bounds the work arrays of both algorithms at
+    O(2 units): no forward pass over more than 2 patterns."""
+    net, obj, w = build("identity-sse", 3, n=7, chunk_size=2)
+    sizes = []
+    propagate = type(net).propagate
+
+    def recording(self, w, X):
+        sizes.append(len(X))
+        return propagate(self, w, X)
+    monkeypatch.setattr(type(net), "propagate", recording)
+    obj.hessian(w, algorithm=algorithm)
+    assert sizes == [2, 2, 2, 1]
+
+
 @pytest.mark.parametrize("case", ["identity-sse", "softmax-softmax_ce",
                                   "logistic-sse", "identity-cauchy"])
 def test_internal_chunking_and_rop_blocks(case, monkeypatch):
