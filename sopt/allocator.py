@@ -4,8 +4,8 @@ By default glibc serves each block above a dynamic threshold with a fresh
 mmap and returns freed heap memory to the system, so a pass that creates a
 few hundred-kilobyte temporaries pays page faults on every call: on this
 project's 2-core machines the Hessian-vector product of a 10-50-3 network on
-1000 patterns took 5.2 ms that way and 3.1 ms with the heap kept (see the
-README). Libraries should not change their host process behind its back, so
+1000 patterns takes 2.5-3.0 ms that way and 1.6-2.2 ms with the heap kept
+(see the README). Libraries should not change their host process behind its back, so
 nothing here runs on import: the ``sopt`` command and the benchmark scripts
 call :func:`tune_allocator`, and users may too. The same effect comes from
 the environment variables ``MALLOC_MMAP_THRESHOLD_`` and
