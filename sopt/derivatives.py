@@ -13,8 +13,9 @@ from .network import ForwardPass, Network, matmul_rows
 Array = np.ndarray
 
 
-def weight_gradient(net: Network, w: Array, fp: ForwardPass, delta_out: Array,
-                    out: Array | None = None) -> Array:
+def weight_gradient(net: Network, w: Array, fp: ForwardPass,
+                    delta_out: Array | None = None, out: Array | None = None,
+                    deltas: list | None = None) -> Array:
     """sum_n dE_n/dw by backpropagation, shape (W,). Cost Theta(N W).
 
     dE_n/dw_ji = delta_j z_i (PRML eq. 5.53) with delta from Network.backward;
@@ -26,10 +27,14 @@ def weight_gradient(net: Network, w: Array, fp: ForwardPass, delta_out: Array,
         dE_n/da at the output layer.
     out : (W,), optional
         Written in place (every entry is overwritten).
+    deltas : list, optional
+        The result of Network.backward, if already at hand (then delta_out
+        is not needed).
     """
     if out is None:
         out = np.empty(net.n_weights)
-    deltas = net.backward(w, fp, delta_out)
+    if deltas is None:
+        deltas = net.backward(w, fp, delta_out)
     for layer, delta in zip(net.layers, deltas):
         for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
             G = out[s].reshape(layer.size, src.size)
@@ -120,18 +125,19 @@ def weight_vjp(net: Network, fp: ForwardPass, deltas: list) -> Array:
 
 
 def gauss_newton_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
-                                 T: Array, V: Array) -> Array:
+                                 T: Array, V: Array, backward=None) -> Array:
     """sum_n J_n^T M_n J_n V with J_n = d a_out/dw, M_n the Gauss-Newton
     curvature of the outputs: one R-forward pass for J V, one backward pass
     for J^T (M J V) (Schraudolph, Neural Computation 14, 2002). (W, P);
-    cost Theta(P N W), memory O(P N U)."""
+    cost Theta(P N W), memory O(P N U). ``backward`` is unused (it is
+    accepted so that both products share one signature)."""
     Ra, _ = r_forward(net, fp.weights, fp, V)
     seeds = rule.curvature_product(fp.a[-1], fp.y, T, Ra[-1], gauss_newton=True)
     return weight_vjp(net, fp, net.backward(w, fp, seeds))
 
 
 def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
-                            T: Array, V: Array) -> Array:
+                            T: Array, V: Array, backward=None) -> Array:
     """sum_n H_n V for a (W, P) block of directions by R-propagation.
 
     Pearlmutter's R{.} operator (Neural Computation 6, 1994; PRML sec. 5.4.6):
@@ -151,7 +157,8 @@ def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
     Ra, Rz = r_forward(net, Ws, fp, V, dirs)
     # backward
     a_out, y = fp.a[-1], fp.y
-    deltas, gz = net.backward(w, fp, rule.delta(a_out, y, T), return_z_adjoints=True)
+    deltas, gz = backward or net.backward(w, fp, rule.delta(a_out, y, T),
+                                          return_z_adjoints=True)
     Rdelta: list = [None] * len(layers)
     Rg: list = [None] * (len(layers) + 1)
     Rdelta[-1] = rule.curvature_product(a_out, y, T, Ra[-1])

@@ -102,6 +102,7 @@ class Objective:
                            else check_positive_int(chunk_size, "chunk_size"))
         self._cache_w: Array | None = None
         self._cache = None
+        self._cache_backward = None
 
     @property
     def n_patterns(self) -> int:
@@ -119,7 +120,18 @@ class Objective:
         # the pass keeps views of its weights: give it a copy no caller can change
         self._cache_w = w.copy()
         self._cache = self.net.propagate(self._cache_w, self.X)
+        self._cache_backward = None
         return self._cache
+
+    def _backward(self, fp):
+        """(deltas, z-adjoints) of the cached full-batch pass ``fp``, kept with
+        it: the gradient and every hvp at the same w share one backward pass
+        (trust-region and CG loops call hvp many times per w)."""
+        if self._cache_backward is None:
+            self._cache_backward = self.net.backward(
+                self._cache_w, fp, self.rule.delta(fp.a[-1], fp.y, self.T),
+                return_z_adjoints=True)
+        return self._cache_backward
 
     def pattern_errors(self, w) -> Array:
         """E_n(w) for every pattern, shape (N,); no weight decay."""
@@ -146,8 +158,7 @@ class Objective:
         w = check_weights(w, self.net.n_weights)
         if self.chunk_size is None:
             fp = self._forward(w)
-            g = weight_gradient(self.net, w, fp,
-                                self.rule.delta(fp.a[-1], fp.y, self.T))
+            g = weight_gradient(self.net, w, fp, deltas=self._backward(fp)[0])
         else:
             g = np.zeros(self.net.n_weights)
             part = np.empty(self.net.n_weights)
@@ -197,9 +208,13 @@ class Objective:
         units = sum(layer.size for layer in self.net.layers)
         size = self.chunk_size or max(1, _hessian.CHUNK_DOUBLES // (4 * units * V.shape[1]))
         for rows in self._chunks(size):
-            fp = (self._forward(w) if rows.stop - rows.start == self.n_patterns
-                  else self.net.propagate(w, self.X[rows]))
-            out += product(self.net, self.rule, w, fp, self.T[rows], V)
+            if rows.stop - rows.start == self.n_patterns:
+                fp = self._forward(w)
+                out += product(self.net, self.rule, w, fp, self.T, V,
+                               backward=self._backward(fp))
+            else:
+                out += product(self.net, self.rule, w,
+                               self.net.propagate(w, self.X[rows]), self.T[rows], V)
         if np.any(self._decay):
             out += self._decay[:, None] * V
         return out[:, 0] if single else out

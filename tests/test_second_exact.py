@@ -333,6 +333,31 @@ def test_exact_hessian_propagates_chunk_size_patterns_at_a_time(algorithm, monke
     assert sizes == [2, 2, 2, 1]
 
 
+def test_gradient_and_hvps_at_one_w_share_one_backward_pass(monkeypatch):
+    """The Objective keeps the backward pass with its cached forward pass:
+    a gradient and any number of hvps at the same w run it once, and a new
+    w runs it again. The products are the same as without the cache."""
+    net, obj, w = build("identity-sse", 3, n=7)
+    V = np.random.default_rng(5).standard_normal((net.n_weights, 2))
+    fresh = sopt.Objective(net, obj.X, obj.T, loss=obj.loss, alpha=obj.alpha)
+    g_ref, h_ref = fresh.gradient(w), fresh.hvp(w, V)
+    calls = []
+    backward = type(net).backward
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return backward(self, *args, **kwargs)
+    monkeypatch.setattr(type(net), "backward", counting)
+    g = obj.gradient(w)
+    products = [obj.hvp(w, V) for _ in range(3)]
+    assert len(calls) == 1
+    np.testing.assert_array_equal(g, g_ref)
+    for HV in products:
+        np.testing.assert_array_equal(HV, h_ref)
+    obj.hvp(w + 1e-3, V)
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize("case", ["identity-sse", "softmax-softmax_ce",
                                   "logistic-sse", "identity-cauchy"])
 def test_internal_chunking_and_rop_blocks(case, monkeypatch):
