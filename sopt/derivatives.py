@@ -1,6 +1,6 @@
 """Derivatives of the network by error backpropagation.
 
-Pure functions of (net, w, forward pass); the Objective wraps them. Every pass
+Pure functions of (net, forward pass); the Objective wraps them. Every pass
 is a few matrix products over the whole batch; loops run over layers and edges
 only, never over patterns or units.
 """
@@ -13,7 +13,7 @@ from .network import ForwardPass, Network, matmul_rows
 Array = np.ndarray
 
 
-def weight_gradient(net: Network, w: Array, fp: ForwardPass,
+def weight_gradient(net: Network, fp: ForwardPass,
                     delta_out: Array | None = None, out: Array | None = None,
                     deltas: list | None = None) -> Array:
     """sum_n dE_n/dw by backpropagation, shape (W,). Cost Theta(N W).
@@ -34,7 +34,7 @@ def weight_gradient(net: Network, w: Array, fp: ForwardPass,
     if out is None:
         out = np.empty(net.n_weights)
     if deltas is None:
-        deltas = net.backward(w, fp, delta_out)
+        deltas = net.backward(fp, delta_out)
     for layer, delta in zip(net.layers, deltas):
         for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
             G = out[s].reshape(layer.size, src.size)
@@ -51,8 +51,7 @@ def column_sums(A: Array, out: Array | None = None) -> Array:
     return np.matmul(np.ones(len(A)), A, out=out)
 
 
-def pattern_sensitivities(net: Network, w: Array, fp: ForwardPass,
-                          seeds: Array) -> Array:
+def pattern_sensitivities(net: Network, fp: ForwardPass, seeds: Array) -> Array:
     """Per-pattern derivatives of P signals with respect to w, shape (N, P, W).
 
     ``seeds`` (N, P, K) are d(signal_p)/da_out; with the identity they give
@@ -61,7 +60,7 @@ def pattern_sensitivities(net: Network, w: Array, fp: ForwardPass,
     """
     N, P = seeds.shape[:2]
     out = np.empty((N, P, net.n_weights))
-    deltas = net.backward(w, fp, seeds)
+    deltas = net.backward(fp, seeds)
     for layer, delta in zip(net.layers, deltas):
         for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
             G = delta[:, :, :, None] * fp.z[src.index][:, None, None, :]
@@ -124,7 +123,7 @@ def weight_vjp(net: Network, fp: ForwardPass, deltas: list) -> Array:
     return out
 
 
-def gauss_newton_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
+def gauss_newton_vector_products(net: Network, rule, fp: ForwardPass,
                                  T: Array, V: Array, backward=None) -> Array:
     """sum_n J_n^T M_n J_n V with J_n = d a_out/dw, M_n the Gauss-Newton
     curvature of the outputs: one R-forward pass for J V, one backward pass
@@ -133,10 +132,10 @@ def gauss_newton_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
     accepted so that both products share one signature)."""
     Ra, _ = r_forward(net, fp.weights, fp, V)
     seeds = rule.curvature_product(fp.a[-1], fp.y, T, Ra[-1], gauss_newton=True)
-    return weight_vjp(net, fp, net.backward(w, fp, seeds))
+    return weight_vjp(net, fp, net.backward(fp, seeds))
 
 
-def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
+def hessian_vector_products(net: Network, rule, fp: ForwardPass,
                             T: Array, V: Array, backward=None) -> Array:
     """sum_n H_n V for a (W, P) block of directions by R-propagation.
 
@@ -157,7 +156,7 @@ def hessian_vector_products(net: Network, rule, w: Array, fp: ForwardPass,
     Ra, Rz = r_forward(net, Ws, fp, V, dirs)
     # backward
     a_out, y = fp.a[-1], fp.y
-    deltas, gz = backward or net.backward(w, fp, rule.delta(a_out, y, T),
+    deltas, gz = backward or net.backward(fp, rule.delta(a_out, y, T),
                                           return_z_adjoints=True)
     Rdelta: list = [None] * len(layers)
     Rg: list = [None] * (len(layers) + 1)

@@ -326,7 +326,7 @@ def curvature_matrix(net: Network, rule, w: Array, X: Array, T: Array,
         rows = slice(start, start + n)
         fp = net.propagate(w, X[rows])
         Tc = T[rows]
-        deltas, gz = net.backward(w, fp, rule.delta(fp.a[-1], fp.y, Tc),
+        deltas, gz = net.backward(fp, rule.delta(fp.a[-1], fp.y, Tc),
                                   return_z_adjoints=True)
         hp = [fp.dh(li + 1) if layer.activation.elementwise else None
               for li, layer in enumerate(net.layers)]
@@ -365,7 +365,7 @@ def exact_hessian(net: Network, rule, w: Array, X: Array, T: Array,
             E = np.zeros((W, min(block, W - start)))
             E[start + np.arange(E.shape[1]), np.arange(E.shape[1])] = 1.0
             H[:, start:start + E.shape[1]] += hessian_vector_products(
-                net, rule, w, fp, T[rows], E)
+                net, rule, fp, T[rows], E)
     return _symmetrise(H)
 
 
@@ -383,7 +383,7 @@ def gauss_newton(net: Network, rule, w: Array, X: Array, T: Array,
     return curvature_matrix(net, rule, w, X, T, False, chunk_size)
 
 
-def diagonal_approximation(net: Network, rule, w: Array, fp: ForwardPass,
+def diagonal_approximation(net: Network, rule, fp: ForwardPass,
                            T: Array) -> Array:
     """Becker and Le Cun's diagonal Hessian approximation, shape (W,).
 
@@ -395,10 +395,10 @@ def diagonal_approximation(net: Network, rule, w: Array, fp: ForwardPass,
     hidden layer with diagonal M). Cost Theta(N W), memory O(N U).
     """
     a_out, y = fp.a[-1], fp.y
-    deltas, gz = net.backward(w, fp, rule.delta(a_out, y, T), return_z_adjoints=True)
+    deltas, gz = net.backward(fp, rule.delta(a_out, y, T), return_z_adjoints=True)
     M = rule.curvature(a_out, y, T)
     layers = net.layers
-    Ws = net.effective_weights(w)
+    Ws = fp.weights
     D: list = [None] * len(layers)
     D[-1] = np.einsum("nkk->nk", M)
     acc: list = [None] * (len(layers) + 1)

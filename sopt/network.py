@@ -369,9 +369,10 @@ class Network:
         return ForwardPass(a, z, [None] + [layer.activation for layer in self._layers],
                            weights)
 
-    def backward(self, w: Array, fp: ForwardPass, delta_out: Array,
+    def backward(self, fp: ForwardPass, delta_out: Array,
                  return_z_adjoints: bool = False):
-        """Backpropagate error signals delta_l = dE/da_l from the outputs.
+        """Backpropagate error signals delta_l = dE/da_l from the outputs,
+        through the weights of the forward pass ``fp``.
 
         delta_j = h'(a_j) sum_k w_kj delta_k (PRML eq. 5.56), summed over all
         consumers of layer j in the DAG.
@@ -391,7 +392,6 @@ class Network:
             layer), which second derivatives need.
         """
         Ws = fp.weights
-        extra = delta_out.ndim == 3
         deltas: list = [None] * len(self._layers)
         grads_z: list = [None] * (len(self._layers) + 1)
         deltas[-1] = delta_out
@@ -443,7 +443,7 @@ class Network:
         w = check_weights(w, self._n_weights)
         X = check_inputs(X, self.n_inputs)
         fp = self.propagate(w, X)
-        return self.input_adjoint(w, self.backward(w, fp, self.output_seeds(fp)))
+        return self.input_adjoint(w, self.backward(fp, self.output_seeds(fp)))
 
     def __repr__(self) -> str:
         parts = [f"input({self.n_inputs})"]

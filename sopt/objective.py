@@ -129,8 +129,7 @@ class Objective:
         (trust-region and CG loops call hvp many times per w)."""
         if self._cache_backward is None:
             self._cache_backward = self.net.backward(
-                self._cache_w, fp, self.rule.delta(fp.a[-1], fp.y, self.T),
-                return_z_adjoints=True)
+                fp, self.rule.delta(fp.a[-1], fp.y, self.T), return_z_adjoints=True)
         return self._cache_backward
 
     def pattern_errors(self, w) -> Array:
@@ -158,14 +157,14 @@ class Objective:
         w = check_weights(w, self.net.n_weights)
         if self.chunk_size is None:
             fp = self._forward(w)
-            g = weight_gradient(self.net, w, fp, deltas=self._backward(fp)[0])
+            g = weight_gradient(self.net, fp, deltas=self._backward(fp)[0])
         else:
             g = np.zeros(self.net.n_weights)
             part = np.empty(self.net.n_weights)
             for rows in self._chunks():
                 fp = self.net.propagate(w, self.X[rows])
                 T = self.T[rows]
-                g += weight_gradient(self.net, w, fp,
+                g += weight_gradient(self.net, fp,
                                      self.rule.delta(fp.a[-1], fp.y, T), out=part)
         if np.any(self._decay):
             g += self._decay * w
@@ -188,7 +187,7 @@ class Objective:
             fp = self.net.propagate(w, self.X[rows])
             seeds = (self.net.output_seeds(fp) if of == "y"
                      else np.broadcast_to(np.eye(K), (len(fp.y), K, K)))
-            out[rows] = pattern_sensitivities(self.net, w, fp, seeds)
+            out[rows] = pattern_sensitivities(self.net, fp, seeds)
         return out
 
     # ----- second derivatives -----
@@ -210,10 +209,10 @@ class Objective:
         for rows in self._chunks(size):
             if rows.stop - rows.start == self.n_patterns:
                 fp = self._forward(w)
-                out += product(self.net, self.rule, w, fp, self.T, V,
+                out += product(self.net, self.rule, fp, self.T, V,
                                backward=self._backward(fp))
             else:
-                out += product(self.net, self.rule, w,
+                out += product(self.net, self.rule,
                                self.net.propagate(w, self.X[rows]), self.T[rows], V)
         if np.any(self._decay):
             out += self._decay[:, None] * V
@@ -275,7 +274,7 @@ class Objective:
         d = np.zeros(self.net.n_weights)
         for rows in self._chunks():
             fp = self.net.propagate(w, self.X[rows])
-            d += _hessian.diagonal_approximation(self.net, self.rule, w, fp,
+            d += _hessian.diagonal_approximation(self.net, self.rule, fp,
                                                  self.T[rows])
         return d + self._decay
 

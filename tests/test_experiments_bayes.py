@@ -8,7 +8,6 @@ so that a correct change of seed or solver would still pass.
 """
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np

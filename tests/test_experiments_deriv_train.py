@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sopt.experiments import _common, derivatives, training
+from sopt.experiments import derivatives, training
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

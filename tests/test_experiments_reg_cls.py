@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sopt.experiments import _common, classification, regression
+from sopt.experiments import classification, regression
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -3,8 +3,6 @@ figures and put its numbers in report.json and report.md (the numbers
 themselves are checked in tests/test_experiments_*.py on the same run)."""
 import json
 
-import pytest
-
 from sopt.cli import main
 from sopt.experiments import NAMES
 

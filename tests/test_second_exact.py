@@ -486,7 +486,7 @@ def test_hidden_layer_feeding_nothing():
     rng = np.random.default_rng(4)
     net = sopt.Network(n_inputs=2)
     h1 = net.add_layer(3, "tanh", inputs=[net.input])
-    h2 = net.add_layer(2, "softplus", inputs=[net.input, h1])     # dead end
+    net.add_layer(2, "softplus", inputs=[net.input, h1])          # dead end
     net.add_layer(2, "identity", inputs=[h1, net.input], output=True)
     w = net.init_weights(seed=4) + 0.3 * rng.standard_normal(net.n_weights)
     X, T = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))

@@ -177,7 +177,6 @@ def run(ctx) -> dict:
     G1, G2 = np.meshgrid(g1, g2)
     G = np.column_stack([G1.ravel(), G2.ravel()])
     shape = G1.shape
-    P_ml = net.forward(w_ml, G)[:, 0]
     P_map = net.forward(w_map, G)[:, 0]
     P_mod = post.predict_proba(G)[:, 0]
     P_true = true_posterior(G)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 from scipy.optimize import OptimizeResult, OptimizeWarning
 
 from .._validation import as_float_array, check_finite
