@@ -279,9 +279,10 @@ def scaling(hidden_sizes, fd_sizes, N, repeat):
             r["mixed"] = median_time(lambda: obj.hessian(w, method="mixed"), 1)
         if M in fd_sizes:
             r["fd"] = median_time(lambda: obj.hessian(w, method="fd"), 1)
+            r["value"] = median_time(lambda: obj.value(next_w()), 10 * repeat)
         rows.append(r)
     slopes = {}
-    for key in ("gradient", "hvp", "fd_gradient", "exact", "mixed", "fd"):
+    for key in ("gradient", "hvp", "fd_gradient", "exact", "mixed", "fd", "value"):
         pts = [(r["W"], r[key]) for r in rows if key in r]
         if len(pts) >= 2:
             x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
@@ -319,6 +320,10 @@ def main(argv=None):
         print(f"  {key:<12} slope {slopes[key]:.2f} (expected ~{expected}) over W "
               f"{pts[0]['W']}..{pts[-1]['W']}: "
               + ", ".join(f"{r[key] * 1e3:.3g}" for r in pts) + " ms")
+    print(f"  the four-point Hessian is ~2W^2 evaluations of E, and on its sizes E's "
+          f"own time grows with slope {slopes['value']:.2f}\n  (a fixed per-call "
+          f"cost dominates), so expect about 2 + {slopes['value']:.2f} there; 3 only "
+          f"where E's time grows like W")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"gemm_gflops": rate, "cases": rows, "scaling": srows,
