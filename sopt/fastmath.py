@@ -18,8 +18,8 @@ Taylor series r - r^3/3 + 2 r^5/15, whose first neglected term is below
 agrees with ``np.tanh`` to a few units in the last place (3 ulp measured, 4
 asserted in the tests); the sign of a zero is not kept. Cost: 16 array
 passes and one gather, about 2x faster than ``np.tanh`` on 5e4-2e5 values;
-memory: four work arrays of the size of x. Below ``SMALL`` values the 16 calls' fixed cost (about 17 us)
-exceeds libm's time, and ``np.tanh`` is used.
+memory: four work arrays of the size of x. Below ``SMALL`` values the 16
+calls' fixed cost (about 17 us) exceeds libm's time, and ``np.tanh`` is used.
 
 Splitting the array over two threads made a 2000 x 100 tanh 1.45x faster on
 its own, but whole forward passes 3-10% slower (BLAS threads and cache), so
