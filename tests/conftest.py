@@ -24,19 +24,11 @@ import numpy as np
 import pytest
 
 import sopt
-
-try:                                   # written concurrently; fall back if absent
-    from sopt import finite_diff as _fd
-    _HAVE_FD = all(hasattr(_fd, n) for n in ("gradient", "jacobian",
-                                             "rowwise_jacobian"))
-except Exception:                      # pragma: no cover - depends on the tree
-    _fd = None
-    _HAVE_FD = False
+from sopt import finite_diff
 
 FD_RTOL = 1e-7          # see module docstring
 EXACT_RTOL = 1e-12      # round-off only
 RELU_MARGIN = 1e-3      # no relu pre-activation closer than this to its kink
-_H = np.finfo(float).eps ** (1 / 3)     # ~6.06e-6, optimal central step
 
 
 # ---------------------------------------------------------------- numbers
@@ -48,63 +40,27 @@ def rel_err(a, b) -> float:
 
 
 # ------------------------------------------------ central differences
-def _own_jacobian(f, w):
-    w = np.array(w, dtype=float)
-    cols = []       # column i: (f(w + h e_i) - f(w - h e_i)) / (actual 2h)
-    for i in range(w.size):
-        h = _H * max(1.0, abs(w[i]))
-        wp, wm = w.copy(), w.copy()
-        wp[i] += h
-        wm[i] -= h
-        cols.append((np.asarray(f(wp), float) - np.asarray(f(wm), float))
-                    / (wp[i] - wm[i]))
-    return np.stack(cols, axis=-1)
-
-
-def fd_gradient(f, w):
-    """dF/dw by central differences (sopt.finite_diff when available)."""
-    if _HAVE_FD:
-        return _fd.gradient(f, w)
-    return _own_jacobian(f, w)
-
-
-def fd_jacobian(f, w):
-    """d f(w)[...] / d w_i, shape f(w).shape + (W,)."""
-    if _HAVE_FD:
-        return _fd.jacobian(f, w)
-    return _own_jacobian(f, w)
-
-
-def fd_rowwise_jacobian(f, X):
-    """Per-pattern Jacobian (N, K, D) of a row-wise map (N, D) -> (N, K)."""
-    if _HAVE_FD:
-        return _fd.rowwise_jacobian(f, X)
-    X = np.array(X, dtype=float)
-    N, D = X.shape
-    J = None
-    for i in range(D):
-        h = _H * np.maximum(1.0, np.abs(X[:, i]))
-        Xp, Xm = X.copy(), X.copy()
-        Xp[:, i] += h
-        Xm[:, i] -= h
-        d = (np.asarray(f(Xp)) - np.asarray(f(Xm))) / (Xp[:, i] - Xm[:, i])[:, None]
-        if J is None:
-            J = np.empty((N, d.shape[1], D))
-        J[:, :, i] = d
-    return J
+# the library's own, under the names the tests use
+fd_gradient = finite_diff.gradient                  # dF/dw
+fd_jacobian = finite_diff.jacobian                  # f(w).shape + (W,)
+fd_rowwise_jacobian = finite_diff.rowwise_jacobian  # (N, K, D) of a row-wise map
 
 
 # ------------------------------------------------------ user-defined parts
+def diag_matrices(d):
+    """(N, K) -> (N, K, K) batch of diagonal matrices (for loss Hessians)."""
+    out = np.zeros(d.shape + d.shape[-1:])
+    np.einsum("nkk->nk", out)[...] = d
+    return out
+
+
 def _logcosh_value(y, T):
     r = y - T       # log cosh r = logaddexp(r, -r) - log 2, overflow-free
     return (np.logaddexp(r, -r) - np.log(2.0)).sum(axis=1)
 
 
 def _logcosh_hess(y, T):
-    d = 1.0 - np.tanh(y - T) ** 2
-    out = np.zeros(d.shape + d.shape[-1:])
-    np.einsum("nkk->nk", out)[...] = d
-    return out
+    return diag_matrices(1.0 - np.tanh(y - T) ** 2)
 
 
 LOGCOSH = sopt.Loss(_logcosh_value, lambda y, T: np.tanh(y - T),
@@ -115,16 +71,19 @@ _C2 = 0.7 ** 2      # Cauchy scale c^2
 
 def _cauchy_hess(y, T):
     r2 = (y - T) ** 2 / _C2
-    d = (1 - r2) / (1 + r2) ** 2
-    out = np.zeros(d.shape + d.shape[-1:])
-    np.einsum("nkk->nk", out)[...] = d
-    return out
+    return diag_matrices((1 - r2) / (1 + r2) ** 2)
 
 
 # E_n = c^2/2 sum_k log(1 + r_k^2 / c^2), dE/dy = r / (1 + r^2/c^2)
 CAUCHY = sopt.Loss(lambda y, T: 0.5 * _C2 * np.log1p((y - T) ** 2 / _C2).sum(axis=1),
                    lambda y, T: (y - T) / (1 + (y - T) ** 2 / _C2),
                    _cauchy_hess, name="cauchy")
+
+# E_n = sum_k log(1 + r_k^2) as a (value, grad, hess) triple: its curvature
+# is negative for |r| > 1, so Gauss-Newton and the exact Hessian differ
+UNIT_CAUCHY = (lambda y, T: np.log1p((y - T) ** 2).sum(axis=1),
+               lambda y, T: 2 * (y - T) / (1 + (y - T) ** 2),
+               lambda y, T: diag_matrices(2 * (1 - (y - T) ** 2) / (1 + (y - T) ** 2) ** 2))
 
 # arctan as an (h, dh, d2h) triple, and x * sigmoid(x) ("swish") as an Activation
 ARCTAN_TRIPLE = (np.arctan, lambda a: 1.0 / (1.0 + a * a),
@@ -167,10 +126,18 @@ PAIRING_IDS = [p[0] for p in PAIRINGS]
 
 
 def make_targets(rng, n: int, k: int, kind: str):
+    """Targets of one kind: "gauss", "gauss2" (twice the spread: Cauchy
+    curvature < 0 for |r| > 1), "unit" (in (0, 1), not only 0/1), "unit1d"
+    (k = 1, shape (n,)), "onehot", "labels" (integers), "prob" (rows sum to 1)."""
     if kind == "gauss":
         return rng.standard_normal((n, k))
-    if kind == "unit":                 # in (0, 1), not only 0/1
+    if kind == "gauss2":
+        return 2.0 * rng.standard_normal((n, k))
+    if kind == "unit":
         return rng.random((n, k))
+    if kind == "unit1d":
+        assert k == 1
+        return rng.random(n)
     if kind == "onehot":
         return np.eye(k)[rng.integers(0, k, n)]
     if kind == "labels":

@@ -24,6 +24,8 @@ from scipy.special import expit
 import sopt
 from sopt import testing
 
+from conftest import UNIT_CAUCHY, make_targets
+
 EXACT_RTOL = 1e-12
 
 # hidden activations as (h, h', h'') written out here
@@ -65,17 +67,6 @@ def _rule_sse_logistic(a, T):
     return y, (y - T) * hp, hp**2 + (y - T) * hpp
 
 
-def _diag(d):
-    out = np.zeros(d.shape + d.shape[-1:])
-    np.einsum("nkk->nk", out)[...] = d
-    return out
-
-
-_C = (lambda y, T: np.log1p((y - T) ** 2).sum(axis=1),
-      lambda y, T: 2 * (y - T) / (1 + (y - T) ** 2),
-      lambda y, T: _diag(2 * (1 - (y - T) ** 2) / (1 + (y - T) ** 2) ** 2))
-
-
 def _rule_cauchy_identity(a, T):
     r = a - T
     return a, 2 * r / (1 + r * r), 2 * (1 - r * r) / (1 + r * r) ** 2
@@ -86,22 +77,10 @@ RULES = {
     "logistic-binary_ce": ("logistic", "binary_ce", "unit", _rule_bce_logistic),
     "softmax-softmax_ce": ("softmax", "softmax_ce", "onehot", _rule_ce_softmax),
     "logistic-sse": ("logistic", "sse", "unit", _rule_sse_logistic),
-    "identity-cauchy": ("identity", _C, "gauss2", _rule_cauchy_identity),
+    "identity-cauchy": ("identity", UNIT_CAUCHY, "gauss2", _rule_cauchy_identity),
 }
 # output rules whose curvature d2E/da^2 is diagonal
 DIAGONAL_M = ["identity-sse", "logistic-binary_ce", "logistic-sse", "identity-cauchy"]
-
-
-def make_targets(rng, n, k, kind):
-    if kind == "gauss":
-        return rng.standard_normal((n, k))
-    if kind == "gauss2":
-        return 2 * rng.standard_normal((n, k))
-    if kind == "unit":
-        return rng.random((n, k))
-    if kind == "onehot":
-        return np.eye(k)[rng.integers(0, k, n)]
-    raise ValueError(kind)
 
 
 def build_mlp(rule, sizes, hidden, seed, alpha=0.0, n=8, chunk_size=None):

@@ -31,6 +31,8 @@ import pytest
 import sopt
 from sopt import testing
 
+from conftest import ARCTAN_TRIPLE as ARCTAN, SWISH, UNIT_CAUCHY, make_targets
+
 EXACT_RTOL = 1e-12
 MIXED_TOL = 1e-8
 FD_TOL = 1e-6
@@ -40,45 +42,6 @@ ALPHA = 0.3
 
 
 # ------------------------------------------------------------ user-defined
-def _diag(d):
-    out = np.zeros(d.shape + d.shape[-1:])
-    np.einsum("nkk->nk", out)[...] = d
-    return out
-
-
-def _cauchy_value(y, T):
-    return np.log1p((y - T) ** 2).sum(axis=1)
-
-
-def _cauchy_grad(y, T):
-    r = y - T
-    return 2 * r / (1 + r * r)
-
-
-def _cauchy_hess(y, T):
-    r2 = (y - T) ** 2
-    return _diag(2 * (1 - r2) / (1 + r2) ** 2)
-
-
-# robust loss E_n = sum_k log(1 + r_k^2): indefinite curvature for |r| > 1
-CAUCHY = (_cauchy_value, _cauchy_grad, _cauchy_hess)
-
-# a user activation as an (h, dh, d2h) triple
-ARCTAN = (np.arctan, lambda a: 1.0 / (1.0 + a * a),
-          lambda a: -2.0 * a / (1.0 + a * a) ** 2)
-
-
-def _sig(a):
-    return 0.5 * (1.0 + np.tanh(0.5 * a))
-
-
-# and as an Activation object: swish a * sigmoid(a)
-SWISH = sopt.Activation(
-    lambda a: a * _sig(a),
-    lambda a: _sig(a) + a * _sig(a) * (1 - _sig(a)),
-    lambda a: _sig(a) * (1 - _sig(a)) * (2 + a * (1 - 2 * _sig(a))),
-    name="swish")
-
 # a user triple that happens to be the logistic: with binary_ce it is NOT
 # recognised as the canonical pair, so the general chain rule is exercised
 USER_LOGISTIC = (lambda a: 0.5 * (1 + np.tanh(0.5 * a)),
@@ -105,7 +68,7 @@ CASES = {
     "logistic-sse": ("logistic", "sse", None, "unit", SMOOTH),
     "softmax-sse": ("softmax", "sse", 3, "gauss", SMOOTH),
     "softmax-binary_ce": ("softmax", "binary_ce", 3, "unit", SMOOTH),
-    "identity-cauchy": ("identity", CAUCHY, None, "gauss2", SMOOTH),
+    "identity-cauchy": ("identity", UNIT_CAUCHY, None, "gauss2", SMOOTH),
     "arctan_out-sse": (ARCTAN, "sse", 2, "gauss", SMOOTH),
     "user_logistic_out-binary_ce": (USER_LOGISTIC, "binary_ce", 2, "unit", SMOOTH),
     "named_identity_out-sse": (FAKE_IDENTITY, "sse", 2, "gauss", SMOOTH),
@@ -115,26 +78,6 @@ LAYERS = (1, 2, 3)             # hidden layers
 PARAMS = [pytest.param(c, L, id=f"{c}-L{L}") for c in CASES for L in LAYERS]
 MAX_W = 40                      # small dense matrices
 FD_MAX_W = 24                   # keeps the O(W^3) four-point Hessian cheap
-
-
-def make_targets(rng, n, k, kind):
-    if kind == "gauss":
-        return rng.standard_normal((n, k))
-    if kind == "gauss2":       # large residuals: Cauchy curvature < 0 for |r| > 1
-        return 2.0 * rng.standard_normal((n, k))
-    if kind == "unit":
-        return rng.random((n, k))
-    if kind == "unit1d":
-        assert k == 1
-        return rng.random(n)
-    if kind == "onehot":
-        return np.eye(k)[rng.integers(0, k, n)]
-    if kind == "labels":
-        return rng.integers(0, k, n)
-    if kind == "prob":
-        p = rng.random((n, k)) + 0.1
-        return p / p.sum(axis=1, keepdims=True)
-    raise ValueError(kind)
 
 
 def random_dag(case, L, max_w=MAX_W):
@@ -207,7 +150,7 @@ def test_cases_cover_the_topologies_and_the_user_parts():
     # derivative checks of the user-defined parts (central differences, ~1e-10)
     rng = np.random.default_rng(0)
     y, T = rng.standard_normal((5, 2)), 2 * rng.standard_normal((5, 2))
-    errs = testing.check_loss(CAUCHY, y, T)
+    errs = testing.check_loss(UNIT_CAUCHY, y, T)
     assert errs["grad"] < 1e-8 and errs["hess"] < 1e-8, errs
     for act in (ARCTAN, SWISH, USER_LOGISTIC):
         errs = testing.check_activation(act)

@@ -29,6 +29,8 @@ from scipy.sparse.linalg import LinearOperator, cg, eigsh
 import sopt
 from sopt import finite_diff, testing
 
+from conftest import UNIT_CAUCHY, diag_matrices, make_targets
+
 EXACT_RTOL = 1e-12
 PSD_TOL = 1e-12
 FD_RTOL = 1e-8
@@ -36,31 +38,19 @@ EIG_RTOL = 1e-9
 N_PATTERNS = 7
 
 
-def _diag(d):
-    out = np.zeros(d.shape + d.shape[-1:])
-    np.einsum("nkk->nk", out)[...] = d
-    return out
-
-
-# robust user loss E_n = sum_k log(1 + r_k^2) (curvature < 0 for |r| > 1)
-CAUCHY = (lambda y, T: np.log1p((y - T) ** 2).sum(axis=1),
-          lambda y, T: 2 * (y - T) / (1 + (y - T) ** 2),
-          lambda y, T: _diag(2 * (1 - (y - T) ** 2) / (1 + (y - T) ** 2) ** 2))
-
-
 def _softmax_jac(y):
     """dy/da = diag(y) - y y^T, (N, K, K)."""
-    return _diag(y) - y[:, :, None] * y[:, None, :]
+    return diag_matrices(y) - y[:, :, None] * y[:, None, :]
 
 
 # Output Gauss-Newton curvatures M_n (N, K, K) from (a, y, T), written out
 # from their definitions: J_y^T (d2E/dy2) J_y with J_y = dy/da.
 def _M_sse_identity(a, y, T):
-    return _diag(np.ones_like(y))
+    return diag_matrices(np.ones_like(y))
 
 
 def _M_logistic_bce(a, y, T):
-    return _diag(y * (1 - y))
+    return diag_matrices(y * (1 - y))
 
 
 def _M_softmax_ce(a, y, T):
@@ -68,7 +58,7 @@ def _M_softmax_ce(a, y, T):
 
 
 def _M_logistic_sse(a, y, T):
-    return _diag((y * (1 - y)) ** 2)                   # h'(a)^2
+    return diag_matrices((y * (1 - y)) ** 2)                   # h'(a)^2
 
 
 def _M_softmax_sse(a, y, T):
@@ -78,12 +68,12 @@ def _M_softmax_sse(a, y, T):
 
 def _M_softmax_bce(a, y, T):
     J = _softmax_jac(y)
-    return J @ _diag(T / y**2 + (1 - T) / (1 - y) ** 2) @ J
+    return J @ diag_matrices(T / y**2 + (1 - T) / (1 - y) ** 2) @ J
 
 
 def _M_cauchy(a, y, T):
     r2 = (y - T) ** 2
-    return _diag(2 * (1 - r2) / (1 + r2) ** 2)
+    return diag_matrices(2 * (1 - r2) / (1 + r2) ** 2)
 
 
 # id -> (output, loss, K, target kind, M, PSD expected)
@@ -97,24 +87,9 @@ CASES = {
     "logistic-sse": ("logistic", "sse", 2, "unit", _M_logistic_sse, True),
     "softmax-sse": ("softmax", "sse", 3, "gauss", _M_softmax_sse, True),
     "softmax-binary_ce": ("softmax", "binary_ce", 3, "unit", _M_softmax_bce, True),
-    "identity-cauchy": ("identity", CAUCHY, 2, "gauss2", _M_cauchy, False),
+    "identity-cauchy": ("identity", UNIT_CAUCHY, 2, "gauss2", _M_cauchy, False),
 }
 BUILTIN = [c for c, v in CASES.items() if v[5]]
-
-
-def make_targets(rng, n, k, kind):
-    if kind == "gauss":
-        return rng.standard_normal((n, k))
-    if kind == "gauss2":
-        return 2 * rng.standard_normal((n, k))
-    if kind == "unit":
-        return rng.random((n, k))
-    if kind == "onehot":
-        return np.eye(k)[rng.integers(0, k, n)]
-    if kind == "prob":
-        p = rng.random((n, k)) + 0.1
-        return p / p.sum(axis=1, keepdims=True)
-    raise ValueError(kind)
 
 
 def build(case, seed, alpha=0.0, chunk_size=None, T=None, n=N_PATTERNS):

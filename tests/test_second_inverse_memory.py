@@ -21,19 +21,11 @@ import sopt
 import sopt.hessian as sh
 from sopt import testing
 
+from conftest import UNIT_CAUCHY, make_targets
+
 INV_RTOL = 1e-10
 BLOCK_RTOL = 1e-12
 
-
-def _diag(d):
-    out = np.zeros(d.shape + d.shape[-1:])
-    np.einsum("nkk->nk", out)[...] = d
-    return out
-
-
-CAUCHY = (lambda y, T: np.log1p((y - T) ** 2).sum(axis=1),
-          lambda y, T: 2 * (y - T) / (1 + (y - T) ** 2),
-          lambda y, T: _diag(2 * (1 - (y - T) ** 2) / (1 + (y - T) ** 2) ** 2))
 
 # id -> (output, loss, K, target kind)
 CASES = {
@@ -45,19 +37,6 @@ CASES = {
     "softmax_ce-soft": ("softmax", "softmax_ce", 3, "prob"),
     "logistic-sse": ("logistic", "sse", 2, "unit"),     # non-canonical, factor h'(a)
 }
-
-
-def make_targets(rng, n, k, kind):
-    if kind == "gauss":
-        return rng.standard_normal((n, k))
-    if kind == "unit":
-        return rng.random((n, k))
-    if kind == "onehot":
-        return np.eye(k)[rng.integers(0, k, n)]
-    if kind == "prob":
-        p = rng.random((n, k)) + 0.1
-        return p / p.sum(axis=1, keepdims=True)
-    raise ValueError(kind)
 
 
 def build(case, seed, alpha=0.5, n=8):
@@ -118,7 +97,7 @@ def test_inverse_outer_product_needs_alpha():
 
 
 @pytest.mark.parametrize("output, loss, K, kind", [
-    ("identity", CAUCHY, 2, "gauss"),          # indefinite curvature: no factor
+    ("identity", UNIT_CAUCHY, 2, "gauss"),          # indefinite curvature: no factor
     ("softmax", "sse", 3, "gauss"),
     ("softmax", "binary_ce", 3, "unit")])
 def test_inverse_outer_product_refuses_losses_without_a_factor(output, loss, K, kind):
