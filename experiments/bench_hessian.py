@@ -97,17 +97,23 @@ def _mlp_views(w, D, M, K):
             w[s[2]:s[3]].reshape(K, M), w[s[3]:s[4]])
 
 
-def floor_gradient(w, X, T, D, M, K):
-    """The D-M-K tanh/sse gradient in the fewest numpy calls we could write:
-    what numpy itself costs, without sopt's generality (DAGs, masks, losses,
-    checks). Uses sopt.fastmath.tanh, as sopt does."""
-    W1, b1, W2, b2 = _mlp_views(w, D, M, K)
+def _floor_forward(X, T, W1, b1, W2, b2):
+    """Hidden outputs z = tanh(X W1^T + b1) and output deltas y - t."""
     a = X @ W1.T
     a += b1
     z = fast_tanh(a)
     r = z @ W2.T
     r += b2
-    r -= T                                   # delta_out = y - t
+    r -= T
+    return z, r
+
+
+def floor_gradient(w, X, T, D, M, K):
+    """The D-M-K tanh/sse gradient in the fewest numpy calls we could write:
+    what numpy itself costs, without sopt's generality (DAGs, masks, losses,
+    checks). Uses sopt.fastmath.tanh, as sopt does."""
+    W1, b1, W2, b2 = _mlp_views(w, D, M, K)
+    z, r = _floor_forward(X, T, W1, b1, W2, b2)
     d = z * z
     np.subtract(1.0, d, out=d)
     d *= r @ W2                              # delta_hidden = h'(a) W2^T delta_out
@@ -118,12 +124,7 @@ def floor_hvp(w, v, X, T, D, M, K):
     """H v for the same net by R-propagation, in the fewest numpy calls."""
     W1, b1, W2, b2 = _mlp_views(w, D, M, K)
     V1, c1, V2, c2 = _mlp_views(v, D, M, K)
-    a = X @ W1.T
-    a += b1
-    z = fast_tanh(a)
-    r = z @ W2.T
-    r += b2
-    r -= T
+    z, r = _floor_forward(X, T, W1, b1, W2, b2)
     g = r @ W2                               # dE/dz
     dh = z * z
     np.subtract(1.0, dh, out=dh)
