@@ -31,13 +31,13 @@ class Activation:
         shape: h(a), h'(a), h''(a).
     name : str
         Shown in reprs and error messages.
-    dh_z, d2h_z : callable, optional
-        h'(a) and h''(a) written in terms of z = h(a) (``1 - z**2`` for tanh).
-        The backward passes have z at hand, and on CPUs without float64 SIMD
+    dh_z : callable z -> h'(a), optional
+        h' written in terms of z = h(a) (``1 - z**2`` for tanh). The backward
+        passes have z at hand, and on CPUs without float64 SIMD
         transcendentals one tanh costs as much as a dozen multiplications.
-    d2h_zd : callable (z, h'(a)) -> h''(a), optional
-        h'' from z and an already computed h' (``-2 z h'`` for tanh): two
-        array passes where ``d2h_z`` takes four.
+    d2h_z : callable (z, h'(a)) -> h''(a), optional
+        h'' from z and h' (``-2 z h'`` for tanh), which the passes that need
+        h'' have already computed: two array passes.
     """
 
     h: Callable[[Array], Array]
@@ -45,17 +45,18 @@ class Activation:
     d2h: Callable[[Array], Array]
     name: str = "custom"
     dh_z: Callable[[Array], Array] | None = None
-    d2h_z: Callable[[Array], Array] | None = None
+    d2h_z: Callable[[Array, Array], Array] | None = None
     elementwise: bool = True
-    d2h_zd: Callable[[Array, Array], Array] | None = None
 
     def derivative(self, a: Array, z: Array) -> Array:
         """h'(a), from z where that is cheaper."""
         return self.dh(a) if self.dh_z is None else self.dh_z(z)
 
-    def second_derivative(self, a: Array, z: Array) -> Array:
-        """h''(a), from z where that is cheaper."""
-        return self.d2h(a) if self.d2h_z is None else self.d2h_z(z)
+    def second_derivative(self, a: Array, z: Array, dh: Array | None = None) -> Array:
+        """h''(a), from z (and h'(a), if given) where that is cheaper."""
+        if self.d2h_z is None:
+            return self.d2h(a)
+        return self.d2h_z(z, self.derivative(a, z) if dh is None else dh)
 
     def vjp(self, a: Array, z: Array, g: Array) -> Array:
         """dE/da given g = dE/dz; a, z of shape (..., M), g broadcastable.
@@ -72,18 +73,8 @@ def _tanh_dh_z(z: Array) -> Array:
     return d
 
 
-def _tanh_d2h_z(z: Array) -> Array:
-    return -2.0 * z * _tanh_dh_z(z)
-
-
-def _tanh_d2h_zd(z: Array, dh: Array) -> Array:
+def _tanh_d2h_z(z: Array, dh: Array) -> Array:
     d2h = -2.0 * z
-    d2h *= dh
-    return d2h
-
-
-def _logistic_d2h_zd(z: Array, dh: Array) -> Array:
-    d2h = 1.0 - 2.0 * z
     d2h *= dh
     return d2h
 
@@ -92,23 +83,22 @@ def _logistic_dh_z(z: Array) -> Array:
     return z * (1.0 - z)
 
 
-def _logistic_d2h_z(z: Array) -> Array:
-    return z * (1.0 - z) * (1.0 - 2.0 * z)
-
-
-def _tanh_d2h(a: Array) -> Array:
-    z = _tanh(a)
-    return -2.0 * z * (1.0 - z * z)
+def _logistic_d2h_z(z: Array, dh: Array) -> Array:
+    d2h = 1.0 - 2.0 * z
+    d2h *= dh
+    return d2h
 
 
 def _logistic_dh(a: Array) -> Array:
-    s = expit(a)
-    return s * (1.0 - s)
+    return _logistic_dh_z(expit(a))
 
 
-def _logistic_d2h(a: Array) -> Array:
-    s = expit(a)
-    return s * (1.0 - s) * (1.0 - 2.0 * s)
+def _second_from_z(h, dh_z, d2h_z):
+    """h''(a) through z = h(a), for an activation whose z-forms are known."""
+    def d2h(a: Array) -> Array:
+        z = h(a)
+        return d2h_z(z, dh_z(z))
+    return d2h
 
 
 def _softplus(a: Array) -> Array:
@@ -132,11 +122,13 @@ class _Identity(Activation):
 
 
 IDENTITY = _Identity(lambda a: a, np.ones_like, np.zeros_like, "identity",
-                     np.ones_like, np.zeros_like)
-TANH = Activation(_tanh, lambda a: _tanh_dh_z(_tanh(a)), _tanh_d2h, "tanh",
-                  _tanh_dh_z, _tanh_d2h_z, d2h_zd=_tanh_d2h_zd)
-LOGISTIC = Activation(expit, _logistic_dh, _logistic_d2h, "logistic",
-                      _logistic_dh_z, _logistic_d2h_z, d2h_zd=_logistic_d2h_zd)
+                     np.ones_like, lambda z, dh: np.zeros_like(z))
+TANH = Activation(_tanh, lambda a: _tanh_dh_z(_tanh(a)),
+                  _second_from_z(_tanh, _tanh_dh_z, _tanh_d2h_z), "tanh",
+                  _tanh_dh_z, _tanh_d2h_z)
+LOGISTIC = Activation(expit, _logistic_dh,
+                      _second_from_z(expit, _logistic_dh_z, _logistic_d2h_z), "logistic",
+                      _logistic_dh_z, _logistic_d2h_z)
 SOFTPLUS = Activation(_softplus, expit, _logistic_dh, "softplus")
 RELU = Activation(_relu, _relu_dh, np.zeros_like, "relu")
 

@@ -88,9 +88,9 @@ class ForwardPass:
     def d2h(self, l: int) -> Array:
         """h''(a_l), shape (N, M_l) (elementwise activations only)."""
         if l not in self._d2h:
-            act = self._acts[l]
-            self._d2h[l] = (act.second_derivative(self.a[l], self.z[l])
-                            if act.d2h_zd is None else act.d2h_zd(self.z[l], self.dh(l)))
+            # every pass that needs h'' needs h' too: reuse the cached one
+            self._d2h[l] = self._acts[l].second_derivative(self.a[l], self.z[l],
+                                                           self.dh(l))
         return self._d2h[l]
 
     def times_dh(self, l: int, g: Array) -> Array:
