@@ -124,12 +124,11 @@ def weight_vjp(net: Network, fp: ForwardPass, deltas: list) -> Array:
 
 
 def gauss_newton_vector_products(net: Network, rule, fp: ForwardPass,
-                                 T: Array, V: Array, backward=None) -> Array:
+                                 T: Array, V: Array) -> Array:
     """sum_n J_n^T M_n J_n V with J_n = d a_out/dw, M_n the Gauss-Newton
     curvature of the outputs: one R-forward pass for J V, one backward pass
     for J^T (M J V) (Schraudolph, Neural Computation 14, 2002). (W, P);
-    cost Theta(P N W), memory O(P N U). ``backward`` is unused (it is
-    accepted so that both products share one signature)."""
+    cost Theta(P N W), memory O(P N U)."""
     Ra, _ = r_forward(net, fp.weights, fp, V)
     seeds = rule.curvature_product(fp.a[-1], fp.y, T, Ra[-1], gauss_newton=True)
     return weight_vjp(net, fp, net.backward(fp, seeds))

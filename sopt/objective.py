@@ -199,7 +199,7 @@ class Objective:
         check_finite(v, "v")
         return (v[:, None], True) if v.ndim == 1 else (v, False)
 
-    def _products(self, w, v, product) -> Array:
+    def _products(self, w, v, product, needs_backward: bool) -> Array:
         w = check_weights(w, self.net.n_weights)
         V, single = self._directions(v)
         out = np.zeros(V.shape)
@@ -209,8 +209,8 @@ class Objective:
         for rows in self._chunks(size):
             if rows.stop - rows.start == self.n_patterns:
                 fp = self._forward(w)
-                out += product(self.net, self.rule, fp, self.T, V,
-                               backward=self._backward(fp))
+                shared = {"backward": self._backward(fp)} if needs_backward else {}
+                out += product(self.net, self.rule, fp, self.T, V, **shared)
             else:
                 out += product(self.net, self.rule,
                                self.net.propagate(w, self.X[rows]), self.T[rows], V)
@@ -224,12 +224,12 @@ class Objective:
         v of shape (W,) or a (W, P) block of directions. Exact, including
         weight decay. Cost Theta(P N W), memory O(chunk P units).
         """
-        return self._products(w, v, hessian_vector_products)
+        return self._products(w, v, hessian_vector_products, needs_backward=True)
 
     def gnvp(self, w, v) -> Array:
         """Gauss-Newton-vector product (sum_n J_n^T M_n J_n + alpha I) v.
         Shapes and cost as :meth:`hvp`."""
-        return self._products(w, v, gauss_newton_vector_products)
+        return self._products(w, v, gauss_newton_vector_products, needs_backward=False)
 
     def hessian(self, w, method: str = "exact", eps: float | None = None,
                 max_bytes: float | None = None, algorithm: str = "structured") -> Array:
