@@ -66,6 +66,13 @@ class Activation:
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
 
+    def __reduce_ex__(self, protocol):
+        # a built-in pickles as its name, so that it unpickles as the table's
+        # own object (canonical pairs are recognised by identity)
+        if ACTIVATIONS.get(self.name) is self:
+            return get_activation, (self.name,)
+        return super().__reduce_ex__(protocol)
+
 
 def _tanh_dh_z(z: Array) -> Array:
     d = z * z
@@ -93,12 +100,18 @@ def _logistic_dh(a: Array) -> Array:
     return _logistic_dh_z(expit(a))
 
 
-def _second_from_z(h, dh_z, d2h_z):
-    """h''(a) through z = h(a), for an activation whose z-forms are known."""
-    def d2h(a: Array) -> Array:
-        z = h(a)
-        return d2h_z(z, dh_z(z))
-    return d2h
+def _tanh_dh(a: Array) -> Array:
+    return _tanh_dh_z(_tanh(a))
+
+
+def _tanh_d2h(a: Array) -> Array:
+    z = _tanh(a)
+    return _tanh_d2h_z(z, _tanh_dh_z(z))
+
+
+def _logistic_d2h(a: Array) -> Array:
+    z = expit(a)
+    return _logistic_d2h_z(z, _logistic_dh_z(z))
 
 
 def _softplus(a: Array) -> Array:
@@ -121,13 +134,18 @@ class _Identity(Activation):
         return g            # h' = 1: no multiplication, no copy
 
 
-IDENTITY = _Identity(lambda a: a, np.ones_like, np.zeros_like, "identity",
-                     np.ones_like, lambda z, dh: np.zeros_like(z))
-TANH = Activation(_tanh, lambda a: _tanh_dh_z(_tanh(a)),
-                  _second_from_z(_tanh, _tanh_dh_z, _tanh_d2h_z), "tanh",
-                  _tanh_dh_z, _tanh_d2h_z)
-LOGISTIC = Activation(expit, _logistic_dh,
-                      _second_from_z(expit, _logistic_dh_z, _logistic_d2h_z), "logistic",
+def _identity(a: Array) -> Array:
+    return a
+
+
+def _identity_d2h_z(z: Array, dh: Array) -> Array:
+    return np.zeros_like(z)
+
+
+IDENTITY = _Identity(_identity, np.ones_like, np.zeros_like, "identity",
+                     np.ones_like, _identity_d2h_z)
+TANH = Activation(_tanh, _tanh_dh, _tanh_d2h, "tanh", _tanh_dh_z, _tanh_d2h_z)
+LOGISTIC = Activation(expit, _logistic_dh, _logistic_d2h, "logistic",
                       _logistic_dh_z, _logistic_d2h_z)
 SOFTPLUS = Activation(_softplus, expit, _logistic_dh, "softplus")
 RELU = Activation(_relu, _relu_dh, np.zeros_like, "relu")

@@ -46,6 +46,12 @@ class Loss:
     def __repr__(self) -> str:
         return f"Loss({self.name!r})"
 
+    def __reduce_ex__(self, protocol):
+        # a built-in pickles as its name and unpickles as the table's object
+        if LOSSES.get(self.name) is self:
+            return get_loss, (self.name,)
+        return super().__reduce_ex__(protocol)
+
 
 def _diag(d: Array) -> Array:
     """(N, K) -> (N, K, K) batch of diagonal matrices."""
@@ -60,8 +66,15 @@ def _sse(y, T):
     return 0.5 * np.einsum("nk,nk->n", r, r)
 
 
-SSE = Loss(_sse, lambda y, T: y - T, lambda y, T: _diag(np.ones_like(y)),
-           "sse", "identity", _sse)
+def _sse_grad(y, T):
+    return y - T
+
+
+def _sse_hess(y, T):
+    return _diag(np.ones_like(y))
+
+
+SSE = Loss(_sse, _sse_grad, _sse_hess, "sse", "identity", _sse)
 
 
 # --- cross-entropy for K independent binary targets (PRML eq. 5.21) ---
@@ -110,7 +123,11 @@ def _softmax_ce_hess(y, T):
     return _diag(T / y**2)
 
 
-SOFTMAX_CE = Loss(_softmax_ce, lambda y, T: -T / y, _softmax_ce_hess,
+def _softmax_ce_grad(y, T):
+    return -T / y
+
+
+SOFTMAX_CE = Loss(_softmax_ce, _softmax_ce_grad, _softmax_ce_hess,
                   "softmax_ce", "softmax", _softmax_ce_logits)
 
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (SSE, BINARY_CE, SOFTMAX_CE)}
