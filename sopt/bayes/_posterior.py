@@ -25,6 +25,11 @@ REGRESSION = ("sse",)
 CLASSIFICATION = ("binary_ce", "softmax_ce")
 
 
+class NotPositiveDefiniteError(ValueError):
+    """The Laplace precision A is not positive definite: w_map is not a
+    minimum of the regularised error (a ValueError, as before)."""
+
+
 def _check_alphas(alpha, n_weights: int) -> Array:
     """alpha as a (W,) vector of positive precisions (a number is broadcast)."""
     if np.ndim(alpha) == 0:
@@ -180,11 +185,11 @@ class LaplacePosterior:
                 f"gamma={self.gamma:.3g}{beta}, log_evidence={self.log_evidence:.6g})")
 
 
-def _negative_eigenvalue_error(H: Array, alpha: Array, beta) -> ValueError:
+def _negative_eigenvalue_error(H: Array, alpha: Array, beta) -> NotPositiveDefiniteError:
     lam = np.linalg.eigvalsh((beta or 1.0) * H + np.diag(alpha))
     n_neg = int(np.sum(lam <= 0))
     form = "alpha I + H" if beta is None else "alpha I + beta H"
-    return ValueError(
+    return NotPositiveDefiniteError(
         f"hessian: the precision {form} is not positive definite "
         f"({n_neg} of {len(lam)} eigenvalues <= 0, smallest {lam[0]:.3g}): w_map is "
         "not a minimum of the regularised error. Train further, use "
