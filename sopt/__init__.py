@@ -6,9 +6,10 @@ from .activations import Activation
 from .losses import Loss
 from .network import Network, Node, mlp
 from .objective import Objective
+from .saving import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["Activation", "Loss", "Network", "Node", "Objective", "mlp",
+__all__ = ["Activation", "Loss", "Network", "Node", "Objective", "mlp", "save", "load",
            "activations", "bayes", "finite_diff", "losses", "optimize", "testing",
            "__version__"]
