@@ -174,8 +174,12 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         Initial prior precision.
     beta : float or None, default None
         Initial noise precision; None starts at 1/var(y).
-    groups : {"single", "layers"}, default "single"
-        One alpha for all weights, or one per layer's weights and biases.
+    groups : {"single", "layers", "inputs"}, default "single"
+        One alpha for all weights; one per layer edge's weights and per
+        layer's biases; or, in addition, one per input unit for the weights
+        leaving it (automatic relevance determination: irrelevant inputs
+        get large alphas). A group with no well-determined parameter is
+        switched off (its alpha capped at 1e10).
     n_restarts : int, default 1
         Evidence fits from this many random initial weights; the one with
         the highest log evidence is kept. A restart whose Laplace precision

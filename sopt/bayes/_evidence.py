@@ -24,29 +24,43 @@ from .._validation import check_positive
 from ._posterior import LaplacePosterior, laplace
 
 Array = np.ndarray
-GROUPINGS = ("single", "layers")
+GROUPINGS = ("single", "layers", "inputs")
 
 
 def weight_groups(net: Network, grouping: str = "single") -> tuple[Array, list[str]]:
     """Group index of every weight, (W,), and the group names.
 
-    "single": one alpha for all. "layers": per layer one group for the
-    incoming weights and one for the biases (Netlab's ``mlpprior`` for a
-    two-layer net: first-layer weights, biases, second-layer weights, biases).
+    "single": one alpha for all. "layers": per layer one group for each
+    incoming edge's weights and one for the biases (MacKay 1992; for a
+    two-layer MLP this is Netlab's ``mlpprior``: first-layer weights,
+    biases, second-layer weights, biases; a skip-layer edge gets its own).
+    "inputs": automatic relevance determination, one group per input unit
+    holding every weight leaving it (MacKay 1995; Neal 1996), the other
+    weights grouped as for "layers".
     """
     if grouping not in GROUPINGS:
         raise ValueError(f"groups: expected one of {GROUPINGS}, got {grouping!r}")
     index = np.zeros(net.n_weights, dtype=int)
     if grouping == "single":
         return index, ["all"]
-    names = []
+    names = ([f"input {i + 1}" for i in range(net.n_inputs)]
+             if grouping == "inputs" else [])
     for l, layer in enumerate(net.layers, start=1):
-        for s in layer.weight_slices:
+        for src, s in zip(layer.sources, layer.weight_slices):
+            if grouping == "inputs" and src.index == 0:
+                # row-major (fan_out, fan_in): column i is input i
+                index[s] = np.tile(np.arange(src.size), layer.size)
+                continue
             index[s] = len(names)
-        names.append(f"layer {l} weights")
+            names.append(f"layer {l} weights" if len(layer.sources) == 1
+                         else f"layer {l} weights from {_node_name(src)}")
         index[layer.bias_slice] = len(names)
         names.append(f"layer {l} biases")
     return index, names
+
+
+def _node_name(node) -> str:
+    return "the inputs" if node.index == 0 else f"layer {node.index}"
 
 
 @dataclass
@@ -96,17 +110,28 @@ def _group_gamma(post: LaplacePosterior, groups: Array, n_groups: int) -> Array:
                        minlength=n_groups)
 
 
+ALPHA_MAX = 1e10       # a group with no well-determined parameter is pruned
+
+
 def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta):
+    """alpha_g = gamma_g / |w_g|^2 (eq. 5.178 per group) and beta (eq. 5.180).
+
+    A group whose gamma_g is zero up to round-off has no well-determined
+    parameter: its weights are switched off (MacKay's pruning), and its
+    alpha is capped at ALPHA_MAX instead of reaching 0 / 0."""
     used = post.used
     w = post.w_map[used]
-    if np.any(gamma_g <= 0):
+    if np.any(gamma_g < -1e-8 * max(1.0, len(used))):
         raise ValueError(
-            f"gamma: a group's number of well-determined parameters is <= 0 "
+            f"gamma: a group's number of well-determined parameters is < 0 "
             f"({np.array2string(gamma_g, precision=3)}): the data Hessian has "
             "negative curvature at w_MAP. Use clip_negative=True or "
             "hessian='gauss_newton'.")
+    gamma_g = np.maximum(gamma_g, 0.0)
     ww_g = np.bincount(groups[used], weights=w * w, minlength=len(gamma_g))
-    alpha_g = gamma_g / np.maximum(ww_g, np.finfo(float).tiny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha_g = np.where(gamma_g > 0, gamma_g / ww_g, ALPHA_MAX)
+    alpha_g = np.minimum(np.nan_to_num(alpha_g, nan=ALPHA_MAX), ALPHA_MAX)
     if beta is None:
         return alpha_g, None
     # sum_n |y - t|^2 = 2 E_D
