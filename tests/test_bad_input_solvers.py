@@ -227,3 +227,16 @@ def test_wrong_shaped_curvature(method, name):
         gauss_newton=rosen_hess).items() if k != name}}
     with pytest.raises(ValueError, match=f"{name}: returned shape"):
         minimize(rosen, X0, method, jac=rosen_der, **kw)
+
+
+def test_lm_recovers_from_a_damping_that_underflowed_to_zero():
+    """After many successes mu * mu_dec^k underflows to 0; a raise must still
+    move it (0 * mu_inc = 0 would spin until the count runs out)."""
+    f = lambda x: 0.5 * x @ x                                    # noqa: E731
+    problem = make_problem(f, jac=lambda x: x,
+                           gauss_newton=lambda x: np.diag([1.0, 0.0]))
+    rule = LevenbergMarquardtStep(problem)
+    rule.damping = 0.0
+    w = np.array([1.0, 1.0])
+    w_new, f_new, info = rule.step(w, f(w), w)
+    assert f_new < f(w) and 0 < info["damping"] < 10

@@ -13,6 +13,8 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ._loop import MAX_DAMPING_RAISES, StepFailure
 
+EPS = np.finfo(float).eps
+
 
 class LevenbergMarquardtStep:
     def __init__(self, problem, mu: float = 0.005, mu_dec: float = 0.1,
@@ -34,13 +36,16 @@ class LevenbergMarquardtStep:
         if not np.all(np.isfinite(G)):
             raise StepFailure(5, "Non-finite Gauss-Newton matrix.")
         I = np.eye(len(w))
+        # mu below macheps max|G_ii| changes nothing in G + mu I: raises start
+        # there at least (mu may have underflowed to 0 after many successes)
+        floor = EPS * max(1.0, float(np.max(np.abs(np.diag(G)))))
         for _ in range(MAX_DAMPING_RAISES + 1):
             if not self.damping <= self.mu_max:
                 break
             try:
                 p = -cho_solve(cho_factor(G + self.damping * I), g)
             except LinAlgError:
-                self.damping *= self.mu_inc
+                self.damping = max(self.damping * self.mu_inc, floor)
                 continue
             w_new = w + p
             f_new = self.problem.f(w_new)
@@ -48,6 +53,6 @@ class LevenbergMarquardtStep:
                 mu = self.damping
                 self.damping *= self.mu_dec
                 return w_new, f_new, {"damping": mu}
-            self.damping *= self.mu_inc
+            self.damping = max(self.damping * self.mu_inc, floor)
         raise StepFailure(4, f"Damping exceeded mu_max = {self.mu_max:g} (or "
                              f"{MAX_DAMPING_RAISES} raises) without a decrease of f.")
