@@ -223,10 +223,10 @@ def _check_topology(n_inputs, n_hidden_layers, max_units, n_outputs, hidden,
                     skip_prob, mask_prob) -> None:
     """random_network's arguments: counts (None draws them) and probabilities."""
     for name, value, low in (("n_inputs", n_inputs, 1), ("n_outputs", n_outputs, 1),
-                             ("n_hidden_layers", n_hidden_layers, 0),
-                             ("max_units", max_units, 1)):
-        if value is not None or name == "max_units":
+                             ("n_hidden_layers", n_hidden_layers, 0)):
+        if value is not None:           # None: drawn at random
             check_int(value, name, low)
+    check_positive_int(max_units, "max_units")
     for name, value in (("skip_prob", skip_prob), ("mask_prob", mask_prob)):
         check_real(value, name, 0.0, 1.0)
     if isinstance(hidden, str) or len(hidden) == 0:

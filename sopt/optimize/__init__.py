@@ -56,7 +56,10 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
         evaluated: TypeError for a wrong type (bool is not a number),
         ValueError for a value outside its domain, naming the option. Keys
         a method does not know are warned about (``OptimizeWarning``, as
-        scipy does) and ignored, for every method alike.
+        scipy does) and ignored, for every method alike. Whatever the
+        values, the damping loops of newton and lm stop at mu_max or after
+        ``MAX_DAMPING_RAISES`` (100) raises within one step, whichever
+        comes first.
     callback : callable(OptimizeResult) -> bool, optional
         Called after each iteration; returning True stops (status 2).
     """
