@@ -74,3 +74,69 @@ def check_positive(value, name: str) -> float:
             or not np.isfinite(value) or not value > 0:
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return float(value)
+
+
+# --- option checks with a stated domain (TypeError for the type, ValueError
+# --- for the value; bool is neither a real number nor an integer here)
+
+def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    if high == np.inf:
+        if low == -np.inf:
+            return "a finite number"
+        return f"a finite number {'>' if low_open else '>='} {low:g}"
+    return (f"a number in {'(' if low_open else '['}{low:g}, "
+            f"{high:g}{')' if high_open else ']'}")
+
+
+def check_real(value, name: str, low: float = -np.inf, high: float = np.inf,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real number in the interval from low to high (open or closed
+    at each end), or a TypeError / ValueError naming ``name`` and the
+    interval."""
+    domain = _interval(low, high, low_open, high_open)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected {domain}, got {type(value).__name__}")
+    v = float(value)
+    inside = ((v > low if low_open else v >= low)
+              and (v < high if high_open else v <= high))
+    if not (inside and np.isfinite(v)):
+        raise ValueError(f"{name}: expected {domain}, got {value!r}")
+    return v
+
+
+def check_int(value, name: str, low: int = 0) -> int:
+    """An integer (not bool, not a float) >= low, or a TypeError / ValueError
+    naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer >= {low}, "
+                        f"got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
+    return int(value)
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+#: Largest dense W x W matrix built without being asked explicitly (bytes).
+DEFAULT_MAX_BYTES = 4 * 2**30
+
+
+def check_dense_size(n_weights: int, max_bytes: float | None = None,
+                     what: str = "Hessian",
+                     instead: str = "use hvp / hessian_operator (O(W) memory)") -> None:
+    """Refuse a dense W x W float64 matrix larger than ``max_bytes`` (a
+    MemoryError saying how much it needs and how to allow it)."""
+    if max_bytes is None:
+        limit = DEFAULT_MAX_BYTES
+    else:
+        limit = check_nonnegative(max_bytes, "max_bytes")
+    need = 8 * n_weights**2
+    if need > limit:
+        raise MemoryError(
+            f"a dense {what} for W = {n_weights} weights needs {need:,} bytes "
+            f"({need / 2**30:.2f} GiB), over the limit of {int(limit):,} bytes; "
+            f"raise max_bytes, or {instead}")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -52,27 +54,40 @@ CHECK_TOPOLOGY = dict(n_inputs=3, n_hidden_layers=3, max_units=5, n_outputs=3,
 
 # ------------------------------------------------------------------ helpers
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, "
-                                         f"got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, "
-                                         f"got {value}")
-    return value
+def _integer(low: int):
+    """argparse type: an integer >= low."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, "
+                                             f"got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, "
+                                             f"got {value}")
+        return value
+    return parse
 
 
-def _positive_float(text: str) -> float:
+_positive_int = _integer(1)
+
+# Range of a user-chosen --eps: below 1e-10 the round-off macheps |f| / eps
+# of a central difference is already above TOLERANCE (and the step can round
+# to 0 at a weight of order 1); above 1 the difference is no longer local
+# (truncation eps^2 f^(3) / 6 of the order of f) and the perturbed inputs
+# can overflow.
+EPS_RANGE = (1e-10, 1.0)
+
+
+def _step(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, "
-                                         f"got {text!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, "
-                                         f"got {value}")
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    low, high = EPS_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected a step in [{low:g}, {high:g}], "
+                                         f"got {value:g}")
     return value
 
 
@@ -209,23 +224,51 @@ def _add_check(subparsers) -> None:
         "of a random feed-forward DAG with central differences, for several "
         f"output/loss pairings. Exit status 0 if every relative error is "
         f"below {TOLERANCE:g}, 1 otherwise.")
-    p.add_argument("--seed", type=int, default=CHECK_SEED,
+    p.add_argument("--seed", type=_integer(0), default=CHECK_SEED,
                    help=f"seed of the random network and data "
                    f"(default {CHECK_SEED})")
     p.add_argument("--patterns", type=_positive_int, default=50, metavar="N",
                    help="number of random input patterns (default 50)")
-    p.add_argument("--eps", type=_positive_float, default=None,
-                   help="central-difference step (default: macheps^(1/3) "
-                   "scaled by max(1, |x|))")
+    p.add_argument("--eps", type=_step, default=None,
+                   help=f"central-difference step in [{EPS_RANGE[0]:g}, "
+                   f"{EPS_RANGE[1]:g}] (default: macheps^(1/3) scaled by "
+                   "max(1, |x|))")
     p.set_defaults(func=run_check)
+
+
+def _bad_names(names: list, known) -> str | None:
+    """Why the experiment names cannot be run, or None."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        return (f"unknown experiment(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(known)}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return f"experiment(s) given more than once: {', '.join(twice)}"
+    return None
+
+
+def _unwritable(out: str) -> str | None:
+    """Why the results cannot be written into directory ``out``, or None
+    (creating it): checked before any experiment runs."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        return f"--out {out}: exists and is not a directory; give a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        return (f"--out {out}: cannot write there ({err.strerror or err}); "
+                "give a writable directory")
+    return None
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
     from .experiments import NAMES, reproduce
-    unknown = [n for n in args.names if n not in NAMES]
-    if unknown:
-        print(f"sopt reproduce: unknown experiment(s) {', '.join(unknown)}; "
-              f"choose from {', '.join(NAMES)}", file=sys.stderr)
+    problem = _bad_names(args.names, NAMES) or _unwritable(args.out)
+    if problem:
+        print(f"sopt reproduce: {problem}", file=sys.stderr)
         return 2
     return reproduce(args.names, out=args.out, quick=args.quick)
 
@@ -238,9 +281,11 @@ def _add_reproduce(subparsers) -> None:
         "writing one PNG per figure plus report.md and report.json into "
         "--out. Seeds are fixed. Experiments: " + ", ".join(NAMES) + ".")
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="experiments to run (default: all)")
+                   help="experiments to run (default: all); a name given "
+                   "twice is an error (exit status 2)")
     p.add_argument("--out", default="results", metavar="DIR",
-                   help="output directory (default results/)")
+                   help="output directory, created if needed and checked "
+                   "writable before anything runs (default results/)")
     p.add_argument("--quick", action="store_true",
                    help="reduced version of every experiment (< 2 minutes)")
     p.set_defaults(func=run_reproduce)

@@ -67,6 +67,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ._validation import check_dense_size
+
 __all__ = ["gradient", "jacobian", "rowwise_jacobian", "hessian",
            "hessian_from_gradient"]
 
@@ -369,7 +371,15 @@ def rowwise_jacobian(f: Callable[[Array], Array], X, eps=None) -> Array:
     return J
 
 
-def hessian(f: Callable[[Array], float], w, eps=None) -> Array:
+def _check_dense(w: Array, max_bytes) -> None:
+    """Refuse a W x W result over max_bytes (default 4 GiB) before f runs."""
+    check_dense_size(w.size, max_bytes, "finite-difference Hessian",
+                     "check along a few directions instead "
+                     "(sopt.testing.check_gradient / check_jacobian)")
+
+
+def hessian(f: Callable[[Array], float], w, eps=None,
+            max_bytes: float | None = None) -> Array:
     """Hessian of a scalar function by the four-point formula.
 
     ``H_ij = [f(w + h_i e_i + h_j e_j) - f(w + h_i e_i - h_j e_j)
@@ -392,6 +402,10 @@ def hessian(f: Callable[[Array], float], w, eps=None) -> Array:
         (~1.2e-4): a second difference divides by h^2, so its round-off is
         O(macheps |f| / h^2), and balancing that against the O(h^2)
         truncation error gives h ~ macheps^(1/4) and an error ~1e-8 |f|.
+    max_bytes : float, optional
+        Refuse (MemoryError, before f is called) if the W x W result would
+        take more bytes than this; default
+        :data:`sopt._validation.DEFAULT_MAX_BYTES` (4 GiB).
 
     Returns
     -------
@@ -406,6 +420,7 @@ def hessian(f: Callable[[Array], float], w, eps=None) -> Array:
     """
     _check_callable(f, "f")
     w = _check_point(w, "w", ndim=1)
+    _check_dense(w, max_bytes)
     h = _steps(w, eps, SECOND_DIFF_STEP, "w")
     h2 = (w + 2.0 * h) - w      # representable double step for the diagonal
     W = w.size
@@ -443,7 +458,8 @@ def hessian(f: Callable[[Array], float], w, eps=None) -> Array:
     return H
 
 
-def hessian_from_gradient(g: Callable[[Array], Array], w, eps=None) -> Array:
+def hessian_from_gradient(g: Callable[[Array], Array], w, eps=None,
+                          max_bytes: float | None = None) -> Array:
     """The "mixed" Hessian: central differences of a gradient function.
 
     ``H[:, i] = [g(w + h_i e_i) - g(w - h_i e_i)] / (2 h_i)`` (PRML
@@ -463,6 +479,10 @@ def hessian_from_gradient(g: Callable[[Array], Array], w, eps=None) -> Array:
         Nominal step(s) h. Default ``macheps**(1/3) * max(1, |w_i|)``
         (~6e-6): a first difference of g, so truncation O(h^2) against
         round-off O(macheps |g| / h), as in `gradient`.
+    max_bytes : float, optional
+        Refuse (MemoryError, before f is called) if the W x W result would
+        take more bytes than this; default
+        :data:`sopt._validation.DEFAULT_MAX_BYTES` (4 GiB).
 
     Returns
     -------
@@ -477,6 +497,7 @@ def hessian_from_gradient(g: Callable[[Array], Array], w, eps=None) -> Array:
     """
     _check_callable(g, "g")
     w = _check_point(w, "w", ndim=1)
+    _check_dense(w, max_bytes)
     h = _steps(w, eps, FIRST_DIFF_STEP, "w")
     read = _array_reader("g", (w.size,))
     H = np.empty((w.size, w.size))

@@ -29,31 +29,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_nonnegative, check_positive_int
+from ._validation import (DEFAULT_MAX_BYTES, check_dense_size,  # noqa: F401 (re-exported)
+                          check_positive_int)
 from .derivatives import hessian_vector_products
 from .network import ForwardPass, Layer, Network
 
 Array = np.ndarray
 
-#: Largest dense W x W matrix built without being asked explicitly (bytes).
-DEFAULT_MAX_BYTES = 4 * 2**30
 #: Doubles of per-chunk work arrays the dense methods aim for (~64 MB).
 CHUNK_DOUBLES = 8 * 2**20
-
-
-def check_dense_size(n_weights: int, max_bytes: float | None = None,
-                     what: str = "Hessian") -> None:
-    """Refuse a dense W x W float64 matrix larger than ``max_bytes``."""
-    if max_bytes is None:
-        limit = DEFAULT_MAX_BYTES
-    else:
-        limit = check_nonnegative(max_bytes, "max_bytes")
-    need = 8 * n_weights**2
-    if need > limit:
-        raise MemoryError(
-            f"a dense {what} for W = {n_weights} weights needs {need:,} bytes "
-            f"({need / 2**30:.2f} GiB), over the limit of {int(limit):,} bytes; "
-            "raise max_bytes, or use hvp / hessian_operator (O(W) memory)")
 
 
 @dataclass(frozen=True)

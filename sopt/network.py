@@ -20,7 +20,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from ._validation import (as_float_array, check_finite, check_inputs,
-                          check_positive_int, check_weights)
+                          check_nonnegative, check_positive_int, check_weights)
 from .activations import IDENTITY, Activation, get_activation
 
 Array = np.ndarray
@@ -317,6 +317,7 @@ class Network:
         edges (LeCun et al., "Efficient BackProp", 1998); biases start at 0,
         masked weights at 0.
         """
+        scale = check_nonnegative(scale, "scale")
         rng = np.random.default_rng(seed)
         w = np.zeros(self._n_weights)
         params = self._views(w)
@@ -458,10 +459,13 @@ class Network:
 def mlp(sizes: Sequence[int], hidden="tanh", output="identity") -> Network:
     """A layered perceptron with sizes [D, M_1, ..., K] (each layer fed by the
     previous one only). ``hidden`` is one activation or one per hidden layer."""
-    sizes = list(sizes)
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)):
+        raise TypeError(f"sizes: expected a list of layer sizes [D, M_1, ..., K], "
+                        f"got {type(sizes).__name__}")
     if len(sizes) < 2:
         raise ValueError(f"sizes: expected [D, ..., K] with at least 2 entries, "
-                         f"got {sizes}")
+                         f"got {list(sizes)}")
+    sizes = [check_positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
     n_hidden = len(sizes) - 2
     hidden_acts = (list(hidden) if isinstance(hidden, (list, tuple))
                    and not (len(hidden) == 3 and all(map(callable, hidden)))

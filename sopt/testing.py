@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite
+from ._validation import (as_float_array, check_finite, check_int,
+                          check_positive_int, check_real)
 from .activations import get_activation
 from .losses import get_loss
 from .network import Network
@@ -30,6 +31,13 @@ SMOOTH_HIDDEN = ("tanh", "logistic", "softplus", "identity")
 def _unit(rng, shape) -> Array:
     v = rng.standard_normal(shape)
     return v / np.linalg.norm(v)
+
+
+def _step(eps, x=None) -> float:
+    """eps checked finite > 0, or the default macheps^(1/3) max(1, max|x|)."""
+    if eps is not None:
+        return check_real(eps, "eps", low=0.0, low_open=True)
+    return _EPS1 * (1.0 if x is None else max(1.0, np.abs(x).max()))
 
 
 def _central(f, x: Array, v: Array, eps: float) -> Array:
@@ -47,7 +55,8 @@ def check_gradient(fun, grad, w, n_directions: int = 5, eps: float | None = None
     """
     w = as_float_array(w, "w")
     check_finite(w, "w")
-    eps = _EPS1 * max(1.0, np.abs(w).max()) if eps is None else eps
+    eps = _step(eps, w)
+    n_directions = check_positive_int(n_directions, "n_directions")
     g = np.asarray(grad(w), dtype=float)
     if g.shape != w.shape:
         raise ValueError(f"grad: returned shape {g.shape}, expected {w.shape}")
@@ -70,7 +79,8 @@ def check_jacobian(f, jac, x, n_directions: int = 5, eps: float | None = None,
     """
     x = as_float_array(x, "x")
     check_finite(x, "x")
-    eps = _EPS1 * max(1.0, np.abs(x).max()) if eps is None else eps
+    eps = _step(eps, x)
+    n_directions = check_positive_int(n_directions, "n_directions")
     J = np.asarray(jac(x), dtype=float)
     y_shape = J.shape[:J.ndim - x.ndim]
     if J.shape[len(y_shape):] != x.shape:
@@ -134,7 +144,7 @@ def check_activation(activation, a=None, eps: float | None = None) -> dict:
         raise ValueError("activation: only elementwise activations can be "
                          "checked pointwise")
     a = np.linspace(-6, 6, 101) + 0.0123 if a is None else as_float_array(a, "a")
-    eps = _EPS1 if eps is None else eps
+    eps = _step(eps)
     out = {}
     for name, f, df in (("dh", act.h, act.dh), ("d2h", act.dh, act.d2h)):
         exact = np.asarray(df(a), dtype=float)
@@ -151,7 +161,7 @@ def check_loss(loss, y, T, eps: float | None = None) -> dict:
     """
     loss = get_loss(loss)
     y, T = as_float_array(y, "y"), as_float_array(T, "T")
-    eps = _EPS1 if eps is None else eps
+    eps = _step(eps)
     K = y.shape[1]
     cols = [(y + eps * e, y - eps * e) for e in np.eye(K)]
     fd_grad = np.stack([(loss.value(p, T) - loss.value(m, T)) / (2 * eps)
@@ -188,6 +198,8 @@ def random_network(seed=None, n_inputs: int | None = None,
     layer is fed by the last hidden layer and by random earlier nodes.
     Activations are drawn from ``hidden``.
     """
+    _check_topology(n_inputs, n_hidden_layers, max_units, n_outputs, hidden,
+                    skip_prob, mask_prob)
     rng = np.random.default_rng(seed)
     D = n_inputs or int(rng.integers(1, 4))
     L = int(rng.integers(1, 4)) if n_hidden_layers is None else n_hidden_layers
@@ -205,3 +217,18 @@ def random_network(seed=None, n_inputs: int | None = None,
         nodes.append(net.add_layer(size, act, inputs=inputs, masks=masks,
                                    output=is_out))
     return net
+
+
+def _check_topology(n_inputs, n_hidden_layers, max_units, n_outputs, hidden,
+                    skip_prob, mask_prob) -> None:
+    """random_network's arguments: counts (None draws them) and probabilities."""
+    for name, value, low in (("n_inputs", n_inputs, 1), ("n_outputs", n_outputs, 1),
+                             ("n_hidden_layers", n_hidden_layers, 0)):
+        if value is not None:           # None: drawn at random
+            check_int(value, name, low)
+    check_positive_int(max_units, "max_units")
+    for name, value in (("skip_prob", skip_prob), ("mask_prob", mask_prob)):
+        check_real(value, name, 0.0, 1.0)
+    if isinstance(hidden, str) or len(hidden) == 0:
+        raise ValueError(f"hidden: expected a non-empty sequence of activations "
+                         f"to draw from, got {hidden!r}")

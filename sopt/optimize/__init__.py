@@ -10,24 +10,21 @@ step, damping, time). Failure to converge is ``success=False`` and a
 """
 from __future__ import annotations
 
-import warnings
-
-from scipy.optimize import OptimizeResult, OptimizeWarning
+from scipy.optimize import OptimizeResult
 
 from .._validation import as_float_array, check_finite
 from ._gd import GradientDescentStep
 from ._lm import LevenbergMarquardtStep
 from ._loop import ConvergenceWarning, outer_loop
 from ._newton import NewtonStep
+from ._options import OPTIONS, check_options
 from ._problem import make_problem
 from ._scipy import FIRST_ORDER, SECOND_ORDER, run_scipy
 
-OWN = {"newton": (NewtonStep, {"mu_min", "mu_max", "c1"}),
-       "lm": (LevenbergMarquardtStep, {"mu", "mu_dec", "mu_inc", "mu_max"}),
-       "gd": (GradientDescentStep, {"lr"})}
+OWN = {"newton": NewtonStep, "lm": LevenbergMarquardtStep, "gd": GradientDescentStep}
 METHODS = tuple(OWN) + tuple(SECOND_ORDER) + FIRST_ORDER
 
-__all__ = ["minimize", "ConvergenceWarning", "METHODS"]
+__all__ = ["minimize", "ConvergenceWarning", "METHODS", "OPTIONS"]
 
 
 def minimize(obj, w0, method: str = "newton", options: dict | None = None,
@@ -48,11 +45,21 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
         ``"newton-cg"``, ``"dogleg"`` (positive definite Hessians only),
         ``"bfgs"``, ``"l-bfgs-b"``, ``"cg"``.
     options : dict
-        ``gtol`` (default 1e-6, on |g|_inf), ``maxiter`` (default 1000), and
-        per method: newton ``mu_min, mu_max, c1``; lm ``mu`` (0.005),
-        ``mu_dec`` (0.1), ``mu_inc`` (10), ``mu_max`` (1e10); gd ``lr``.
-        Other keys are passed to scipy for its methods and warned about
-        (OptimizeWarning) for sopt's own.
+        ``gtol`` (default 1e-6, on |g|_inf, > 0), ``maxiter`` (default 1000,
+        an integer >= 0), and per method: newton ``mu_min`` (1e-8) and
+        ``mu_max`` (1e10), both finite > 0 with mu_min <= mu_max, ``c1``
+        (1e-4, in (0, 1)); lm ``mu`` (0.005), ``mu_max`` (1e10), finite > 0
+        with mu <= mu_max, ``mu_dec`` (0.1, in (0, 1)), ``mu_inc`` (10,
+        > 1); gd ``lr`` (0.01, finite > 0); for scipy's methods the options
+        in :data:`OPTIONS` (trust radii, ``eta``, ``c1``/``c2``, ``maxcor``,
+        ...), passed on to scipy. Every value is checked before f is first
+        evaluated: TypeError for a wrong type (bool is not a number),
+        ValueError for a value outside its domain, naming the option. Keys
+        a method does not know are warned about (``OptimizeWarning``, as
+        scipy does) and ignored, for every method alike. Whatever the
+        values, the damping loops of newton and lm stop at mu_max or after
+        ``MAX_DAMPING_RAISES`` (100) raises within one step, whichever
+        comes first.
     callback : callable(OptimizeResult) -> bool, optional
         Called after each iteration; returning True stops (status 2).
     """
@@ -67,20 +74,11 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
     check_finite(w0, "w0")
     if callback is not None and not callable(callback):
         raise TypeError("callback: expected a callable")
-    options = dict(options or {})
-    gtol = float(options.pop("gtol", 1e-6))
-    maxiter = int(options.pop("maxiter", 1000))
-    if not gtol > 0 or maxiter < 0:
-        raise ValueError("options: gtol must be > 0 and maxiter >= 0")
+    options = check_options(method, options)
+    gtol = options.pop("gtol", 1e-6)
+    maxiter = options.pop("maxiter", 1000)
     if method in OWN:
-        rule_class, known = OWN[method]
-        unknown = set(options) - known
-        if unknown:
-            warnings.warn(f"options: unknown for {method!r}: {sorted(unknown)}",
-                          OptimizeWarning, stacklevel=2)
-        kwargs = {k: v for k, v in options.items() if k in known}
-        if method == "newton":
-            kwargs["gtol"] = gtol
-        rule = rule_class(problem, **kwargs)
+        kwargs = {"gtol": gtol} if method == "newton" else {}
+        rule = OWN[method](problem, **kwargs, **options)
         return outer_loop(problem, w0, rule, gtol, maxiter, callback, method)
     return run_scipy(problem, w0, method, gtol, maxiter, callback, options)

@@ -9,8 +9,6 @@ from ._newton import ROUND_OFF_MESSAGE, RoundOff, armijo
 
 class GradientDescentStep:
     def __init__(self, problem, lr: float = 1e-2):
-        if not lr > 0:
-            raise ValueError(f"lr: expected a positive step size, got {lr}")
         self.problem, self.damping = problem, float(lr)
 
     def wants_more(self, w, f, g) -> bool:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ._loop import StepFailure
+from ._loop import MAX_DAMPING_RAISES, StepFailure
+
+EPS = np.finfo(float).eps
 
 
 class LevenbergMarquardtStep:
@@ -20,11 +22,9 @@ class LevenbergMarquardtStep:
         if problem.gauss_newton is None:
             raise ValueError("gauss_newton: method 'lm' needs the Gauss-Newton "
                              "matrix (gauss_newton=callable, or an Objective)")
-        for name, value in (("mu", mu), ("mu_max", mu_max)):
-            if not value > 0:
-                raise ValueError(f"{name}: expected a positive number, got {value}")
-        if not (0 < mu_dec < 1 < mu_inc):
-            raise ValueError("mu_dec, mu_inc: expected 0 < mu_dec < 1 < mu_inc")
+        if not mu <= mu_max:       # the other checks: minimize's option table
+            raise ValueError(f"mu, mu_max: expected mu <= mu_max, got "
+                             f"{mu:g} > {mu_max:g}")
         self.problem, self.damping = problem, float(mu)
         self.mu_dec, self.mu_inc, self.mu_max = mu_dec, mu_inc, mu_max
 
@@ -36,11 +36,16 @@ class LevenbergMarquardtStep:
         if not np.all(np.isfinite(G)):
             raise StepFailure(5, "Non-finite Gauss-Newton matrix.")
         I = np.eye(len(w))
-        while self.damping <= self.mu_max:
+        # mu below macheps max|G_ii| changes nothing in G + mu I: raises start
+        # there at least (mu may have underflowed to 0 after many successes)
+        floor = EPS * max(1.0, float(np.max(np.abs(np.diag(G)))))
+        for _ in range(MAX_DAMPING_RAISES + 1):
+            if not self.damping <= self.mu_max:
+                break
             try:
                 p = -cho_solve(cho_factor(G + self.damping * I), g)
             except LinAlgError:
-                self.damping *= self.mu_inc
+                self.damping = max(self.damping * self.mu_inc, floor)
                 continue
             w_new = w + p
             f_new = self.problem.f(w_new)
@@ -48,6 +53,6 @@ class LevenbergMarquardtStep:
                 mu = self.damping
                 self.damping *= self.mu_dec
                 return w_new, f_new, {"damping": mu}
-            self.damping *= self.mu_inc
-        raise StepFailure(4, f"Damping exceeded mu_max = {self.mu_max:g} "
-                             "without a decrease of f.")
+            self.damping = max(self.damping * self.mu_inc, floor)
+        raise StepFailure(4, f"Damping exceeded mu_max = {self.mu_max:g} (or "
+                             f"{MAX_DAMPING_RAISES} raises) without a decrease of f.")

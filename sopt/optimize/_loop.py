@@ -13,6 +13,13 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 
+#: Most raises of the damping (mu of Newton or Levenberg-Marquardt) within one
+#: step, whatever mu_min and mu_max: a tenfold raise from 1e-8 reaches 1e10
+#: in 18, so 100 only stops damping that could never help (and a loop that
+#: would otherwise be bounded only by mu_max).
+MAX_DAMPING_RAISES = 100
+
+
 class ConvergenceWarning(UserWarning):
     """A solver stopped before reaching its tolerance."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 
-from ._loop import StepFailure
+from ._loop import MAX_DAMPING_RAISES, StepFailure
 
 EPS = np.finfo(float).eps
 
@@ -74,6 +74,9 @@ class NewtonStep:
                  mu_max: float = 1e10, c1: float = 1e-4):
         if problem.hess is None:
             raise ValueError("hess: method 'newton' needs the Hessian (hess=callable)")
+        if not mu_min <= mu_max:
+            raise ValueError(f"mu_min, mu_max: expected mu_min <= mu_max, "
+                             f"got {mu_min:g} > {mu_max:g}")
         self.problem, self.gtol = problem, gtol
         self.mu_min, self.mu_max, self.c1 = mu_min, mu_max, c1
         self.damping = 0.0
@@ -100,15 +103,14 @@ class NewtonStep:
         """At a small gradient, go on only if H has negative curvature."""
         return self._has_negative_curvature(self._hessian(w))
 
-    def _factor(self, H, mu: float, scale: float):
-        I = np.eye(len(H))
-        while mu <= self.mu_max * scale:
-            try:
-                return cho_factor(H + mu * I), mu
-            except LinAlgError:
-                mu = max(10 * mu, self.mu_min * scale)
-        raise StepFailure(4, "Damping exceeded its maximum: no mu made H + mu I "
-                             "positive definite.")
+    def _ladder(self, mu: float, scale: float):
+        """mu, then max(10 mu, mu_min scale), ... up to mu_max scale, and
+        at most MAX_DAMPING_RAISES raises whatever mu_min and mu_max."""
+        for _ in range(MAX_DAMPING_RAISES + 1):
+            if not mu <= self.mu_max * scale:
+                return
+            yield mu
+            mu = max(10 * mu, self.mu_min * scale)
 
     @staticmethod
     def _negative_curvature(H, g):
@@ -123,8 +125,12 @@ class NewtonStep:
         mu = 0.0 if mu < self.mu_min * scale else mu
         at_saddle = (np.max(np.abs(g)) <= self.gtol
                      and self._has_negative_curvature(H))
-        while True:
-            factor, mu = self._factor(H, mu, scale)
+        I = np.eye(len(H))
+        for mu in self._ladder(mu, scale):
+            try:
+                factor = cho_factor(H + mu * I)
+            except LinAlgError:
+                continue
             p = (self._negative_curvature(H, g) if at_saddle and mu > 0
                  else -cho_solve(factor, g))
             try:
@@ -134,4 +140,8 @@ class NewtonStep:
             if found is not None:
                 self.damping = mu
                 return found[0], found[1], {"damping": mu}
-            mu = max(10 * mu, self.mu_min * scale)   # shorter, steeper steps
+            # no decrease: raise mu for shorter, steeper steps
+        raise StepFailure(4, f"Damping exceeded its maximum (mu_max = "
+                             f"{self.mu_max:g} times max|H_ii|, or "
+                             f"{MAX_DAMPING_RAISES} raises): no mu made H + mu I "
+                             "positive definite with a decrease of f.")

@@ -20,23 +20,48 @@ class Problem:
 
     def f(self, w):
         self.counts["nfev"] += 1
-        return float(self.fun(w))
+        return _scalar(self.fun(w), "obj")
 
     def g(self, w):
         self.counts["njev"] += 1
-        return np.asarray(self.jac(w), dtype=float)
+        return _shaped(self.jac(w), "jac", w.shape)
 
     def H(self, w):
         self.counts["nhev"] += 1
-        return np.asarray(self.hess(w), dtype=float)
+        return _shaped(self.hess(w), "hess", w.shape * 2)
 
     def Hp(self, w, p):
         self.counts["nhev"] += 1
-        return np.asarray(self.hessp(w, p), dtype=float)
+        return _shaped(self.hessp(w, p), "hessp", w.shape)
 
     def G(self, w):
         self.counts["nhev"] += 1
-        return np.asarray(self.gauss_newton(w), dtype=float)
+        return _shaped(self.gauss_newton(w), "gauss_newton", w.shape * 2)
+
+
+def _real(value, name: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: must return real numbers, got "
+                        f"{type(value).__name__}")
+    return arr
+
+
+def _scalar(value, name: str) -> float:
+    """f(w) as a float (a size-1 array is accepted, as scipy does)."""
+    arr = _real(value, name)
+    if arr.size != 1:
+        raise ValueError(f"{name}: must return a scalar f(w), got an array "
+                         f"of shape {arr.shape}")
+    return float(arr.reshape(()))
+
+
+def _shaped(value, name: str, shape: tuple) -> np.ndarray:
+    arr = _real(value, name)
+    if arr.shape != shape:
+        raise ValueError(f"{name}: returned shape {arr.shape}, expected {shape} "
+                         f"for w of shape {shape[:1]}")
+    return arr.astype(float, copy=False)
 
 
 def make_problem(obj, jac=None, hess=None, hessp=None, gauss_newton=None) -> Problem:
@@ -50,7 +75,8 @@ def make_problem(obj, jac=None, hess=None, hessp=None, gauss_newton=None) -> Pro
                         f"got {type(obj).__name__}")
     if jac is None:
         raise ValueError("jac: a plain callable needs its gradient, jac=callable")
-    for name, f in (("hess", hess), ("hessp", hessp), ("gauss_newton", gauss_newton)):
+    for name, f in (("jac", jac), ("hess", hess), ("hessp", hessp),
+                    ("gauss_newton", gauss_newton)):
         if f is not None and not callable(f):
             raise TypeError(f"{name}: expected a callable, got {type(f).__name__}")
     return Problem(obj, jac, hess, hessp, gauss_newton)

@@ -42,7 +42,7 @@ def run_scipy(problem, w0, method: str, gtol: float, maxiter: int, callback,
         kwargs["hessp"] = _finite(problem.Hp, "Hessian-vector product")
     if method == "dogleg":
         try:
-            cho_factor(problem.hess(w0))
+            cho_factor(problem.H(w0))
         except LinAlgError:
             raise ValueError("dogleg: the Hessian at w0 is not positive definite; "
                              "use 'trust-exact', 'trust-ncg' or 'newton'") from None
