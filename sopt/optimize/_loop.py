@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 from scipy.optimize import OptimizeResult
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 
 
 #: Most raises of the damping (mu of Newton or Levenberg-Marquardt) within one
@@ -20,8 +21,9 @@ from scipy.optimize import OptimizeResult
 MAX_DAMPING_RAISES = 100
 
 
-class ConvergenceWarning(UserWarning):
-    """A solver stopped before reaching its tolerance."""
+class ConvergenceWarning(SklearnConvergenceWarning):
+    """A solver stopped before reaching its tolerance (a scikit-learn
+    ConvergenceWarning, so one warnings filter serves both)."""
 
 
 class StepFailure(Exception):
