@@ -208,8 +208,10 @@ class Objective:
     def _directions(self, v) -> tuple[Array, bool]:
         v = as_float_array(v, "v")
         W = self.net.n_weights
-        if v.shape not in ((W,), (W, v.shape[-1] if v.ndim == 2 else -1)):
-            raise ValueError(f"v: expected shape ({W},) or ({W}, P), got {v.shape}")
+        if v.shape not in ((W,), (W, v.shape[-1] if v.ndim == 2 else -1)) \
+                or v.size == 0:
+            raise ValueError(f"v: expected shape ({W},) or ({W}, P) with P >= 1, "
+                             f"got {v.shape}")
         check_finite(v, "v")
         return (v[:, None], True) if v.ndim == 1 else (v, False)
 
