@@ -4,9 +4,10 @@ MacKay 1992), and estimators in scikit-learn's conventions."""
 from ._estimators import BayesianMLPClassifier, BayesianMLPRegressor, NotFittedError
 from ._evidence import EvidenceResult, evidence_fit, weight_groups
 from ._moderation import kappa, moderated_logistic, moderated_softmax
-from ._posterior import LaplacePosterior, clip_negative_eigenvalues, laplace
+from ._posterior import (LaplacePosterior, NotAtMinimumWarning,
+                         clip_negative_eigenvalues, laplace)
 
 __all__ = ["laplace", "LaplacePosterior", "evidence_fit", "EvidenceResult",
            "weight_groups", "kappa", "moderated_logistic", "moderated_softmax",
            "clip_negative_eigenvalues", "BayesianMLPRegressor",
-           "BayesianMLPClassifier", "NotFittedError"]
+           "BayesianMLPClassifier", "NotFittedError", "NotAtMinimumWarning"]
