@@ -4,10 +4,14 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import scipy.sparse
 
 
 def as_float_array(x, name: str) -> np.ndarray:
     """x as a float64 array, or a TypeError naming ``name``."""
+    if scipy.sparse.issparse(x):
+        raise TypeError(f"{name}: sparse matrices are not supported; convert "
+                        f"with {name}.toarray() (got {type(x).__name__})")
     try:
         raw = np.asarray(x)
         if raw.dtype.kind not in "biuf":     # complex, strings, objects
@@ -51,6 +55,7 @@ def check_inputs(X, n_inputs: int, name: str = "X") -> np.ndarray:
 
 
 def check_positive_int(value, name: str) -> int:
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected a positive integer, "
                         f"got {type(value).__name__}")
@@ -60,6 +65,7 @@ def check_positive_int(value, name: str) -> int:
 
 
 def check_nonnegative(value, name: str) -> float:
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, "
                         f"got {type(value).__name__}")
@@ -69,9 +75,13 @@ def check_nonnegative(value, name: str) -> float:
 
 
 def check_positive(value, name: str) -> float:
-    """A finite real number > 0, or a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not np.isfinite(value) or not value > 0:
+    """A finite real number > 0: a TypeError (not a number) or a ValueError
+    naming ``name``."""
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, "
+                        f"got {type(value).__name__}")
+    if not np.isfinite(value) or not value > 0:
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return float(value)
 
@@ -140,3 +150,12 @@ def check_dense_size(n_weights: int, max_bytes: float | None = None,
             f"a dense {what} for W = {n_weights} weights needs {need:,} bytes "
             f"({need / 2**30:.2f} GiB), over the limit of {int(limit):,} bytes; "
             f"raise max_bytes, or {instead}")
+
+
+def _scalar(value):
+    """A 0-d numeric numpy array (``np.array(0.1)``) as the Python number it
+    holds, so the scalar checks accept it; anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 \
+            and value.dtype.kind in "biuf":
+        return value.item()
+    return value

@@ -77,11 +77,26 @@ def _sse_hess(y, T):
 SSE = Loss(_sse, _sse_grad, _sse_hess, "sse", "identity", _sse)
 
 
+# Outputs y given as numbers alone (a user activation: no logits to work
+# from) are clipped into the open interval (0, 1) before the cross-entropies'
+# y-forms: [tiny, 1 - 2^-53] for E and dE/dy, [sqrt(tiny), 1 - 2^-53] for
+# d2E/dy2 (1/y^2 must not overflow). Only y that rounded to 0 or 1 (or a
+# subnormal) moves; there E is capped near 708 (at 0) or 36.7 (at 1) per
+# output instead of inf, and its derivatives are those of the capped value.
+_Y_MAX = np.nextafter(1.0, 0.0)
+_Y_MIN = np.finfo(float).tiny
+_Y_MIN_HESS = np.sqrt(_Y_MIN)
+
+
+def _clip_probabilities(y, low=_Y_MIN):
+    return np.clip(y, low, _Y_MAX)
+
+
 # --- cross-entropy for K independent binary targets (PRML eq. 5.21) ---
 def _binary_ce(y, T):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        e = -(np.where(T > 0, T * np.log(y), 0.0)
-              + np.where(T < 1, (1 - T) * np.log1p(-y), 0.0))
+    y = _clip_probabilities(y)
+    e = -(np.where(T > 0, T * np.log(y), 0.0)
+          + np.where(T < 1, (1 - T) * np.log1p(-y), 0.0))
     return e.sum(axis=1)
 
 
@@ -91,10 +106,12 @@ def _binary_ce_logits(a, T):
 
 
 def _binary_ce_grad(y, T):
+    y = _clip_probabilities(y)
     return (y - T) / (y * (1 - y))
 
 
 def _binary_ce_hess(y, T):
+    y = _clip_probabilities(y, _Y_MIN_HESS)
     return _diag(T / y**2 + (1 - T) / (1 - y) ** 2)
 
 
@@ -104,8 +121,7 @@ BINARY_CE = Loss(_binary_ce, _binary_ce_grad, _binary_ce_hess, "binary_ce",
 
 # --- cross-entropy for K exclusive classes (PRML eq. 5.24) ---
 def _softmax_ce(y, T):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.where(T > 0, T * np.log(y), 0.0).sum(axis=1)
+    return -np.where(T > 0, T * np.log(_clip_probabilities(y)), 0.0).sum(axis=1)
 
 
 def logsumexp_rows(a: Array) -> Array:
@@ -119,18 +135,53 @@ def _softmax_ce_logits(a, T):
     return T.sum(axis=1) * logsumexp_rows(a) - np.einsum("nk,nk->n", T, a)
 
 
-def _softmax_ce_hess(y, T):
-    return _diag(T / y**2)
-
-
 def _softmax_ce_grad(y, T):
-    return -T / y
+    return -T / _clip_probabilities(y)
+
+
+def _softmax_ce_hess(y, T):
+    return _diag(T / _clip_probabilities(y, _Y_MIN_HESS) ** 2)
 
 
 SOFTMAX_CE = Loss(_softmax_ce, _softmax_ce_grad, _softmax_ce_hess,
                   "softmax_ce", "softmax", _softmax_ce_logits)
 
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (SSE, BINARY_CE, SOFTMAX_CE)}
+
+
+# --- binary_ce on softmax outputs (allowed, not canonical), from the logits ---
+# E = -sum_k t_k log y_k + (1 - t_k) log(1 - y_k) with log y_k = a_k - lse(a)
+# and log(1 - y_k) = lse_{j != k}(a_j) - lse(a): finite for any finite a,
+# where y rounds to 0 or 1 and the y-forms give inf and NaN.
+def _log_softmax_parts(a: Array) -> tuple[Array, Array]:
+    """log y and log(1 - y), each (N, K), for y = softmax(a); O(N K^2)."""
+    K = a.shape[1]
+    lse = logsumexp_rows(a)[:, None]
+    others = np.where(np.eye(K, dtype=bool), -np.inf, a[:, None, :])  # row k: j != k
+    m = others.max(axis=2, keepdims=True)
+    lse_others = m[:, :, 0] + np.log(np.exp(others - m).sum(axis=2))
+    return a - lse, lse_others - lse
+
+
+def _softmax_binary_ce_value(a: Array, T: Array) -> Array:
+    log_y, log_1my = _log_softmax_parts(a)
+    return -(T * log_y + (1 - T) * log_1my).sum(axis=1)
+
+
+def _softmax_binary_ce_factors(a: Array, y: Array) -> tuple[Array, Array]:
+    """Q, P of shape (N, K, K) with rows q_k = e_k - y and p_k = y_k (e_k - y)
+    / (1 - y_k), so that dE/da = sum_k (1 - t_k) p_k - t_k q_k and the
+    Gauss-Newton curvature J^T diag(d2E/dy2) J = sum_k t_k q_k q_k^T
+    + (1 - t_k) p_k p_k^T. Off the diagonal p_ki = -y_i y_k / (1 - y_k) is
+    formed in logs (bounded by 1: y_i <= 1 - y_k)."""
+    K = a.shape[1]
+    log_y, log_1my = _log_softmax_parts(a)
+    eye = np.eye(K, dtype=bool)
+    P = -np.exp(np.where(eye, -np.inf,      # the diagonal is set below
+                         log_y[:, None, :] + (log_y - log_1my)[:, :, None]))
+    np.einsum("nkk->nk", P)[...] = y
+    Q = np.where(eye, 1.0, 0.0) - y[:, None, :]
+    return Q, P
 
 
 def canonical_delta(loss: Loss, a: Array, y: Array, T: Array) -> Array:
@@ -189,17 +240,24 @@ class OutputError:
         self.canonical = (loss.canonical is not None
                           and loss.value_from_logits is not None
                           and activation is ACTIVATIONS.get(loss.canonical))
+        # binary_ce on the built-in softmax: evaluated from the logits
+        self._softmax_bce = loss is BINARY_CE and activation is ACTIVATIONS["softmax"]
 
     def values(self, a: Array, y: Array, T: Array) -> Array:
         """E_n for each pattern, shape (N,)."""
         if self.canonical:
             return self.loss.value_from_logits(a, T)
+        if self._softmax_bce:
+            return _softmax_binary_ce_value(a, T)
         return self.loss.value(y, T)
 
     def delta(self, a: Array, y: Array, T: Array) -> Array:
         """dE_n/da at the outputs, shape (N, K)."""
         if self.canonical:
             return canonical_delta(self.loss, a, y, T)
+        if self._softmax_bce:
+            Q, P = _softmax_binary_ce_factors(a, y)
+            return np.einsum("nk,nki->ni", 1 - T, P) - np.einsum("nk,nki->ni", T, Q)
         return self.activation.vjp(a, y, self.loss.grad(y, T))
 
     def curvature(self, a: Array, y: Array, T: Array) -> Array:
@@ -213,12 +271,12 @@ class OutputError:
         if self.canonical:
             return self.gauss_newton_curvature(a, y, T)
         M = self.gauss_newton_curvature(a, y, T)
-        g = self.loss.grad(y, T)
         if self.activation.elementwise:
             idx = np.arange(y.shape[1])
+            g = self.loss.grad(y, T)
             M[:, idx, idx] += g * self.activation.second_derivative(a, y)
-        else:                       # softmax, see the docstring
-            c = self.activation.vjp(a, y, g)
+        else:                       # softmax, see the docstring; c = J g = delta
+            c = self.delta(a, y, T)
             M += _diag(c) - c[:, :, None] * y[:, None, :] - y[:, :, None] * c[:, None, :]
         return M
 
@@ -233,6 +291,10 @@ class OutputError:
                 return _diag(y * (1 - y))
             s = T.sum(axis=1)[:, None, None]
             return s * (_diag(y) - y[:, :, None] * y[:, None, :])
+        if self._softmax_bce:
+            Q, P = _softmax_binary_ce_factors(a, y)
+            return (np.einsum("nk,nki,nkj->nij", T, Q, Q)
+                    + np.einsum("nk,nki,nkj->nij", 1 - T, P, P))
         if self.loss.hess is None:
             raise ValueError(f"loss: {self.loss.name!r} has no hess (d2E/dy2); "
                              "second derivatives need one")

@@ -194,6 +194,11 @@ class Network:
         if not act.elementwise and not output:
             raise ValueError(f"activation: {act.name!r} is allowed on the "
                              "output layer only (output=True)")
+        if not act.elementwise and size < 2:
+            # one softmax unit is the constant 1: zero gradient for every w
+            raise ValueError(f"size: a {act.name!r} layer needs at least 2 "
+                             f"units, got {size} (for one binary target use "
+                             "'logistic' with loss 'binary_ce')")
         index = len(self._nodes)
         sources = self._resolve_inputs(inputs, index)
         mask_list = self._resolve_masks(masks or {}, sources, size)

@@ -65,6 +65,13 @@ def _check_alpha(alpha, n_weights: int):
     return a
 
 
+def _read_only_copy(a: Array) -> Array:
+    """A private, read-only copy of a (one copy, even if a is already ours)."""
+    a = np.array(a, dtype=float, order="K", copy=True)
+    a.setflags(write=False)
+    return a
+
+
 class Objective:
     """E(w) = sum_n E_n(w) + alpha/2 w^T w for a network on a data set.
 
@@ -83,6 +90,12 @@ class Objective:
 
     The scipy-ready callables are ``fun`` and ``jac``; the last forward pass
     is cached, so ``fun(w)`` then ``jac(w)`` at the same w runs it once.
+
+    X and T are copied once into read-only float64 arrays (``self.X``,
+    ``self.T``; memory N (D + K) doubles): changing the caller's arrays
+    afterwards cannot make the objective answer from two data sets (a cached
+    E and gradient from the old data, a Hessian from the new). Build a new
+    Objective for new data.
     """
 
     def __init__(self, net: Network, X, T, loss="sse", alpha: float = 0.0,
@@ -90,12 +103,13 @@ class Objective:
         if not isinstance(net, Network):
             raise TypeError(f"net: expected a Network, got {type(net).__name__}")
         self.net = net
-        self.X = check_inputs(X, net.n_inputs)
+        self.X = _read_only_copy(check_inputs(X, net.n_inputs))
         loss_obj = get_loss(loss)
         self.rule = OutputError(loss_obj, net.layers[-1].activation
                                 if net.layers else net.output)
         self.loss = loss_obj
-        self.T = check_targets(T, len(self.X), net.n_outputs, loss_obj.name)
+        self.T = _read_only_copy(
+            check_targets(T, len(self.X), net.n_outputs, loss_obj.name))
         self.alpha = _check_alpha(alpha, net.n_weights)
         self._decay = self.alpha * net.active_weights()    # alpha on used weights
         self.chunk_size = (None if chunk_size is None
@@ -194,8 +208,10 @@ class Objective:
     def _directions(self, v) -> tuple[Array, bool]:
         v = as_float_array(v, "v")
         W = self.net.n_weights
-        if v.shape not in ((W,), (W, v.shape[-1] if v.ndim == 2 else -1)):
-            raise ValueError(f"v: expected shape ({W},) or ({W}, P), got {v.shape}")
+        if v.shape not in ((W,), (W, v.shape[-1] if v.ndim == 2 else -1)) \
+                or v.size == 0:
+            raise ValueError(f"v: expected shape ({W},) or ({W}, P) with P >= 1, "
+                             f"got {v.shape}")
         check_finite(v, "v")
         return (v[:, None], True) if v.ndim == 1 else (v, False)
 

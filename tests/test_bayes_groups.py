@@ -59,7 +59,8 @@ def test_a_group_with_gamma_zero_up_to_round_off_is_pruned():
     at gamma_g = -3e-14: such a group is switched off (alpha capped), and
     only a clearly negative gamma (negative curvature) is an error."""
     post = SimpleNamespace(used=np.arange(4), w_map=np.array([1.0, 2.0, 1e-9, 0.0]),
-                           gamma=2.0, n_data=10, data_error=4.0)
+                           gamma_per_weight=np.array([1.0, 1.0, 0.0, 0.0]),
+                           n_data=10, data_error=4.0)
     groups = np.array([0, 0, 1, 1])
     alpha, beta = _reestimate(post, groups, np.array([2.0, -3e-14]), 1.0)
     assert alpha[0] == pytest.approx(2.0 / 5.0) and alpha[1] == ALPHA_MAX

@@ -4,7 +4,8 @@ MacKay 1992), and estimators in scikit-learn's conventions."""
 from ._estimators import BayesianMLPClassifier, BayesianMLPRegressor, NotFittedError
 from ._evidence import EvidenceResult, evidence_fit, weight_groups
 from ._moderation import kappa, moderated_logistic, moderated_softmax
-from ._posterior import (LaplacePosterior, NotPositiveDefiniteError,
+from ._posterior import (LaplacePosterior, NotAtMinimumWarning,
+                         NotPositiveDefiniteError,
                          clip_negative_eigenvalues, laplace)
 
 from .. import saving as _saving
@@ -16,4 +17,5 @@ del _cls
 __all__ = ["laplace", "LaplacePosterior", "evidence_fit", "EvidenceResult",
            "weight_groups", "kappa", "moderated_logistic", "moderated_softmax",
            "clip_negative_eigenvalues", "BayesianMLPRegressor",
-           "BayesianMLPClassifier", "NotFittedError", "NotPositiveDefiniteError"]
+           "BayesianMLPClassifier", "NotFittedError", "NotAtMinimumWarning",
+           "NotPositiveDefiniteError"]

@@ -9,6 +9,19 @@ With weight groups (MacKay 1992; Netlab's ``mlpprior``) each group g has its
 own alpha_g = gamma_g / |w_g|^2, gamma_g = W_g - alpha_g tr_g(A^{-1}).
 Regression trains beta E_D + alpha/2 |w|^2, i.e. an Objective with decay
 alpha / beta; classification trains E_D + alpha/2 |w|^2.
+
+Small data and noise-free data. Eq. 5.180 is the fixed-point form of the
+stationarity condition of the evidence in beta, N K - gamma(beta) =
+2 beta E_D, where gamma(beta) = sum_i beta nu_i / (1 + beta nu_i) grows with
+beta (nu_i the eigenvalues of alpha^{-1/2} H alpha^{-1/2}, clipped at 0).
+With the exact Hessian on a few data points gamma can exceed N K (the
+residual term of H has rank beyond N K) and the fixed-point step would give
+beta <= 0; the condition itself always has one root in beta > 0 when
+E_D > 0, since its left side falls from N K at beta = 0. Then the new beta
+is that root (at the current w and alpha), found by bracketing. When E_D is
+zero (or the root lies beyond it) beta is capped at :data:`BETA_MAX` over the
+targets' mean square, and alpha at :data:`ALPHA_MAX`: an interpolating fit,
+or weights at zero, would otherwise drive them to infinity.
 """
 from __future__ import annotations
 
@@ -16,15 +29,25 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import eigh
+from scipy.optimize import brentq
 
 from ..network import Network
 from ..objective import Objective
 from ..optimize import ConvergenceWarning, minimize
-from .._validation import check_positive
-from ._posterior import LaplacePosterior, laplace
+from .._validation import (as_float_array, check_nonnegative, check_positive,
+                           check_positive_int)
+from ._posterior import (NEWTON_DECREMENT_WARN, LaplacePosterior,
+                         NotAtMinimumWarning, _not_at_minimum_message, laplace)
 
 Array = np.ndarray
 GROUPINGS = ("single", "layers", "inputs")
+# Caps of the re-estimates (not from the literature: guards). A noise
+# variance below 1e-12 of the targets' mean square (noise std 1e-6 of their
+# RMS) and a prior std below 1e-6 (a weight pruned to zero) are as good as
+# exact; the precision A = alpha I + beta H stays well inside float64.
+BETA_MAX = 1e12
+ALPHA_MAX = 1e12
 
 
 def weight_groups(net: Network, grouping: str = "single") -> tuple[Array, list[str]]:
@@ -97,10 +120,12 @@ def _train(net, X, T, loss, w, alpha_w, beta, method, options):
 
 
 def _cycle_once(net, X, T, loss, w, alpha_g, beta, groups, hessian, clip, method,
-                options):
+                options, max_bytes):
     res = _train(net, X, T, loss, w, alpha_g[groups], beta, method, options)
-    post = laplace(net, X, T, res.x, loss=loss, alpha=alpha_g[groups], beta=beta,
-                   hessian=hessian, clip_negative=clip)
+    with warnings.catch_warnings():     # evidence_fit warns once, at the end
+        warnings.simplefilter("ignore", NotAtMinimumWarning)
+        post = laplace(net, X, T, res.x, loss=loss, alpha=alpha_g[groups], beta=beta,
+                       hessian=hessian, clip_negative=clip, max_bytes=max_bytes)
     return res, post
 
 
@@ -110,10 +135,32 @@ def _group_gamma(post: LaplacePosterior, groups: Array, n_groups: int) -> Array:
                        minlength=n_groups)
 
 
-ALPHA_MAX = 1e10       # a group with no well-determined parameter is pruned
+def _beta_max(T) -> float:
+    """BETA_MAX / mean(t^2) (BETA_MAX when the targets are all zero)."""
+    t2 = np.square(as_float_array(T, "T"))
+    ms = float(t2.sum() / max(t2.size, 1))
+    return BETA_MAX / ms if np.isfinite(ms) and ms > 0 else BETA_MAX
 
 
-def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta):
+def _beta_stationary(post: LaplacePosterior, beta_max: float) -> float:
+    """The root in (0, beta_max] of N K - gamma(beta) = 2 beta E_D at the
+    posterior's w and alpha (the condition behind PRML eq. 5.180); beta_max
+    if there is none below it. One W_used^3 eigendecomposition."""
+    scale = 1.0 / np.sqrt(post.alpha[post.used])
+    nu = np.maximum(eigh(scale[:, None] * post.data_hessian * scale,
+                         eigvals_only=True), 0.0)
+
+    def excess(beta):
+        return post.n_data - np.sum(beta * nu / (1.0 + beta * nu)) \
+            - 2.0 * beta * post.data_error
+
+    if excess(beta_max) >= 0:
+        return beta_max
+    return brentq(excess, 0.0, beta_max, xtol=1e-300, rtol=1e-12)
+
+
+def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta,
+                beta_max: float = BETA_MAX):
     """alpha_g = gamma_g / |w_g|^2 (eq. 5.178 per group) and beta (eq. 5.180).
 
     A group whose gamma_g is zero up to round-off has no well-determined
@@ -134,16 +181,21 @@ def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta):
     alpha_g = np.minimum(np.nan_to_num(alpha_g, nan=ALPHA_MAX), ALPHA_MAX)
     if beta is None:
         return alpha_g, None
+    residual_dof = post.n_data - post.gamma_per_weight.sum()    # N K - gamma
+    if residual_dof <= 0:
+        return alpha_g, _beta_stationary(post, beta_max)
     # sum_n |y - t|^2 = 2 E_D
-    beta_new = (post.n_data - post.gamma) / (2.0 * post.data_error)
-    return alpha_g, beta_new
+    if residual_dof >= 2.0 * post.data_error * beta_max:
+        return alpha_g, beta_max
+    return alpha_g, residual_dof / (2.0 * post.data_error)
 
 
 def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 0.01,
                  beta: float | None = None, groups: str = "single",
                  max_cycles: int = 50, tol: float = 1e-4, hessian: str = "exact",
                  clip_negative: bool = True, method: str = "trust-exact",
-                 options: dict | None = None, verbose: bool = False) -> EvidenceResult:
+                 options: dict | None = None, verbose: bool = False,
+                 max_bytes: float | None = None) -> EvidenceResult:
     """Alternate training and hyperparameter re-estimation until alpha, beta
     and the log evidence change by less than ``tol`` (relative) in a cycle.
 
@@ -151,17 +203,18 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
     the exact Hessian) and one W x W Hessian with its factorisation.
     ``clip_negative`` (default True, as Netlab) clips negative data-Hessian
     eigenvalues so that an unconverged w_MAP does not stop the loop.
+    ``max_bytes`` bounds the dense Hessian (passed to :func:`laplace`).
+    On small or noise-free data see the module docstring: beta stays in
+    (0, BETA_MAX / mean(t^2)], alpha in (0, ALPHA_MAX], gamma in [0, N K].
     """
     regression = loss == "sse"
     if regression:
         beta = 1.0 if beta is None else check_positive(beta, "beta")
     elif beta is not None:
         raise ValueError("beta: only regression (loss='sse') has a noise precision")
-    if isinstance(max_cycles, bool) or not isinstance(max_cycles, (int, np.integer)) \
-            or max_cycles < 1:
-        raise ValueError(f"max_cycles: expected a positive integer, got {max_cycles!r}")
-    if not (np.isscalar(tol) and np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
+    max_cycles = check_positive_int(max_cycles, "max_cycles")
+    tol = check_nonnegative(tol, "tol")
+    beta_max = _beta_max(T) if regression else None
     group_index, names = weight_groups(net, groups)
     alpha_g = np.full(len(names), check_positive(alpha, "alpha"))
     w = net.init_weights(seed=0) if w0 is None else np.array(w0, dtype=float)
@@ -172,7 +225,7 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
     post = None
     for cycle in range(1, max_cycles + 1):
         res, post = _cycle_once(net, X, T, loss, w, alpha_g, beta, group_index,
-                                hessian, clip_negative, method, options)
+                                hessian, clip_negative, method, options, max_bytes)
         w = res.x
         for key, value in (("alpha", alpha_g.copy()), ("beta", beta),
                            ("gamma", post.gamma), ("log_evidence", post.log_evidence),
@@ -186,12 +239,17 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
                   f"gamma {post.gamma:.3f} log evidence {post.log_evidence:.4f}", flush=True)
         gamma_g = _group_gamma(post, group_index, len(names))
         hist["gamma_groups"].append(gamma_g)
-        new_alpha, new_beta = _reestimate(post, group_index, gamma_g, beta)
+        new_alpha, new_beta = _reestimate(post, group_index, gamma_g, beta, beta_max)
         if _settled(hist, alpha_g, new_alpha, beta, new_beta, tol):
             converged = True
             break
         if cycle < max_cycles:          # keep the pair the posterior was built with
             alpha_g, beta = new_alpha, new_beta
+    if post.newton_decrement > NEWTON_DECREMENT_WARN:    # training stopped early
+        warnings.warn("evidence_fit: the last cycle's training stopped short of a "
+                      "minimum (lower options['gtol'] or raise options['maxiter']). "
+                      + _not_at_minimum_message(post), NotAtMinimumWarning,
+                      stacklevel=2)
     return EvidenceResult(post, w, alpha_g, beta if regression else None,
                           group_index, names, cycle, converged, hist)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from .._validation import check_positive_int
 from ..activations import softmax
 
 Array = np.ndarray
@@ -29,11 +30,12 @@ def moderated_softmax(a: Array, var: Array) -> Array:
 def monte_carlo_softmax(a: Array, S: Array, n_samples: int, seed=0) -> Array:
     """E[softmax(a)] for a ~ N(a_MAP, S) per pattern, by ``n_samples`` draws.
     a: (N, K), S: (N, K, K). Memory O(n_samples N K)."""
+    n_samples = check_positive_int(n_samples, "n_samples")
     rng = np.random.default_rng(seed)
     N, K = a.shape
     # factor each S_n (PSD, possibly singular: softmax logits share a shift)
     lam, V = np.linalg.eigh(S)
     root = V * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
-    e = rng.standard_normal((int(n_samples), N, K))
+    e = rng.standard_normal((n_samples, N, K))
     samples = a[None] + np.einsum("nkl,snl->snk", root, e)
     return softmax(samples).mean(axis=0)

@@ -12,10 +12,13 @@ weights in use (``post.used`` indexes them in the full vector).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
 
-from .._validation import as_float_array, check_inputs, check_positive, check_weights
+from .._validation import (as_float_array, check_inputs, check_positive,
+                           check_positive_int, check_weights)
 from ..network import Network
 from ..objective import Objective
 from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_softmax
@@ -23,6 +26,16 @@ from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_soft
 Array = np.ndarray
 REGRESSION = ("sse",)
 CLASSIFICATION = ("binary_ce", "softmax_ce")
+# laplace warns when a Newton step from w_map would raise the log posterior
+# by more than this many nats (g^T A^{-1} g / 2): the Laplace log evidence is
+# then off by about as much, and log evidences are compared at ~1 nat.
+NEWTON_DECREMENT_WARN = 1e-2
+
+
+class NotAtMinimumWarning(UserWarning):
+    """:func:`laplace` was given a w_map that is not a minimum of the
+    regularised error (a UserWarning, like scikit-learn's ConvergenceWarning:
+    it is about the caller's input, not a floating-point event)."""
 
 
 class NotPositiveDefiniteError(ValueError):
@@ -54,9 +67,17 @@ class LaplacePosterior:
     gamma_per_weight : (W_used,) 1 - alpha_i (A^{-1})_ii.
     gamma : effective number of well-determined parameters,
         sum_i lambda_i / (alpha + lambda_i) = W_used - tr(diag(alpha) A^{-1})
-        (PRML eq. 5.179; with one alpha per group, summed over groups).
+        (PRML eq. 5.179; with one alpha per group, summed over groups),
+        capped at the number of observations N K (MacKay 1992: no more
+        parameters are determined than there are data; the cap bites only
+        when the exact Hessian's residual term lifts the sum above N K).
+        In [0, min(W_used, N K)] when H is PSD (clipped or Gauss-Newton).
     log_evidence : ln p(D | alpha, beta) (PRML eq. 5.175 for regression,
         eq. 5.183 for classification), without the ln(M! 2^M) symmetry term.
+    gradient : (W_used,) gradient of the regularised error at w_map (zero
+        at a mode); data_gradient : its data part (beta grad E_D or grad E_D).
+    newton_decrement : g^T A^{-1} g / 2, the rise of the log posterior a
+        Newton step from w_map would give; ~0 at a mode.
     """
 
     def __init__(self, net: Network, obj: Objective, w_map: Array, H: Array,
@@ -76,9 +97,16 @@ class LaplacePosterior:
         # gamma_i = 1 - alpha_i (A^{-1})_ii: summed over a group, MacKay's
         # gamma_g = W_g - alpha_g tr_g(A^{-1}) (PRML eq. 5.179 for one group)
         self.gamma_per_weight = 1.0 - a * np.diag(self.covariance)
-        self.gamma = float(np.sum(self.gamma_per_weight))
-        self.data_error = float(obj.pattern_errors(w_map).sum())
         self.n_data = obj.T.size
+        # the N K data determine at most N K directions: the exact Hessian's
+        # residual term can push the sum past that on a few data points
+        self.gamma = min(float(np.sum(self.gamma_per_weight)), float(self.n_data))
+        self.data_error = float(obj.pattern_errors(w_map).sum())
+        # gradient of the regularised error beta E_D + alpha/2 |w|^2 (or
+        # E_D + ...): zero at a true w_MAP
+        self.data_gradient = scale * obj.gradient(w_map)[self.used]
+        self.gradient = self.data_gradient + a * w_map[self.used]
+        self.newton_decrement = 0.5 * float(self.gradient @ self.solve(self.gradient))
         wu = w_map[self.used]
         self.weight_error = 0.5 * float(np.sum(a * wu * wu))
         self.log_evidence = self._log_evidence(a)
@@ -107,11 +135,12 @@ class LaplacePosterior:
     def sample(self, n: int, seed=None) -> Array:
         """n weight vectors from N(w_MAP, A^{-1}), shape (n, W) (full layout;
         masked entries stay at w_MAP's)."""
+        n = check_positive_int(n, "n")
         rng = np.random.default_rng(seed)
         L = self._factor[0]
         # w = w_MAP + L^{-T} e with A = L L^T gives covariance A^{-1}
-        e = rng.standard_normal((len(self.used), int(n)))
-        out = np.tile(self.w_map, (int(n), 1))
+        e = rng.standard_normal((len(self.used), n))
+        out = np.tile(self.w_map, (n, 1))
         out[:, self.used] += solve_triangular(L, e, lower=True, trans="T").T
         return out
 
@@ -168,6 +197,7 @@ class LaplacePosterior:
                              "use predict")
         if method not in ("probit", "mc"):
             raise ValueError(f"method: expected 'probit' or 'mc', got {method!r}")
+        n_samples = check_positive_int(n_samples, "n_samples")
         a, S = self.logit_variance(X_new)
         var = np.einsum("nkk->nk", S)
         if self.loss == "binary_ce":
@@ -243,6 +273,21 @@ def laplace(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
     if clip_negative:
         H = clip_negative_eigenvalues(H)
     try:
-        return LaplacePosterior(net, obj, w_map, H, alpha, beta)
+        post = LaplacePosterior(net, obj, w_map, H, alpha, beta)
     except LinAlgError:
         raise _negative_eigenvalue_error(H, alpha[used], beta) from None
+    if post.newton_decrement > NEWTON_DECREMENT_WARN:
+        warnings.warn(_not_at_minimum_message(post), NotAtMinimumWarning, stacklevel=2)
+    return post
+
+
+def _not_at_minimum_message(post: LaplacePosterior) -> str:
+    g_inf = float(np.max(np.abs(post.gradient)))
+    scale = float(np.max(np.abs(post.data_gradient))
+                  + np.max(np.abs(post.alpha[post.used] * post.w_map[post.used])))
+    return (f"laplace: w_map is not a minimum of the regularised error: "
+            f"|g|_inf = {g_inf:.3g} ({g_inf / max(scale, np.finfo(float).tiny):.2g} "
+            f"of |data gradient|_inf + |alpha w|_inf = {scale:.3g}, which cancel "
+            f"at a minimum); a Newton step would raise the log posterior by "
+            f"{post.newton_decrement:.3g} nats, and the log evidence is off by "
+            "about as much. Train to convergence first.")
