@@ -269,9 +269,10 @@ class Objective:
                              f"'gauss_newton' or 'diagonal', got {method!r}")
         _hessian.check_dense_size(W, max_bytes)
         if method == "fd":
-            return finite_diff.hessian(self.value, w, eps)
+            return finite_diff.hessian(self.value, w, eps, max_bytes=max_bytes)
         if method == "mixed":
-            return finite_diff.hessian_from_gradient(self.gradient, w, eps)
+            return finite_diff.hessian_from_gradient(self.gradient, w, eps,
+                                                     max_bytes=max_bytes)
         if method == "diagonal":
             return np.diag(self.hessian_diagonal(w))
         if method == "gauss_newton":

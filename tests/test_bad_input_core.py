@@ -150,3 +150,27 @@ def test_zero_dimensional_arrays_are_accepted_as_numbers():
         sopt.Objective(net, X, X[:, 0], alpha=np.array(-0.1))
     with pytest.raises(TypeError, match="alpha"):
         sopt.Objective(net, X, X[:, 0], alpha=np.array("a"))
+
+
+def test_objective_passes_max_bytes_on_to_the_finite_difference_hessians(monkeypatch):
+    """A caller who raises max_bytes above the default must not be refused
+    by finite_diff's own guard (default lowered here to stay small)."""
+    import sopt._validation as validation
+    net = sopt.mlp([2, 3, 1])
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    obj = sopt.Objective(net, X, X[:, 0])
+    w = net.init_weights(0)
+    monkeypatch.setattr(validation, "DEFAULT_MAX_BYTES", 100)
+    for method in ("fd", "mixed"):
+        with pytest.raises(MemoryError, match="max_bytes"):
+            obj.hessian(w, method=method)
+        H = obj.hessian(w, method=method, max_bytes=10**6)
+        assert H.shape == (net.n_weights, net.n_weights)
+
+
+def test_estimator_memory_error_says_what_the_estimator_user_can_do(monkeypatch):
+    import sopt._validation as validation
+    monkeypatch.setattr(validation, "DEFAULT_MAX_BYTES", 100)
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(MemoryError, match="use fewer hidden units.*evidence_fit"):
+        sopt.bayes.BayesianMLPRegressor(hidden=(3,)).fit(X, X[:, 0])

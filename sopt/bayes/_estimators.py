@@ -105,6 +105,11 @@ class _BayesianMLPBase(BaseEstimator):
                     hessian=self.hessian, clip_negative=self.clip_negative,
                     method=self.method, options={"maxiter": self.max_iter},
                     verbose=verbose)
+            except MemoryError as err:
+                raise MemoryError(
+                    f"{type(self).__name__}: {err}. The estimator keeps the default "
+                    "limit: use fewer hidden units, or call sopt.bayes.evidence_fit "
+                    "with max_bytes=") from None
             except NotPositiveDefiniteError as err:
                 # a non-PD precision (exact Hessian, clip_negative=False, training
                 # stopped at a saddle) is a failure of this restart only
