@@ -2,7 +2,9 @@
 
 Solves (G + mu I) p = -g; a step that lowers E is taken and mu divided by
 ``mu_dec``; otherwise mu is multiplied by ``mu_inc`` and the step recomputed
-from the same G. Defaults follow MATLAB's trainlm: mu = 0.005, mu_dec = 0.1,
+from the same G. Where the predicted decrease is below E's round-off, a step
+that halves |g|_inf counts as a decrease (the endgame of Newton's line
+search). Defaults follow MATLAB's trainlm: mu = 0.005, mu_dec = 0.1,
 mu_inc = 10, mu_max = 1e10 (Hagan & Menhaj, IEEE Trans. Neural Networks 5,
 1994; Marquardt, SIAM J. Appl. Math. 11, 1963).
 """
@@ -12,6 +14,7 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ._loop import MAX_DAMPING_RAISES, StepFailure
+from ._newton import gradient_halved, round_off_of
 
 EPS = np.finfo(float).eps
 
@@ -49,10 +52,16 @@ class LevenbergMarquardtStep:
                 continue
             w_new = w + p
             f_new = self.problem.f(w_new)
-            if np.isfinite(f_new) and f_new < f:
+            if np.isfinite(f_new) and (f_new < f or self._endgame(w_new, f, g, p)):
                 mu = self.damping
                 self.damping *= self.mu_dec
                 return w_new, f_new, {"damping": mu}
             self.damping = max(self.damping * self.mu_inc, floor)
         raise StepFailure(4, f"Damping exceeded mu_max = {self.mu_max:g} (or "
                              f"{MAX_DAMPING_RAISES} raises) without a decrease of f.")
+
+    def _endgame(self, w_new, f, g, p) -> bool:
+        """Where the predicted decrease -g^T p is below f's round-off, f
+        cannot tell the points apart: the step is taken if |g|_inf at least
+        halves, as in Newton's line search (:func:`~._newton.armijo`)."""
+        return -float(g @ p) < round_off_of(f) and gradient_halved(self.problem, w_new, g)

@@ -26,6 +26,18 @@ class RoundOff(Exception):
     be shown to lower E, so none is taken."""
 
 
+def round_off_of(f: float) -> float:
+    """What f's evaluation cannot resolve: 8 macheps |f| (a sum over
+    patterns carries more error still)."""
+    return 8 * EPS * abs(f)
+
+
+def gradient_halved(problem, w_new, g) -> bool:
+    """|g(w_new)|_inf <= |g|_inf / 2: the merit test where f cannot rank
+    two points (see :func:`armijo`)."""
+    return np.max(np.abs(problem.g(w_new))) <= 0.5 * np.max(np.abs(g))
+
+
 def armijo(problem, w, f, g, p, c1: float = 1e-4, max_halvings: int = 40):
     """Backtracking line search along p: the first t in 1, 1/2, 1/4, ... with
     f(w + t p) <= f + c1 t g^T p; None if none is found.
@@ -40,8 +52,7 @@ def armijo(problem, w, f, g, p, c1: float = 1e-4, max_halvings: int = 40):
     :class:`RoundOff` is raised.
     """
     gp = float(g @ p)
-    g_inf = np.max(np.abs(g))
-    round_off = 8 * EPS * abs(f)
+    round_off = round_off_of(f)
     below_round_off = False
     t = 1.0
     for _ in range(max_halvings):
@@ -54,7 +65,7 @@ def armijo(problem, w, f, g, p, c1: float = 1e-4, max_halvings: int = 40):
                 return w_new, f_new, t
             if -t * gp < round_off:
                 below_round_off = True
-                if f_new <= f or np.max(np.abs(problem.g(w_new))) <= 0.5 * g_inf:
+                if f_new <= f or gradient_halved(problem, w_new, g):
                     return w_new, f_new, t
         t *= 0.5
     if below_round_off:
