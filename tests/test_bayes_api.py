@@ -13,9 +13,9 @@ import sopt
 from sopt.bayes import (BayesianMLPClassifier, BayesianMLPRegressor, NotFittedError,
                         evidence_fit, laplace)
 
-REG_DEFAULTS = dict(hidden=(10,), activation="tanh", alpha=0.01, beta=None,
+REG_DEFAULTS = dict(hidden="auto", activation="tanh", alpha=0.01, beta=None,
                     groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
-                    hessian="exact", clip_negative=True, method="trust-exact",
+                    hessian="exact", clip_negative=True, method="newton",
                     max_iter=200, random_state=0, verbose=False)
 CLF_DEFAULTS = {k: v for k, v in REG_DEFAULTS.items() if k != "beta"}
 

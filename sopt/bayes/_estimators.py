@@ -30,7 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..activations import ACTIVATIONS, Activation, get_activation
-from ..network import mlp
+from ..network import Network, mlp
 from ..optimize import METHODS, ConvergenceWarning
 from ._evidence import GROUPINGS, evidence_fit
 from ._posterior import NotPositiveDefiniteError
@@ -56,13 +56,40 @@ def _check_activation(activation) -> Activation:
     return act
 
 
+#: Hidden-layer sizes hidden="auto" tries after the linear model, in order.
+AUTO_HIDDEN = (2, 4, 8, 16)
+
+
+def skip_layer_network(D: int, M: int, K: int, activation, output: str) -> Network:
+    """One hidden layer of M units and a linear skip-layer connection from
+    the inputs to the K outputs: y = f(W2 h(W1 x + b1) + V x + b2). Layout:
+    W1, b1, then the output layer's W2, V, b2."""
+    net = Network(D)
+    h = net.add_layer(M, activation, inputs=[net.input])
+    net.add_layer(K, output, inputs=[h, net.input], output=True)
+    return net
+
+
+def _warm_start(net: Network, linear_w: Array):
+    """init_weights(seed) of a skip-layer network whose skip weights and
+    output biases are those of the fitted linear model (V, b2 = its W, b)."""
+    def init_weights(seed):
+        w = net.init_weights(seed=seed)
+        out = net.unpack(w)[-1]
+        out.weights[1][...] = linear_w[:out.weights[1].size].reshape(out.weights[1].shape)
+        out.bias[...] = linear_w[out.weights[1].size:]
+        return w
+    return init_weights
+
+
 # ------------------------------------------------------------------- base
 class _BayesianMLPBase(BaseEstimator):
     """Parameters and the evidence fit shared by the regressor and the
     classifier. Subclasses define ``__init__`` and ``_loss``."""
 
     _parameter_constraints: dict = {
-        "hidden": [Interval(numbers.Integral, 1, None, closed="left"), "array-like"],
+        "hidden": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left"),
+                   "array-like"],
         "activation": [StrOptions(set(ACTIVATIONS) - {"softmax"}), Activation, tuple],
         "alpha": [Interval(numbers.Real, 0, None, closed="neither")],
         "groups": [StrOptions(set(GROUPINGS))],
@@ -85,11 +112,55 @@ class _BayesianMLPBase(BaseEstimator):
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
     def _evidence(self, X: Array, T: Array, output: str, beta0: float | None) -> None:
-        """Evidence fits from n_restarts starts; keep the best; set attributes."""
-        hidden = _check_hidden(self.hidden)
+        """Evidence fits of the network (or, for hidden="auto", of each
+        candidate in turn); keep the best; set the fitted attributes."""
         activation = _check_activation(self.activation)
+        D, K = X.shape[1], T.shape[1]
+        if isinstance(self.hidden, str):           # "auto", by the constraints
+            net, best, runs, scores = self._select_hidden(X, T, output, beta0, activation)
+        else:
+            hidden = _check_hidden(self.hidden)
+            net = mlp([D, *hidden, K], hidden=activation, output=output)
+            best, runs = self._restarts(net, X, T, beta0, net.init_weights)
+            scores = {}
+        if not best.converged:
+            warnings.warn(f"{type(self).__name__}: the evidence iterations did not "
+                          f"settle within max_cycles={self.max_cycles} (tol="
+                          f"{self.tol:g}); increase max_cycles.", ConvergenceWarning,
+                          stacklevel=4)
+        self._set_fitted(net, best, np.array(runs))
+        self.evidence_by_hidden_ = scores
+
+    def _select_hidden(self, X, T, output, beta0, activation):
+        """hidden="auto": the linear model, then one tanh layer of M = 2, 4,
+        8, ... units beside a linear skip-layer connection (so each network
+        contains the linear model), while the log evidence grows (PRML sec.
+        5.7.2; MacKay 1992). The ln(M! 2^M) of the weight-space symmetries is
+        left out: units the evidence switches off make those modes coincide,
+        and the term would reward unused units. Each network starts from the
+        linear model's fit (its skip weights and output biases)."""
+        D, K = X.shape[1], T.shape[1]
+        net = mlp([D, K], output=output)
+        best, runs = self._restarts(net, X, T, beta0, net.init_weights)
+        chosen, scores = (net, best, runs), {0: float(best.log_evidence)}
+        linear_w = best.w
+        for M in AUTO_HIDDEN:
+            net = skip_layer_network(D, M, K, activation, output)
+            init = _warm_start(net, linear_w)
+            cand, cand_runs = self._restarts(net, X, T, beta0, init)
+            scores[M] = float(cand.log_evidence)
+            if self.verbose:
+                print(f"{type(self).__name__}: hidden=({M},) with skip layer, "
+                      f"log evidence {scores[M]:.6g}", flush=True)
+            if scores[M] <= max(v for m, v in scores.items() if m != M):
+                break
+            chosen = (net, cand, cand_runs)
+        return (*chosen, scores)
+
+    def _restarts(self, net, X, T, beta0, init_weights):
+        """Evidence fits from n_restarts starts init_weights(seed=s + r):
+        the one with the highest log evidence, and every run's."""
         n_outputs = T.shape[1]
-        net = mlp([X.shape[1], *hidden, n_outputs], hidden=activation, output=output)
         seed0, verbose = self._seed(), bool(self.verbose)
         best, runs, failure = None, [], None
         for r in range(self.n_restarts):
@@ -100,7 +171,7 @@ class _BayesianMLPBase(BaseEstimator):
             try:
                 res = evidence_fit(
                     net, X, T, loss=self._loss(n_outputs),
-                    w0=net.init_weights(seed=seed), alpha=self.alpha, beta=beta0,
+                    w0=init_weights(seed=seed), alpha=self.alpha, beta=beta0,
                     groups=self.groups, max_cycles=self.max_cycles, tol=self.tol,
                     hessian=self.hessian, clip_negative=self.clip_negative,
                     method=self.method, options={"maxiter": self.max_iter},
@@ -116,7 +187,7 @@ class _BayesianMLPBase(BaseEstimator):
                 failure = str(err)
                 runs.append(np.nan)
                 warnings.warn(f"{type(self).__name__}: restart {r + 1} (seed {seed}) "
-                              f"failed: {failure}", RuntimeWarning, stacklevel=4)
+                              f"failed: {failure}", RuntimeWarning, stacklevel=5)
                 continue
             runs.append(res.log_evidence)
             if verbose:
@@ -128,12 +199,7 @@ class _BayesianMLPBase(BaseEstimator):
         if best is None:
             raise ValueError(f"{type(self).__name__}: all {self.n_restarts} restart(s) "
                              f"failed; the last with: {failure}")
-        if not best.converged:
-            warnings.warn(f"{type(self).__name__}: the evidence iterations did not "
-                          f"settle within max_cycles={self.max_cycles} (tol="
-                          f"{self.tol:g}); increase max_cycles.", ConvergenceWarning,
-                          stacklevel=4)
-        self._set_fitted(net, best, np.array(runs))
+        return best, runs
 
     def _set_fitted(self, net, best, runs: Array) -> None:
         self.network_ = net
@@ -154,6 +220,9 @@ class _BayesianMLPBase(BaseEstimator):
         # scikit-learn's orientation: (fan_in, fan_out), the transpose of sopt's
         self.coefs_ = [lp.weights[0].T.copy() for lp in params]
         self.intercepts_ = [lp.bias.copy() for lp in params]
+        out = params[-1].weights
+        self.skip_coef_ = out[1].T.copy() if len(out) > 1 else None
+        self.hidden_ = tuple(layer.size for layer in net.layers[:-1])
 
     def _validate_predict_X(self, X) -> Array:
         check_is_fitted(self, "posterior_")
@@ -171,8 +240,12 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
 
     Parameters
     ----------
-    hidden : tuple of int, default (10,)
-        Hidden layer sizes M_1, ..., M_L (``()`` gives linear regression).
+    hidden : "auto" or tuple of int, default "auto"
+        Hidden layer sizes M_1, ..., M_L of a layered perceptron (``()``
+        gives the linear model). "auto" lets the evidence choose: the linear
+        model, then one hidden layer of 2, 4, 8, 16 units beside a linear
+        skip-layer connection, stopping when the log evidence stops growing
+        (``hidden_`` is the choice, ``evidence_by_hidden_`` the comparison).
     activation : str, default "tanh"
         Hidden activation ("tanh", "logistic", "softplus", "relu", ...).
     alpha : float, default 0.01
@@ -198,7 +271,8 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     clip_negative : bool, default True
         Clip negative data-Hessian eigenvalues (Netlab's remedy).
     method, max_iter : training method of :func:`sopt.optimize.minimize`
-        and its iteration limit per cycle.
+        (default "newton": damped Newton on the exact Hessian; each cycle
+        starts from the last w_MAP) and its iteration limit per cycle.
     random_state : int, RandomState or None, default 0
         Restart r starts from ``net.init_weights(seed=s + r)`` with s the
         int random_state (None or a RandomState draws s).
@@ -217,7 +291,12 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     gamma_ : float, effective number of well-determined parameters
     log_evidence_ : float, ln p(D | alpha_, beta_) of the kept run
     n_iter_ : int, evidence cycles of the kept run
-    coefs_, intercepts_ : per layer (fan_in, fan_out) weights and biases
+    coefs_, intercepts_ : per layer (fan_in, fan_out) weights from the
+        previous layer, and biases
+    skip_coef_ : (D, K) weights of the skip-layer connection, or None
+    hidden_ : tuple, the hidden layer sizes fitted
+    evidence_by_hidden_ : dict {M: log evidence} of hidden="auto"'s
+        candidates (M = 0: the linear model); empty otherwise
     history_ : dict of per-cycle lists (alpha, beta, gamma, log_evidence, ...)
     posterior_ : LaplacePosterior; network_ : Network; w_ : (W,) w_MAP
     restarts_log_evidence_ : (n_restarts,) log evidence of every run
@@ -232,9 +311,9 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         "beta": [Interval(numbers.Real, 0, None, closed="neither"), None],
     }
 
-    def __init__(self, hidden=(10,), activation="tanh", alpha=0.01, beta=None,
+    def __init__(self, hidden="auto", activation="tanh", alpha=0.01, beta=None,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
-                 hessian="exact", clip_negative=True, method="trust-exact",
+                 hessian="exact", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
         self.hidden = hidden
         self.activation = activation
@@ -317,9 +396,9 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
         as for :class:`BayesianMLPRegressor`.
     """
 
-    def __init__(self, hidden=(10,), activation="tanh", alpha=0.01,
+    def __init__(self, hidden="auto", activation="tanh", alpha=0.01,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
-                 hessian="exact", clip_negative=True, method="trust-exact",
+                 hessian="exact", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
         self.hidden = hidden
         self.activation = activation

@@ -193,14 +193,15 @@ def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta,
 def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 0.01,
                  beta: float | None = None, groups: str = "single",
                  max_cycles: int = 50, tol: float = 1e-4, hessian: str = "exact",
-                 clip_negative: bool = True, method: str = "trust-exact",
+                 clip_negative: bool = True, method: str = "newton",
                  options: dict | None = None, verbose: bool = False,
                  max_bytes: float | None = None) -> EvidenceResult:
     """Alternate training and hyperparameter re-estimation until alpha, beta
     and the log evidence change by less than ``tol`` (relative) in a cycle.
 
-    Each cycle costs one training run (``method``, default trust-exact with
-    the exact Hessian) and one W x W Hessian with its factorisation.
+    Each cycle costs one training run (``method``, default damped Newton on
+    the exact Hessian, from the last cycle's w_MAP) and one W x W Hessian
+    with its factorisation.
     ``clip_negative`` (default True, as Netlab) clips negative data-Hessian
     eigenvalues so that an unconverged w_MAP does not stop the loop.
     ``max_bytes`` bounds the dense Hessian (passed to :func:`laplace`).

@@ -75,7 +75,8 @@ def fit_best(M: int, X, T, seeds, max_cycles: int = 50, log=None):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 res = evidence_fit(net, X, T, loss="sse", w0=net.init_weights(seed=seed),
                                    alpha=ALPHA0, beta=BETA0, max_cycles=max_cycles,
-                                   hessian="exact", clip_negative=True)
+                                   hessian="exact", clip_negative=True,
+                                   method="trust-exact")
         except ValueError as exc:        # see the notes: alpha -> inf collapse
             nan = float("nan")
             runs.append({"seed": seed, "log_evidence": nan, "alpha": nan, "beta": nan,
