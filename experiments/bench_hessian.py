@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import time
 import tracemalloc
 
@@ -62,14 +64,15 @@ def settled_time(f, number: int, warm: float = 0.15) -> float:
     return (time.perf_counter() - t0) / number
 
 
-def paired_times(fns: dict, rounds: int, number: int) -> dict:
-    """Per-round times of every function, the functions taking turns round
-    after round, so that drift in the machine's speed (large on shared 2-core
-    VMs) hits them alike. Ratios are taken round by round, then the median."""
-    times = {name: [] for name in fns}
+def paired_times(timers: dict, rounds: int) -> dict:
+    """Per-round times from every timer (a callable returning seconds per
+    call), the timers taking turns round after round, so that drift in the
+    machine's speed (large on shared 2-core VMs) hits them alike. Ratios are
+    taken round by round, then the median."""
+    times = {name: [] for name in timers}
     for _ in range(rounds):
-        for name, f in fns.items():
-            times[name].append(settled_time(f, number))
+        for name, timer in timers.items():
+            times[name].append(timer())
     return {name: np.array(t) for name, t in times.items()}
 
 
@@ -140,6 +143,15 @@ def simd_level() -> str:
     return ", ".join(levels) or "baseline only"
 
 
+def faults_per_call(f, number: int = 50) -> float:
+    """Minor page faults per call of f (fresh pages the allocator mapped)."""
+    f()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(number):
+        f()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / number
+
+
 def gemm_rate(n: int = 1500) -> float:
     """This machine's dgemm rate in GFLOP/s, measured now."""
     A = np.random.default_rng(0).standard_normal((n, n))
@@ -170,9 +182,9 @@ def problems(D, M, K, N, seed=0):
     return net, objs, ws, rng.standard_normal(net.n_weights)
 
 
-def first_order(D, M, K, N, repeat) -> dict:
-    """Gradient and hvp: sopt, the simplest numpy code and JAX taking turns;
-    medians of times and of per-round ratios."""
+def contenders(D, M, K, N) -> dict:
+    """Calls to time, by name: sopt's gradient and hvp, and the simplest
+    numpy code's gradient and hvp, on the problems of :func:`problems`."""
     net, objs, ws, v = problems(D, M, K, N)
     obj, w = objs[0], ws[0]
     for got, ref in ((obj.gradient(w), numpy_gradient(w, obj.X, obj.T, D, M, K)),
@@ -188,24 +200,87 @@ def first_order(D, M, K, N, repeat) -> dict:
         o, w = next_call()
         return f(w, *args, o.X, o.T, D, M, K)
 
-    fns = {"value": lambda: (lambda o, w: o.value(w))(*next_call()),
-           "gradient": lambda: (lambda o, w: o.gradient(w))(*next_call()),
-           "hvp": lambda: (lambda o, w: o.hvp(w, v))(*next_call()),
-           "numpy_gradient": lambda: call_numpy(numpy_gradient),
-           "numpy_hvp": lambda: call_numpy(numpy_hvp, v)}
+    return {"gradient": lambda: (lambda o, w: o.gradient(w))(*next_call()),
+            "hvp": lambda: (lambda o, w: o.hvp(w, v))(*next_call()),
+            "numpy_gradient": lambda: call_numpy(numpy_gradient),
+            "numpy_hvp": lambda: call_numpy(numpy_hvp, v)}
+
+
+def _serve(conn, shape, names, tuned):
+    """A worker process: times its contenders on request. Each contender
+    family runs in its own process, as in a program that uses only it, so
+    none inherits the other's heap layout (glibc's page-fault behaviour
+    depends on it)."""
+    if tuned:
+        tune_allocator()
+    fns = {name: f for name, f in contenders(*shape).items() if name in names}
+    while (request := conn.recv()) is not None:
+        what, name = request
+        conn.send(settled_time(fns[name], 20) if what == "time"
+                  else faults_per_call(fns[name]))
+
+
+class Worker:
+    """A spawned process running :func:`_serve`; ``timer(name)`` is a
+    callable for :func:`paired_times` that times ``name`` there."""
+
+    def __init__(self, shape, names, tuned):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, shape, names, tuned))
+        self.process.start()
+
+    def ask(self, what, name):
+        self.conn.send((what, name))
+        return self.conn.recv()
+
+    def timer(self, name):
+        return lambda: self.ask("time", name)
+
+    def close(self):
+        self.conn.send(None)
+        self.process.join()
+
+
+def first_order(D, M, K, N, repeat) -> dict:
+    """Gradient and hvp of sopt and of the simplest numpy code, each family in
+    its own process, with the default and the tuned allocator, and JAX (in
+    this process): all take turns round after round; medians of times and of
+    per-round ratios."""
+    shape = (D, M, K, N)
+    workers, timers = [], {}
+    for tuned, suffix in ((False, ""), (True, "_tuned")):
+        for names in (("gradient", "hvp"), ("numpy_gradient", "numpy_hvp")):
+            worker = Worker(shape, names, tuned)
+            workers.append((worker, names, suffix))
+            timers.update({name + suffix: worker.timer(name) for name in names})
     if jax is not None:
-        E = jax_error(D, M, K, obj.X, obj.T)
-        wj, vj = jnp.asarray(w), jnp.asarray(v)
+        net, objs, ws, v = problems(D, M, K, N)
+        E = jax_error(D, M, K, objs[0].X, objs[0].T)
+        wj, vj = jnp.asarray(ws[0]), jnp.asarray(v)
         grad = jax.jit(jax.grad(E))
         hvp = jax.jit(lambda w, v: jax.jvp(jax.grad(E), (w,), (v,))[1])
-        fns["jax_gradient"] = lambda: grad(wj).block_until_ready()
-        fns["jax_hvp"] = lambda: hvp(wj, vj).block_until_ready()
-    times = paired_times(fns, rounds=2 * repeat + 1, number=20)
+        timers["jax_gradient"] = lambda: settled_time(
+            lambda: grad(wj).block_until_ready(), 20)
+        timers["jax_hvp"] = lambda: settled_time(
+            lambda: hvp(wj, vj).block_until_ready(), 20)
+    times = paired_times(timers, rounds=2 * repeat + 1)
     row = {key: float(np.median(t)) for key, t in times.items()}
+    row["faults"] = {}              # page faults per call, in each one's process
+    for worker, names, suffix in workers:
+        for name in names:
+            row["faults"][name + suffix] = worker.ask("faults", name)
+        worker.close()
+    for suffix in ("", "_tuned"):
+        for key in ("gradient", "hvp"):
+            ratio = times[key + suffix] / times["numpy_" + key + suffix]
+            row[f"{key}{suffix}_over_numpy"] = float(np.median(ratio))
+            row[f"{key}{suffix}_over_numpy_range"] = [float(ratio.min()),
+                                                      float(ratio.max())]
     for key in ("gradient", "hvp"):
-        ratio = times[key] / times["numpy_" + key]
-        row[f"{key}_over_numpy"] = float(np.median(ratio))
-        row[f"{key}_over_numpy_range"] = [float(ratio.min()), float(ratio.max())]
+        for who in ("", "numpy_"):
+            row[f"{who}{key}_tuned_over_default"] = median_ratio(
+                times, who + key + "_tuned", who + key)
         if jax is not None:
             row[f"{key}_over_jax"] = median_ratio(times, key, "jax_" + key)
             row[f"numpy_{key}_over_jax"] = median_ratio(times, "numpy_" + key, "jax_" + key)
@@ -246,22 +321,27 @@ TARGETS = {"gradient": 1.5, "hvp": 2.0, "exact": 1 / 3}   # sopt / JAX, issue 3
 NUMPY_TARGETS = {"gradient": 1.2, "hvp": 1.3}   # sopt / simplest numpy, issue 15
 
 
-def print_first_order(name, r, allocator):
-    print(f"  {name}, {allocator}: sopt / simplest numpy (median of per-round "
-          "ratios [min-max])")
+def print_first_order(name, r):
+    print(f"  {name}: sopt / simplest numpy, median of per-round ratios [min-max]")
     for key in ("gradient", "hvp"):
-        lo, hi = r[f"{key}_over_numpy_range"]
-        ratio, target = r[f"{key}_over_numpy"], NUMPY_TARGETS[key]
-        line = (f"    {key:<9}{ratio:6.2f} [{lo:.2f}-{hi:.2f}]  target <= {target}"
-                f"{'  met' if ratio <= target else '  MISSED'}   sopt "
-                f"{r[key] * 1e3:.2f} ms, numpy {r['numpy_' + key] * 1e3:.2f} ms")
-        if f"{key}_over_jax" in r:
-            line += (f", JAX {r['jax_' + key] * 1e3:.2f} ms (sopt/JAX "
-                     f"{r[key + '_over_jax']:.2f}, numpy/JAX "
-                     f"{r['numpy_' + key + '_over_jax']:.2f})")
-        print(line)
-    print(f"    value (forward) {r['value'] * 1e3:.2f} ms; gradient/value "
-          f"{r['gradient'] / r['value']:.2f}")
+        target = NUMPY_TARGETS[key]
+        line = f"    {key:<9}"
+        for suffix, label in (("", "default allocator"), ("_tuned", "tuned")):
+            ratio = r[f"{key}{suffix}_over_numpy"]
+            lo, hi = r[f"{key}{suffix}_over_numpy_range"]
+            line += (f"{label} {ratio:.2f} [{lo:.2f}-{hi:.2f}]"
+                     f"{'' if ratio <= target else ' MISSED'};  ")
+        print(line + f"target <= {target}")
+        print(f"      ms: sopt {r[key] * 1e3:.2f}, numpy {r['numpy_' + key] * 1e3:.2f}"
+              f" (tuned: {r[key + '_tuned'] * 1e3:.2f}, "
+              f"{r['numpy_' + key + '_tuned'] * 1e3:.2f}); tuned / default: sopt "
+              f"{r[key + '_tuned_over_default']:.2f}, numpy "
+              f"{r['numpy_' + key + '_tuned_over_default']:.2f}"
+              + (f"; JAX {r['jax_' + key] * 1e3:.2f} ms, sopt/JAX "
+                 f"{r[key + '_over_jax']:.2f}, numpy/JAX "
+                 f"{r['numpy_' + key + '_over_jax']:.2f}" if "jax_" + key in r else ""))
+    print(f"    page faults per call: "
+          + ", ".join(f"{key} {n:.0f}" for key, n in r["faults"].items()))
 
 
 def print_second_order(name, W, N, r, rate):
@@ -329,19 +409,12 @@ def main(argv=None):
     if not args.quick:
         cases.append(("C4", 20, 100, 5, 2000, True))
     rows = [{"case": name, "D": D, "M": M, "K": K, "N": N} for name, D, M, K, N, _ in cases]
-    print("\nFirst-order passes, the library's default configuration:")
+    print("\nFirst-order passes (sopt and numpy each in its own process, with "
+          "the default\nallocator and with sopt.allocator.tune_allocator()):")
     for row in rows:
-        row["default"] = first_order(row["D"], row["M"], row["K"], row["N"], repeat)
-        print_first_order(row["case"], row["default"], "default allocator")
-    tuned = tune_allocator()   # as the sopt command does; see sopt/allocator.py
-    print(f"\nThe same after sopt.allocator.tune_allocator() (accepted: {tuned}):")
-    for row in rows:
-        row["tuned"] = r = first_order(row["D"], row["M"], row["K"], row["N"], repeat)
-        print_first_order(row["case"], r, "tuned allocator")
-        print("    tuned / default (run after it, so drift included): "
-              + ", ".join(f"{who} {key} {r[pre + key] / row['default'][pre + key]:.2f}"
-                          for key in ("gradient", "hvp")
-                          for who, pre in (("sopt", ""), ("numpy", "numpy_"))))
+        row.update(first_order(row["D"], row["M"], row["K"], row["N"], repeat))
+        print_first_order(row["case"], row)
+    tune_allocator()   # for what follows, as the sopt command does
     if args.first_order:
         return dump(args.json, {"simd": simd_level(), "cases": rows})
     print("\nSecond derivatives (tuned allocator; medians over repeats):")
