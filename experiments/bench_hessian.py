@@ -1,29 +1,37 @@
-"""Second derivatives: speed against JAX, peak memory, and scaling with W.
+"""Derivatives against the simplest numpy code and JAX; Hessians; scaling in W.
 
-Run:  python experiments/bench_hessian.py [--quick] [--json PATH]
+Run:  python experiments/bench_hessian.py [--quick] [--first-order] [--json PATH]
 
 Float64 MLPs with tanh hidden units, identity outputs, sum-of-squares:
 C3 = (D, M, K, N) = (10, 50, 3, 1000), W = 703 and C4 = (20, 100, 5, 2000),
-W = 2605. Everything is measured in this run. Gradient and hvp: sopt, the
-same computation written in the fewest numpy calls ("floor": what numpy
-itself costs, see floor_gradient) and JAX take turns over several rounds, each
-timed after 0.15 s of warm-up calls; the ratios are medians of per-round
-ratios, so the machine's drift cancels. Hessians: medians over repeats. JAX
-(optional, ``pip install .[peers]``) is jitted and warmed up first, so
-compile time is excluded. Without JAX the peer columns are skipped.
+W = 2605. Everything is measured in this run, and the CPU's SIMD level is
+printed with it (numpy's tanh is vectorised on some CPUs only).
+
+Gradient and hvp: sopt, the same computation as the simplest numpy code
+would write it (numpy_gradient, numpy_hvp: np.tanh, no buffer reuse, no
+generality) and JAX take turns over several rounds, each timed after 0.15 s
+of warm-up calls; the ratios are medians of per-round ratios, so the
+machine's drift cancels. Calls cycle through two data sets and three weight
+vectors, so no cache helps. They run first in the library's default
+configuration, then again after ``sopt.allocator.tune_allocator()``.
+Hessians (tuned allocator): medians over repeats. JAX (optional,
+``pip install .[peers]``) is jitted and warmed up first, so compile time is
+excluded. Without JAX the peer columns are skipped.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import time
 import tracemalloc
 
 import numpy as np
 
 import sopt
+from sopt import fastmath
 from sopt.allocator import tune_allocator
-from sopt.fastmath import tanh as fast_tanh
 
 try:
     import jax
@@ -56,14 +64,15 @@ def settled_time(f, number: int, warm: float = 0.15) -> float:
     return (time.perf_counter() - t0) / number
 
 
-def paired_times(fns: dict, rounds: int, number: int) -> dict:
-    """Per-round times of every function, the functions taking turns round
-    after round, so that drift in the machine's speed (large on shared 2-core
-    VMs) hits them alike. Ratios are taken round by round, then the median."""
-    times = {name: [] for name in fns}
+def paired_times(timers: dict, rounds: int) -> dict:
+    """Per-round times from every timer (a callable returning seconds per
+    call), the timers taking turns round after round, so that drift in the
+    machine's speed (large on shared 2-core VMs) hits them alike. Ratios are
+    taken round by round, then the median."""
+    times = {name: [] for name in timers}
     for _ in range(rounds):
-        for name, f in fns.items():
-            times[name].append(settled_time(f, number))
+        for name, timer in timers.items():
+            times[name].append(timer())
     return {name: np.array(t) for name, t in times.items()}
 
 
@@ -97,53 +106,50 @@ def _mlp_views(w, D, M, K):
             w[s[2]:s[3]].reshape(K, M), w[s[3]:s[4]])
 
 
-def _floor_forward(X, T, W1, b1, W2, b2):
-    """Hidden outputs z = tanh(X W1^T + b1) and output deltas y - t."""
-    a = X @ W1.T
-    a += b1
-    z = fast_tanh(a)
-    r = z @ W2.T
-    r += b2
-    r -= T
-    return z, r
-
-
-def floor_gradient(w, X, T, D, M, K):
-    """The D-M-K tanh/sse gradient in the fewest numpy calls we could write:
-    what numpy itself costs, without sopt's generality (DAGs, masks, losses,
-    checks). Uses sopt.fastmath.tanh, as sopt does."""
+def numpy_gradient(w, X, T, D, M, K):
+    """The D-M-K tanh/sse gradient as the simplest numpy code would write it
+    (np.tanh, natural expressions, no generality, no buffer reuse): the
+    reference of the first-order targets (issue 15)."""
     W1, b1, W2, b2 = _mlp_views(w, D, M, K)
-    z, r = _floor_forward(X, T, W1, b1, W2, b2)
-    d = z * z
-    np.subtract(1.0, d, out=d)
-    d *= r @ W2                              # delta_hidden = h'(a) W2^T delta_out
+    z = np.tanh(X @ W1.T + b1)
+    r = z @ W2.T + b2 - T                    # delta_out = y - t
+    d = (1 - z * z) * (r @ W2)               # delta_hidden = h'(a) W2^T delta_out
     return np.concatenate([(d.T @ X).ravel(), d.sum(0), (r.T @ z).ravel(), r.sum(0)])
 
 
-def floor_hvp(w, v, X, T, D, M, K):
-    """H v for the same net by R-propagation, in the fewest numpy calls."""
+def numpy_hvp(w, v, X, T, D, M, K):
+    """H v for the same net by R-propagation, written the same simple way."""
     W1, b1, W2, b2 = _mlp_views(w, D, M, K)
     V1, c1, V2, c2 = _mlp_views(v, D, M, K)
-    z, r = _floor_forward(X, T, W1, b1, W2, b2)
-    g = r @ W2                               # dE/dz
-    dh = z * z
-    np.subtract(1.0, dh, out=dh)
-    Ra = X @ V1.T
-    Ra += c1
+    z = np.tanh(X @ W1.T + b1)
+    r = z @ W2.T + b2 - T
+    dh = 1 - z * z
+    Ra = X @ V1.T + c1
     Rz = dh * Ra
-    Ry = Rz @ W2.T
-    Ry += z @ V2.T
-    Ry += c2                                 # R{delta_out} (sse, identity)
-    Rg = Ry @ W2
-    Rg += r @ V2
-    Rd = z * -2.0
-    Rd *= dh
-    Rd *= g
-    Rd *= Ra                                 # h''(a) g R{a}
-    Rg *= dh
-    Rd += Rg                                 # R{delta_hidden}
+    Ry = Rz @ W2.T + z @ V2.T + c2           # R{delta_out} (sse, identity)
+    Rd = -2 * z * dh * (r @ W2) * Ra + dh * (Ry @ W2 + r @ V2)   # R{delta_hidden}
     return np.concatenate([(Rd.T @ X).ravel(), Rd.sum(0),
                            (Ry.T @ z + r.T @ Rz).ravel(), Ry.sum(0)])
+
+
+def simd_level() -> str:
+    """The SIMD extensions numpy found on this CPU, as np.show_runtime() lists."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as found
+    except ImportError:
+        return "unknown"
+    levels = [k for k in ("X86_V4", "X86_V3", "X86_V2", "AVX512_SPR", "AVX512_ICL",
+                          "AVX512_SKX", "AVX2", "ASIMD", "SVE") if found.get(k)]
+    return ", ".join(levels) or "baseline only"
+
+
+def faults_per_call(f, number: int = 50) -> float:
+    """Minor page faults per call of f (fresh pages the allocator mapped)."""
+    f()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(number):
+        f()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / number
 
 
 def gemm_rate(n: int = 1500) -> float:
@@ -164,46 +170,135 @@ def peak_extra_bytes(f) -> int:
     return peak
 
 
-def compare(name, D, M, K, N, repeat, chunked_peer):
-    net, obj, w = problem(D, M, K, N)
-    W = net.n_weights
-    X, T = obj.X, obj.T
-    v = np.random.default_rng(1).standard_normal(W)
-    for got, floor in ((obj.gradient(w), floor_gradient(w, X, T, D, M, K)),
-                       (obj.hvp(w, v), floor_hvp(w, v, X, T, D, M, K))):
-        assert np.abs(got - floor).max() <= 1e-10 * np.abs(floor).max()
-    ws = [w, w + 1e-9]              # alternate: the one-entry cache must miss
+def problems(D, M, K, N, seed=0):
+    """Two data sets of the same shape (their Objectives), three weight
+    vectors and a direction v: the calls timed cycle through them, so no
+    cache by w helps and the patterns change between calls."""
+    rng = np.random.default_rng(seed)
+    net = sopt.mlp([D, M, K], hidden="tanh", output="identity")
+    objs = [sopt.Objective(net, rng.standard_normal((N, D)),
+                           rng.standard_normal((N, K)), loss="sse") for _ in range(2)]
+    ws = [net.init_weights(seed + i) for i in range(3)]
+    return net, objs, ws, rng.standard_normal(net.n_weights)
+
+
+def contenders(D, M, K, N) -> dict:
+    """Calls to time, by name: sopt's gradient and hvp, and the simplest
+    numpy code's gradient and hvp, on the problems of :func:`problems`."""
+    net, objs, ws, v = problems(D, M, K, N)
+    obj, w = objs[0], ws[0]
+    for got, ref in ((obj.gradient(w), numpy_gradient(w, obj.X, obj.T, D, M, K)),
+                     (obj.hvp(w, v), numpy_hvp(w, v, obj.X, obj.T, D, M, K))):
+        assert np.abs(got - ref).max() <= 1e-10 * np.abs(ref).max()
     state = {"i": 0}
 
-    def next_w():
+    def next_call():            # (objective, weights) of the next call
         state["i"] += 1
-        return ws[state["i"] % 2]
+        return objs[state["i"] % 2], ws[state["i"] % 3]
 
-    fns = {"value": lambda: obj.value(next_w()),
-           "gradient": lambda: obj.gradient(next_w()),
-           "hvp": lambda: obj.hvp(next_w(), v),
-           "floor_gradient": lambda: floor_gradient(next_w(), X, T, D, M, K),
-           "floor_hvp": lambda: floor_hvp(next_w(), v, X, T, D, M, K)}
+    def call_numpy(f, *args):
+        o, w = next_call()
+        return f(w, *args, o.X, o.T, D, M, K)
+
+    return {"gradient": lambda: (lambda o, w: o.gradient(w))(*next_call()),
+            "hvp": lambda: (lambda o, w: o.hvp(w, v))(*next_call()),
+            "numpy_gradient": lambda: call_numpy(numpy_gradient),
+            "numpy_hvp": lambda: call_numpy(numpy_hvp, v)}
+
+
+def _serve(conn, shape, names, tuned):
+    """A worker process: times its contenders on request. Each contender
+    family runs in its own process, as in a program that uses only it, so
+    none inherits the other's heap layout (glibc's page-fault behaviour
+    depends on it)."""
+    if tuned:
+        tune_allocator()
+    fns = {name: f for name, f in contenders(*shape).items() if name in names}
+    while (request := conn.recv()) is not None:
+        what, name = request
+        conn.send(settled_time(fns[name], 20) if what == "time"
+                  else faults_per_call(fns[name]))
+
+
+class Worker:
+    """A spawned process running :func:`_serve`; ``timer(name)`` is a
+    callable for :func:`paired_times` that times ``name`` there."""
+
+    def __init__(self, shape, names, tuned):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, shape, names, tuned))
+        self.process.start()
+
+    def ask(self, what, name):
+        self.conn.send((what, name))
+        return self.conn.recv()
+
+    def timer(self, name):
+        return lambda: self.ask("time", name)
+
+    def close(self):
+        self.conn.send(None)
+        self.process.join()
+
+
+def first_order(D, M, K, N, repeat) -> dict:
+    """Gradient and hvp of sopt and of the simplest numpy code, each family in
+    its own process, with the default and the tuned allocator, and JAX (in
+    this process): all take turns round after round; medians of times and of
+    per-round ratios."""
+    shape = (D, M, K, N)
+    workers, timers = [], {}
+    for tuned, suffix in ((False, ""), (True, "_tuned")):
+        for names in (("gradient", "hvp"), ("numpy_gradient", "numpy_hvp")):
+            worker = Worker(shape, names, tuned)
+            workers.append((worker, names, suffix))
+            timers.update({name + suffix: worker.timer(name) for name in names})
     if jax is not None:
-        E = jax_error(D, M, K, X, T)
-        wj, vj = jnp.asarray(w), jnp.asarray(v)
+        net, objs, ws, v = problems(D, M, K, N)
+        E = jax_error(D, M, K, objs[0].X, objs[0].T)
+        wj, vj = jnp.asarray(ws[0]), jnp.asarray(v)
         grad = jax.jit(jax.grad(E))
         hvp = jax.jit(lambda w, v: jax.jvp(jax.grad(E), (w,), (v,))[1])
-        fns["jax_gradient"] = lambda: grad(wj).block_until_ready()
-        fns["jax_hvp"] = lambda: hvp(wj, vj).block_until_ready()
-    times = paired_times(fns, rounds=2 * repeat + 1, number=20)
-    row = {"case": name, "W": W, "N": N}
-    row.update({key: float(np.median(t)) for key, t in times.items()})
+        timers["jax_gradient"] = lambda: settled_time(
+            lambda: grad(wj).block_until_ready(), 20)
+        timers["jax_hvp"] = lambda: settled_time(
+            lambda: hvp(wj, vj).block_until_ready(), 20)
+    times = paired_times(timers, rounds=2 * repeat + 1)
+    row = {key: float(np.median(t)) for key, t in times.items()}
+    row["faults"] = {}              # page faults per call, in each one's process
+    for worker, names, suffix in workers:
+        for name in names:
+            row["faults"][name + suffix] = worker.ask("faults", name)
+        worker.close()
+    for suffix in ("", "_tuned"):
+        for key in ("gradient", "hvp"):
+            ratio = times[key + suffix] / times["numpy_" + key + suffix]
+            row[f"{key}{suffix}_over_numpy"] = float(np.median(ratio))
+            row[f"{key}{suffix}_over_numpy_range"] = [float(ratio.min()),
+                                                      float(ratio.max())]
     for key in ("gradient", "hvp"):
-        row[f"{key}_over_floor"] = median_ratio(times, key, "floor_" + key)
+        for who in ("", "numpy_"):
+            row[f"{who}{key}_tuned_over_default"] = median_ratio(
+                times, who + key + "_tuned", who + key)
         if jax is not None:
             row[f"{key}_over_jax"] = median_ratio(times, key, "jax_" + key)
-            row[f"floor_{key}_over_jax"] = median_ratio(times, "floor_" + key, "jax_" + key)
-    row["exact"] = median_time(lambda: obj.hessian(w), repeat)
-    row["gauss_newton"] = median_time(lambda: obj.hessian(w, method="gauss_newton"), repeat)
+            row[f"numpy_{key}_over_jax"] = median_ratio(times, "numpy_" + key, "jax_" + key)
+    return row
+
+
+def second_order(D, M, K, N, repeat, chunked_peer) -> dict:
+    """Exact and Gauss-Newton Hessians; JAX's Hessian if installed."""
+    net, objs, ws, _ = problems(D, M, K, N)
+    obj, w, W = objs[0], ws[0], net.n_weights
+    row = {"exact": median_time(lambda: obj.hessian(w), repeat),
+           "gauss_newton": median_time(lambda: obj.hessian(w, method="gauss_newton"),
+                                       repeat)}
     row["gn_gflops"] = 2 * N * K * W**2 / row["exact"] / 1e9
     row["peak_extra_over_hessian"] = peak_extra_bytes(lambda: obj.hessian(w)) / (8 * W * W)
     if jax is not None:
+        E = jax_error(D, M, K, obj.X, obj.T)
+        hvp = jax.jit(lambda w, v: jax.jvp(jax.grad(E), (w,), (v,))[1])
         if chunked_peer:
             batch = 64
             eye = jnp.eye(W)
@@ -213,6 +308,7 @@ def compare(name, D, M, K, N, repeat, chunked_peer):
         else:
             hess = jax.jit(jax.hessian(E))
             row["jax_hessian_kind"] = "jax.hessian"
+        wj = jnp.asarray(w)
         row["jax_hessian"] = median_time(lambda: hess(wj).block_until_ready(), repeat)
         row["exact_over_jax"] = row["exact"] / row["jax_hessian"]
         H_jax = np.asarray(hess(wj))
@@ -222,37 +318,43 @@ def compare(name, D, M, K, N, repeat, chunked_peer):
 
 
 TARGETS = {"gradient": 1.5, "hvp": 2.0, "exact": 1 / 3}   # sopt / JAX, issue 3
+NUMPY_TARGETS = {"gradient": 1.2, "hvp": 1.3}   # sopt / simplest numpy, issue 15
 
 
-def print_case(r, rate):
-    print(f"\n{r['case']}: W = {r['W']}, N = {r['N']}  (medians; ratios are "
-          "medians of per-round ratios)")
-    print(f"  {'quantity':<10}{'sopt ms':>9}{'floor ms':>10}{'JAX ms':>9}"
-          f"{'sopt/JAX':>10}{'floor/JAX':>11}{'target':>8}")
-    for key in ("gradient", "hvp", "exact"):
-        line = f"  {key:<10}{r[key] * 1e3:>9.2f}"
-        line += (f"{r['floor_' + key] * 1e3:>10.2f}" if "floor_" + key in r
-                 else f"{'':>10}")
-        peer = "jax_hessian" if key == "exact" else "jax_" + key
-        if peer in r:
-            ratio = r.get(f"{key}_over_jax", r[key] / r[peer])
-            floor = r.get(f"floor_{key}_over_jax")
-            line += (f"{r[peer] * 1e3:>9.2f}{ratio:>10.3f}"
-                     + (f"{floor:>11.3f}" if floor is not None else f"{'':>11}")
-                     + f"{'<= %.3g' % TARGETS[key]:>8}"
-                     + ("  met" if ratio <= TARGETS[key] else "  MISSED"))
-        print(line)
-    print(f"  floor = the same net's gradient / hvp in the fewest numpy calls "
-          f"(no DAG, masks, checks);\n  sopt/floor: gradient "
-          f"{r['gradient_over_floor']:.2f}, hvp {r['hvp_over_floor']:.2f}")
-    print(f"  value (forward) {r['value'] * 1e3:.2f} ms; gradient/value "
-          f"{r['gradient'] / r['value']:.2f}; Gauss-Newton {r['gauss_newton'] * 1e3:.1f} ms")
-    print(f"  exact Hessian: 2NKW^2 at {r['gn_gflops']:.1f} GFLOP/s "
-          f"({r['gn_gflops'] / rate:.0%} of dgemm); peak extra memory "
-          f"{r['peak_extra_over_hessian']:.2f} x the Hessian")
-    if "jax_hessian_kind" in r:
-        print(f"  JAX Hessian: {r['jax_hessian_kind']}; max rel. difference "
-              f"{r['max_rel_diff_vs_jax']:.1e}")
+def print_first_order(name, r):
+    print(f"  {name}: sopt / simplest numpy, median of per-round ratios [min-max]")
+    for key in ("gradient", "hvp"):
+        target = NUMPY_TARGETS[key]
+        line = f"    {key:<9}"
+        for suffix, label in (("", "default allocator"), ("_tuned", "tuned")):
+            ratio = r[f"{key}{suffix}_over_numpy"]
+            lo, hi = r[f"{key}{suffix}_over_numpy_range"]
+            line += (f"{label} {ratio:.2f} [{lo:.2f}-{hi:.2f}]"
+                     f"{'' if ratio <= target else ' MISSED'};  ")
+        print(line + f"target <= {target}")
+        print(f"      ms: sopt {r[key] * 1e3:.2f}, numpy {r['numpy_' + key] * 1e3:.2f}"
+              f" (tuned: {r[key + '_tuned'] * 1e3:.2f}, "
+              f"{r['numpy_' + key + '_tuned'] * 1e3:.2f}); tuned / default: sopt "
+              f"{r[key + '_tuned_over_default']:.2f}, numpy "
+              f"{r['numpy_' + key + '_tuned_over_default']:.2f}"
+              + (f"; JAX {r['jax_' + key] * 1e3:.2f} ms, sopt/JAX "
+                 f"{r[key + '_over_jax']:.2f}, numpy/JAX "
+                 f"{r['numpy_' + key + '_over_jax']:.2f}" if "jax_" + key in r else ""))
+    print(f"    page faults per call: "
+          + ", ".join(f"{key} {n:.0f}" for key, n in r["faults"].items()))
+
+
+def print_second_order(name, W, N, r, rate):
+    print(f"  {name} (W = {W}, N = {N}): exact Hessian {r['exact'] * 1e3:.1f} ms, "
+          f"2NKW^2 at {r['gn_gflops']:.1f} GFLOP/s ({r['gn_gflops'] / rate:.0%} "
+          f"of dgemm), peak extra memory {r['peak_extra_over_hessian']:.2f} x the "
+          f"Hessian; Gauss-Newton {r['gauss_newton'] * 1e3:.1f} ms")
+    if "jax_hessian" in r:
+        ratio = r["exact_over_jax"]
+        print(f"    JAX Hessian ({r['jax_hessian_kind']}) {r['jax_hessian'] * 1e3:.1f} ms:"
+              f" sopt/JAX {ratio:.3f}, target <= {TARGETS['exact']:.3g}"
+              f"{'  met' if ratio <= TARGETS['exact'] else '  MISSED'}; max rel. "
+              f"difference {r['max_rel_diff_vs_jax']:.1e}")
 
 
 def scaling(hidden_sizes, fd_sizes, N, repeat):
@@ -292,23 +394,33 @@ def scaling(hidden_sizes, fd_sizes, N, repeat):
 
 
 def main(argv=None):
-    tune_allocator()   # as the sopt command does; see sopt/allocator.py
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs")
+    parser.add_argument("--first-order", action="store_true",
+                        help="gradient and hvp only (no Hessians, no scaling)")
     parser.add_argument("--json", help="write the numbers to this file")
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else 5
     rate = gemm_rate()
-    print(f"dgemm on this machine: {rate:.1f} GFLOP/s"
-          + ("" if jax else "   (JAX not installed: peer columns skipped)"))
+    print(f"numpy {np.__version__}, SIMD: {simd_level()}; sopt's tanh: "
+          f"{fastmath.method()} (sopt.fastmath); dgemm {rate:.1f} GFLOP/s"
+          + ("" if jax else "\n(JAX not installed: peer columns skipped)"))
     cases = [("C3", 10, 50, 3, 1000, False)]
     if not args.quick:
         cases.append(("C4", 20, 100, 5, 2000, True))
-    rows = []
-    for name, D, M, K, N, chunked in cases:
-        r = compare(name, D, M, K, N, repeat, chunked)
-        rows.append(r)
-        print_case(r, rate)
+    rows = [{"case": name, "D": D, "M": M, "K": K, "N": N} for name, D, M, K, N, _ in cases]
+    print("\nFirst-order passes (sopt and numpy each in its own process, with "
+          "the default\nallocator and with sopt.allocator.tune_allocator()):")
+    for row in rows:
+        row.update(first_order(row["D"], row["M"], row["K"], row["N"], repeat))
+        print_first_order(row["case"], row)
+    tune_allocator()   # for what follows, as the sopt command does
+    if args.first_order:
+        return dump(args.json, {"simd": simd_level(), "cases": rows})
+    print("\nSecond derivatives (tuned allocator; medians over repeats):")
+    for row, (name, D, M, K, N, chunked) in zip(rows, cases):
+        row.update(second_order(D, M, K, N, repeat, chunked))
+        print_second_order(name, M * (D + 1) + K * (M + 1), N, row, rate)
     N = 1000
     sizes, fd_sizes = (([16, 32, 64], [4, 8]) if args.quick
                        else ([16, 32, 64, 128, 256], [4, 8, 16, 24]))
@@ -325,10 +437,14 @@ def main(argv=None):
           f"own time grows with slope {slopes['value']:.2f}\n  (a fixed per-call "
           f"cost dominates), so expect about 2 + {slopes['value']:.2f} there; 3 only "
           f"where E's time grows like W")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"gemm_gflops": rate, "cases": rows, "scaling": srows,
-                       "slopes": slopes}, fh, indent=2)
+    dump(args.json, {"simd": simd_level(), "gemm_gflops": rate, "cases": rows,
+                     "scaling": srows, "slopes": slopes})
+
+
+def dump(path, numbers):
+    if path:
+        with open(path, "w") as fh:
+            json.dump(numbers, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,12 @@
 
 By default glibc serves each block above a dynamic threshold with a fresh
 mmap and returns freed heap memory to the system, so a pass that creates a
-few hundred-kilobyte temporaries pays page faults on every call: on this
-project's 2-core machines the Hessian-vector product of a 10-50-3 network on
-1000 patterns takes 2.5-3.0 ms that way and 1.6-2.2 ms with the heap kept
-(see the README). Libraries should not change their host process behind its back, so
-nothing here runs on import: the ``sopt`` command and the benchmark scripts
-call :func:`tune_allocator`, and users may too. The same effect comes from
+few hundred-kilobyte temporaries can pay page faults on every call; how many
+depends on the heap layout. With the heap kept, none do (the README's
+"Benchmarks" section has the measured gain). Libraries should not change
+their host process behind its back, so nothing here runs on import: the
+``sopt`` command and the benchmark scripts call :func:`tune_allocator`, and
+users may too. The same effect comes from
 the environment variables ``MALLOC_MMAP_THRESHOLD_`` and
 ``MALLOC_TRIM_THRESHOLD_`` (glibc's documented tunables).
 """

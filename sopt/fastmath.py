@@ -1,13 +1,21 @@
-"""A vectorised float64 tanh built from table lookup and arithmetic.
+"""float64 tanh: numpy's own, or a table method where that is faster.
 
-Why: numpy evaluates float64 ``tanh`` with the scalar C library unless the CPU
-has AVX-512; on the AVX2 machines this project runs on that is 15-20 ns per
-value, more than all the matrix products of a forward pass over a
+Why: numpy evaluates float64 ``tanh`` in SIMD loops on CPUs where it has them
+(AVX-512 with numpy 2.x), but on others (AVX2) with the scalar C library, at
+15-20 ns a value: more than all the matrix products of a forward pass over a
 10-50-3 network. Multiplications, additions, ``rint`` and ``take`` are SIMD
-loops there, so tanh is rebuilt from them.
+loops everywhere, so tanh is also rebuilt from them here, and :func:`tanh`
+uses whichever of the two the running machine measures faster.
 
-Method (table-driven, in the manner of Tang's exp, ACM TOMS 15, 1989): with c
-the nearest multiple of 1/256 to x and r = x - c (|r| <= 2^-9),
+The choice (:func:`method`) is made once, at the first call on an array of at
+least ``SMALL`` values: each method computes tanh of the same 16384 values
+three times and the faster best time wins (about a millisecond in all). The environment
+variable ``SOPT_TANH=numpy`` or ``SOPT_TANH=table`` forces either; any other
+value is an error. Arrays below ``SMALL`` values always go to ``np.tanh``:
+there the table method's fixed cost of 17 numpy calls exceeds libm's time.
+
+Table method (in the manner of Tang's exp, ACM TOMS 15, 1989): with c the
+nearest multiple of 1/256 to x and r = x - c (|r| <= 2^-9),
 
     tanh(x) = (tanh c + tanh r) / (1 + tanh c tanh r)
 
@@ -16,16 +24,18 @@ Taylor series r - r^3/3 + 2 r^5/15, whose first neglected term is below
 0.06 r^7, a relative 2^-57. |x| is clipped at 20, beyond which tanh rounds to
 +-1 in float64. Every step before the last formula is exact, so the result
 agrees with ``np.tanh`` to a few units in the last place (3 ulp measured, 4
-asserted in the tests); the sign of a zero is not kept. Cost: 16 array
-passes and one gather, about 2x faster than ``np.tanh`` on 5e4-2e5 values;
-memory: four work arrays of the size of x. Below ``SMALL`` values the 16
-calls' fixed cost (about 17 us) exceeds libm's time, and ``np.tanh`` is used.
+asserted in the tests); the sign is copied from x, so tanh(-0.0) = -0.0.
+Cost: 17 array passes and one gather; memory: four work arrays of the size
+of x.
 
 Splitting the array over two threads made a 2000 x 100 tanh 1.45x faster on
 its own, but whole forward passes 3-10% slower (BLAS threads and cache), so
 this runs on the calling thread.
 """
 from __future__ import annotations
+
+import os
+import time
 
 import numpy as np
 
@@ -39,17 +49,62 @@ _TABLE = np.tanh(np.arange(-_OFFSET, _OFFSET + 1) / _STEPS)
 _C1 = 1.0 / _STEPS
 _C3 = -1.0 / (3.0 * _STEPS**3)
 _C5 = 2.0 / (15.0 * _STEPS**5)
-SMALL = 2048                  # measured crossover with np.tanh
+SMALL = 2048                  # below this, np.tanh whatever the machine
+ENV = "SOPT_TANH"             # "numpy" or "table" forces the choice
+METHODS = ("numpy", "table")
+_chosen: str | None = None    # set by method() on first use
 
 
 def tanh(x: Array) -> Array:
     """Hyperbolic tangent of a float64 array, any shape; a new array.
 
-    Within 3 ulp of ``np.tanh`` (see the module docstring); NaN gives NaN.
+    ``np.tanh`` or the table method, whichever :func:`method` chose; the two
+    agree within 4 ulp (see the module docstring). NaN gives NaN, -0.0 gives
+    -0.0. Cost: one pass (np.tanh) or 17 passes and a gather (table).
     """
     x = np.asarray(x, dtype=float)
-    if x.size < SMALL or x.ndim == 0:
+    if x.size < SMALL or x.ndim == 0 or method() == "numpy":
         return np.tanh(x)
+    return table_tanh(x)
+
+
+def method() -> str:
+    """"numpy" or "table": the tanh that :func:`tanh` uses on this machine,
+    from ``SOPT_TANH`` if set, else measured once (module docstring)."""
+    global _chosen
+    if _chosen is None:
+        _chosen = _from_environment() or _measure()
+    return _chosen
+
+
+def _from_environment() -> str | None:
+    value = os.environ.get(ENV, "").strip().lower()
+    if value and value not in METHODS:
+        raise ValueError(f"{ENV}: expected 'numpy' or 'table', got {value!r}")
+    return value or None
+
+
+def _measure() -> str:
+    return fastest({"numpy": np.tanh, "table": table_tanh},
+                   np.linspace(-4.0, 4.0, 16384))
+
+
+def fastest(functions: dict, x: Array, repeat: int = 3) -> str:
+    """The name of the function of x with the smallest best-of-``repeat``
+    time (ties: the first). Cost: ``repeat`` calls of each."""
+    best = {}
+    for name, f in functions.items():
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            f(x)
+            times.append(time.perf_counter() - t0)
+        best[name] = min(times)
+    return min(best, key=best.get)
+
+
+def table_tanh(x: Array) -> Array:
+    """tanh of a float64 array (any shape, not 0-d) by the table method."""
     m = np.clip(x, -_LIMIT, _LIMIT)
     m *= _STEPS
     k = np.rint(m)
@@ -68,4 +123,4 @@ def tanh(x: Array) -> Array:
     s += 1.0
     t_r += t_c
     t_r /= s
-    return t_r
+    return np.copysign(t_r, x, out=t_r)       # tanh is odd: keeps -0.0

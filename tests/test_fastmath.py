@@ -1,9 +1,12 @@
-"""sopt.fastmath.tanh against the C library's tanh (numpy's np.tanh)."""
+"""sopt.fastmath: the table method against numpy's np.tanh, and the choice
+between them."""
+import time
+
 import numpy as np
 import pytest
 
 import sopt.fastmath as fastmath
-from sopt.fastmath import tanh
+from sopt.fastmath import table_tanh
 
 # Each step before the final (T + u) / (1 + T u) is exact and the Taylor
 # remainder is 2^-57 relative, so the result carries the rounding of five
@@ -11,10 +14,19 @@ from sopt.fastmath import tanh
 MAX_ULP = 4
 
 
-@pytest.fixture(autouse=True)
-def table_method_at_every_size(monkeypatch):
-    """Small arrays go to np.tanh; the tests here are about the table method."""
-    monkeypatch.setattr(fastmath, "SMALL", 0)
+def tanh(x):
+    """The table method at every size and shape (fastmath.tanh sends small
+    arrays and scalars to np.tanh, and on some machines all arrays)."""
+    x = np.asarray(x, dtype=float)
+    return table_tanh(x.reshape(-1)).reshape(x.shape)
+
+
+@pytest.fixture
+def choice(monkeypatch):
+    """A fresh choice of method (none made yet), restored afterwards."""
+    monkeypatch.setattr(fastmath, "_chosen", None)
+    monkeypatch.delenv(fastmath.ENV, raising=False)
+    return monkeypatch
 
 
 def ulp_error(got, ref):
@@ -65,11 +77,52 @@ def test_input_is_not_modified():
     np.testing.assert_array_equal(x, before)
 
 
+def test_sign_of_zero_is_kept():
+    x = np.zeros(3000)
+    x[::2] = -0.0
+    assert np.array_equal(np.signbit(table_tanh(x)), np.signbit(x))
+    assert np.signbit(tanh(-0.0)) and not np.signbit(tanh(0.0))
 
-def test_small_arrays_use_libm(monkeypatch):
-    monkeypatch.setattr(fastmath, "SMALL", 2048)
-    x = np.random.default_rng(4).standard_normal(2047) * 3
-    np.testing.assert_array_equal(tanh(x), np.tanh(x))
-    y = np.random.default_rng(4).standard_normal(2048) * 3
-    assert not np.array_equal(tanh(y), np.tanh(y))     # the table method
-    assert ulp_error(tanh(y), np.tanh(y)).max() <= MAX_ULP
+
+@pytest.mark.parametrize("forced", ["numpy", "table", " Table "])
+def test_environment_forces_the_method(choice, forced):
+    choice.setenv(fastmath.ENV, forced)
+    choice.setattr(fastmath, "_measure", lambda: pytest.fail("measured"))
+    assert fastmath.method() == forced.strip().lower()
+    y = np.random.default_rng(3).standard_normal(4096) * 3
+    expected = np.tanh(y) if fastmath.method() == "numpy" else table_tanh(y)
+    np.testing.assert_array_equal(fastmath.tanh(y), expected)
+    assert not np.array_equal(np.tanh(y), table_tanh(y))     # they differ here
+
+
+def test_unknown_environment_value_is_an_error(choice):
+    choice.setenv(fastmath.ENV, "fast")
+    with pytest.raises(ValueError, match="SOPT_TANH"):
+        fastmath.method()
+
+
+def test_measured_once_and_kept(choice):
+    calls = []
+    choice.setattr(fastmath, "_measure", lambda: calls.append(1) or "table")
+    y = np.random.default_rng(5).standard_normal(4096)
+    fastmath.tanh(y[:10])                     # small: no choice needed
+    assert calls == []
+    fastmath.tanh(y)
+    fastmath.tanh(y)
+    assert calls == [1] and fastmath.method() == "table"
+
+
+def test_fastest_picks_the_faster_function():
+    slow = lambda x: time.sleep(2e-3) or x
+    assert fastmath.fastest({"slow": slow, "fast": np.negative}, np.ones(4)) == "fast"
+    assert fastmath.fastest({"fast": np.negative, "slow": slow}, np.ones(4)) == "fast"
+    assert fastmath._measure() in fastmath.METHODS
+
+
+def test_small_arrays_use_libm(choice):
+    choice.setenv(fastmath.ENV, "table")
+    x = np.random.default_rng(4).standard_normal(fastmath.SMALL - 1) * 3
+    np.testing.assert_array_equal(fastmath.tanh(x), np.tanh(x))
+    y = np.random.default_rng(4).standard_normal(fastmath.SMALL) * 3
+    assert not np.array_equal(fastmath.tanh(y), np.tanh(y))     # the table method
+    assert ulp_error(fastmath.tanh(y), np.tanh(y)).max() <= MAX_ULP
