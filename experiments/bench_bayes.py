@@ -33,6 +33,11 @@ regression, the noise) chosen by the Laplace marginal likelihood; GLM
 predictive (probit link for classification).
 
 A model that raises is reported as a row with its error; the run goes on.
+
+Threads. BLAS (through threadpoolctl, which scikit-learn installs) and torch
+run on ``--threads`` threads, default 1: on a small machine shared with other
+jobs, oversubscribed threads made a 5-unit MLP's Adam step 6x slower in torch
+and made timings swing between runs; every model gets the same number.
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ import warnings
 import numpy as np
 import scipy
 import sklearn
+from threadpoolctl import threadpool_limits
 from scipy.special import ndtri
 from sklearn import datasets
 from sklearn.gaussian_process import GaussianProcessRegressor
@@ -295,6 +301,7 @@ def run_model(fn, *args, **kwargs) -> dict:
     warnings it raised are counted and the first one kept."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit etc.
         try:
             pred, t, classes = fn(*args, **kwargs)
             out = {"pred": pred, "fit_time": t, "classes": classes, "error": None}
@@ -384,7 +391,7 @@ def summarise(rows) -> list:
 
 
 # ---------------------------------------------------------------- output
-def environment(peer_version) -> dict:
+def environment(peer_version, threads: int) -> dict:
     """Versions and the CPU's SIMD extensions as numpy sees them."""
     try:
         from numpy._core._multiarray_umath import (__cpu_baseline__, __cpu_dispatch__,
@@ -396,7 +403,8 @@ def environment(peer_version) -> dict:
     env = {"python": platform.python_version(), "numpy": np.__version__,
            "scipy": scipy.__version__, "sklearn": sklearn.__version__,
            "sopt": getattr(sopt, "__version__", "?"), "machine": platform.machine(),
-           "processor": _cpu_model(), "simd": simd, "laplace-torch": peer_version}
+           "processor": _cpu_model(), "simd": simd, "laplace-torch": peer_version,
+           "threads": threads}
     if peer_version is not None:
         import torch
         env["torch"] = torch.__version__
@@ -469,6 +477,8 @@ def parse_args(argv=None):
     p.add_argument("--hidden", nargs="?", const="table", type=_hidden_arg,
                    help="also run sopt with the table's hidden sizes (no value) "
                         "or with these (e.g. 10 or 8,8); laplace-torch uses them too")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS and torch threads (default 1, see the docstring)")
     p.add_argument("--json", metavar="PATH", help="write all numbers here")
     args = p.parse_args(argv)
     names = args.only or (list(QUICK) if args.quick else list(DATASETS))
@@ -483,7 +493,10 @@ def main(argv=None):
     args = parse_args(argv)
     t_start = time.perf_counter()
     peer_version = None if args.no_peers else peer_available()
-    env = environment(peer_version)
+    if peer_version is not None:
+        import torch
+        torch.set_num_threads(args.threads)
+    env = environment(peer_version, args.threads)
     print(f"python {env['python']}, numpy {env['numpy']}, scipy {env['scipy']}, "
           f"scikit-learn {env['sklearn']}, sopt {env['sopt']}"
           + (f", torch {env['torch']} ({env['torch_threads']} threads), "
@@ -491,10 +504,11 @@ def main(argv=None):
              ", laplace-torch: " + ("skipped (--no-peers)" if args.no_peers
                                     else "not installed")))
     print(f"CPU: {env['processor']}; SIMD baseline {','.join(env['simd']['baseline'])}, "
-          f"found {','.join(env['simd']['found'])}")
+          f"found {','.join(env['simd']['found'])}; {args.threads} thread(s)")
     rows = []
-    for name in args.names:
-        rows += bench_dataset(name, args, peer_version)
+    with threadpool_limits(limits=args.threads):
+        for name in args.names:
+            rows += bench_dataset(name, args, peer_version)
     for task in ("regression", "classification"):
         print_table(rows, task)
     summary = summarise(rows)
