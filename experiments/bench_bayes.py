@@ -233,7 +233,7 @@ def _torch_mlp(sizes):
     return torch.nn.Sequential(*layers).double()
 
 
-def _train_map(model, X, T, loss_fn, max_steps=5000, lr=1e-2, tol=1e-7):
+def _train_map(model, X, T, loss_fn, max_steps=5000, lr=1e-2, tol=1e-6):
     """Full-batch Adam; stops when 100 steps lower the loss by < tol * |loss|."""
     import torch
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -272,14 +272,19 @@ def fit_laplace_torch(task, Xtr, ytr, Xte, hidden, hyper_steps=1000):
                  subset_of_weights="all", hessian_structure="full")
     la.fit(loader)
     if reg:   # the documented regression recipe: prior and noise by marglik
-        log_prior = torch.zeros(1, requires_grad=True)
-        log_sigma = torch.zeros(1, requires_grad=True)
+        log_prior = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        log_sigma = torch.zeros(1, dtype=torch.float64, requires_grad=True)
         opt = torch.optim.Adam([log_prior, log_sigma], lr=1e-1)
-        for _ in range(hyper_steps):
+        last = np.inf
+        for step in range(hyper_steps):
             opt.zero_grad()
             neg = -la.log_marginal_likelihood(log_prior.exp(), log_sigma.exp())
             neg.backward()
             opt.step()
+            if step % 50 == 49:       # settled: 50 steps change it by < 1e-7
+                if abs(last - neg.item()) < 1e-7 * abs(neg.item()):
+                    break
+                last = neg.item()
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")    # its reminder to use probit later
