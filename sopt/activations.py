@@ -128,7 +128,7 @@ def _relu_dh(a: Array) -> Array:
     return (np.asarray(a) > 0).astype(float)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class _Identity(Activation):
     def vjp(self, a: Array, z: Array, g: Array) -> Array:
         return g            # h' = 1: no multiplication, no copy
@@ -158,7 +158,7 @@ def softmax(a: Array) -> Array:
     return e
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class _Softmax(Activation):
     """y_k = exp(a_k) / sum_k' exp(a_k'); couples the units of its layer."""
 
