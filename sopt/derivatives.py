@@ -6,6 +6,8 @@ only, never over patterns or units.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .network import ForwardPass, Network, matmul_rows
@@ -47,8 +49,16 @@ def weight_gradient(net: Network, fp: ForwardPass,
 
 def column_sums(A: Array, out: Array | None = None) -> Array:
     """sum_n A[n, :] for a 2-D A, as a matrix-vector product: BLAS does it
-    at about twice the speed of numpy's axis-0 reduction."""
-    return np.matmul(np.ones(len(A)), A, out=out)
+    at two to four times the speed of numpy's axis-0 reduction."""
+    return np.matmul(_ones(len(A)), A, out=out)
+
+
+@functools.lru_cache(maxsize=8)
+def _ones(n: int) -> Array:
+    """A read-only vector of n ones, kept for the next call of the same n."""
+    ones = np.ones(n)
+    ones.flags.writeable = False
+    return ones
 
 
 def pattern_sensitivities(net: Network, fp: ForwardPass, seeds: Array) -> Array:

@@ -348,9 +348,10 @@ class Network:
 
     def effective_weights(self, w: Array) -> list[tuple[Array, ...]]:
         """Per layer, the edge matrices with masks applied (views if unmasked)."""
-        return [tuple(W if m is None else W * m
-                      for W, m in zip(lp.weights, layer.masks))
-                for layer, lp in zip(self._layers, self._views(w))]
+        return [tuple(w[s].reshape(layer.size, src.size) if m is None
+                      else w[s].reshape(layer.size, src.size) * m
+                      for s, src, m in zip(layer.weight_slices, layer.sources, layer.masks))
+                for layer in self._layers]
 
     # ----- forward pass and its adjoint -----
     def forward(self, w, X) -> Array:

@@ -112,6 +112,7 @@ class Objective:
             check_targets(T, len(self.X), net.n_outputs, loss_obj.name))
         self.alpha = _check_alpha(alpha, net.n_weights)
         self._decay = self.alpha * net.active_weights()    # alpha on used weights
+        self._has_decay = bool(np.any(self._decay))
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
         self._cache_w: Array | None = None
@@ -180,7 +181,7 @@ class Objective:
                 T = self.T[rows]
                 g += weight_gradient(self.net, fp,
                                      self.rule.delta(fp.a[-1], fp.y, T), out=part)
-        if np.any(self._decay):
+        if self._has_decay:
             g += self._decay * w
         return g
 
@@ -230,7 +231,7 @@ class Objective:
             else:
                 out += product(self.net, self.rule,
                                self.net.propagate(w, self.X[rows]), self.T[rows], V)
-        if np.any(self._decay):
+        if self._has_decay:
             out += self._decay[:, None] * V
         return out[:, 0] if single else out
 
