@@ -111,7 +111,14 @@ class EvidenceResult:
 
 
 def _train(net, X, T, loss, w, alpha_w, beta, method, options):
+    """Minimise E_D + (alpha / beta) / 2 |w|^2 (regression; = M(w) / beta
+    with M = beta E_D + alpha/2 |w|^2) or E_D + alpha/2 |w|^2. ``gtol`` is
+    on the gradient of M, the log posterior whose Hessian is the Laplace
+    precision: for regression it is divided by beta, so a large beta (small
+    noise) does not leave w_MAP short of the minimum that laplace() checks."""
     decay = alpha_w / beta if beta is not None else alpha_w
+    if beta is not None:
+        options = {**options, "gtol": options["gtol"] / beta}
     obj = Objective(net, X, T, loss=loss, alpha=decay)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

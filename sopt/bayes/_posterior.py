@@ -228,21 +228,14 @@ def _negative_eigenvalue_error(H: Array, alpha: Array, beta) -> NotPositiveDefin
         "Hessian set to zero).")
 
 
-#: Eigenvalues above -CLIP_TOLERANCE max|H_ii| are left as they are.
-CLIP_TOLERANCE = 1e-12
-
-
 def clip_negative_eigenvalues(H: Array) -> Array:
     """H with its negative eigenvalues set to zero (as Netlab's evidence does).
 
-    Where H + delta I is positive definite (delta = CLIP_TOLERANCE max|H_ii|)
-    no eigenvalue lies below -delta, clipping would move H by less than
-    delta, and H is returned as it is: one Cholesky factorisation (W^3 / 3)
-    instead of an eigendecomposition (about 9 W^3)."""
-    delta = CLIP_TOLERANCE * max(float(np.max(np.abs(np.diag(H)), initial=0.0)),
-                                 np.finfo(float).tiny)
+    Where H itself is positive definite (its Cholesky factorisation exists)
+    there is nothing to clip and H is returned as it is: one factorisation
+    (W^3 / 3) instead of an eigendecomposition (about 9 W^3)."""
     try:
-        cho_factor(H + delta * np.eye(len(H)), lower=True)
+        cho_factor(H, lower=True)
         return H
     except LinAlgError:
         pass
