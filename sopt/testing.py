@@ -97,6 +97,62 @@ def check_jacobian(f, jac, x, n_directions: int = 5, eps: float | None = None,
     return np.array(errs)
 
 
+def _grad_difference(grad, w: Array, v: Array, eps: float) -> Array:
+    """(g(w + eps v) - g(w - eps v)) / (2 eps) ~ H v, checked for shape."""
+    out = _central(lambda x: np.asarray(grad(x), dtype=float), w, v, eps)
+    if out.shape != w.shape:
+        raise ValueError(f"grad: returned shape {out.shape}, expected {w.shape}")
+    return out
+
+
+def _second_order_setup(w, n_directions, eps):
+    w = as_float_array(w, "w")
+    check_finite(w, "w")
+    return w, check_positive_int(n_directions, "n_directions"), _step(eps, w)
+
+
+def check_hvp(grad, hvp, w, n_directions: int = 3, eps: float | None = None,
+              seed=0) -> Array:
+    """Relative errors of hvp(w, v) against central differences of the
+    gradient along v, |H v - (g(w + eps v) - g(w - eps v)) / (2 eps)| / |H v|,
+    for ``n_directions`` random unit vectors v; shape (n_directions,).
+
+    The second-order check of autograd's ``check_grads(order=2)``: its cost
+    (2 gradients and one product per direction) does not grow with W.
+    """
+    w, n_directions, eps = _second_order_setup(w, n_directions, eps)
+    rng = np.random.default_rng(seed)
+    errs = []
+    for _ in range(n_directions):
+        v = _unit(rng, w.shape)
+        Hv = np.asarray(hvp(w, v), dtype=float)
+        if Hv.shape != w.shape:
+            raise ValueError(f"hvp: returned shape {Hv.shape}, expected {w.shape}")
+        fd = _grad_difference(grad, w, v, eps)
+        errs.append(np.linalg.norm(Hv - fd) / max(np.linalg.norm(Hv), _TINY))
+    return np.array(errs)
+
+
+def check_hessian(grad, hess, w, n_directions: int = 3, eps: float | None = None,
+                  seed=0) -> Array:
+    """Relative errors of u^T H v, H = hess(w) a (W, W) matrix, against
+    u^T of the central difference of the gradient along v, divided by
+    |H v|; shape (n_directions,). Cost: one Hessian and 2 gradients per
+    direction (the differences do not grow with W)."""
+    w, n_directions, eps = _second_order_setup(w, n_directions, eps)
+    H = np.asarray(hess(w), dtype=float)
+    if H.shape != w.shape * 2:
+        raise ValueError(f"hess: returned shape {H.shape}, expected {w.shape * 2}")
+    rng = np.random.default_rng(seed)
+    errs = []
+    for _ in range(n_directions):
+        u, v = _unit(rng, w.shape), _unit(rng, w.shape)
+        Hv = H @ v
+        fd = _grad_difference(grad, w, v, eps)
+        errs.append(abs(u @ Hv - u @ fd) / max(np.linalg.norm(Hv), _TINY))
+    return np.array(errs)
+
+
 def check_network(net: Network, w, X, T=None, loss="sse", alpha: float = 0.0,
                   n_directions: int = 5, eps: float | None = None,
                   seed=0) -> dict[str, float]:
