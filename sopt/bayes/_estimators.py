@@ -121,7 +121,7 @@ class _BayesianMLPBase(BaseEstimator):
         else:
             hidden = _check_hidden(self.hidden)
             net = mlp([D, *hidden, K], hidden=activation, output=output)
-            best, runs = self._restarts(net, X, T, beta0, net.init_weights)
+            best, runs = self._restarts(net, X, T, self.alpha, beta0, net.init_weights)
             scores = {}
         if not best.converged:
             warnings.warn(f"{type(self).__name__}: the evidence iterations did not "
@@ -138,16 +138,20 @@ class _BayesianMLPBase(BaseEstimator):
         5.7.2; MacKay 1992). The ln(M! 2^M) of the weight-space symmetries is
         left out: units the evidence switches off make those modes coincide,
         and the term would reward unused units. Each network starts from the
-        linear model's fit (its skip weights and output biases)."""
+        linear model's fit: its skip weights and output biases, and its
+        alpha and beta."""
         D, K = X.shape[1], T.shape[1]
         net = mlp([D, K], output=output)
-        best, runs = self._restarts(net, X, T, beta0, net.init_weights)
+        best, runs = self._restarts(net, X, T, self.alpha, beta0, net.init_weights)
         chosen, scores = (net, best, runs), {0: float(best.log_evidence)}
-        linear_w = best.w
+        # the linear fit's weights, and its hyperparameters (geometric mean
+        # over groups) as the starting point of every candidate's evidence loop
+        linear_w, alpha0 = best.w, float(np.exp(np.mean(np.log(best.alpha))))
+        beta_lin = best.beta if best.beta is not None else beta0
         for M in AUTO_HIDDEN:
             net = skip_layer_network(D, M, K, activation, output)
             init = _warm_start(net, linear_w)
-            cand, cand_runs = self._restarts(net, X, T, beta0, init)
+            cand, cand_runs = self._restarts(net, X, T, alpha0, beta_lin, init)
             scores[M] = float(cand.log_evidence)
             if self.verbose:
                 print(f"{type(self).__name__}: hidden=({M},) with skip layer, "
@@ -157,9 +161,10 @@ class _BayesianMLPBase(BaseEstimator):
             chosen = (net, cand, cand_runs)
         return (*chosen, scores)
 
-    def _restarts(self, net, X, T, beta0, init_weights):
-        """Evidence fits from n_restarts starts init_weights(seed=s + r):
-        the one with the highest log evidence, and every run's."""
+    def _restarts(self, net, X, T, alpha0, beta0, init_weights):
+        """Evidence fits from n_restarts starts init_weights(seed=s + r),
+        alpha and beta starting at alpha0 and beta0: the one with the
+        highest log evidence, and every run's."""
         n_outputs = T.shape[1]
         seed0, verbose = self._seed(), bool(self.verbose)
         best, runs, failure = None, [], None
@@ -171,7 +176,7 @@ class _BayesianMLPBase(BaseEstimator):
             try:
                 res = evidence_fit(
                     net, X, T, loss=self._loss(n_outputs),
-                    w0=init_weights(seed=seed), alpha=self.alpha, beta=beta0,
+                    w0=init_weights(seed=seed), alpha=alpha0, beta=beta0,
                     groups=self.groups, max_cycles=self.max_cycles, tol=self.tol,
                     hessian=self.hessian, clip_negative=self.clip_negative,
                     method=self.method, options={"maxiter": self.max_iter},
