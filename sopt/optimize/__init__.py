@@ -35,7 +35,9 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
     Parameters
     ----------
     obj : Objective or callable
-        A :class:`sopt.Objective`, or a plain f(w) with ``jac`` (and
+        A :class:`sopt.Objective`, a
+        :class:`sopt.distributed.ShardedObjective` (anything with the
+        objective protocol), or a plain f(w) with ``jac`` (and
         ``hess``/``hessp``/``gauss_newton`` as the method needs).
     w0 : (W,) array
     method : str

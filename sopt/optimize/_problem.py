@@ -65,8 +65,12 @@ def _shaped(value, name: str, shape: tuple) -> np.ndarray:
 
 
 def make_problem(obj, jac=None, hess=None, hessp=None, gauss_newton=None) -> Problem:
-    """A Problem from a sopt Objective (anything with fun/jac/hess/hessp and
-    ``hessian(w, method="gauss_newton")``) or from a plain callable."""
+    """A Problem from an objective or from a plain callable.
+
+    An objective is anything with the objective protocol (duck-typed, no
+    isinstance): fun/jac/hess/hessp and ``hessian(w, method="gauss_newton")``,
+    e.g. a :class:`sopt.Objective` or a
+    :class:`sopt.distributed.ShardedObjective`."""
     if hasattr(obj, "fun") and hasattr(obj, "jac") and callable(getattr(obj, "fun")):
         gn = gauss_newton or (lambda w: obj.hessian(w, method="gauss_newton"))
         return Problem(obj.fun, obj.jac, hess or obj.hess, hessp or obj.hessp, gn)

@@ -1,0 +1,250 @@
+"""sopt.distributed.ShardedObjective against the in-memory Objective.
+
+Same data, same network, same w: every quantity is the same sum over
+patterns taken in a different order (per shard, then pairwise over shards),
+so the two agree to round-off: EXACT_RTOL (1e-12, norm-wise).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+import sopt
+from conftest import EXACT_RTOL, make_targets, rel_err
+from sopt.distributed import ShardedObjective
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                       processes=False, dashboard_address=None)
+    try:
+        c = distributed.Client(cluster)
+        try:
+            yield c
+        finally:
+            c.close()
+    finally:
+        cluster.close()
+
+
+def dag(output: str, K: int):
+    """Input -> tanh(4) -> logistic(3) with a skip edge from the input and a
+    mask on the h1 edge -> output from h1, h2 and the input."""
+    net = sopt.Network(n_inputs=3)
+    h1 = net.add_layer(4, "tanh", inputs=[net.input])
+    mask = np.array([[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 1]])
+    h2 = net.add_layer(3, "logistic", inputs=[net.input, h1], masks={h1: mask})
+    net.add_layer(K, output, inputs=[h1, h2, net.input], output=True)
+    return net
+
+
+def case(name: str):
+    """(net, X, T, loss, alpha) for one named case; N = 90 in uneven shards."""
+    rng = np.random.default_rng(13)
+    N = 90
+    if name == "mlp-sse":
+        net, loss, kind = sopt.mlp([3, 5, 2], hidden="tanh", output="identity"), "sse", "gauss"
+    elif name == "mlp-sse-1d":
+        net, loss, kind = sopt.mlp([3, 4, 1], hidden="tanh", output="identity"), "sse", "unit1d"
+    elif name == "dag-binary_ce":
+        net, loss, kind = dag("logistic", 2), "binary_ce", "unit"
+    elif name == "dag-softmax_ce":
+        net, loss, kind = dag("softmax", 3), "softmax_ce", "labels"
+    X = rng.standard_normal((N, net.n_inputs))
+    T = make_targets(rng, N, net.n_outputs, kind)
+    alpha = (rng.random(net.n_weights) if name == "dag-binary_ce"
+             else 0.0 if name == "dag-softmax_ce" else 0.1)
+    return net, X, T, loss, alpha
+
+
+def shard(A, rows=(25, 25, 25, 15)):
+    return da.from_array(A, chunks=(rows,) + A.shape[1:])
+
+
+CASES = ["mlp-sse", "mlp-sse-1d", "dag-binary_ce", "dag-softmax_ce"]
+
+
+@pytest.fixture(scope="module", params=CASES)
+def pair(request, client):
+    """(in-memory Objective, ShardedObjective, w) on the same data."""
+    net, X, T, loss, alpha = case(request.param)
+    ref = sopt.Objective(net, X, T, loss=loss, alpha=alpha)
+    sharded = ShardedObjective(net, shard(X), shard(T), loss=loss, alpha=alpha)
+    w = net.init_weights(seed=1) + 0.3 * np.random.default_rng(2).standard_normal(net.n_weights)
+    yield ref, sharded, w
+    sharded.close()
+
+
+def test_protocol_attributes(pair):
+    ref, sharded, _ = pair
+    assert sharded.n_patterns == ref.n_patterns == 90
+    assert sharded.n_shards == 4
+    assert sharded.net is ref.net
+    assert sharded.loss.name == ref.loss.name
+    assert np.array_equal(np.asarray(sharded.alpha), np.asarray(ref.alpha))
+
+
+def test_value_and_gradient_equal_in_memory(pair):
+    ref, sharded, w = pair
+    assert rel_err(sharded.value(w), ref.value(w)) < EXACT_RTOL
+    assert rel_err(sharded.fun(w), ref.fun(w)) < EXACT_RTOL
+    assert rel_err(sharded.gradient(w), ref.gradient(w)) < EXACT_RTOL
+    assert rel_err(sharded.jac(w), ref.jac(w)) < EXACT_RTOL
+
+
+def test_products_equal_in_memory(pair):
+    ref, sharded, w = pair
+    rng = np.random.default_rng(3)
+    v, V = rng.standard_normal(w.size), rng.standard_normal((w.size, 3))
+    assert rel_err(sharded.hvp(w, v), ref.hvp(w, v)) < EXACT_RTOL
+    assert rel_err(sharded.hessp(w, v), ref.hessp(w, v)) < EXACT_RTOL
+    assert rel_err(sharded.hvp(w, V), ref.hvp(w, V)) < EXACT_RTOL
+    assert rel_err(sharded.gnvp(w, v), ref.gnvp(w, v)) < EXACT_RTOL
+    assert rel_err(sharded.gnvp(w, V), ref.gnvp(w, V)) < EXACT_RTOL
+    assert rel_err(sharded.hessian_operator(w) @ v, ref.hvp(w, v)) < EXACT_RTOL
+    assert rel_err(sharded.gauss_newton_operator(w) @ V, ref.gnvp(w, V)) < EXACT_RTOL
+
+
+@pytest.mark.parametrize("method", ["exact", "gauss_newton", "diagonal"])
+def test_hessians_equal_in_memory(pair, method):
+    ref, sharded, w = pair
+    H = sharded.hessian(w, method=method)
+    assert rel_err(H, ref.hessian(w, method=method)) < EXACT_RTOL
+    if method == "exact":
+        assert rel_err(sharded.hess(w), H) == 0.0
+
+
+def test_chunk_size_inside_shards_changes_nothing(client):
+    net, X, T, loss, alpha = case("dag-binary_ce")
+    ref = sopt.Objective(net, X, T, loss=loss, alpha=alpha)
+    w = net.init_weights(seed=4)
+    with ShardedObjective(net, shard(X), shard(T), loss=loss, alpha=alpha,
+                          chunk_size=7, client=client) as sharded:
+        assert rel_err(sharded.gradient(w), ref.gradient(w)) < EXACT_RTOL
+        assert rel_err(sharded.hessian(w), ref.hessian(w)) < EXACT_RTOL
+
+
+def minimize_problem():
+    rng = np.random.default_rng(5)
+    net = sopt.mlp([2, 3, 1], hidden="tanh", output="identity")
+    X = rng.standard_normal((60, 2))
+    t = np.sin(X[:, 0]) + 0.1 * rng.standard_normal(60)
+    return net, X, t, net.init_weights(seed=0)
+
+
+@pytest.mark.parametrize("method", ["newton", "lm"])
+def test_minimize_reaches_the_in_memory_minimum(client, method):
+    net, X, t, w0 = minimize_problem()
+    ref = sopt.Objective(net, X, t, alpha=0.5)
+    with ShardedObjective(net, shard(X, (20, 20, 20)), shard(t, (20, 20, 20)),
+                          alpha=0.5) as sharded:
+        res = sopt.optimize.minimize(sharded, w0, method=method,
+                                     options={"gtol": 1e-8})
+    expected = sopt.optimize.minimize(ref, w0, method=method, options={"gtol": 1e-8})
+    assert res.success and expected.success
+    assert abs(res.fun - expected.fun) < 1e-10 * abs(expected.fun)
+    assert rel_err(res.x, expected.x) < 1e-6
+    assert np.abs(res.jac).max() < 1e-8
+
+
+@pytest.mark.parametrize("method", ["bfgs", "trust-exact", "trust-ncg"])
+def test_scipy_methods_follow_the_in_memory_iterates(client, method):
+    """Ten iterations (the full runs take ~100 cluster round trips): the
+    same iterates as in memory, up to round-off."""
+    net, X, t, w0 = minimize_problem()
+    ref = sopt.Objective(net, X, t, alpha=0.5)
+    options = {"maxiter": 10}
+    with pytest.warns(sopt.optimize.ConvergenceWarning):
+        expected = sopt.optimize.minimize(ref, w0, method=method, options=options)
+    with ShardedObjective(net, shard(X, (20, 20, 20)), shard(t, (20, 20, 20)),
+                          alpha=0.5) as sharded, \
+            pytest.warns(sopt.optimize.ConvergenceWarning):
+        res = sopt.optimize.minimize(sharded, w0, method=method, options=options)
+    assert res.nit == expected.nit == 10
+    assert rel_err(res.x, expected.x) < 1e-9
+    assert abs(res.fun - expected.fun) < 1e-12 * abs(expected.fun)
+    assert res.fun < ref.value(w0)
+
+
+def test_many_shards_deep_tree(client):
+    """20 shards summed with fan-in 2 (five levels) and 8 (two levels)."""
+    net, X, T, loss, alpha = case("mlp-sse")
+    ref = sopt.Objective(net, X, T, loss=loss, alpha=alpha)
+    w = net.init_weights(seed=6)
+    rows = (5,) * 16 + (2, 3, 0, 5)
+    with ShardedObjective(net, shard(X, rows), shard(T, rows), alpha=alpha) as sharded:
+        assert sharded.n_shards == 19          # the empty chunk is skipped
+        for k in (2, 8):
+            sharded.split_every = k
+            assert rel_err(sharded.gradient(w), ref.gradient(w)) < EXACT_RTOL
+            assert rel_err(sharded.value(w), ref.value(w)) < EXACT_RTOL
+
+
+# ------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def data():
+    net, X, T, loss, alpha = case("mlp-sse")
+    return net, X, T
+
+
+def test_columns_chunked(client, data):
+    net, X, T = data
+    with pytest.raises(ValueError, match="X: must be chunked along patterns"):
+        ShardedObjective(net, da.from_array(X, chunks=(30, 2)), shard(T))
+    with pytest.raises(ValueError, match="T: must be chunked along patterns"):
+        ShardedObjective(net, shard(X), da.from_array(T, chunks=(30, 1)))
+
+
+def test_different_row_chunks_or_lengths(client, data):
+    net, X, T = data
+    with pytest.raises(ValueError, match="same row chunks"):
+        ShardedObjective(net, shard(X), shard(T, (30, 30, 30)))
+    with pytest.raises(ValueError, match="different numbers of patterns"):
+        ShardedObjective(net, shard(X), da.from_array(T[:80], chunks=(20, -1)))
+
+
+def test_network_width_mismatch(client, data):
+    net, X, T = data
+    with pytest.raises(ValueError, match=r"X: expected shape \(N, 4\)"):
+        ShardedObjective(sopt.mlp([4, 5, 2]), shard(X), shard(T))
+    with pytest.raises(ValueError, match=r"T: expected shape \(N, 3\)"):
+        ShardedObjective(sopt.mlp([3, 5, 3]), shard(X), shard(T))
+
+
+def test_non_finite_in_one_chunk(client, data):
+    net, X, T = data
+    X = X.copy(); X[57, 1] = np.nan
+    with pytest.raises(ValueError, match="rows 50:75.*X.*(NaN|finite)"):
+        ShardedObjective(net, shard(X), shard(T))
+    T = T.copy(); T[3, 0] = np.inf
+    with pytest.raises(ValueError, match="rows 0:25.*T"):
+        ShardedObjective(net, shard(data[1]), shard(T))
+
+
+def test_not_dask_arrays_and_bad_arguments(client, data):
+    net, X, T = data
+    with pytest.raises(TypeError, match="X: expected a dask.array"):
+        ShardedObjective(net, X, shard(T))
+    with pytest.raises(TypeError, match="net: expected a Network"):
+        ShardedObjective("net", shard(X), shard(T))
+    with pytest.raises(ValueError, match="loss"):
+        ShardedObjective(net, shard(X), shard(T), loss="nope")
+    with ShardedObjective(net, shard(X), shard(T)) as sharded:
+        with pytest.raises(ValueError, match="v: expected shape"):
+            sharded.hvp(net.init_weights(), np.ones(3))
+        with pytest.raises(ValueError, match="method"):
+            sharded.hessian(net.init_weights(), method="nope")
+
+
+def test_import_sopt_does_not_import_dask():
+    code = "import sys, sopt, sopt.optimize, sopt.bayes; print('dask' in sys.modules)"
+    root = Path(sopt.__file__).resolve().parents[1]    # this checkout's sopt
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "False"
