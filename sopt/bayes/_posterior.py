@@ -156,6 +156,21 @@ class LaplacePosterior:
             return np.einsum("nkw,nlw->nkl", V, V)
         return np.einsum("nkw,nkw->nk", V, V)
 
+    def _by_blocks(self, X_new, method: str, *args):
+        """``method`` on each row block of a dask array X_new, the results
+        concatenated (numpy); None if X_new is not a dask array. Duck-typed
+        (``to_delayed``, ``rechunk``): sopt.bayes does not import dask. One
+        block at a time comes to this process, so memory is that of a block."""
+        if not (hasattr(X_new, "to_delayed") and hasattr(X_new, "rechunk")):
+            return None
+        if X_new.ndim == 2:
+            X_new = X_new.rechunk({1: -1})      # whole rows in every block
+        parts = [getattr(self, method)(np.asarray(block.compute()), *args)
+                 for block in X_new.to_delayed().ravel()]
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate(p) for p in zip(*parts))
+        return np.concatenate(parts)
+
     def _sensitivities(self, X, of: str):
         X = check_inputs(X, self.net.n_inputs, "X_new")
         obj = Objective(self.net, X, np.zeros((len(X), self.net.n_outputs)))
@@ -165,10 +180,15 @@ class LaplacePosterior:
         """Regression predictive: mean y(x, w_MAP), (N, K), and variance
         1/beta + g^T A^{-1} g with g = dy/dw (PRML eq. 5.173), (N, K); with
         ``full_cov`` the (N, K, K) covariance. ``include_noise=False`` gives
-        the function-space part alone. Cost O(N K W^2)."""
+        the function-space part alone. Cost O(N K W^2). X_new may be a dask
+        array: computed block by block, numpy arrays returned (so for every
+        method on new inputs)."""
         if self.beta is None:
             raise ValueError("predict: this posterior is for classification; "
                              "use predict_proba")
+        blocks = self._by_blocks(X_new, "predict", full_cov, include_noise)
+        if blocks is not None:
+            return blocks
         G, X = self._sensitivities(X_new, "y")
         var = self._function_variance(G, full_cov)
         if include_noise:
@@ -181,6 +201,9 @@ class LaplacePosterior:
     def logit_variance(self, X_new) -> tuple[Array, Array]:
         """a_MAP (N, K) and the (N, K, K) covariance B A^{-1} B^T of the
         linearised output pre-activations, B = d a/dw."""
+        blocks = self._by_blocks(X_new, "logit_variance")
+        if blocks is not None:
+            return blocks
         G, X = self._sensitivities(X_new, "a")
         return self.net.propagate(self.w_map, X).a[-1], self._function_variance(G, True)
 
@@ -200,6 +223,9 @@ class LaplacePosterior:
         if method not in ("probit", "mc"):
             raise ValueError(f"method: expected 'probit' or 'mc', got {method!r}")
         n_samples = check_positive_int(n_samples, "n_samples")
+        blocks = self._by_blocks(X_new, "predict_proba", method, n_samples, seed)
+        if blocks is not None:
+            return blocks
         a, S = self.logit_variance(X_new)
         var = np.einsum("nkk->nk", S)
         if self.loss == "binary_ce":
