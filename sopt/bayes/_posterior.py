@@ -215,7 +215,8 @@ class LaplacePosterior:
         kappa(s^2) = (1 + pi s^2 / 8)^(-1/2) and s^2 = b^T A^{-1} b (PRML eqs.
         4.153-4.155, 5.190); for softmax outputs each logit is scaled by its
         own kappa, an approximation. ``method="mc"``: softmax outputs
-        averaged over ``n_samples`` draws of the linearised logits.
+        averaged over ``n_samples`` draws of the linearised logits (for a
+        dask X_new, each block draws its own from ``seed``).
         """
         if self.beta is not None:
             raise ValueError("predict_proba: this posterior is for regression; "
