@@ -16,6 +16,7 @@ sopt[distributed]``); ``import sopt`` does not.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -23,7 +24,7 @@ from scipy.sparse.linalg import LinearOperator
 
 import dask
 import dask.array as da
-from distributed import Client, get_client
+from distributed import Client, Future, get_client
 
 from . import finite_diff
 from . import hessian as _hessian
@@ -49,6 +50,10 @@ def _make_part(net, X, T, loss, chunk_size, rows):
 
 def _n_patterns(part) -> int:
     return part.n_patterns
+
+
+def _target_sum_of_squares(part) -> float:
+    return float(np.sum(np.square(part.T)))
 
 
 def _call(part, name: str, /, *args, **kwargs):
@@ -196,6 +201,27 @@ class ShardedObjective:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def with_alpha(self, alpha) -> "ShardedObjective":
+        """The same objective with weight decay ``alpha`` (a number or (W,)).
+
+        The new ShardedObjective uses the shards already held on the workers
+        (no data read, nothing recomputed: the decay is added on the client)
+        and holds its own references to them, so closing one of the two
+        leaves the other usable. See :meth:`sopt.Objective.with_alpha`.
+        """
+        new = copy.copy(self)
+        new.alpha = _check_alpha(alpha, self.net.n_weights)
+        new._decay = new.alpha * self.net.active_weights()
+        new._parts = [Future(f.key, self.client) for f in self._parts]
+        return new
+
+    def target_sum_of_squares(self) -> float:
+        """sum_n |t_n|^2 over all patterns (one task per shard, on the
+        workers; the evidence framework's cap on beta needs it)."""
+        return float(sum(self.client.gather(
+            [self.client.submit(_target_sum_of_squares, p, pure=False)
+             for p in self._parts])))
 
     @property
     def n_patterns(self) -> int:

@@ -5,6 +5,8 @@ have zero gradient and zero Hessian rows whatever alpha is.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
@@ -110,14 +112,30 @@ class Objective:
         self.loss = loss_obj
         self.T = _read_only_copy(
             check_targets(T, len(self.X), net.n_outputs, loss_obj.name))
-        self.alpha = _check_alpha(alpha, net.n_weights)
-        self._decay = self.alpha * net.active_weights()    # alpha on used weights
-        self._has_decay = bool(np.any(self._decay))
+        self._set_alpha(alpha)
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
+
+    def _set_alpha(self, alpha) -> None:
+        """Weight decay alpha, and an empty cache (construction, with_alpha)."""
+        self.alpha = _check_alpha(alpha, self.net.n_weights)
+        self._decay = self.alpha * self.net.active_weights()  # alpha on used weights
+        self._has_decay = bool(np.any(self._decay))
         self._cache_w: Array | None = None
         self._cache = None
         self._cache_backward = None
+
+    def with_alpha(self, alpha) -> "Objective":
+        """The same objective with weight decay ``alpha`` (a number or (W,)).
+
+        The new Objective shares this one's read-only X and T (no copy, no
+        second check of the data) and has its own cache of the last forward
+        pass. The evidence framework uses it to retrain under new
+        hyperparameters and, with ``alpha=0``, to get the data term alone.
+        """
+        new = copy.copy(self)
+        new._set_alpha(alpha)
+        return new
 
     @property
     def n_patterns(self) -> int:

@@ -38,7 +38,8 @@ from ..optimize import ConvergenceWarning, minimize
 from .._validation import (as_float_array, check_nonnegative, check_positive,
                            check_positive_int)
 from ._posterior import (NEWTON_DECREMENT_WARN, LaplacePosterior,
-                         NotAtMinimumWarning, _not_at_minimum_message, laplace)
+                         NotAtMinimumWarning, _not_at_minimum_message,
+                         check_objective, laplace)
 
 Array = np.ndarray
 GROUPINGS = ("single", "layers", "inputs")
@@ -110,28 +111,29 @@ class EvidenceResult:
         return self.posterior.gamma
 
 
-def _train(net, X, T, loss, w, alpha_w, beta, method, options):
+def _train(objective, w, alpha_w, beta, method, options):
     """Minimise E_D + (alpha / beta) / 2 |w|^2 (regression; = M(w) / beta
-    with M = beta E_D + alpha/2 |w|^2) or E_D + alpha/2 |w|^2. ``gtol`` is
+    with M = beta E_D + alpha/2 |w|^2) or E_D + alpha/2 |w|^2, the data term
+    that of ``objective`` (its own decay replaced). ``gtol`` is
     on the gradient of M, the log posterior whose Hessian is the Laplace
     precision: for regression it is divided by beta, so a large beta (small
     noise) does not leave w_MAP short of the minimum that laplace() checks."""
     decay = alpha_w / beta if beta is not None else alpha_w
     if beta is not None:
         options = {**options, "gtol": options["gtol"] / beta}
-    obj = Objective(net, X, T, loss=loss, alpha=decay)
+    obj = objective.with_alpha(decay)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         res = minimize(obj, w, method=method, options=options)
     return res
 
 
-def _cycle_once(net, X, T, loss, w, alpha_g, beta, groups, hessian, clip, method,
+def _cycle_once(objective, w, alpha_g, beta, groups, hessian, clip, method,
                 options, max_bytes):
-    res = _train(net, X, T, loss, w, alpha_g[groups], beta, method, options)
+    res = _train(objective, w, alpha_g[groups], beta, method, options)
     with warnings.catch_warnings():     # evidence_fit warns once, at the end
         warnings.simplefilter("ignore", NotAtMinimumWarning)
-        post = laplace(net, X, T, res.x, loss=loss, alpha=alpha_g[groups], beta=beta,
+        post = laplace(objective, res.x, alpha=alpha_g[groups], beta=beta,
                        hessian=hessian, clip_negative=clip, max_bytes=max_bytes)
     return res, post
 
@@ -145,8 +147,24 @@ def _group_gamma(post: LaplacePosterior, groups: Array, n_groups: int) -> Array:
 def _beta_max(T) -> float:
     """BETA_MAX / mean(t^2) (BETA_MAX when the targets are all zero)."""
     t2 = np.square(as_float_array(T, "T"))
-    ms = float(t2.sum() / max(t2.size, 1))
+    return _beta_cap(t2.sum(), t2.size)
+
+
+def _beta_cap(sum_of_squares, size: int) -> float:
+    ms = float(sum_of_squares / max(size, 1))
     return BETA_MAX / ms if np.isfinite(ms) and ms > 0 else BETA_MAX
+
+
+def _objective_beta_max(objective) -> float:
+    """:func:`_beta_max` of an objective's targets: from ``objective.T`` in
+    memory, else ``objective.target_sum_of_squares()`` (computed where the
+    data are), else BETA_MAX."""
+    if hasattr(objective, "T"):
+        return _beta_max(objective.T)
+    if hasattr(objective, "target_sum_of_squares"):
+        return _beta_cap(objective.target_sum_of_squares(),
+                         objective.n_patterns * objective.net.n_outputs)
+    return BETA_MAX
 
 
 def _beta_stationary(post: LaplacePosterior, beta_max: float) -> float:
@@ -197,14 +215,20 @@ def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta,
     return alpha_g, residual_dof / (2.0 * post.data_error)
 
 
-def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 0.01,
-                 beta: float | None = None, groups: str = "single",
-                 max_cycles: int = 50, tol: float = 1e-4, hessian: str = "exact",
-                 clip_negative: bool = True, method: str = "newton",
-                 options: dict | None = None, verbose: bool = False,
-                 max_bytes: float | None = None) -> EvidenceResult:
+def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     """Alternate training and hyperparameter re-estimation until alpha, beta
     and the log evidence change by less than ``tol`` (relative) in a cycle.
+    Two call forms::
+
+        evidence_fit(net, X, T, loss="sse", w0=None, alpha=0.01, beta=None, ...)
+        evidence_fit(objective, w0=None, alpha=0.01, beta=None, ...)
+
+    The second takes the network, the data and the loss from an objective
+    (a :class:`sopt.Objective`, a :class:`sopt.distributed.ShardedObjective`,
+    or anything :func:`laplace` accepts); each cycle trains
+    ``objective.with_alpha(decay)`` (its own weight decay is replaced), so a
+    sharded objective's data stay on the workers throughout. On the same data
+    both forms follow the same path (to round-off).
 
     Each cycle costs one training run (``method``, default damped Newton on
     the exact Hessian, from the last cycle's w_MAP) and one W x W Hessian
@@ -215,6 +239,40 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
     On small or noise-free data see the module docstring: beta stays in
     (0, BETA_MAX / mean(t^2)], alpha in (0, ALPHA_MAX], gamma in [0, N K].
     """
+    if isinstance(net, Network):
+        result = _evidence_data(net, *args, **kwargs)
+    else:
+        result = _evidence_objective(check_objective(net), *args, **kwargs)
+    post = result.posterior
+    if post.newton_decrement > NEWTON_DECREMENT_WARN:    # training stopped early
+        warnings.warn("evidence_fit: the last cycle's training stopped short of a "
+                      "minimum (lower options['gtol'] or raise options['maxiter']). "
+                      + _not_at_minimum_message(post), NotAtMinimumWarning,
+                      stacklevel=2)
+    return result
+
+
+def _evidence_data(net: Network, X, T, loss: str = "sse", *args, **kwargs
+                   ) -> EvidenceResult:
+    beta_max = (lambda: _beta_max(T)) if loss == "sse" else None
+    return _fit(net, lambda: Objective(net, X, T, loss=loss), loss, beta_max,
+                *args, **kwargs)
+
+
+def _evidence_objective(objective, *args, **kwargs) -> EvidenceResult:
+    loss = objective.loss.name
+    beta_max = (lambda: _objective_beta_max(objective)) if loss == "sse" else None
+    return _fit(objective.net, lambda: objective, loss, beta_max, *args, **kwargs)
+
+
+def _fit(net: Network, make_objective, loss: str, beta_cap, w0=None,
+         alpha: float = 0.01, beta: float | None = None, groups: str = "single",
+         max_cycles: int = 50, tol: float = 1e-4, hessian: str = "exact",
+         clip_negative: bool = True, method: str = "newton",
+         options: dict | None = None, verbose: bool = False,
+         max_bytes: float | None = None) -> EvidenceResult:
+    """The evidence loop, after the arguments are checked; the objective
+    (``make_objective()``, any decay) is built once, after the checks."""
     regression = loss == "sse"
     if regression:
         beta = 1.0 if beta is None else check_positive(beta, "beta")
@@ -222,17 +280,18 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
         raise ValueError("beta: only regression (loss='sse') has a noise precision")
     max_cycles = check_positive_int(max_cycles, "max_cycles")
     tol = check_nonnegative(tol, "tol")
-    beta_max = _beta_max(T) if regression else None
+    beta_max = beta_cap() if regression else None
     group_index, names = weight_groups(net, groups)
     alpha_g = np.full(len(names), check_positive(alpha, "alpha"))
     w = net.init_weights(seed=0) if w0 is None else np.array(w0, dtype=float)
     options = {"maxiter": 200, "gtol": 1e-7, **(options or {})}
+    objective = make_objective()
     hist = {k: [] for k in ("alpha", "beta", "gamma", "gamma_groups", "log_evidence",
                             "data_error", "train_iterations", "train_converged")}
     converged = False
     post = None
     for cycle in range(1, max_cycles + 1):
-        res, post = _cycle_once(net, X, T, loss, w, alpha_g, beta, group_index,
+        res, post = _cycle_once(objective, w, alpha_g, beta, group_index,
                                 hessian, clip_negative, method, options, max_bytes)
         w = res.x
         for key, value in (("alpha", alpha_g.copy()), ("beta", beta),
@@ -253,11 +312,6 @@ def evidence_fit(net: Network, X, T, loss: str = "sse", w0=None, alpha: float = 
             break
         if cycle < max_cycles:          # keep the pair the posterior was built with
             alpha_g, beta = new_alpha, new_beta
-    if post.newton_decrement > NEWTON_DECREMENT_WARN:    # training stopped early
-        warnings.warn("evidence_fit: the last cycle's training stopped short of a "
-                      "minimum (lower options['gtol'] or raise options['maxiter']). "
-                      + _not_at_minimum_message(post), NotAtMinimumWarning,
-                      stacklevel=2)
     return EvidenceResult(post, w, alpha_g, beta if regression else None,
                           group_index, names, cycle, converged, hist)
 

@@ -80,9 +80,11 @@ class LaplacePosterior:
         Newton step from w_map would give; ~0 at a mode.
     """
 
-    def __init__(self, net: Network, obj: Objective, w_map: Array, H: Array,
+    def __init__(self, net: Network, data, w_map: Array, H: Array,
                  alpha: Array, beta: float | None):
-        self.net, self.loss, self.w_map = net, obj.loss.name, w_map
+        """``data``: the data term E_D as an objective without weight decay
+        (``obj.with_alpha(0)``); ``H`` its Hessian on the weights in use."""
+        self.net, self.loss, self.w_map = net, data.loss.name, w_map
         self.used = np.flatnonzero(net.active_weights())
         self.alpha, self.beta = alpha, beta
         self.data_hessian = H
@@ -97,14 +99,14 @@ class LaplacePosterior:
         # gamma_i = 1 - alpha_i (A^{-1})_ii: summed over a group, MacKay's
         # gamma_g = W_g - alpha_g tr_g(A^{-1}) (PRML eq. 5.179 for one group)
         self.gamma_per_weight = 1.0 - a * np.diag(self.covariance)
-        self.n_data = obj.T.size
+        self.n_data = data.n_patterns * net.n_outputs
         # the N K data determine at most N K directions: the exact Hessian's
         # residual term can push the sum past that on a few data points
         self.gamma = min(float(np.sum(self.gamma_per_weight)), float(self.n_data))
-        self.data_error = float(obj.pattern_errors(w_map).sum())
+        self.data_error = data.value(w_map)
         # gradient of the regularised error beta E_D + alpha/2 |w|^2 (or
         # E_D + ...): zero at a true w_MAP
-        self.data_gradient = scale * obj.gradient(w_map)[self.used]
+        self.data_gradient = scale * data.gradient(w_map)[self.used]
         self.gradient = self.data_gradient + a * w_map[self.used]
         self.newton_decrement = 0.5 * float(self.gradient @ self.solve(self.gradient))
         wu = w_map[self.used]
@@ -154,6 +156,21 @@ class LaplacePosterior:
             return np.einsum("nkw,nlw->nkl", V, V)
         return np.einsum("nkw,nkw->nk", V, V)
 
+    def _by_blocks(self, X_new, method: str, *args):
+        """``method`` on each row block of a dask array X_new, the results
+        concatenated (numpy); None if X_new is not a dask array. Duck-typed
+        (``to_delayed``, ``rechunk``): sopt.bayes does not import dask. One
+        block at a time comes to this process, so memory is that of a block."""
+        if not (hasattr(X_new, "to_delayed") and hasattr(X_new, "rechunk")):
+            return None
+        if X_new.ndim == 2:
+            X_new = X_new.rechunk({1: -1})      # whole rows in every block
+        parts = [getattr(self, method)(np.asarray(block.compute()), *args)
+                 for block in X_new.to_delayed().ravel()]
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate(p) for p in zip(*parts))
+        return np.concatenate(parts)
+
     def _sensitivities(self, X, of: str):
         X = check_inputs(X, self.net.n_inputs, "X_new")
         obj = Objective(self.net, X, np.zeros((len(X), self.net.n_outputs)))
@@ -163,10 +180,15 @@ class LaplacePosterior:
         """Regression predictive: mean y(x, w_MAP), (N, K), and variance
         1/beta + g^T A^{-1} g with g = dy/dw (PRML eq. 5.173), (N, K); with
         ``full_cov`` the (N, K, K) covariance. ``include_noise=False`` gives
-        the function-space part alone. Cost O(N K W^2)."""
+        the function-space part alone. Cost O(N K W^2). X_new may be a dask
+        array: computed block by block, numpy arrays returned (so for every
+        method on new inputs)."""
         if self.beta is None:
             raise ValueError("predict: this posterior is for classification; "
                              "use predict_proba")
+        blocks = self._by_blocks(X_new, "predict", full_cov, include_noise)
+        if blocks is not None:
+            return blocks
         G, X = self._sensitivities(X_new, "y")
         var = self._function_variance(G, full_cov)
         if include_noise:
@@ -179,6 +201,9 @@ class LaplacePosterior:
     def logit_variance(self, X_new) -> tuple[Array, Array]:
         """a_MAP (N, K) and the (N, K, K) covariance B A^{-1} B^T of the
         linearised output pre-activations, B = d a/dw."""
+        blocks = self._by_blocks(X_new, "logit_variance")
+        if blocks is not None:
+            return blocks
         G, X = self._sensitivities(X_new, "a")
         return self.net.propagate(self.w_map, X).a[-1], self._function_variance(G, True)
 
@@ -190,7 +215,8 @@ class LaplacePosterior:
         kappa(s^2) = (1 + pi s^2 / 8)^(-1/2) and s^2 = b^T A^{-1} b (PRML eqs.
         4.153-4.155, 5.190); for softmax outputs each logit is scaled by its
         own kappa, an approximation. ``method="mc"``: softmax outputs
-        averaged over ``n_samples`` draws of the linearised logits.
+        averaged over ``n_samples`` draws of the linearised logits (for a
+        dask X_new, each block draws its own from ``seed``).
         """
         if self.beta is not None:
             raise ValueError("predict_proba: this posterior is for regression; "
@@ -198,6 +224,9 @@ class LaplacePosterior:
         if method not in ("probit", "mc"):
             raise ValueError(f"method: expected 'probit' or 'mc', got {method!r}")
         n_samples = check_positive_int(n_samples, "n_samples")
+        blocks = self._by_blocks(X_new, "predict_proba", method, n_samples, seed)
+        if blocks is not None:
+            return blocks
         a, S = self.logit_variance(X_new)
         var = np.einsum("nkk->nk", S)
         if self.loss == "binary_ce":
@@ -243,11 +272,40 @@ def clip_negative_eigenvalues(H: Array) -> Array:
     return (V * np.maximum(lam, 0.0)) @ V.T
 
 
-def laplace(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
-            beta: float | None = None, hessian: str = "exact",
-            clip_negative: bool = False, max_bytes: float | None = None
-            ) -> LaplacePosterior:
-    """The Laplace posterior at w_map.
+# what laplace and evidence_fit ask of an objective (sopt.Objective,
+# sopt.distributed.ShardedObjective, or any object with these)
+OBJECTIVE_PROTOCOL = ("net", "loss", "n_patterns", "value", "gradient", "hessian",
+                      "with_alpha")
+
+
+def check_objective(objective, name: str = "net"):
+    """objective, if it has what the Bayesian code needs; else TypeError."""
+    missing = [a for a in OBJECTIVE_PROTOCOL if not hasattr(objective, a)]
+    if missing:
+        raise TypeError(f"{name}: expected a Network (with X, T) or an objective "
+                        f"(sopt.Objective, sopt.distributed.ShardedObjective), got "
+                        f"{type(objective).__name__} (no {', '.join(missing)})")
+    if not isinstance(objective.net, Network):
+        raise TypeError(f"{name}: the objective's net is not a Network")
+    return objective
+
+
+def laplace(net, *args, **kwargs) -> LaplacePosterior:
+    """The Laplace posterior at w_map. Two call forms::
+
+        laplace(net, X, T, w_map, loss="sse", alpha=0.01, beta=None,
+                hessian="exact", clip_negative=False, max_bytes=None)
+        laplace(objective, w_map, alpha=0.01, beta=None, hessian="exact",
+                clip_negative=False, max_bytes=None)
+
+    The second takes the network, the data and the loss from an objective:
+    a :class:`sopt.Objective` or a :class:`sopt.distributed.ShardedObjective`
+    (or anything with ``net``, ``loss``, ``n_patterns``, ``value``,
+    ``gradient``, ``hessian`` and ``with_alpha``). Its own weight decay is
+    ignored: the prior and noise precisions are the ``alpha`` and ``beta``
+    given, and E_D and its Hessian come from ``objective.with_alpha(0)``.
+    On the same data both forms give the same posterior (to round-off:
+    a sharded sum is taken in another order).
 
     Parameters
     ----------
@@ -260,8 +318,34 @@ def laplace(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
     Cost: the W x W Hessian (O(N W^2)) and one Cholesky factorisation
     (W^3 / 3); memory O(W^2).
     """
-    if not isinstance(net, Network):
-        raise TypeError(f"net: expected a Network, got {type(net).__name__}")
+    if isinstance(net, Network):
+        post = _laplace_data(net, *args, **kwargs)
+    else:
+        post = _laplace_objective(check_objective(net), *args, **kwargs)
+    if post.newton_decrement > NEWTON_DECREMENT_WARN:
+        warnings.warn(_not_at_minimum_message(post), NotAtMinimumWarning, stacklevel=2)
+    return post
+
+
+def _laplace_data(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
+                  beta: float | None = None, hessian: str = "exact",
+                  clip_negative: bool = False, max_bytes: float | None = None):
+    return _posterior(net, lambda: Objective(net, X, T, loss=loss), loss, w_map,
+                      alpha, beta, hessian, clip_negative, max_bytes)
+
+
+def _laplace_objective(objective, w_map, alpha=0.01, beta: float | None = None,
+                       hessian: str = "exact", clip_negative: bool = False,
+                       max_bytes: float | None = None):
+    return _posterior(objective.net, lambda: objective.with_alpha(0.0),
+                      objective.loss.name, w_map, alpha, beta, hessian,
+                      clip_negative, max_bytes)
+
+
+def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
+               clip_negative, max_bytes) -> LaplacePosterior:
+    """Check the arguments, then build the data term (``data_term()``, an
+    objective without weight decay), its Hessian and the posterior."""
     if loss not in REGRESSION + CLASSIFICATION:
         raise ValueError(f"loss: expected one of {REGRESSION + CLASSIFICATION}, "
                          f"got {loss!r}")
@@ -276,18 +360,15 @@ def laplace(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
         raise ValueError("beta: only regression (loss='sse') has a noise precision")
     w_map = check_weights(w_map, net.n_weights).copy()
     alpha = _check_alphas(alpha, net.n_weights)
-    obj = Objective(net, X, T, loss=loss)
+    data = data_term()
     used = np.flatnonzero(net.active_weights())
-    H = obj.hessian(w_map, method=hessian, max_bytes=max_bytes)[np.ix_(used, used)]
+    H = data.hessian(w_map, method=hessian, max_bytes=max_bytes)[np.ix_(used, used)]
     if clip_negative:
         H = clip_negative_eigenvalues(H)
     try:
-        post = LaplacePosterior(net, obj, w_map, H, alpha, beta)
+        return LaplacePosterior(net, data, w_map, H, alpha, beta)
     except LinAlgError:
         raise _negative_eigenvalue_error(H, alpha[used], beta) from None
-    if post.newton_decrement > NEWTON_DECREMENT_WARN:
-        warnings.warn(_not_at_minimum_message(post), NotAtMinimumWarning, stacklevel=2)
-    return post
 
 
 def _not_at_minimum_message(post: LaplacePosterior) -> str:
