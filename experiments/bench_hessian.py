@@ -340,7 +340,7 @@ def print_first_order(name, r):
               + (f"; JAX {r['jax_' + key] * 1e3:.2f} ms, sopt/JAX "
                  f"{r[key + '_over_jax']:.2f}, numpy/JAX "
                  f"{r['numpy_' + key + '_over_jax']:.2f}" if "jax_" + key in r else ""))
-    print(f"    page faults per call: "
+    print("    page faults per call: "
           + ", ".join(f"{key} {n:.0f}" for key, n in r["faults"].items()))
 
 

@@ -20,7 +20,6 @@ import copy
 import math
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator
 
 import dask
 import dask.array as da
@@ -31,7 +30,7 @@ from . import hessian as _hessian
 from ._validation import as_float_array, check_finite, check_positive_int, check_weights
 from .losses import get_loss
 from .network import Network
-from .objective import Objective, _check_alpha
+from .objective import Objective, ObjectiveCallables, _check_alpha
 
 __all__ = ["ShardedObjective"]
 
@@ -85,7 +84,7 @@ def _check_dask_array(A, name: str, ndims: tuple) -> None:
                          f"{name}.rechunk({{1: -1}})")
 
 
-class ShardedObjective:
+class ShardedObjective(ObjectiveCallables):
     """E(w) = sum_n E_n(w) + alpha/2 w^T w with the patterns on a Dask cluster.
 
     Same protocol as :class:`sopt.Objective` (``value``, ``gradient``,
@@ -315,35 +314,6 @@ class ShardedObjective:
         """Becker and Le Cun's diagonal approximation plus alpha, shape (W,)."""
         w = check_weights(w, self.net.n_weights)
         return self._sum("hessian_diagonal", w) + self._decay
-
-    def hessian_operator(self, w) -> LinearOperator:
-        """H at w as a scipy LinearOperator (matvec = hvp, one round trip)."""
-        w = check_weights(w, self.net.n_weights).copy()
-        return self._operator(lambda V: self.hvp(w, V))
-
-    def gauss_newton_operator(self, w) -> LinearOperator:
-        """The Gauss-Newton matrix at w as a LinearOperator (matvec = gnvp)."""
-        w = check_weights(w, self.net.n_weights).copy()
-        return self._operator(lambda V: self.gnvp(w, V))
-
-    def _operator(self, product) -> LinearOperator:
-        W = self.net.n_weights
-        matvec = lambda v: product(np.ravel(v))
-        return LinearOperator((W, W), matvec=matvec, rmatvec=matvec,
-                              matmat=product, dtype=float)
-
-    # scipy.optimize-ready callables
-    def fun(self, w) -> float:
-        return self.value(w)
-
-    def jac(self, w) -> Array:
-        return self.gradient(w)
-
-    def hess(self, w) -> Array:
-        return self.hessian(w, method="exact")
-
-    def hessp(self, w, p) -> Array:
-        return self.hvp(w, p)
 
     def __repr__(self) -> str:
         return (f"ShardedObjective({self.net!r}, N={self.n_patterns}, "

@@ -74,7 +74,43 @@ def _read_only_copy(a: Array) -> Array:
     return a
 
 
-class Objective:
+class ObjectiveCallables:
+    """What every objective derives from its value, gradient, hvp, gnvp and
+    hessian: scipy.optimize's callables and the LinearOperators (shared by
+    :class:`Objective` and :class:`sopt.distributed.ShardedObjective`)."""
+
+    def hessian_operator(self, w) -> LinearOperator:
+        """H at w as a scipy LinearOperator (matvec = hvp), for eigsh, cg and
+        trust-region solvers. O(W) memory."""
+        w = check_weights(w, self.net.n_weights).copy()
+        return self._operator(lambda V: self.hvp(w, V))
+
+    def gauss_newton_operator(self, w) -> LinearOperator:
+        """The Gauss-Newton matrix at w as a LinearOperator (matvec = gnvp)."""
+        w = check_weights(w, self.net.n_weights).copy()
+        return self._operator(lambda V: self.gnvp(w, V))
+
+    def _operator(self, product) -> LinearOperator:
+        W = self.net.n_weights
+        matvec = lambda v: product(np.ravel(v))   # noqa: E731
+        return LinearOperator((W, W), matvec=matvec, rmatvec=matvec,
+                              matmat=product, dtype=float)
+
+    # scipy.optimize-ready callables
+    def fun(self, w) -> float:
+        return self.value(w)
+
+    def jac(self, w) -> Array:
+        return self.gradient(w)
+
+    def hess(self, w) -> Array:
+        return self.hessian(w, method="exact")
+
+    def hessp(self, w, p) -> Array:
+        return self.hvp(w, p)
+
+
+class Objective(ObjectiveCallables):
     """E(w) = sum_n E_n(w) + alpha/2 w^T w for a network on a data set.
 
     Parameters
@@ -339,36 +375,6 @@ class Objective:
         inverse[np.ix_(used, used)] = _hessian.sequential_inverse(
             G[:, used], self._decay[used], block_size)
         return inverse
-
-    def hessian_operator(self, w) -> LinearOperator:
-        """H at w as a scipy LinearOperator (matvec = hvp), for eigsh, cg and
-        trust-region solvers. O(W) memory."""
-        w = check_weights(w, self.net.n_weights).copy()
-        return self._operator(lambda V: self.hvp(w, V))
-
-    def gauss_newton_operator(self, w) -> LinearOperator:
-        """The Gauss-Newton matrix at w as a LinearOperator (matvec = gnvp)."""
-        w = check_weights(w, self.net.n_weights).copy()
-        return self._operator(lambda V: self.gnvp(w, V))
-
-    def _operator(self, product) -> LinearOperator:
-        W = self.net.n_weights
-        matvec = lambda v: product(np.ravel(v))
-        return LinearOperator((W, W), matvec=matvec, rmatvec=matvec,
-                              matmat=product, dtype=float)
-
-    # scipy.optimize-ready callables
-    def fun(self, w) -> float:
-        return self.value(w)
-
-    def jac(self, w) -> Array:
-        return self.gradient(w)
-
-    def hess(self, w) -> Array:
-        return self.hessian(w, method="exact")
-
-    def hessp(self, w, p) -> Array:
-        return self.hvp(w, p)
 
     def __repr__(self) -> str:
         return (f"Objective({self.net!r}, N={self.n_patterns}, {self.rule!r}, "

@@ -5,7 +5,6 @@ regression targets standardised on the training part)."""
 import warnings
 
 import numpy as np
-import pytest
 from scipy.stats import norm
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import BayesianRidge, LogisticRegression

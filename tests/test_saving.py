@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import sopt
-from sopt.bayes import BayesianMLPClassifier, BayesianMLPRegressor, evidence_fit, laplace
+from sopt.bayes import BayesianMLPClassifier, BayesianMLPRegressor, evidence_fit
 
 DATA = pathlib.Path(__file__).parent / "data"
 
