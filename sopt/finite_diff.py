@@ -95,8 +95,8 @@ def _check_point(x, name: str, ndim: int) -> Array:
     """x as a finite, non-empty float64 array with ``ndim`` dimensions."""
     arr = np.asarray(x)
     if arr.dtype.kind not in _REAL_KINDS:
-        raise ValueError(f"{name}: expected an array of real numbers, "
-                         f"got dtype {arr.dtype}")
+        raise TypeError(f"{name}: expected an array of real numbers, "
+                        f"got dtype {arr.dtype}")
     if arr.ndim != ndim:
         want = "(W,)" if ndim == 1 else "(N, D)"
         raise ValueError(f"{name}: expected a {ndim}-D array of shape {want}, "
@@ -124,8 +124,8 @@ def _steps(x: Array, eps, c: float, arg: str) -> Array:
         e = np.asarray(eps)
         n = x.shape[-1]
         if e.dtype.kind not in _REAL_KINDS:
-            raise ValueError(f"eps: expected None, a positive number or an "
-                             f"array of shape ({n},), got dtype {e.dtype}")
+            raise TypeError(f"eps: expected None, a positive number or an "
+                            f"array of shape ({n},), got dtype {e.dtype}")
         if e.shape not in ((), (n,)):
             raise ValueError(f"eps: expected None, a positive number or an "
                              f"array of shape ({n},), got shape {e.shape}")
