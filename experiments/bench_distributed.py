@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 import sopt
+from sopt.allocator import tune_allocator
 
 D, M, K = 10, 20, 1
 
@@ -55,12 +56,16 @@ def time_pair(net, obj, weights) -> dict:
                 lambda w: obj.hessian(w, method="gauss_newton"), weights[1:])}
 
 
-def run_cluster(n_workers: int, N: int, n_chunks: int, net, weights):
-    """Times on a fresh LocalCluster of n_workers single-threaded processes."""
+def run_cluster(n_workers: int, N: int, n_chunks: int, net, weights,
+                tuned: bool = False):
+    """Times on a fresh LocalCluster of n_workers single-threaded processes
+    (``tuned``: with sopt.allocator.tune_allocator() run on every worker)."""
     from distributed import Client, LocalCluster
     from sopt.distributed import ShardedObjective
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster):
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        if tuned:
+            client.run(tune_allocator)
         X, t = make_data(N, n_chunks)
         with ShardedObjective(net, X, t, loss="sse") as obj:
             return time_pair(net, obj, weights)
@@ -110,6 +115,7 @@ def main(argv=None) -> dict:
     rows = {"in-memory": mem}
     for n_workers in (1, 2):
         rows[f"{n_workers} worker(s)"] = run_cluster(n_workers, N, args.chunks, net, weights)
+    rows["2, tuned"] = run_cluster(2, N, args.chunks, net, weights, tuned=True)
 
     print(f"N = {N}, {D}-{M}-{K} tanh network, W = {net.n_weights}, "
           f"{args.chunks} row chunks; medians of {args.repeat} calls")
