@@ -114,9 +114,9 @@ class ShardedObjective(ObjectiveCallables):
 
     The partial sums are added on the workers in a tree of fan-in
     :attr:`split_every` (8, as dask.array's reductions take a
-    ``split_every``): depth ceil(log_8(shards)), each cluster round trip
-    costing ~10 ms of scheduler latency on a small machine, so a call on a
-    few shards takes ~20-30 ms whatever the data size below that.
+    ``split_every``): depth ceil(log_8(shards)), each level one cluster
+    round trip, whose scheduler latency is a floor on a call's time however
+    small the data (measured in the README's "Data beyond one machine").
 
     Calls are synchronous and not thread-safe (each shard's Objective caches
     its last forward pass, so ``fun(w)`` then ``jac(w)`` runs it once).
