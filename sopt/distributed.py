@@ -25,8 +25,6 @@ import dask
 import dask.array as da
 from distributed import Client, Future, get_client
 
-from . import finite_diff
-from . import hessian as _hessian
 from ._validation import as_float_array, check_finite, check_positive_int, check_weights
 from .losses import get_loss
 from .network import Network
@@ -35,7 +33,6 @@ from .objective import Objective, ObjectiveCallables, _check_alpha
 __all__ = ["ShardedObjective"]
 
 Array = np.ndarray
-HESSIAN_METHODS = ("exact", "fd", "mixed", "gauss_newton", "diagonal")
 
 
 # ----- what runs on the workers (module-level functions: picklable) -----
@@ -294,17 +291,9 @@ class ShardedObjective(ObjectiveCallables):
         cluster round trip per evaluation (checks only).
         """
         w = check_weights(w, self.net.n_weights)
-        if method not in HESSIAN_METHODS:
-            raise ValueError(f"method: expected 'exact', 'fd', 'mixed', "
-                             f"'gauss_newton' or 'diagonal', got {method!r}")
-        _hessian.check_dense_size(self.net.n_weights, max_bytes)
-        if method == "fd":
-            return finite_diff.hessian(self.value, w, eps, max_bytes=max_bytes)
-        if method == "mixed":
-            return finite_diff.hessian_from_gradient(self.gradient, w, eps,
-                                                     max_bytes=max_bytes)
-        if method == "diagonal":
-            return np.diag(self.hessian_diagonal(w))
+        H = self._hessian_without_data_pass(w, method, eps, max_bytes)
+        if H is not None:
+            return H
         kwargs = {"algorithm": algorithm} if method == "exact" else {}
         H = self._sum("hessian", w, method=method, max_bytes=max_bytes, **kwargs)
         H[np.diag_indices(self.net.n_weights)] += self._decay

@@ -74,10 +74,31 @@ def _read_only_copy(a: Array) -> Array:
     return a
 
 
+HESSIAN_METHODS = ("exact", "fd", "mixed", "gauss_newton", "diagonal")
+
+
 class ObjectiveCallables:
     """What every objective derives from its value, gradient, hvp, gnvp and
     hessian: scipy.optimize's callables and the LinearOperators (shared by
     :class:`Objective` and :class:`sopt.distributed.ShardedObjective`)."""
+
+    def _hessian_without_data_pass(self, w: Array, method: str, eps, max_bytes):
+        """The checks every ``hessian(w, method)`` makes, and the methods
+        built from the objective's other derivatives ("fd", "mixed",
+        "diagonal"); None for "exact" and "gauss_newton", which need the
+        objective's own pass over the data."""
+        if method not in HESSIAN_METHODS:
+            raise ValueError(f"method: expected 'exact', 'fd', 'mixed', "
+                             f"'gauss_newton' or 'diagonal', got {method!r}")
+        _hessian.check_dense_size(self.net.n_weights, max_bytes)
+        if method == "fd":
+            return finite_diff.hessian(self.value, w, eps, max_bytes=max_bytes)
+        if method == "mixed":
+            return finite_diff.hessian_from_gradient(self.gradient, w, eps,
+                                                     max_bytes=max_bytes)
+        if method == "diagonal":
+            return np.diag(self.hessian_diagonal(w))
+        return None
 
     def hessian_operator(self, w) -> LinearOperator:
         """H at w as a scipy LinearOperator (matvec = hvp), for eigsh, cg and
@@ -319,17 +340,9 @@ class Objective(ObjectiveCallables):
         """
         w = check_weights(w, self.net.n_weights)
         W = self.net.n_weights
-        if method not in ("exact", "fd", "mixed", "gauss_newton", "diagonal"):
-            raise ValueError(f"method: expected 'exact', 'fd', 'mixed', "
-                             f"'gauss_newton' or 'diagonal', got {method!r}")
-        _hessian.check_dense_size(W, max_bytes)
-        if method == "fd":
-            return finite_diff.hessian(self.value, w, eps, max_bytes=max_bytes)
-        if method == "mixed":
-            return finite_diff.hessian_from_gradient(self.gradient, w, eps,
-                                                     max_bytes=max_bytes)
-        if method == "diagonal":
-            return np.diag(self.hessian_diagonal(w))
+        H = self._hessian_without_data_pass(w, method, eps, max_bytes)
+        if H is not None:
+            return H
         if method == "gauss_newton":
             H = _hessian.gauss_newton(self.net, self.rule, w, self.X, self.T,
                                       self.chunk_size)

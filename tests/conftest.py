@@ -218,3 +218,28 @@ def quick_reproduction(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
     assert main(["reproduce", "--quick", "--out", str(out)]) == 0
     return out, json.loads((out / "report.json").read_text())
+
+
+# ---------------------------------------------------------------- Dask
+def local_cluster():
+    """Two single-threaded in-process Dask workers (the Dask tests' cluster);
+    distributed is imported here so that other tests do not need it."""
+    import distributed
+    return distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                    processes=False, dashboard_address=None)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Client on a fresh :func:`local_cluster` per test module, always
+    closed (client and cluster) when the module's tests are done."""
+    import distributed
+    cluster = local_cluster()
+    try:
+        c = distributed.Client(cluster)
+        try:
+            yield c
+        finally:
+            c.close()
+    finally:
+        cluster.close()

@@ -19,20 +19,6 @@ from conftest import EXACT_RTOL, make_targets, rel_err
 from sopt.distributed import ShardedObjective
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
-                                       processes=False, dashboard_address=None)
-    try:
-        c = distributed.Client(cluster)
-        try:
-            yield c
-        finally:
-            c.close()
-    finally:
-        cluster.close()
-
-
 def dag(output: str, K: int):
     """Input -> tanh(4) -> logistic(3) with a skip edge from the input and a
     mask on the h1 edge -> output from h1, h2 and the input."""

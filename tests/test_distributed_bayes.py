@@ -16,7 +16,7 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 import sopt
-from conftest import EXACT_RTOL, rel_err
+from conftest import EXACT_RTOL, local_cluster, rel_err
 from sopt.bayes import evidence_fit, laplace
 from sopt.distributed import ShardedObjective
 
@@ -30,24 +30,6 @@ def evidence_close(got, want) -> bool:
     scale = (beta * want.data_error + want.weight_error + 0.5 * abs(want.log_det)
              + 0.5 * want.n_data * (abs(np.log(beta)) + np.log(2 * np.pi)))
     return abs(got.log_evidence - want.log_evidence) < EXACT_RTOL * scale
-
-
-def local_cluster():
-    return distributed.LocalCluster(n_workers=2, threads_per_worker=1,
-                                     processes=False, dashboard_address=None)
-
-
-@pytest.fixture(scope="module")
-def client():
-    cluster = local_cluster()
-    try:
-        c = distributed.Client(cluster)
-        try:
-            yield c
-        finally:
-            c.close()
-    finally:
-        cluster.close()
 
 
 def shard(A, rows=(25, 25, 10)):
