@@ -243,3 +243,14 @@ def client():
             c.close()
     finally:
         cluster.close()
+
+
+class Counted:
+    """Wrap a function and count its calls."""
+
+    def __init__(self, fun):
+        self.fun, self.calls = fun, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        return self.fun(x)

@@ -15,6 +15,7 @@ import pytest
 from scipy.optimize import OptimizeWarning, rosen, rosen_der, rosen_hess
 
 import sopt
+from conftest import Counted
 from sopt.optimize import ConvergenceWarning, minimize
 from sopt.optimize._loop import MAX_DAMPING_RAISES
 from sopt.optimize._newton import NewtonStep
@@ -135,19 +136,10 @@ def test_newton_on_indefinite_hessian_returns():
     assert res.fun < obj.value(w)
 
 
-class _Counting:
-    def __init__(self, f):
-        self.f, self.calls = f, 0
-
-    def __call__(self, x):
-        self.calls += 1
-        return self.f(x)
-
-
 def _nowhere_lower():
     """f(w0) = 0 and NaN everywhere else: no step can ever be accepted."""
     w0 = np.array([0.5, -0.5])
-    f = _Counting(lambda x: 0.0 if np.array_equal(x, w0) else np.nan)
+    f = Counted(lambda x: 0.0 if np.array_equal(x, w0) else np.nan)
     return f, w0
 
 

@@ -13,22 +13,12 @@ length W has relative error <= W macheps; exp, sin, tanh add a few ulps).
 import numpy as np
 import pytest
 
+from conftest import Counted
 from sopt import finite_diff as fd
 
 MACHEPS = np.finfo(np.float64).eps
 H1 = MACHEPS ** (1 / 3)      # default step of first differences, ~6e-6
 H2 = MACHEPS ** (1 / 4)      # default step of the four-point Hessian, ~1.2e-4
-
-
-class Counted:
-    """Wrap a function and count its calls."""
-
-    def __init__(self, fun):
-        self.fun, self.calls = fun, 0
-
-    def __call__(self, x):
-        self.calls += 1
-        return self.fun(x)
 
 
 # --------------------------------------------------------------- fixtures
