@@ -54,21 +54,23 @@ def check_inputs(X, n_inputs: int, name: str = "X") -> np.ndarray:
     return X
 
 
+def _of_type(value, kind, name: str, expected: str):
+    """value if it is a ``kind`` (numbers.Real or numbers.Integral) and not
+    a bool, else a TypeError naming ``name`` and what was ``expected``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__}")
+    return value
+
+
 def check_positive_int(value, name: str) -> int:
-    value = _scalar(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected a positive integer, "
-                        f"got {type(value).__name__}")
+    value = _of_type(_scalar(value), numbers.Integral, name, "a positive integer")
     if value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value}")
     return int(value)
 
 
 def check_nonnegative(value, name: str) -> float:
-    value = _scalar(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, "
-                        f"got {type(value).__name__}")
+    value = _of_type(_scalar(value), numbers.Real, name, "a real number")
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
     return float(value)
@@ -77,10 +79,7 @@ def check_nonnegative(value, name: str) -> float:
 def check_positive(value, name: str) -> float:
     """A finite real number > 0: a TypeError (not a number) or a ValueError
     naming ``name``."""
-    value = _scalar(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, "
-                        f"got {type(value).__name__}")
+    value = _of_type(_scalar(value), numbers.Real, name, "a real number")
     if not np.isfinite(value) or not value > 0:
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return float(value)
@@ -104,9 +103,7 @@ def check_real(value, name: str, low: float = -np.inf, high: float = np.inf,
     at each end), or a TypeError / ValueError naming ``name`` and the
     interval."""
     domain = _interval(low, high, low_open, high_open)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected {domain}, got {type(value).__name__}")
-    v = float(value)
+    v = float(_of_type(value, numbers.Real, name, domain))
     inside = ((v > low if low_open else v >= low)
               and (v < high if high_open else v <= high))
     if not (inside and np.isfinite(v)):
@@ -117,9 +114,7 @@ def check_real(value, name: str, low: float = -np.inf, high: float = np.inf,
 def check_int(value, name: str, low: int = 0) -> int:
     """An integer (not bool, not a float) >= low, or a TypeError / ValueError
     naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer >= {low}, "
-                        f"got {type(value).__name__}")
+    _of_type(value, numbers.Integral, name, f"an integer >= {low}")
     if value < low:
         raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
     return int(value)
