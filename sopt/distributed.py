@@ -144,7 +144,7 @@ class ShardedObjective(ObjectiveCallables):
         if T.ndim == 2 and T.shape[1] != K:
             raise ValueError(f"T: expected shape (N, {K}) for a network with "
                              f"{K} outputs, got {T.shape}")
-        if T.ndim == 1 and K > 1 and self.loss.name != "softmax_ce":
+        if T.ndim == 1 and K > 1 and self.loss.targets != "simplex":
             raise ValueError(f"T: expected shape (N, {K}); a 1-D T is for one "
                              f"output, or class labels with softmax_ce")
         self.net = net

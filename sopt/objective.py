@@ -16,21 +16,22 @@ from . import finite_diff
 from . import hessian as _hessian
 from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
                           pattern_sensitivities, weight_gradient)
-from .losses import OutputError, get_loss
+from .losses import Loss, OutputError, get_loss
 from .network import Network
 
 Array = np.ndarray
 
 
-def check_targets(T, n_patterns: int, n_outputs: int, loss_name: str) -> Array:
-    """T as a float (N, K) array valid for the loss.
+def check_targets(T, n_patterns: int, n_outputs: int, loss: Loss) -> Array:
+    """T as a float (N, K) array valid for the loss (its ``targets`` field).
 
-    A 1-D T is accepted for K = 1, and for ``softmax_ce`` as integer class
-    labels 0..K-1 (turned into one-hot rows).
+    A 1-D T is accepted for K = 1, and for a loss on probability rows
+    (``targets="simplex"``, softmax_ce) as integer class labels 0..K-1
+    (turned into one-hot rows).
     """
     T = as_float_array(T, "T")
     check_finite(T, "T")
-    if T.ndim == 1 and loss_name == "softmax_ce" and n_outputs > 1:
+    if T.ndim == 1 and loss.targets == "simplex" and n_outputs > 1:
         labels = T
         if not (np.all(labels == np.round(labels))
                 and labels.min() >= 0 and labels.max() < n_outputs):
@@ -42,13 +43,13 @@ def check_targets(T, n_patterns: int, n_outputs: int, loss_name: str) -> Array:
     if T.shape != (n_patterns, n_outputs):
         raise ValueError(f"T: expected shape (N, K) = ({n_patterns}, "
                          f"{n_outputs}), got {T.shape}")
-    if loss_name in ("binary_ce", "softmax_ce") and (T.min() < 0 or T.max() > 1):
-        raise ValueError(f"T: {loss_name} targets must lie in [0, 1]")
-    if loss_name == "softmax_ce":
+    if loss.targets in ("unit", "simplex") and (T.min() < 0 or T.max() > 1):
+        raise ValueError(f"T: {loss.name} targets must lie in [0, 1]")
+    if loss.targets == "simplex":
         sums = T.sum(axis=1)
         if not np.allclose(sums, 1.0, rtol=0, atol=1e-8):
             n = int(np.sum(~np.isclose(sums, 1.0, rtol=0, atol=1e-8)))
-            raise ValueError(f"T: softmax_ce targets must be probability rows "
+            raise ValueError(f"T: {loss.name} targets must be probability rows "
                              f"(sum to 1); {n} row(s) do not")
     return T
 
@@ -168,7 +169,7 @@ class Objective(ObjectiveCallables):
                                 if net.layers else net.output)
         self.loss = loss_obj
         self.T = _read_only_copy(
-            check_targets(T, len(self.X), net.n_outputs, loss_obj.name))
+            check_targets(T, len(self.X), net.n_outputs, loss_obj))
         self._set_alpha(alpha)
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
