@@ -1,8 +1,9 @@
 """Derivatives of the network by error backpropagation.
 
-Pure functions of (net, forward pass); the Objective wraps them. Every pass
-is a few matrix products over the whole batch; loops run over layers and edges
-only, never over patterns or units.
+Pure functions of a forward pass and its backward sweep (the products take
+a :class:`sopt.evaluation.BatchPass`, which holds both). Every pass is a few
+matrix products over the whole batch; loops run over layers and edges only,
+never over patterns or units.
 """
 from __future__ import annotations
 
@@ -15,28 +16,16 @@ from .network import ForwardPass, Network, matmul_rows
 Array = np.ndarray
 
 
-def weight_gradient(net: Network, fp: ForwardPass,
-                    delta_out: Array | None = None, out: Array | None = None,
-                    deltas: list | None = None) -> Array:
-    """sum_n dE_n/dw by backpropagation, shape (W,). Cost Theta(N W).
+def weight_gradient(net: Network, fp: ForwardPass, deltas: list,
+                    out: Array | None = None) -> Array:
+    """sum_n dE/dw from the backward sweep's ``deltas``, shape (W,).
+    Cost Theta(N W).
 
-    dE_n/dw_ji = delta_j z_i (PRML eq. 5.53) with delta from Network.backward;
-    biases get sum_n delta_j. Masked weights get exactly zero.
-
-    Parameters
-    ----------
-    delta_out : (N, K)
-        dE_n/da at the output layer.
-    out : (W,), optional
-        Written in place (every entry is overwritten).
-    deltas : list, optional
-        The result of Network.backward, if already at hand (then delta_out
-        is not needed).
+    dE_n/dw_ji = delta_j z_i (PRML eq. 5.53); biases get sum_n delta_j.
+    Masked weights get exactly zero. ``out`` (W,), if given, is overwritten.
     """
     if out is None:
         out = np.empty(net.n_weights)
-    if deltas is None:
-        deltas = net.backward(fp, delta_out)
     for layer, delta in zip(net.layers, deltas):
         for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
             G = out[s].reshape(layer.size, src.size)
@@ -59,26 +48,6 @@ def _ones(n: int) -> Array:
     ones = np.ones(n)
     ones.flags.writeable = False
     return ones
-
-
-def pattern_sensitivities(net: Network, fp: ForwardPass, seeds: Array) -> Array:
-    """Per-pattern derivatives of P signals with respect to w, shape (N, P, W).
-
-    ``seeds`` (N, P, K) are d(signal_p)/da_out; with the identity they give
-    d a_out / dw (rows of the Gauss-Newton Jacobian), with dy/da_out they give
-    dy/dw. Cost Theta(P N W), memory N P W doubles.
-    """
-    N, P = seeds.shape[:2]
-    out = np.empty((N, P, net.n_weights))
-    deltas = net.backward(fp, seeds)
-    for layer, delta in zip(net.layers, deltas):
-        for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
-            G = delta[:, :, :, None] * fp.z[src.index][:, None, None, :]
-            if m is not None:
-                G *= m
-            out[:, :, s] = G.reshape(N, P, -1)
-        out[:, :, layer.bias_slice] = delta
-    return out
 
 
 def _edge_directions(V: Array, s: slice, fan_out: int, fan_in: int,
@@ -133,20 +102,23 @@ def weight_vjp(net: Network, fp: ForwardPass, deltas: list) -> Array:
     return out
 
 
-def gauss_newton_vector_products(net: Network, rule, fp: ForwardPass,
-                                 T: Array, V: Array) -> Array:
+def gauss_newton_vector_products(batch, V: Array) -> Array:
     """sum_n J_n^T M_n J_n V with J_n = d a_out/dw, M_n the Gauss-Newton
-    curvature of the outputs: one R-forward pass for J V, one backward pass
-    for J^T (M J V) (Schraudolph, Neural Computation 14, 2002). (W, P);
-    cost Theta(P N W), memory O(P N U)."""
+    curvature of the outputs, over the patterns of ``batch`` (a
+    :class:`sopt.evaluation.BatchPass`): one R-forward pass for J V, one
+    backward pass for J^T (M J V) (Schraudolph, Neural Computation 14,
+    2002). (W, P); cost Theta(P N W), memory O(P N U)."""
+    net, fp = batch.net, batch.fp
     Ra, _ = r_forward(net, fp.weights, fp, V)
-    seeds = rule.curvature_product(fp.a[-1], fp.y, T, Ra[-1], gauss_newton=True)
-    return weight_vjp(net, fp, net.backward(fp, seeds))
+    seeds = batch.rule.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1],
+                                         gauss_newton=True)
+    return weight_vjp(net, fp, net.backward(fp, seeds).deltas)
 
 
-def hessian_vector_products(net: Network, rule, fp: ForwardPass,
-                            T: Array, V: Array, backward=None) -> Array:
-    """sum_n H_n V for a (W, P) block of directions by R-propagation.
+def hessian_vector_products(batch, V: Array) -> Array:
+    """sum_n H_n V for a (W, P) block of directions by R-propagation, over
+    the patterns of ``batch`` (a :class:`sopt.evaluation.BatchPass`, whose
+    backward pass it uses).
 
     Pearlmutter's R{.} operator (Neural Computation 6, 1994; PRML sec. 5.4.6):
     forward R{a_l} = sum_e (V_e z_src + W_e R{z_src}) + v_b, R{z} = h'(a) R{a};
@@ -158,18 +130,16 @@ def hessian_vector_products(net: Network, rule, fp: ForwardPass,
     Cost Theta(P N W) (a few passes per direction); memory O(P N U).
     Returns (W, P).
     """
+    net, fp = batch.net, batch.fp
     N, P = len(fp.y), V.shape[1]
     layers = net.layers
     Ws = fp.weights
     dirs = _directions(net, V)
     Ra, Rz = r_forward(net, Ws, fp, V, dirs)
-    # backward
-    a_out, y = fp.a[-1], fp.y
-    deltas, gz = backward or net.backward(fp, rule.delta(a_out, y, T),
-                                          return_z_adjoints=True)
+    deltas, gz = batch.backward
     Rdelta: list = [None] * len(layers)
     Rg: list = [None] * (len(layers) + 1)
-    Rdelta[-1] = rule.curvature_product(a_out, y, T, Ra[-1])
+    Rdelta[-1] = batch.rule.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1])
     for li in range(len(layers) - 1, -1, -1):
         layer, l = layers[li], li + 1
         if li < len(layers) - 1:

@@ -97,11 +97,13 @@ def _pre_jacobians(net: Network, Ws: list, hp: list, offs: list, n: int) -> list
     return P
 
 
-def _curvature_weights(net, rule, fp, T, gz, exact: bool) -> list:
+def _curvature_weights(net, batch, exact: bool) -> list:
     """C_m: (n, K, K) at the outputs (exact or Gauss-Newton), and for hidden
     layers the diagonal g_m h''(a_m) as (n, M_m) (exact only, else None)."""
+    fp, rule, T = batch.fp, batch.rule, batch.T
     a, y = fp.a[-1], fp.y
     out = rule.curvature(a, y, T) if exact else rule.gauss_newton_curvature(a, y, T)
+    gz = batch.backward.z_adjoints if exact else None
     hidden = [gz[li] * fp.d2h(li + 1) if exact else None
               for li in range(len(net.layers) - 1)]
     return hidden + [out]
@@ -276,9 +278,12 @@ def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
                 H[c[:, None], r[None, :]] += B.T
 
 
-def _chunk_patterns(net: Network, own: list, offs: list) -> int:
-    """Patterns per chunk so that the work arrays stay near a quarter of the
-    W x W result (at least 2^20 doubles, at most CHUNK_DOUBLES)."""
+def patterns_per_chunk(net: Network) -> int:
+    """Patterns per chunk for :func:`curvature_matrix`, so that the work
+    arrays stay near a quarter of the W x W result (at least 2^20 doubles,
+    at most CHUNK_DOUBLES)."""
+    own = [_Own.of(layer) for layer in net.layers]
+    offs = _unit_offsets(net)
     sizes = [layer.size for layer in net.layers]
     fans = [o.cols.shape[1] for o in own]
     L = len(sizes)
@@ -289,67 +294,51 @@ def _chunk_patterns(net: Network, own: list, offs: list) -> int:
     return max(1, budget // per)
 
 
-def curvature_matrix(net: Network, rule, w: Array, X: Array, T: Array,
-                     exact: bool = True, chunk_size: int | None = None) -> Array:
+def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
     """The exact Hessian (``exact=True``) or the Gauss-Newton matrix of
-    sum_n E_n, shape (W, W), no weight decay; see the module docstring.
+    sum_n E_n over the patterns of ``batches`` (an iterable of
+    :class:`sopt.evaluation.BatchPass` at one w), shape (W, W), no weight
+    decay; see the module docstring.
 
     Cost: O(N W^2) flops in a few large matrix products (dominated by
     about N (sum_l W_l^2 / 2 + sum_{l<l'} 2 W_l W_l') for the blocks) plus
     O(N U^3) for the unit curvatures. Peak memory: the W x W result plus
-    about as much again for the block accumulators, and O(chunk) work arrays.
+    about as much again for the block accumulators, and the work arrays of
+    one batch (:func:`patterns_per_chunk` bounds them).
     """
     W = net.n_weights
     own = [_Own.of(layer) for layer in net.layers]
     offs = _unit_offsets(net)
     acc = _KroneckerAccumulator(net, own)
     H = np.zeros((W, W))
-    Ws = net.effective_weights(w)
-    n = chunk_size or _chunk_patterns(net, own, offs)
-    for start in range(0, len(X), n):
-        rows = slice(start, start + n)
-        fp = net.propagate(w, X[rows])
-        Tc = T[rows]
-        deltas, gz = net.backward(fp, rule.delta(fp.a[-1], fp.y, Tc),
-                                  return_z_adjoints=True)
+    for batch in batches:
+        fp = batch.fp
         hp = [fp.dh(li + 1) if layer.activation.elementwise else None
               for li, layer in enumerate(net.layers)]
-        P = _pre_jacobians(net, Ws, hp, offs, len(fp.y))
-        C = _curvature_weights(net, rule, fp, Tc, gz, exact)
+        P = _pre_jacobians(net, fp.weights, hp, offs, len(fp.y))
+        C = _curvature_weights(net, batch, exact)
         Zs = [_inputs_with_one(fp, layer) for layer in net.layers]
         acc.add(_unit_curvature(P, C, offs), offs, Zs)
         if exact:
-            _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs)
+            _add_bilinear_terms(H, net, fp, batch.backward.deltas, hp, P, offs,
+                                own, Zs)
     acc.scatter(H)
     return H
 
 
-def exact_hessian(net: Network, rule, w: Array, X: Array, T: Array,
-                  algorithm: str = "structured", chunk_size: int | None = None) -> Array:
-    """sum_n d2E_n/dw2, exact, shape (W, W). No weight decay.
-
-    ``algorithm``: "structured" (:func:`curvature_matrix`, the fast path) or
-    "rop" (R-propagation along all W unit directions in blocks, about
-    14 N W^2 flops; an independent check of the first). Both take the
-    patterns ``chunk_size`` at a time (None: all at once).
-    """
-    if algorithm == "structured":
-        return curvature_matrix(net, rule, w, X, T, True, chunk_size)
-    if algorithm != "rop":
-        raise ValueError(f"algorithm: expected 'structured' or 'rop', got {algorithm!r}")
+def rop_hessian(net: Network, batches) -> Array:
+    """sum_n d2E_n/dw2 by R-propagation along all W unit directions, in
+    blocks (about 14 N W^2 flops), shape (W, W): the independent check of
+    :func:`curvature_matrix`. No weight decay."""
     W = net.n_weights
     H = np.zeros((W, W))
     units = sum(layer.size for layer in net.layers)
-    n = chunk_size or len(X)
-    for first in range(0, len(X), n):
-        rows = slice(first, first + n)
-        fp = net.propagate(w, X[rows])
-        block = max(1, min(W, CHUNK_DOUBLES // max(1, 4 * len(fp.y) * units)))
+    for batch in batches:
+        block = max(1, min(W, CHUNK_DOUBLES // max(1, 4 * len(batch.fp.y) * units)))
         for start in range(0, W, block):
             E = np.zeros((W, min(block, W - start)))
             E[start + np.arange(E.shape[1]), np.arange(E.shape[1])] = 1.0
-            H[:, start:start + E.shape[1]] += hessian_vector_products(
-                net, rule, fp, T[rows], E)
+            H[:, start:start + E.shape[1]] += hessian_vector_products(batch, E)
     return _symmetrise(H)
 
 
@@ -359,17 +348,9 @@ def _symmetrise(H: Array) -> Array:
     return H
 
 
-def gauss_newton(net: Network, rule, w: Array, X: Array, T: Array,
-                 chunk_size: int | None = None) -> Array:
-    """sum_n J_n^T M_n J_n, J_n = d a_out/dw, M_n the Gauss-Newton output
-    curvature (PRML eq. 5.84 for sum-of-squares); PSD whenever M_n is.
-    Computed block by block as :func:`curvature_matrix` does."""
-    return curvature_matrix(net, rule, w, X, T, False, chunk_size)
-
-
-def diagonal_approximation(net: Network, rule, fp: ForwardPass,
-                           T: Array) -> Array:
-    """Becker and Le Cun's diagonal Hessian approximation, shape (W,).
+def diagonal_approximation(batch) -> Array:
+    """Becker and Le Cun's diagonal Hessian approximation over the patterns
+    of ``batch`` (a :class:`sopt.evaluation.BatchPass`), shape (W,).
 
     Backpropagates only the diagonal of d2E/da2 (PRML eqs. 5.79-5.81):
     at the outputs diag(M); at hidden units
@@ -378,9 +359,9 @@ def diagonal_approximation(net: Network, rule, fp: ForwardPass,
     An approximation: exact only where the dropped terms vanish (e.g. one
     hidden layer with diagonal M). Cost Theta(N W), memory O(N U).
     """
-    a_out, y = fp.a[-1], fp.y
-    deltas, gz = net.backward(fp, rule.delta(a_out, y, T), return_z_adjoints=True)
-    M = rule.curvature(a_out, y, T)
+    net, fp = batch.net, batch.fp
+    gz = batch.backward.z_adjoints
+    M = batch.rule.curvature(fp.a[-1], fp.y, batch.T)
     layers = net.layers
     Ws = fp.weights
     D: list = [None] * len(layers)

@@ -61,6 +61,15 @@ class LayerParams(NamedTuple):
     bias: Array
 
 
+class Backward(NamedTuple):
+    """The backward sweep of one forward pass: per layer l (index l - 1)
+    delta_l = dE/da_l, shape (N, [P,] M_l), and dE/dz_l for the hidden
+    layers (None for the output layer), which second derivatives need."""
+
+    deltas: list
+    z_adjoints: list
+
+
 class ForwardPass:
     """Pre-activations a[l] and outputs z[l] of every node (z[0] is X, a[0]
     None), with h'(a_l) and h''(a_l) computed on first use and kept: the
@@ -376,27 +385,14 @@ class Network:
         return ForwardPass(a, z, [None] + [layer.activation for layer in self._layers],
                            weights)
 
-    def backward(self, fp: ForwardPass, delta_out: Array,
-                 return_z_adjoints: bool = False):
+    def backward(self, fp: ForwardPass, delta_out: Array) -> Backward:
         """Backpropagate error signals delta_l = dE/da_l from the outputs,
         through the weights of the forward pass ``fp``.
 
         delta_j = h'(a_j) sum_k w_kj delta_k (PRML eq. 5.56), summed over all
-        consumers of layer j in the DAG.
-
-        Parameters
-        ----------
-        delta_out : (N, K) or (N, P, K)
-            dE/da at the output layer; a middle axis carries P signals at once
-            (one per output for Jacobians).
-
-        Returns
-        -------
-        deltas : list of arrays, one per layer (index l-1 for layer l), shape
-            (N, [P,] M_l). Cost Theta(N W) per signal.
-        z_adjoints : list, only if ``return_z_adjoints``
-            dE/dz_l for the hidden layers (same indexing; None for the output
-            layer), which second derivatives need.
+        consumers of layer j in the DAG. ``delta_out`` (N, K) or (N, P, K) is
+        dE/da at the output layer; a middle axis carries P signals at once
+        (one per output for Jacobians). Cost Theta(N W) per signal.
         """
         Ws = fp.weights
         deltas: list = [None] * len(self._layers)
@@ -418,9 +414,7 @@ class Network:
                     grads_z[src.index] = contrib
                 else:
                     grads_z[src.index] += contrib
-        if return_z_adjoints:
-            return deltas, grads_z[1:-1] + [None]
-        return deltas
+        return Backward(deltas, grads_z[1:-1] + [None])
 
     def input_adjoint(self, w: Array, deltas: list) -> Array:
         """dE/dx = sum over edges from the input of delta_l W_e, shape (N, [P,] D)."""
@@ -450,7 +444,52 @@ class Network:
         w = check_weights(w, self._n_weights)
         X = check_inputs(X, self.n_inputs)
         fp = self.propagate(w, X)
-        return self.input_adjoint(w, self.backward(fp, self.output_seeds(fp)))
+        return self.input_adjoint(w, self.backward(fp, self.output_seeds(fp)).deltas)
+
+    def output_sensitivities(self, w, X, of: str = "a",
+                             chunk_size: int | None = None) -> Array:
+        """Per-pattern d a_out/dw (``of="a"``) or dy/dw (``of="y"``), (N, K, W).
+
+        Computed chunk by chunk (default: about 32 MB of result per chunk).
+        Cost Theta(K N W); memory N K W doubles for the result.
+        """
+        return self.linearise(w, X, of, chunk_size)[1]
+
+    def linearise(self, w, X, of: str = "a", chunk_size: int | None = None):
+        """(f, S) from one forward pass: f the output pre-activations
+        (``of="a"``) or outputs (``of="y"``), (N, K), and S = df/dw as in
+        :meth:`output_sensitivities`, (N, K, W); what a linearised
+        (Laplace) predictive needs."""
+        w = check_weights(w, self._n_weights)
+        X = check_inputs(X, self.n_inputs)
+        if of not in ("a", "y"):
+            raise ValueError(f"of: expected 'a' or 'y', got {of!r}")
+        K, W = self.n_outputs, self._n_weights
+        size = (max(1, (4 * 2**20) // (K * W)) if chunk_size is None
+                else check_positive_int(chunk_size, "chunk_size"))
+        y, S = np.empty((len(X), K)), np.empty((len(X), K, W))
+        for start in range(0, len(X), size):
+            rows = slice(start, start + size)
+            fp = self.propagate(w, X[rows])
+            seeds = (self.output_seeds(fp) if of == "y"
+                     else np.broadcast_to(np.eye(K), (len(fp.y), K, K)))
+            y[rows] = fp.y if of == "y" else fp.a[-1]
+            S[rows] = self._weight_sensitivities(fp, seeds)
+        return y, S
+
+    def _weight_sensitivities(self, fp: ForwardPass, seeds: Array) -> Array:
+        """Per-pattern derivatives of P signals with respect to w, (N, P, W),
+        for ``seeds`` (N, P, K) = d(signal_p)/da_out. Memory N P W doubles."""
+        N, P = seeds.shape[:2]
+        out = np.empty((N, P, self._n_weights))
+        for layer, delta in zip(self._layers, self.backward(fp, seeds).deltas):
+            for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
+                G = delta[:, :, :, None] * fp.z[src.index][:, None, None, :]
+                if m is not None:
+                    G *= m
+                out[:, :, s] = G.reshape(N, P, -1)
+            out[:, :, layer.bias_slice] = delta
+        return out
 
     def __repr__(self) -> str:
         parts = [f"input({self.n_inputs})"]

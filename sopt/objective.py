@@ -14,8 +14,7 @@ from ._validation import (as_float_array, check_finite, check_inputs,
                           check_nonnegative, check_positive_int, check_weights)
 from . import finite_diff
 from . import hessian as _hessian
-from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
-                          pattern_sensitivities, weight_gradient)
+from .evaluation import Evaluation
 from .losses import Loss, OutputError, get_loss
 from .network import Network
 
@@ -148,8 +147,10 @@ class Objective(ObjectiveCallables):
         Patterns per chunk for the batched passes (bounds memory at
         O(chunk * units)); None means all at once.
 
-    The scipy-ready callables are ``fun`` and ``jac``; the last forward pass
-    is cached, so ``fun(w)`` then ``jac(w)`` at the same w runs it once.
+    The scipy-ready callables are ``fun`` and ``jac``. ``at(w)`` gives the
+    evaluation at w (forward pass held, backward pass on first use); the
+    methods keep the last one, so ``fun(w)`` then ``jac(w)`` at the same w
+    runs the forward pass once.
 
     X and T are copied once into read-only float64 arrays (``self.X``,
     ``self.T``; memory N (D + K) doubles): changing the caller's arrays
@@ -175,21 +176,19 @@ class Objective(ObjectiveCallables):
                            else check_positive_int(chunk_size, "chunk_size"))
 
     def _set_alpha(self, alpha) -> None:
-        """Weight decay alpha, and an empty cache (construction, with_alpha)."""
+        """Weight decay alpha, and no evaluation kept (construction, with_alpha)."""
         self.alpha = _check_alpha(alpha, self.net.n_weights)
         self._decay = self.alpha * self.net.active_weights()  # alpha on used weights
         self._has_decay = bool(np.any(self._decay))
-        self._cache_w: Array | None = None
-        self._cache = None
-        self._cache_backward = None
+        self._last: Evaluation | None = None
 
     def with_alpha(self, alpha) -> "Objective":
         """The same objective with weight decay ``alpha`` (a number or (W,)).
 
         The new Objective shares this one's read-only X and T (no copy, no
-        second check of the data) and has its own cache of the last forward
-        pass. The evidence framework uses it to retrain under new
-        hyperparameters and, with ``alpha=0``, to get the data term alone.
+        second check of the data) and keeps its own last evaluation. The
+        evidence framework uses it to retrain under new hyperparameters and,
+        with ``alpha=0``, to get the data term alone.
         """
         new = copy.copy(self)
         new._set_alpha(alpha)
@@ -199,117 +198,32 @@ class Objective(ObjectiveCallables):
     def n_patterns(self) -> int:
         return len(self.X)
 
-    def _chunks(self, size: int | None = None):
-        size = size or self.chunk_size or self.n_patterns
-        for start in range(0, self.n_patterns, size):
-            yield slice(start, min(start + size, self.n_patterns))
+    def at(self, w) -> Evaluation:
+        """A new :class:`~sopt.evaluation.Evaluation` of the objective at w:
+        the forward pass over all patterns (none for a chunked objective),
+        with every derivative at w as a method. The methods below keep the
+        last one and reuse it while w stays the same."""
+        return Evaluation(self, check_weights(w, self.net.n_weights))
 
-    def _forward(self, w: Array):
-        """Forward pass over the whole batch, cached for the last w."""
-        if self._cache_w is not None and np.array_equal(w, self._cache_w):
-            return self._cache
-        # the pass keeps views of its weights: give it a copy no caller can change
-        self._cache_w = w.copy()
-        self._cache = self.net.propagate(self._cache_w, self.X)
-        self._cache_backward = None
-        return self._cache
-
-    def _backward(self, fp):
-        """(deltas, z-adjoints) of the cached full-batch pass ``fp``, kept with
-        it: the gradient and every hvp at the same w share one backward pass
-        (trust-region and CG loops call hvp many times per w)."""
-        if self._cache_backward is None:
-            self._cache_backward = self.net.backward(
-                fp, self.rule.delta(fp.a[-1], fp.y, self.T), return_z_adjoints=True)
-        return self._cache_backward
+    def _at(self, w) -> Evaluation:
+        w = check_weights(w, self.net.n_weights)
+        last = self._last
+        if last is None or not np.array_equal(w, last.w):
+            last = self._last = Evaluation(self, w)
+        return last
 
     def pattern_errors(self, w) -> Array:
         """E_n(w) for every pattern, shape (N,); no weight decay."""
-        return self._pattern_errors(check_weights(w, self.net.n_weights))
-
-    def _pattern_errors(self, w: Array) -> Array:
-        if self.chunk_size is not None:
-            return np.concatenate([self._chunk_errors(w, c) for c in self._chunks()])
-        fp = self._forward(w)
-        return self.rule.values(fp.a[-1], fp.y, self.T)
-
-    def _chunk_errors(self, w, rows):
-        fp = self.net.propagate(w, self.X[rows])
-        return self.rule.values(fp.a[-1], fp.y, self.T[rows])
+        return self._at(w).pattern_errors()
 
     def value(self, w) -> float:
         """E(w). Cost Theta(N W)."""
-        w = check_weights(w, self.net.n_weights)
-        return float(self._pattern_errors(w).sum() + 0.5 * (self._decay * w) @ w)
+        return self._at(w).value()
 
     def gradient(self, w) -> Array:
         """dE/dw by error backpropagation, shape (W,). Cost Theta(N W),
         memory O(chunk * units)."""
-        w = check_weights(w, self.net.n_weights)
-        if self.chunk_size is None:
-            fp = self._forward(w)
-            g = weight_gradient(self.net, fp, deltas=self._backward(fp)[0])
-        else:
-            g = np.zeros(self.net.n_weights)
-            part = np.empty(self.net.n_weights)
-            for rows in self._chunks():
-                fp = self.net.propagate(w, self.X[rows])
-                T = self.T[rows]
-                g += weight_gradient(self.net, fp,
-                                     self.rule.delta(fp.a[-1], fp.y, T), out=part)
-        if self._has_decay:
-            g += self._decay * w
-        return g
-
-    def output_sensitivities(self, w, of: str = "a", chunk_size: int | None = None):
-        """Per-pattern d a_out/dw (``of="a"``) or dy/dw (``of="y"``), (N, K, W).
-
-        Computed chunk by chunk (default: about 32 MB of result per chunk).
-        Cost Theta(K N W); memory N K W doubles for the result.
-        """
-        w = check_weights(w, self.net.n_weights)
-        if of not in ("a", "y"):
-            raise ValueError(f"of: expected 'a' or 'y', got {of!r}")
-        K, W = self.net.n_outputs, self.net.n_weights
-        if chunk_size is None:
-            chunk_size = max(1, (4 * 2**20) // (K * W))
-        out = np.empty((self.n_patterns, K, W))
-        for rows in self._chunks(check_positive_int(chunk_size, "chunk_size")):
-            fp = self.net.propagate(w, self.X[rows])
-            seeds = (self.net.output_seeds(fp) if of == "y"
-                     else np.broadcast_to(np.eye(K), (len(fp.y), K, K)))
-            out[rows] = pattern_sensitivities(self.net, fp, seeds)
-        return out
-
-    # ----- second derivatives -----
-    def _directions(self, v) -> tuple[Array, bool]:
-        v = as_float_array(v, "v")
-        W = self.net.n_weights
-        if v.shape not in ((W,), (W, v.shape[-1] if v.ndim == 2 else -1)) \
-                or v.size == 0:
-            raise ValueError(f"v: expected shape ({W},) or ({W}, P) with P >= 1, "
-                             f"got {v.shape}")
-        check_finite(v, "v")
-        return (v[:, None], True) if v.ndim == 1 else (v, False)
-
-    def _products(self, w, v, product, needs_backward: bool) -> Array:
-        w = check_weights(w, self.net.n_weights)
-        V, single = self._directions(v)
-        out = np.zeros(V.shape)
-        # bound the (N, P, units) work arrays of the R-passes to ~64 MB
-        units = sum(layer.size for layer in self.net.layers)
-        size = self.chunk_size or max(1, _hessian.CHUNK_DOUBLES // (4 * units * V.shape[1]))
-        for rows in self._chunks(size):
-            if rows.stop - rows.start == self.n_patterns:
-                fp = self._forward(w)
-                shared = {"backward": self._backward(fp)} if needs_backward else {}
-                out += product(self.net, self.rule, fp, self.T, V, **shared)
-            else:
-                out += product(self.net, self.rule,
-                               self.net.propagate(w, self.X[rows]), self.T[rows], V)
-        if self._has_decay:
-            out += self._decay[:, None] * V
-        return out[:, 0] if single else out
+        return self._at(w).gradient()
 
     def hvp(self, w, v) -> Array:
         """Hessian-vector product H v by R-propagation (Pearlmutter 1994).
@@ -317,12 +231,12 @@ class Objective(ObjectiveCallables):
         v of shape (W,) or a (W, P) block of directions. Exact, including
         weight decay. Cost Theta(P N W), memory O(chunk P units).
         """
-        return self._products(w, v, hessian_vector_products, needs_backward=True)
+        return self._at(w).hvp(v)
 
     def gnvp(self, w, v) -> Array:
         """Gauss-Newton-vector product (sum_n J_n^T M_n J_n + alpha I) v.
         Shapes and cost as :meth:`hvp`."""
-        return self._products(w, v, gauss_newton_vector_products, needs_backward=False)
+        return self._at(w).gnvp(v)
 
     def hessian(self, w, method: str = "exact", eps: float | None = None,
                 max_bytes: float | None = None, algorithm: str = "structured") -> Array:
@@ -340,29 +254,15 @@ class Objective(ObjectiveCallables):
             (default :data:`sopt.hessian.DEFAULT_MAX_BYTES`, 4 GiB).
         """
         w = check_weights(w, self.net.n_weights)
-        W = self.net.n_weights
         H = self._hessian_without_data_pass(w, method, eps, max_bytes)
         if H is not None:
             return H
-        if method == "gauss_newton":
-            H = _hessian.gauss_newton(self.net, self.rule, w, self.X, self.T,
-                                      self.chunk_size)
-        else:
-            H = _hessian.exact_hessian(self.net, self.rule, w, self.X, self.T,
-                                       algorithm, self.chunk_size)
-        H[np.diag_indices(W)] += self._decay
-        return H
+        return self._at(w).curvature(method, algorithm)
 
     def hessian_diagonal(self, w) -> Array:
         """Becker and Le Cun's diagonal approximation (PRML sec. 5.4.1) plus
         alpha, shape (W,). An approximation; cost Theta(N W)."""
-        w = check_weights(w, self.net.n_weights)
-        d = np.zeros(self.net.n_weights)
-        for rows in self._chunks():
-            fp = self.net.propagate(w, self.X[rows])
-            d += _hessian.diagonal_approximation(self.net, self.rule, fp,
-                                                 self.T[rows])
-        return d + self._decay
+        return self._at(w).hessian_diagonal()
 
     def inverse_outer_product(self, w, block_size: int = 1,
                               max_bytes: float | None = None) -> Array:
@@ -375,20 +275,7 @@ class Objective(ObjectiveCallables):
         w = check_weights(w, self.net.n_weights)
         block_size = check_positive_int(block_size, "block_size")
         _hessian.check_dense_size(self.net.n_weights, max_bytes, "inverse")
-        fp = self._forward(w)
-        B = self.rule.gauss_newton_factor(fp.a[-1], fp.y, self.T)
-        if B is None:
-            raise ValueError("loss: the outer-product inverse needs a loss whose "
-                             "output curvature has a known factor (sse, "
-                             "binary_ce, softmax_ce)")
-        J = self.output_sensitivities(w)
-        G = (J * B[:, :, None] if B.ndim == 2 else np.matmul(B, J)).reshape(
-            -1, self.net.n_weights)
-        used = np.flatnonzero(self.net.active_weights())
-        inverse = np.zeros((self.net.n_weights,) * 2)
-        inverse[np.ix_(used, used)] = _hessian.sequential_inverse(
-            G[:, used], self._decay[used], block_size)
-        return inverse
+        return self._at(w).inverse_outer_product(block_size)
 
     def __repr__(self) -> str:
         return (f"Objective({self.net!r}, N={self.n_patterns}, {self.rule!r}, "

@@ -176,7 +176,7 @@ def check_network(net: Network, w, X, T=None, loss="sse", alpha: float = 0.0,
             lambda x: net.forward(w, x),
             lambda x: _block_jacobian(net.jacobian(w, x)), obj.X, **kw).max()),
         "sensitivities": float(check_jacobian(
-            out_a, obj.output_sensitivities, w, **kw).max()),
+            out_a, lambda v: net.output_sensitivities(v, obj.X), w, **kw).max()),
     }
 
 

@@ -137,8 +137,7 @@ def test_posterior_logistic_moderation_equals_linearised_mc():
     Xn = np.array([[0.0, 0.0], [1.0, -1.0], [4.0, 4.0], [-6.0, 2.0]])
     P = post.predict_proba(Xn)
     assert P.shape == (4, 1)
-    B = sopt.Objective(net, Xn, np.zeros((4, 1)), loss="binary_ce") \
-        .output_sensitivities(w, of="a")[:, 0, :]
+    B = net.output_sensitivities(w, Xn, of="a")[:, 0, :]
     a_map = net.propagate(w, Xn).a[-1][:, 0]
     s2 = np.einsum("nw,wv,nv->n", B, post.covariance, B)
     assert np.allclose(P[:, 0], expit(a_map / np.sqrt(1 + np.pi * s2 / 8)),
@@ -164,8 +163,7 @@ def test_posterior_softmax_mc_equals_weight_space_mc():
     Xn = np.array([[0.0, 0.0], [2.0, -1.0], [-3.0, 3.0]])
     n = 100_000
     P_mc = post.predict_proba(Xn, method="mc", n_samples=n, seed=1)
-    B = sopt.Objective(net, Xn, np.zeros(3), loss="softmax_ce") \
-        .output_sensitivities(w, of="a")
+    B = net.output_sensitivities(w, Xn, of="a")
     a_map = net.propagate(w, Xn).a[-1]
     dW = post.sample(n, seed=2) - w
     vals = softmax(a_map[None] + np.einsum("nkw,sw->snk", B, dW))

@@ -141,7 +141,7 @@ def test_masked_weights_have_exactly_zero_gradient(loss):
     assert np.all(g[slots] == 0.0)
     unmasked = np.setdiff1d(np.arange(net.n_weights), slots)
     assert np.all(g[unmasked] != 0.0)   # the others are live
-    S = obj.output_sensitivities(w, of="y")
+    S = obj.net.output_sensitivities(w, obj.X, of="y")
     assert np.all(S[:, :, slots] == 0.0)
     # chunked too
     g3 = sopt.Objective(net, X, T, loss="sse", chunk_size=3).gradient(w)

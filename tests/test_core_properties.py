@@ -161,7 +161,7 @@ def test_masked_weights_have_zero_gradient_and_no_effect(net, seed):
     obj = sopt.Objective(net, X, T, loss=loss)
     g = obj.gradient(w)
     assert np.all(g[slots] == 0.0)
-    S = obj.output_sensitivities(w, of="y")
+    S = obj.net.output_sensitivities(w, obj.X, of="y")
     assert np.all(S[:, :, slots] == 0.0)
     w2 = w.copy()
     w2[slots] += 10.0

@@ -30,7 +30,7 @@ def _call_all_w(net, w, X, T):
     return [lambda: net.forward(w, X), lambda: net.jacobian(w, X),
             lambda: net.unpack(w), lambda: net.parameters(w),
             lambda: obj.value(w), lambda: obj.gradient(w),
-            lambda: obj.output_sensitivities(w), lambda: obj.fun(w),
+            lambda: net.output_sensitivities(w, X), lambda: obj.fun(w),
             lambda: obj.jac(w), lambda: obj.pattern_errors(w)]
 
 
@@ -393,7 +393,7 @@ def test_bad_chunk_size(net, data, w, chunk):
     with pytest.raises(ValueError, match="chunk_size"):
         sopt.Objective(net, X, T, chunk_size=chunk)
     with pytest.raises(ValueError, match="chunk_size"):
-        sopt.Objective(net, X, T).output_sensitivities(w, chunk_size=chunk)
+        net.output_sensitivities(w, X, chunk_size=chunk)
 
 
 def test_net_not_a_network(data):

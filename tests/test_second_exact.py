@@ -405,7 +405,7 @@ def test_relu_single_hidden_layer_sse_hessian_by_hand():
     obj = sopt.Objective(net, X, T)
     fp = net.propagate(w, X)
     assert np.abs(fp.a[1]).min() > 1e-3
-    J = obj.output_sensitivities(w).reshape(N * K, -1)
+    J = obj.net.output_sensitivities(w, obj.X).reshape(N * K, -1)
     H = J.T @ J
     r = fp.y - T                                          # (N, K)
     hp = (fp.a[1] > 0).astype(float)                      # (N, M)

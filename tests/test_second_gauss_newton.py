@@ -1,7 +1,7 @@
 """The Gauss-Newton (outer-product) matrix G = sum_n J_n^T M_n J_n, its
 products, and the scipy LinearOperators of G and H.
 
-J_n = d a_out / dw comes from Objective.output_sensitivities (itself checked
+J_n = d a_out / dw comes from Network.output_sensitivities (itself checked
 here once against central differences), and M_n, the generalised
 Gauss-Newton curvature of the outputs, is written out independently in each
 test from its textbook formula.
@@ -110,7 +110,7 @@ def build(case, seed, alpha=0.0, chunk_size=None, T=None, n=N_PATTERNS):
 def reference_gn(obj, w, M_fun):
     """sum_n J_n^T M_n J_n with J_n from output_sensitivities, M_n as given."""
     fp = obj.net.propagate(w, obj.X)
-    J = obj.output_sensitivities(w)                        # (N, K, W)
+    J = obj.net.output_sensitivities(w, obj.X)                        # (N, K, W)
     M = M_fun(fp.a[-1], fp.y, obj.T)
     return np.einsum("nkw,nkl,nlv->wv", J, M, J)
 
@@ -128,7 +128,7 @@ def test_output_sensitivities_match_central_differences():
     """The reference J used below is right: d a_out/dw by differences."""
     for case in ("softmax-softmax_ce", "logistic-sse", "identity-sse"):
         net, obj, w = build(case, 2)
-        J = obj.output_sensitivities(w)
+        J = obj.net.output_sensitivities(w, obj.X)
         Jfd = finite_diff.jacobian(lambda v: net.propagate(v, obj.X).a[-1], w)
         assert Jfd.shape == J.shape
         assert rel_err(J, Jfd) < FD_RTOL
@@ -147,19 +147,19 @@ def test_gauss_newton_equals_jt_m_j(case, seed):
 def test_sse_gauss_newton_is_jt_j_plus_alpha(seed):
     """PRML eq. 5.84: G = J^T J with J the (N K, W) matrix of d y/dw."""
     net, obj, w = build("identity-sse", seed, alpha=0.4)
-    J = obj.output_sensitivities(w).reshape(-1, net.n_weights)
+    J = obj.net.output_sensitivities(w, obj.X).reshape(-1, net.n_weights)
     G = obj.hessian(w, method="gauss_newton")
     # the decay covers the weights in use (masked entries get none)
     assert rel_err(G, J.T @ J + 0.4 * np.diag(net.active_weights())) < EXACT_RTOL
     # output_sensitivities(of="y") is the same J for identity outputs
-    Jy = obj.output_sensitivities(w, of="y").reshape(-1, net.n_weights)
+    Jy = obj.net.output_sensitivities(w, obj.X, of="y").reshape(-1, net.n_weights)
     np.testing.assert_allclose(Jy, J, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_binary_ce_gauss_newton_is_jt_diag_y1my_j(seed):
     net, obj, w = build("logistic-binary_ce", seed)
-    J = obj.output_sensitivities(w)[:, 0, :]                # (N, W), K = 1
+    J = obj.net.output_sensitivities(w, obj.X)[:, 0, :]                # (N, W), K = 1
     y = net.forward(w, obj.X)[:, 0]
     G = obj.hessian(w, method="gauss_newton")
     assert rel_err(G, J.T @ np.diag(y * (1 - y)) @ J) < EXACT_RTOL
@@ -168,7 +168,7 @@ def test_binary_ce_gauss_newton_is_jt_diag_y1my_j(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_softmax_ce_gauss_newton_is_jt_diag_y_minus_yyt_j(seed):
     net, obj, w = build("softmax-softmax_ce", seed)
-    J = obj.output_sensitivities(w)                         # (N, K, W)
+    J = obj.net.output_sensitivities(w, obj.X)                         # (N, K, W)
     y = net.forward(w, obj.X)
     G_ref = sum(J[n].T @ (np.diag(y[n]) - np.outer(y[n], y[n])) @ J[n]
                 for n in range(len(y)))
@@ -180,7 +180,7 @@ def test_logistic_sse_generalised_gauss_newton(seed):
     """Non-canonical sse on logistic outputs: G = sum_n sum_k h'(a_k)^2 b b^T,
     b = d a_k/dw (not J^T J with J = dy/dw and not the exact Hessian)."""
     net, obj, w = build("logistic-sse", seed)
-    B = obj.output_sensitivities(w)                         # d a/dw
+    B = obj.net.output_sensitivities(w, obj.X)                         # d a/dw
     a = net.propagate(w, obj.X).a[-1]
     hp = np.exp(-a) / (1 + np.exp(-a)) ** 2                 # logistic'(a)
     G_ref = np.zeros((net.n_weights,) * 2)
@@ -190,7 +190,7 @@ def test_logistic_sse_generalised_gauss_newton(seed):
     G = obj.hessian(w, method="gauss_newton")
     assert rel_err(G, G_ref) < EXACT_RTOL
     # the same as J_y^T J_y with J_y = dy/dw
-    Jy = obj.output_sensitivities(w, of="y").reshape(-1, net.n_weights)
+    Jy = obj.net.output_sensitivities(w, obj.X, of="y").reshape(-1, net.n_weights)
     assert rel_err(G, Jy.T @ Jy) < EXACT_RTOL
     # and it is an approximation: away from zero residual it is not H
     assert rel_err(G, obj.hessian(w)) > 1e-3

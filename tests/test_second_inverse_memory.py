@@ -84,7 +84,7 @@ def test_inverse_outer_product_is_the_pattern_sum_by_hand():
     """sse, K = 1: (alpha I + sum_n g_n g_n^T)^{-1} with g_n = dy_n/dw."""
     net, obj, w = build("sse-K1", 3, alpha=0.8)
     used = np.flatnonzero(net.active_weights())     # masked entries excluded
-    J = obj.output_sensitivities(w)[:, 0, used]
+    J = obj.net.output_sensitivities(w, obj.X)[:, 0, used]
     A = 0.8 * np.eye(len(used)) + J.T @ J
     Ainv = obj.inverse_outer_product(w)[np.ix_(used, used)]
     assert rel_err(Ainv, np.linalg.inv(A)) < INV_RTOL

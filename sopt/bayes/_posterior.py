@@ -171,10 +171,12 @@ class LaplacePosterior:
             return tuple(np.concatenate(p) for p in zip(*parts))
         return np.concatenate(parts)
 
-    def _sensitivities(self, X, of: str):
+    def _linearise(self, X, of: str):
+        """f(X) at w_MAP (outputs y or pre-activations a) and df/dw on the
+        weights in use, from one forward pass."""
         X = check_inputs(X, self.net.n_inputs, "X_new")
-        obj = Objective(self.net, X, np.zeros((len(X), self.net.n_outputs)))
-        return obj.output_sensitivities(self.w_map, of=of)[:, :, self.used], X
+        f, S = self.net.linearise(self.w_map, X, of=of)
+        return f, S[:, :, self.used]
 
     def predict(self, X_new, full_cov: bool = False, include_noise: bool = True):
         """Regression predictive: mean y(x, w_MAP), (N, K), and variance
@@ -189,14 +191,14 @@ class LaplacePosterior:
         blocks = self._by_blocks(X_new, "predict", full_cov, include_noise)
         if blocks is not None:
             return blocks
-        G, X = self._sensitivities(X_new, "y")
+        mean, G = self._linearise(X_new, "y")
         var = self._function_variance(G, full_cov)
         if include_noise:
             if full_cov:
                 var = var + np.eye(var.shape[1]) / self.beta
             else:
                 var = var + 1.0 / self.beta
-        return self.net.forward(self.w_map, X), var
+        return mean, var
 
     def logit_variance(self, X_new) -> tuple[Array, Array]:
         """a_MAP (N, K) and the (N, K, K) covariance B A^{-1} B^T of the
@@ -204,8 +206,8 @@ class LaplacePosterior:
         blocks = self._by_blocks(X_new, "logit_variance")
         if blocks is not None:
             return blocks
-        G, X = self._sensitivities(X_new, "a")
-        return self.net.propagate(self.w_map, X).a[-1], self._function_variance(G, True)
+        a, G = self._linearise(X_new, "a")
+        return a, self._function_variance(G, True)
 
     def predict_proba(self, X_new, method: str = "probit", n_samples: int = 1000,
                       seed=0) -> Array:

@@ -1,0 +1,186 @@
+"""The objective at one w: one forward pass held, the backward pass computed
+when first asked for, and every derivative a pure function of them.
+
+A :class:`BatchPass` is the state of one batch of patterns at w (what the
+derivative functions of :mod:`sopt.derivatives` and :mod:`sopt.hessian`
+take); an :class:`Evaluation` is the objective's state at w: the batch
+of all patterns (or, for a chunked objective, a fresh batch per chunk) plus
+the weight decay. ``Objective.at(w)`` makes one; the Objective's own
+methods keep the last one, so that caching lives in exactly one place.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from . import hessian as _hessian
+from ._validation import as_float_array, check_finite, check_positive_int
+from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
+                          weight_gradient)
+from .network import Backward
+
+Array = np.ndarray
+
+
+class BatchPass:
+    """The forward pass of ``net`` at w over the patterns X with targets T,
+    and its backward sweep of dE/da from the outputs, computed on first use
+    and kept (a gradient and any number of Hessian-vector products share it).
+
+    Memory O(N U) for the pass (U units), as much again for the sweep.
+    """
+
+    __slots__ = ("net", "rule", "fp", "T", "_backward")
+
+    def __init__(self, net, rule, w: Array, X: Array, T: Array):
+        self.net, self.rule, self.T = net, rule, T
+        self.fp = net.propagate(w, X)
+        self._backward: Backward | None = None
+
+    @property
+    def backward(self) -> Backward:
+        """(deltas, z_adjoints) of the error signal (see Network.backward)."""
+        if self._backward is None:
+            fp = self.fp
+            self._backward = self.net.backward(
+                fp, self.rule.delta(fp.a[-1], fp.y, self.T))
+        return self._backward
+
+    def errors(self) -> Array:
+        """E_n for every pattern, shape (N,)."""
+        return self.rule.values(self.fp.a[-1], self.fp.y, self.T)
+
+    def gradient(self, out: Array | None = None) -> Array:
+        """sum_n dE_n/dw, shape (W,); written into ``out`` if given."""
+        return weight_gradient(self.net, self.fp, self.backward.deltas, out)
+
+
+class Evaluation:
+    """The objective E(w) = sum_n E_n(w) + alpha/2 |w|^2 at one w.
+
+    Immutable: w is a private read-only copy, the objective's data are read
+    only. Without a chunk size the forward pass over all patterns is made
+    here and held; with one, each method runs a pass per chunk (memory
+    O(chunk units)) and keeps nothing. Costs as the Objective's methods.
+    """
+
+    __slots__ = ("objective", "w", "_whole")
+
+    def __init__(self, objective, w: Array):
+        self.objective = objective
+        self.w = np.array(w, dtype=float, copy=True)
+        self.w.setflags(write=False)
+        self._whole = (None if objective.chunk_size is not None
+                       else BatchPass(objective.net, objective.rule, self.w,
+                                      objective.X, objective.T))
+
+    def batches(self, size: int | None = None) -> Iterator[BatchPass]:
+        """The data as batches of at most ``size`` patterns (default: the
+        objective's chunk size): the held pass when it covers them all."""
+        obj = self.objective
+        size = size or obj.chunk_size or obj.n_patterns
+        if self._whole is not None and size >= obj.n_patterns:
+            yield self._whole
+            return
+        for start in range(0, obj.n_patterns, size):
+            rows = slice(start, min(start + size, obj.n_patterns))
+            yield BatchPass(obj.net, obj.rule, self.w, obj.X[rows], obj.T[rows])
+
+    def pattern_errors(self) -> Array:
+        """E_n(w) for every pattern, shape (N,); no weight decay."""
+        if self._whole is not None:
+            return self._whole.errors()
+        return np.concatenate([b.errors() for b in self.batches()])
+
+    def value(self) -> float:
+        """E(w), weight decay included."""
+        decay = self.objective._decay
+        return float(self.pattern_errors().sum() + 0.5 * (decay * self.w) @ self.w)
+
+    def gradient(self) -> Array:
+        """dE/dw, shape (W,)."""
+        if self._whole is not None:
+            g = self._whole.gradient()
+        else:
+            g, part = np.zeros(self.w.shape), np.empty(self.w.shape)
+            for batch in self.batches():
+                g += batch.gradient(out=part)
+        if self.objective._has_decay:
+            g += self.objective._decay * self.w
+        return g
+
+    def hvp(self, v) -> Array:
+        """H v for v (W,) or a (W, P) block; weight decay included."""
+        return self._products(v, hessian_vector_products)
+
+    def gnvp(self, v) -> Array:
+        """(sum_n J_n^T M_n J_n + alpha) v for v (W,) or (W, P)."""
+        return self._products(v, gauss_newton_vector_products)
+
+    def _products(self, v, product) -> Array:
+        V, single = _directions(v, self.w.size)
+        out = np.zeros(V.shape)
+        # bound the (N, P, units) work arrays of the R-passes to ~64 MB
+        units = sum(layer.size for layer in self.objective.net.layers)
+        size = max(1, _hessian.CHUNK_DOUBLES // (4 * units * V.shape[1]))
+        for batch in self.batches(self.objective.chunk_size or size):
+            out += product(batch, V)
+        if self.objective._has_decay:
+            out += self.objective._decay[:, None] * V
+        return out[:, 0] if single else out
+
+    def curvature(self, method: str, algorithm: str = "structured") -> Array:
+        """The W x W exact Hessian (``method="exact"``, by ``algorithm``
+        "structured" or "rop") or Gauss-Newton matrix, weight decay included."""
+        net = self.objective.net
+        size = self.objective.chunk_size
+        if algorithm == "rop" and method == "exact":
+            H = _hessian.rop_hessian(net, self.batches(size))
+        elif algorithm in ("structured", "rop"):
+            size = size or _hessian.patterns_per_chunk(net)
+            H = _hessian.curvature_matrix(net, self.batches(size), method == "exact")
+        else:
+            raise ValueError(f"algorithm: expected 'structured' or 'rop', "
+                             f"got {algorithm!r}")
+        H[np.diag_indices_from(H)] += self.objective._decay
+        return H
+
+    def hessian_diagonal(self) -> Array:
+        """Becker and Le Cun's diagonal approximation plus alpha, (W,)."""
+        d = np.zeros(self.w.shape)
+        for batch in self.batches():
+            d += _hessian.diagonal_approximation(batch)
+        return d + self.objective._decay
+
+    def inverse_outer_product(self, block_size: int = 1) -> Array:
+        """(alpha I + sum_n J_n^T M_n J_n)^{-1} by sequential rank-one updates
+        (PRML eq. 5.89); see Objective.inverse_outer_product."""
+        obj = self.objective
+        block_size = check_positive_int(block_size, "block_size")
+        fp = next(self.batches(obj.n_patterns)).fp
+        B = obj.rule.gauss_newton_factor(fp.a[-1], fp.y, obj.T)
+        if B is None:
+            raise ValueError("loss: the outer-product inverse needs a loss whose "
+                             "output curvature has a known factor (sse, "
+                             "binary_ce, softmax_ce)")
+        W = obj.net.n_weights
+        J = obj.net.output_sensitivities(self.w, obj.X)
+        G = (J * B[:, :, None] if B.ndim == 2 else np.matmul(B, J)).reshape(-1, W)
+        used = np.flatnonzero(obj.net.active_weights())
+        inverse = np.zeros((W, W))
+        inverse[np.ix_(used, used)] = _hessian.sequential_inverse(
+            G[:, used], obj._decay[used], block_size)
+        return inverse
+
+
+def _directions(v, n_weights: int) -> tuple[Array, bool]:
+    """v as a (W, P) block, and whether it was one (W,) vector."""
+    v = as_float_array(v, "v")
+    W = n_weights
+    if v.shape not in ((W,), (W, v.shape[-1] if v.ndim == 2 else -1)) \
+            or v.size == 0:
+        raise ValueError(f"v: expected shape ({W},) or ({W}, P) with P >= 1, "
+                         f"got {v.shape}")
+    check_finite(v, "v")
+    return (v[:, None], True) if v.ndim == 1 else (v, False)
