@@ -1,0 +1,121 @@
+"""The evaluation at one w (Objective.at) and the pairing table.
+
+Objective.at(w) is the one home of the state at w: its methods must give the
+Objective's own numbers bit for bit, it must not see later changes of the
+caller's w, and the closed forms of every entry of losses.PAIRINGS must equal
+what the general chain rule gives for the same loss on a look-alike
+activation (a user copy, which the table does not recognise).
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+
+import sopt
+from sopt.activations import ACTIVATIONS
+from sopt.losses import LOSSES, PAIRINGS, OutputError
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    net = sopt.mlp([3, 4, 2], hidden="tanh", output="logistic")
+    X = rng.standard_normal((9, 3))
+    T = rng.uniform(size=(9, 2))
+    obj = sopt.Objective(net, X, T, loss="binary_ce", alpha=0.3)
+    return net, obj, net.init_weights(seed=1)
+
+
+def test_evaluation_gives_the_objectives_numbers(problem):
+    net, obj, w = problem
+    V = np.random.default_rng(2).standard_normal((net.n_weights, 3))
+    ev = obj.at(w)
+    assert ev.value() == obj.value(w)
+    np.testing.assert_array_equal(ev.gradient(), obj.gradient(w))
+    np.testing.assert_array_equal(ev.hvp(V), obj.hvp(w, V))
+    np.testing.assert_array_equal(ev.gnvp(V[:, 0]), obj.gnvp(w, V[:, 0]))
+    np.testing.assert_array_equal(ev.curvature("exact"), obj.hessian(w))
+    np.testing.assert_array_equal(ev.hessian_diagonal(), obj.hessian_diagonal(w))
+
+
+def test_evaluation_is_immutable_and_keeps_its_own_w(problem):
+    net, obj, w = problem
+    w_caller = w.copy()
+    ev = obj.at(w_caller)
+    g = ev.gradient()
+    w_caller += 1.0                       # the caller moves on
+    np.testing.assert_array_equal(ev.gradient(), g)
+    np.testing.assert_array_equal(ev.w, w)
+    with pytest.raises(ValueError):
+        ev.w[0] = 0.0
+
+
+def test_at_makes_a_new_pass_and_the_methods_keep_the_last(problem):
+    net, obj, w = problem
+    assert obj.at(w) is not obj.at(w)
+    obj.value(w)
+    kept = obj._last
+    obj.gradient(w.copy())                # same w: the same evaluation
+    assert obj._last is kept
+    obj.gradient(w + 1e-3)
+    assert obj._last is not kept
+
+
+def test_chunked_evaluation_equals_whole_batch(problem):
+    net, obj, w = problem
+    chunked = sopt.Objective(net, obj.X, obj.T, loss="binary_ce", alpha=0.3,
+                             chunk_size=2)
+    V = np.random.default_rng(3).standard_normal((net.n_weights, 2))
+    for a, b in ((chunked.at(w).gradient(), obj.gradient(w)),
+                 (chunked.at(w).hvp(V), obj.hvp(w, V)),
+                 (chunked.at(w).curvature("gauss_newton"), obj.hessian(w, "gauss_newton"))):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_linearise_is_one_pass_of_forward_and_sensitivities(problem):
+    net, obj, w = problem
+    for of, f in (("y", net.forward(w, obj.X)), ("a", net.propagate(w, obj.X).a[-1])):
+        values, S = net.linearise(w, obj.X, of=of)
+        np.testing.assert_array_equal(values, f)
+        np.testing.assert_array_equal(S, net.output_sensitivities(w, obj.X, of=of))
+
+
+def _look_alike(activation):
+    """A copy of a built-in activation that is not the table's object."""
+    return dataclasses.replace(activation)
+
+
+@pytest.mark.parametrize("key", sorted(PAIRINGS))
+def test_every_pairing_agrees_with_the_chain_rule(key):
+    loss_name, act_name = key
+    act = ACTIVATIONS[act_name]
+    table = OutputError(LOSSES[loss_name], act)
+    general = OutputError(LOSSES[loss_name], _look_alike(act))
+    assert table.pairing is PAIRINGS[key] and general.pairing is None
+    rng = np.random.default_rng(4)
+    a = rng.normal(scale=2.0, size=(6, 3))
+    y = act.h(a)
+    T = (np.eye(3)[rng.integers(0, 3, 6)] if loss_name == "softmax_ce"
+         else rng.uniform(size=(6, 3)))
+    R = rng.standard_normal((6, 2, 3))
+    # relative accuracy of the y-forms (1/y, 1/(1-y)) at these a: ~1e-13
+    close = dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(table.values(a, y, T), general.values(a, y, T), **close)
+    np.testing.assert_allclose(table.delta(a, y, T), general.delta(a, y, T), **close)
+    # canonical pairs split the Gauss-Newton curvature at the logits, where
+    # the loss is convex, so theirs is the exact curvature; a pairing that is
+    # not canonical splits at the outputs, as the chain rule does
+    for gn in (False, True):
+        reference_gn = gn and not PAIRINGS[key].canonical
+        np.testing.assert_allclose(table.curvature_product(a, y, T, R, gn),
+                                   general.curvature_product(a, y, T, R, reference_gn),
+                                   **close)
+    np.testing.assert_allclose(table.curvature(a, y, T), general.curvature(a, y, T), **close)
+    M_gn = (general.curvature(a, y, T) if PAIRINGS[key].canonical
+            else general.gauss_newton_curvature(a, y, T))
+    np.testing.assert_allclose(table.gauss_newton_curvature(a, y, T), M_gn, **close)
+    B = table.gauss_newton_factor(a, y, T)
+    if B is not None:
+        G = (np.einsum("nk,kl->nkl", B**2, np.eye(3)) if B.ndim == 2
+             else np.einsum("nki,nkj->nij", B, B))
+        np.testing.assert_allclose(G, M_gn, **close)
