@@ -38,6 +38,9 @@ class Activation:
     d2h_z : callable (z, h'(a)) -> h''(a), optional
         h'' from z and h' (``-2 z h'`` for tanh), which the passes that need
         h'' have already computed: two array passes.
+    h_into, dh_z_into : callable (x, out) -> out, optional
+        h(a) and h'(a) from z written into ``out``, so that an evaluation at
+        a new w can reuse the arrays of the last one (no fresh memory).
     """
 
     h: Callable[[Array], Array]
@@ -47,10 +50,22 @@ class Activation:
     dh_z: Callable[[Array], Array] | None = None
     d2h_z: Callable[[Array, Array], Array] | None = None
     elementwise: bool = True
+    h_into: Callable[[Array, Array], Array] | None = None
+    dh_z_into: Callable[[Array, Array], Array] | None = None
 
-    def derivative(self, a: Array, z: Array) -> Array:
-        """h'(a), from z where that is cheaper."""
-        return self.dh(a) if self.dh_z is None else self.dh_z(z)
+    def value(self, a: Array, out: Array | None = None) -> Array:
+        """h(a), written into ``out`` (shape of a) where the activation can."""
+        if out is None or self.h_into is None:
+            return self.h(a)
+        return self.h_into(a, out)
+
+    def derivative(self, a: Array, z: Array, out: Array | None = None) -> Array:
+        """h'(a), from z where that is cheaper; into ``out`` where it can."""
+        if self.dh_z is None:
+            return self.dh(a)
+        if out is None or self.dh_z_into is None:
+            return self.dh_z(z)
+        return self.dh_z_into(z, out)
 
     def second_derivative(self, a: Array, z: Array, dh: Array | None = None) -> Array:
         """h''(a), from z (and h'(a), if given) where that is cheaper."""
@@ -75,9 +90,25 @@ class Activation:
 
 
 def _tanh_dh_z(z: Array) -> Array:
-    d = z * z
-    np.subtract(1.0, d, out=d)
-    return d
+    return _tanh_dh_z_into(z, np.empty_like(z))
+
+
+def _tanh_dh_z_into(z: Array, out: Array) -> Array:
+    np.multiply(z, z, out=out)
+    return np.subtract(1.0, out, out=out)
+
+
+def _tanh_into(a: Array, out: Array) -> Array:
+    return _tanh(a, out=out)
+
+
+def _logistic_into(a: Array, out: Array) -> Array:
+    return expit(a, out=out)
+
+
+def _logistic_dh_z_into(z: Array, out: Array) -> Array:
+    np.subtract(1.0, z, out=out)
+    return np.multiply(z, out, out=out)
 
 
 def _tanh_d2h_z(z: Array, dh: Array) -> Array:
@@ -144,9 +175,11 @@ def _identity_d2h_z(z: Array, dh: Array) -> Array:
 
 IDENTITY = _Identity(_identity, np.ones_like, np.zeros_like, "identity",
                      np.ones_like, _identity_d2h_z)
-TANH = Activation(_tanh, _tanh_dh, _tanh_d2h, "tanh", _tanh_dh_z, _tanh_d2h_z)
+TANH = Activation(_tanh, _tanh_dh, _tanh_d2h, "tanh", _tanh_dh_z, _tanh_d2h_z,
+                  h_into=_tanh_into, dh_z_into=_tanh_dh_z_into)
 LOGISTIC = Activation(expit, _logistic_dh, _logistic_d2h, "logistic",
-                      _logistic_dh_z, _logistic_d2h_z)
+                      _logistic_dh_z, _logistic_d2h_z,
+                      h_into=_logistic_into, dh_z_into=_logistic_dh_z_into)
 SOFTPLUS = Activation(_softplus, expit, _logistic_dh, "softplus")
 RELU = Activation(_relu, _relu_dh, np.zeros_like, "relu")
 

@@ -31,12 +31,14 @@ class BatchPass:
     Memory O(N U) for the pass (U units), as much again for the sweep.
     """
 
-    __slots__ = ("net", "rule", "fp", "T", "_backward")
+    __slots__ = ("net", "rule", "fp", "T", "_backward", "_spare")
 
-    def __init__(self, net, rule, w: Array, X: Array, T: Array):
+    def __init__(self, net, rule, w: Array, X: Array, T: Array,
+                 recycle: "BatchPass | None" = None):
         self.net, self.rule, self.T = net, rule, T
-        self.fp = net.propagate(w, X)
+        self.fp = net.propagate(w, X, reuse=None if recycle is None else recycle.fp)
         self._backward: Backward | None = None
+        self._spare = None if recycle is None else recycle._backward
 
     @property
     def backward(self) -> Backward:
@@ -44,7 +46,8 @@ class BatchPass:
         if self._backward is None:
             fp = self.fp
             self._backward = self.net.backward(
-                fp, self.rule.delta(fp.a[-1], fp.y, self.T))
+                fp, self.rule.delta(fp.a[-1], fp.y, self.T), reuse=self._spare)
+            self._spare = None
         return self._backward
 
     def errors(self) -> Array:
@@ -63,17 +66,23 @@ class Evaluation:
     only. Without a chunk size the forward pass over all patterns is made
     here and held; with one, each method runs a pass per chunk (memory
     O(chunk units)) and keeps nothing. Costs as the Objective's methods.
+
+    ``recycle``: an evaluation of the same objective that will not be used
+    again, whose arrays the new passes overwrite instead of taking fresh
+    memory (fresh pages cost page faults on every call with glibc's
+    default allocator). The Objective recycles only its own last one.
     """
 
     __slots__ = ("objective", "w", "_whole")
 
-    def __init__(self, objective, w: Array):
+    def __init__(self, objective, w: Array, recycle: "Evaluation | None" = None):
         self.objective = objective
         self.w = np.array(w, dtype=float, copy=True)
         self.w.setflags(write=False)
         self._whole = (None if objective.chunk_size is not None
                        else BatchPass(objective.net, objective.rule, self.w,
-                                      objective.X, objective.T))
+                                      objective.X, objective.T,
+                                      None if recycle is None else recycle._whole))
 
     def batches(self, size: int | None = None) -> Iterator[BatchPass]:
         """The data as batches of at most ``size`` patterns (default: the

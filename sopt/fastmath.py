@@ -55,8 +55,9 @@ METHODS = ("numpy", "table")
 _chosen: str | None = None    # set by method() on first use
 
 
-def tanh(x: Array) -> Array:
-    """Hyperbolic tangent of a float64 array, any shape; a new array.
+def tanh(x: Array, out: Array | None = None) -> Array:
+    """Hyperbolic tangent of a float64 array, any shape; a new array, or
+    ``out`` (same shape) overwritten.
 
     ``np.tanh`` or the table method, whichever :func:`method` chose; the two
     agree within 4 ulp (see the module docstring). NaN gives NaN, -0.0 gives
@@ -64,8 +65,11 @@ def tanh(x: Array) -> Array:
     """
     x = np.asarray(x, dtype=float)
     if x.size < SMALL or x.ndim == 0 or method() == "numpy":
-        return np.tanh(x)
-    return table_tanh(x)
+        return np.tanh(x, out=out)
+    if out is None:
+        return table_tanh(x)
+    out[...] = table_tanh(x)
+    return out
 
 
 def method() -> str:

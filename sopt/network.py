@@ -75,14 +75,17 @@ class ForwardPass:
     None), with h'(a_l) and h''(a_l) computed on first use and kept: the
     backward, R- and Hessian passes all need them, and each costs a pass over
     N x M_l values. ``weights`` holds the masked edge matrices the pass used
-    (Network.effective_weights), so the passes after it need not rebuild them."""
+    (Network.effective_weights), so the passes after it need not rebuild them.
+    ``spare`` maps l to an array h'(a_l) may be written into (a recycled pass)."""
 
-    __slots__ = ("a", "z", "weights", "_acts", "_dh", "_d2h")
+    __slots__ = ("a", "z", "weights", "_acts", "_dh", "_d2h", "_spare")
 
-    def __init__(self, a: list, z: list, activations: list, weights: list):
+    def __init__(self, a: list, z: list, activations: list, weights: list,
+                 spare: dict | None = None):
         self.a, self.z, self._acts, self.weights = a, z, activations, weights
         self._dh: dict = {}
         self._d2h: dict = {}
+        self._spare = spare or {}
 
     @property
     def y(self) -> Array:
@@ -91,7 +94,8 @@ class ForwardPass:
     def dh(self, l: int) -> Array:
         """h'(a_l), shape (N, M_l) (elementwise activations only)."""
         if l not in self._dh:
-            self._dh[l] = self._acts[l].derivative(self.a[l], self.z[l])
+            self._dh[l] = self._acts[l].derivative(self.a[l], self.z[l],
+                                                   out=self._spare.pop(l, None))
         return self._dh[l]
 
     def d2h(self, l: int) -> Array:
@@ -102,9 +106,10 @@ class ForwardPass:
                                                            self.dh(l))
         return self._d2h[l]
 
-    def times_dh(self, l: int, g: Array) -> Array:
+    def times_dh(self, l: int, g: Array, out: Array | None = None) -> Array:
         """(dz_l/da_l) g for g of shape (N, M_l) or (N, P, M_l); the Jacobian
-        is symmetric, so this serves forward and backward passes alike."""
+        is symmetric, so this serves forward and backward passes alike.
+        ``out`` (shape of g) receives the product where it can."""
         act = self._acts[l]
         if act is IDENTITY:
             return g
@@ -113,13 +118,36 @@ class ForwardPass:
                 self.a[l][:, None, :], self.z[l][:, None, :])
             return act.vjp(a, z, g)
         d = self.dh(l)
-        return g * (d if g.ndim == 2 else d[:, None, :])
+        if g.ndim == 2:
+            return np.multiply(g, d, out=out)
+        return g * d[:, None, :]
+
+    def recyclable(self) -> dict:
+        """The arrays of this pass by role, for a next pass over as many
+        patterns to overwrite (this pass must not be used afterwards)."""
+        return {"a": self.a, "z": self.z, "dh": self._dh}
 
 
-def matmul_rows(A: Array, B: Array) -> Array:
+def matmul_rows(A: Array, B: Array, out: Array | None = None) -> Array:
     """A (..., k) @ B (k, m) as one 2-D matrix product over all leading axes
-    (numpy would otherwise loop over them with tiny products)."""
+    (numpy would otherwise loop over them with tiny products); a 2-D A may
+    write into ``out``."""
+    if A.ndim == 2:
+        return np.matmul(A, B, out=out)
     return (A.reshape(-1, A.shape[-1]) @ B).reshape(A.shape[:-1] + (B.shape[1],))
+
+
+def _spare_arrays(reuse: "Backward | None", delta_out: Array) -> dict:
+    """The 2-D arrays of a finished backward sweep of the same shapes, by
+    role: ("delta", l) and ("z", l) for the hidden layers."""
+    if reuse is None or delta_out.ndim != 2 or reuse.deltas[-1].shape != delta_out.shape:
+        return {}
+    spare = {}
+    for l, (d, g) in enumerate(zip(reuse.deltas[:-1], reuse.z_adjoints[:-1]), start=1):
+        if d is not g:
+            spare["delta", l] = d
+        spare["z", l] = g
+    return spare
 
 
 class Network:
@@ -369,23 +397,32 @@ class Network:
         X = check_inputs(X, self.n_inputs)
         return self.propagate(w, X).y
 
-    def propagate(self, w: Array, X: Array) -> ForwardPass:
-        """Forward pass keeping every a and z (unchecked w, X). Memory O(N U)."""
+    def propagate(self, w: Array, X: Array, reuse: ForwardPass | None = None
+                  ) -> ForwardPass:
+        """Forward pass keeping every a and z (unchecked w, X). Memory O(N U).
+
+        ``reuse``: a pass over as many patterns that is no longer needed; its
+        arrays are overwritten instead of taking fresh memory (the same
+        numbers either way)."""
         self.output  # raises if no output layer
+        old = reuse.recyclable() if reuse is not None and len(reuse.y) == len(X) else None
         a, z = [None], [X]
         weights = self.effective_weights(w)
-        for layer, Ws in zip(self._layers, weights):
+        for l, (layer, Ws) in enumerate(zip(self._layers, weights), start=1):
             bias = w[layer.bias_slice]
-            act = np.matmul(z[layer.sources[0].index], Ws[0].T)
+            act = np.matmul(z[layer.sources[0].index], Ws[0].T,
+                            out=None if old is None else old["a"][l])
             for src, W in zip(layer.sources[1:], Ws[1:]):
                 act += z[src.index] @ W.T
             act += bias
             a.append(act)
-            z.append(layer.activation.h(act))
+            spare = None if old is None or old["z"][l] is old["a"][l] else old["z"][l]
+            z.append(layer.activation.value(act, out=spare))
         return ForwardPass(a, z, [None] + [layer.activation for layer in self._layers],
-                           weights)
+                           weights, None if old is None else dict(old["dh"]))
 
-    def backward(self, fp: ForwardPass, delta_out: Array) -> Backward:
+    def backward(self, fp: ForwardPass, delta_out: Array,
+                 reuse: Backward | None = None) -> Backward:
         """Backpropagate error signals delta_l = dE/da_l from the outputs,
         through the weights of the forward pass ``fp``.
 
@@ -393,27 +430,30 @@ class Network:
         consumers of layer j in the DAG. ``delta_out`` (N, K) or (N, P, K) is
         dE/da at the output layer; a middle axis carries P signals at once
         (one per output for Jacobians). Cost Theta(N W) per signal.
+        ``reuse``: a sweep of the same shapes that is no longer needed, whose
+        arrays are overwritten (the same numbers).
         """
         Ws = fp.weights
-        deltas: list = [None] * len(self._layers)
-        grads_z: list = [None] * (len(self._layers) + 1)
+        L = len(self._layers)
+        deltas: list = [None] * L
+        grads_z: list = [None] * (L + 1)
         deltas[-1] = delta_out
-        for l in range(len(self._layers), 0, -1):
+        spare = _spare_arrays(reuse, delta_out)
+        for l in range(L, 0, -1):
             layer = self._layers[l - 1]
-            if l < len(self._layers):
+            if l < L:
                 g = grads_z[l]
                 if g is None:      # unit feeds nothing: no error reaches it
                     g = grads_z[l] = np.zeros(delta_out.shape[:-1] + (layer.size,))
-                deltas[l - 1] = fp.times_dh(l, g)
+                deltas[l - 1] = fp.times_dh(l, g, out=spare.get(("delta", l)))
             delta = deltas[l - 1]
             for src, W in zip(layer.sources, Ws[l - 1]):
                 if src.index == 0:
                     continue
-                contrib = matmul_rows(delta, W)
                 if grads_z[src.index] is None:
-                    grads_z[src.index] = contrib
+                    grads_z[src.index] = matmul_rows(delta, W, spare.get(("z", src.index)))
                 else:
-                    grads_z[src.index] += contrib
+                    grads_z[src.index] += matmul_rows(delta, W)
         return Backward(deltas, grads_z[1:-1] + [None])
 
     def input_adjoint(self, w: Array, deltas: list) -> Array:

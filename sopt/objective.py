@@ -209,7 +209,8 @@ class Objective(ObjectiveCallables):
         w = check_weights(w, self.net.n_weights)
         last = self._last
         if last is None or not np.array_equal(w, last.w):
-            last = self._last = Evaluation(self, w)
+            # the last evaluation never left this object: its arrays are free
+            last = self._last = Evaluation(self, w, recycle=last)
         return last
 
     def pattern_errors(self, w) -> Array:

@@ -119,3 +119,32 @@ def test_every_pairing_agrees_with_the_chain_rule(key):
         G = (np.einsum("nk,kl->nkl", B**2, np.eye(3)) if B.ndim == 2
              else np.einsum("nki,nkj->nij", B, B))
         np.testing.assert_allclose(G, M_gn, **close)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("output, loss", [("identity", "sse"), ("logistic", "binary_ce"),
+                                          ("softmax", "softmax_ce")])
+def test_recycled_evaluations_give_the_numbers_of_fresh_ones(seed, output, loss):
+    """The Objective's methods overwrite the arrays of its last evaluation
+    when w changes: every result must equal, bit for bit, that of a fresh
+    Objective, whatever the sequence of calls, the topology (skip layers,
+    masks, identity hidden layers) and the activations; an evaluation made
+    by ``at`` is never overwritten."""
+    from sopt.testing import random_network, random_targets
+    net = random_network(seed, output=output,
+                         hidden=("tanh", "logistic", "identity", "softplus"))
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((7, net.n_inputs))
+    T = random_targets(rng, 7, net.n_outputs, loss)
+    obj = sopt.Objective(net, X, T, loss=loss, alpha=0.1)
+    ws = [net.init_weights(seed=s) for s in (1, 2, 3)]
+    V = rng.standard_normal((net.n_weights, 2))
+    held = obj.at(ws[0])
+    held_gradient = held.gradient().copy()
+    for w in (ws[0], ws[1], ws[0], ws[2], ws[2], ws[1]):
+        fresh = sopt.Objective(net, X, T, loss=loss, alpha=0.1)
+        np.testing.assert_array_equal(obj.hvp(w, V), fresh.hvp(w, V))
+        np.testing.assert_array_equal(obj.gradient(w), fresh.gradient(w))
+        assert obj.value(w) == fresh.value(w)
+        np.testing.assert_array_equal(obj.hessian_diagonal(w), fresh.hessian_diagonal(w))
+    np.testing.assert_array_equal(held.gradient(), held_gradient)

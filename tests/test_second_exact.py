@@ -268,9 +268,9 @@ def test_exact_hessian_propagates_chunk_size_patterns_at_a_time(algorithm, monke
     sizes = []
     propagate = type(net).propagate
 
-    def recording(self, w, X):
+    def recording(self, w, X, **kwargs):
         sizes.append(len(X))
-        return propagate(self, w, X)
+        return propagate(self, w, X, **kwargs)
     monkeypatch.setattr(type(net), "propagate", recording)
     obj.hessian(w, algorithm=algorithm)
     assert sizes == [2, 2, 2, 1]
