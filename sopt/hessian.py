@@ -156,6 +156,25 @@ def _triu_pairs(k: int) -> tuple[Array, Array, Array]:
     return iu, ju, index
 
 
+def _upper_pairs(B: Array) -> Array:
+    """For each row, the pairs i <= j of the last axis in np.triu_indices
+    order, (n, k (k + 1) / 2): the products B[:, i] B[:, j] for a 2-D B of k
+    columns, the entries B[:, i, j] for a 3-D B. Built from slices, not
+    fancy indexing: a gather of the same values costs several times the
+    matrix product that follows it."""
+    n, k = len(B), B.shape[-1]
+    out = np.empty((n, k * (k + 1) // 2))
+    start = 0
+    for i in range(k):
+        part = out[:, start:start + k - i]
+        if B.ndim == 2:
+            np.multiply(B[:, i:i + 1], B[:, i:], out=part)
+        else:
+            part[...] = B[:, i, i:]
+        start += k - i
+    return out
+
+
 class _KroneckerAccumulator:
     """Accumulates sum_n Lambda_n^{ll'} (x) z_n^l z_n^l'^T over pattern chunks.
 
@@ -188,10 +207,7 @@ class _KroneckerAccumulator:
         for (l, lp), Q in self.Q.items():
             block = Lam[:, offs[l]:offs[l + 1], offs[lp]:offs[lp + 1]]
             if l == lp:
-                iu, ju, _ = self.pairs_M[l]
-                fu, fv, _ = self.pairs_F[l]
-                A = block[:, iu, ju]
-                Z = Zs[l][:, fu] * Zs[l][:, fv]
+                A, Z = _upper_pairs(block), _upper_pairs(Zs[l])
             else:
                 A = block.reshape(n, -1)
                 Z = (Zs[l][:, :, None] * Zs[lp][:, None, :]).reshape(n, -1)
