@@ -1,4 +1,11 @@
-"""Input checks shared by the public API: clear errors, named arguments."""
+"""Input checks shared by the public API: clear errors, named arguments.
+
+One rule everywhere: a value of the wrong *type* (a string where a number is
+expected, complex where real, an object array, None where the argument is
+required, a float where a count is expected) raises TypeError; a value of
+the right type but the wrong *value* (negative, NaN or infinite, wrong
+shape, out of range, an unknown name) raises ValueError.
+"""
 from __future__ import annotations
 
 import numbers
@@ -30,13 +37,13 @@ def check_finite(arr: np.ndarray, name: str) -> None:
         raise ValueError(f"{name}: contains {bad} NaN or infinite value(s)")
 
 
-def check_weights(w, n_weights: int) -> np.ndarray:
+def check_weights(w, n_weights: int, name: str = "w") -> np.ndarray:
     """w as a finite float64 vector of length n_weights."""
-    w = as_float_array(w, "w")
+    w = as_float_array(w, name)
     if w.shape != (n_weights,):
-        raise ValueError(f"w: expected shape ({n_weights},) for this network, "
+        raise ValueError(f"{name}: expected shape ({n_weights},) for this network, "
                          f"got {w.shape}")
-    check_finite(w, "w")
+    check_finite(w, name)
     return w
 
 
@@ -52,6 +59,93 @@ def check_inputs(X, n_inputs: int, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name}: needs at least one pattern (row)")
     check_finite(X, name)
     return X
+
+
+def check_targets(T, n_patterns: int, n_outputs: int, loss_name: str) -> np.ndarray:
+    """T as a float (N, K) array valid for the loss.
+
+    A 1-D T is accepted for K = 1, and for ``softmax_ce`` as integer class
+    labels 0..K-1 (turned into one-hot rows).
+    """
+    T = as_float_array(T, "T")
+    check_finite(T, "T")
+    if T.ndim == 1 and loss_name == "softmax_ce" and n_outputs > 1:
+        labels = T
+        if not (np.all(labels == np.round(labels))
+                and labels.min() >= 0 and labels.max() < n_outputs):
+            raise ValueError(f"T: class labels must be integers in "
+                             f"[0, {n_outputs - 1}]")
+        T = np.eye(n_outputs)[labels.astype(int)]
+    elif T.ndim == 1 and n_outputs == 1:
+        T = T[:, None]
+    if T.shape != (n_patterns, n_outputs):
+        raise ValueError(f"T: expected shape (N, K) = ({n_patterns}, "
+                         f"{n_outputs}), got {T.shape}")
+    if loss_name in ("binary_ce", "softmax_ce") and (T.min() < 0 or T.max() > 1):
+        raise ValueError(f"T: {loss_name} targets must lie in [0, 1]")
+    if loss_name == "softmax_ce":
+        sums = T.sum(axis=1)
+        if not np.allclose(sums, 1.0, rtol=0, atol=1e-8):
+            n = int(np.sum(~np.isclose(sums, 1.0, rtol=0, atol=1e-8)))
+            raise ValueError(f"T: softmax_ce targets must be probability rows "
+                             f"(sum to 1); {n} row(s) do not")
+    return T
+
+
+def check_alpha(alpha, n_weights: int, positive: bool = False):
+    """Weight-decay or prior precision: a number, or a (W,) array of one per
+    weight; each finite and >= 0 (``positive``: > 0). A number comes back as
+    a float, an array as a float64 array."""
+    if np.ndim(alpha) == 0:
+        return (check_positive if positive else check_nonnegative)(alpha, "alpha")
+    a = as_float_array(alpha, "alpha")
+    if a.shape != (n_weights,):
+        raise ValueError(f"alpha: expected a number or shape ({n_weights},), "
+                         f"got {a.shape}")
+    check_finite(a, "alpha")
+    if positive and a.min() <= 0:
+        raise ValueError("alpha: prior precisions must be > 0")
+    if a.min() < 0:
+        raise ValueError("alpha: weight-decay coefficients must be >= 0")
+    return a
+
+
+def check_choice(value, name: str, choices) -> str:
+    """A name among ``choices``: TypeError if not a string, ValueError if
+    unknown."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {tuple(choices)}, got "
+                        f"{type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+class DataTypeError(TypeError, ValueError):
+    """Data of the wrong type given to a scikit-learn estimator: a TypeError
+    by sopt's rule and a ValueError by scikit-learn's (its estimator checks
+    require a ValueError for complex data), as scikit-learn's own
+    ``InvalidParameterError`` is both for parameters."""
+
+
+def check_estimator_data(x, name: str):
+    """x unchanged unless it is of a type sopt rejects (strings, complex,
+    None, anything not an array of numbers), which raises
+    :class:`DataTypeError`. Object arrays pass: scikit-learn converts those
+    holding numbers (a mixed-type DataFrame) and rejects the rest."""
+    if x is None:
+        # in scikit-learn's words (its check_requires_y_none looks for them)
+        raise DataTypeError(f"{name}: Expected array-like (array or non-string "
+                            f"sequence), got None")
+    if scipy.sparse.issparse(x):
+        return x                    # scikit-learn's own message (TypeError)
+    dtype = np.asarray(x).dtype
+    if dtype.kind == "c":           # scikit-learn's check_complex_data wants these words
+        raise DataTypeError(f"{name}: Complex data not supported (expected an "
+                            f"array of real numbers)")
+    if dtype.kind not in "biufO":
+        raise DataTypeError(f"{name}: expected an array of real numbers, got {dtype}")
+    return x
 
 
 def _of_type(value, kind, name: str, expected: str):
