@@ -67,11 +67,17 @@ class Activation:
         return f"Activation({self.name!r})"
 
     def __reduce_ex__(self, protocol):
-        # a built-in pickles as its name, so that it unpickles as the table's
-        # own object (canonical pairs are recognised by identity)
-        if ACTIVATIONS.get(self.name) is self:
-            return get_activation, (self.name,)
-        return super().__reduce_ex__(protocol)
+        return reduce_by_name(self, ACTIVATIONS, get_activation, protocol)
+
+
+def reduce_by_name(obj, table: dict, lookup: Callable, protocol):
+    """``__reduce_ex__`` of an entry of a table of built-ins (activations,
+    losses): a built-in pickles as its name, so that it unpickles as the
+    table's own object (canonical pairs are recognised by identity); any
+    other object pickles as usual."""
+    if table.get(obj.name) is obj:
+        return lookup, (obj.name,)
+    return object.__reduce_ex__(obj, protocol)
 
 
 def _tanh_dh_z(z: Array) -> Array:
