@@ -14,14 +14,16 @@ import numpy as np
 import scipy.sparse
 
 
-def as_float_array(x, name: str) -> np.ndarray:
-    """x as a float64 array, or a TypeError naming ``name``."""
+def as_float_array(x, name: str, bool_ok: bool = True) -> np.ndarray:
+    """x as a float64 array, or a TypeError naming ``name``. Booleans are
+    numbers in data (X, T: 0/1 features and labels) but not in a point of
+    weight space (``bool_ok=False``: w, w0, a finite-difference point)."""
     if scipy.sparse.issparse(x):
         raise TypeError(f"{name}: sparse matrices are not supported; convert "
                         f"with {name}.toarray() (got {type(x).__name__})")
     try:
         raw = np.asarray(x)
-        if raw.dtype.kind not in "biuf":     # complex, strings, objects
+        if raw.dtype.kind not in ("biuf" if bool_ok else "iuf"):  # complex, strings, objects
             raise TypeError
         arr = raw.astype(float, copy=False)
     except (TypeError, ValueError):
@@ -39,7 +41,7 @@ def check_finite(arr: np.ndarray, name: str) -> None:
 
 def check_weights(w, n_weights: int, name: str = "w") -> np.ndarray:
     """w as a finite float64 vector of length n_weights."""
-    w = as_float_array(w, name)
+    w = as_float_array(w, name, bool_ok=False)
     if w.shape != (n_weights,):
         raise ValueError(f"{name}: expected shape ({n_weights},) for this network, "
                          f"got {w.shape}")
@@ -59,37 +61,6 @@ def check_inputs(X, n_inputs: int, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name}: needs at least one pattern (row)")
     check_finite(X, name)
     return X
-
-
-def check_targets(T, n_patterns: int, n_outputs: int, loss_name: str) -> np.ndarray:
-    """T as a float (N, K) array valid for the loss.
-
-    A 1-D T is accepted for K = 1, and for ``softmax_ce`` as integer class
-    labels 0..K-1 (turned into one-hot rows).
-    """
-    T = as_float_array(T, "T")
-    check_finite(T, "T")
-    if T.ndim == 1 and loss_name == "softmax_ce" and n_outputs > 1:
-        labels = T
-        if not (np.all(labels == np.round(labels))
-                and labels.min() >= 0 and labels.max() < n_outputs):
-            raise ValueError(f"T: class labels must be integers in "
-                             f"[0, {n_outputs - 1}]")
-        T = np.eye(n_outputs)[labels.astype(int)]
-    elif T.ndim == 1 and n_outputs == 1:
-        T = T[:, None]
-    if T.shape != (n_patterns, n_outputs):
-        raise ValueError(f"T: expected shape (N, K) = ({n_patterns}, "
-                         f"{n_outputs}), got {T.shape}")
-    if loss_name in ("binary_ce", "softmax_ce") and (T.min() < 0 or T.max() > 1):
-        raise ValueError(f"T: {loss_name} targets must lie in [0, 1]")
-    if loss_name == "softmax_ce":
-        sums = T.sum(axis=1)
-        if not np.allclose(sums, 1.0, rtol=0, atol=1e-8):
-            n = int(np.sum(~np.isclose(sums, 1.0, rtol=0, atol=1e-8)))
-            raise ValueError(f"T: softmax_ce targets must be probability rows "
-                             f"(sum to 1); {n} row(s) do not")
-    return T
 
 
 def check_alpha(alpha, n_weights: int, positive: bool = False):

@@ -12,7 +12,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from ._validation import (as_float_array, check_finite, check_inputs,
                           check_positive_int, check_weights)
-from ._validation import check_alpha as _check_alpha, check_targets
+from ._validation import check_alpha as _check_alpha
 from . import finite_diff
 from . import hessian as _hessian
 from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
@@ -21,6 +21,37 @@ from .losses import OutputError, get_loss
 from .network import Network
 
 Array = np.ndarray
+
+
+def check_targets(T, n_patterns: int, n_outputs: int, loss_name: str) -> Array:
+    """T as a float (N, K) array valid for the loss.
+
+    A 1-D T is accepted for K = 1, and for ``softmax_ce`` as integer class
+    labels 0..K-1 (turned into one-hot rows).
+    """
+    T = as_float_array(T, "T")
+    check_finite(T, "T")
+    if T.ndim == 1 and loss_name == "softmax_ce" and n_outputs > 1:
+        labels = T
+        if not (np.all(labels == np.round(labels))
+                and labels.min() >= 0 and labels.max() < n_outputs):
+            raise ValueError(f"T: class labels must be integers in "
+                             f"[0, {n_outputs - 1}]")
+        T = np.eye(n_outputs)[labels.astype(int)]
+    elif T.ndim == 1 and n_outputs == 1:
+        T = T[:, None]
+    if T.shape != (n_patterns, n_outputs):
+        raise ValueError(f"T: expected shape (N, K) = ({n_patterns}, "
+                         f"{n_outputs}), got {T.shape}")
+    if loss_name in ("binary_ce", "softmax_ce") and (T.min() < 0 or T.max() > 1):
+        raise ValueError(f"T: {loss_name} targets must lie in [0, 1]")
+    if loss_name == "softmax_ce":
+        sums = T.sum(axis=1)
+        if not np.allclose(sums, 1.0, rtol=0, atol=1e-8):
+            n = int(np.sum(~np.isclose(sums, 1.0, rtol=0, atol=1e-8)))
+            raise ValueError(f"T: softmax_ce targets must be probability rows "
+                             f"(sum to 1); {n} row(s) do not")
+    return T
 
 
 def _read_only_copy(a: Array) -> Array:

@@ -193,6 +193,22 @@ TAKES = {
         "Network.add_layer(activation)": lambda s, n: sopt.Network(2).add_layer(
             3, n, inputs=[0]),
     },
+    "returned": {     # what the user's f (scalar) or g (vector) returns
+        "finite_diff.gradient": lambda s, r: fd.gradient(lambda w: r, s.w),
+        "finite_diff.hessian": lambda s, r: fd.hessian(lambda w: r, s.w),
+        "finite_diff.hessian_from_gradient": lambda s, r: fd.hessian_from_gradient(
+            lambda w: np.full(s.W, r), s.w),
+        "optimize.minimize": lambda s, r: sopt.optimize.minimize(
+            lambda w: r, s.w, jac=s.g, method="bfgs"),
+        "optimize.minimize(jac)": lambda s, r: sopt.optimize.minimize(
+            s.f, s.w, jac=lambda w: np.full(s.W, r), method="bfgs"),
+        "testing.check_gradient": lambda s, r: testing.check_gradient(
+            lambda w: r, s.g, s.w),
+        "testing.check_gradient(grad)": lambda s, r: testing.check_gradient(
+            s.f, lambda w: np.full(s.W, r), s.w),
+        "testing.check_hvp": lambda s, r: testing.check_hvp(
+            lambda w: np.full(s.W, r), s.obj.hvp, s.w),
+    },
 }
 
 # argument -> [(id, make bad value from the setup, expected exception)]
@@ -263,6 +279,11 @@ BAD = {
         ("True", lambda s: True, TypeError),
         ("0", lambda s: 0, ValueError),
         ("-3", lambda s: -3, ValueError),
+    ],
+    "returned": [
+        ("complex", lambda s: 1j, TypeError),
+        ("string", lambda s: "x", TypeError),
+        ("None", lambda s: None, TypeError),
     ],
     "name": [
         ("unknown", lambda s: "no-such-name", ValueError),

@@ -68,7 +68,7 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
     method = check_choice(method.lower() if isinstance(method, str) else method,
                           "method", METHODS)
     problem = make_problem(obj, jac, hess, hessp, gauss_newton)
-    w0 = as_float_array(w0, "w0")
+    w0 = as_float_array(w0, "w0", bool_ok=False)
     n = getattr(getattr(obj, "net", None), "n_weights", None)
     if w0.ndim != 1 or (n is not None and w0.shape != (n,)):
         raise ValueError(f"w0: expected shape ({n if n is not None else 'W'},), got {w0.shape}")
