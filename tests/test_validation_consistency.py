@@ -218,6 +218,7 @@ BAD = {
         ("strings", lambda s: np.array(["1"] * s.W), TypeError),
         ("objects", lambda s: np.array([1.0] * s.W, dtype=object), TypeError),
         ("None", lambda s: None, TypeError),
+        ("booleans", lambda s: s.w > 0, TypeError),
         ("wrong length", lambda s: s.w[:-1], ValueError),
         ("2-D", lambda s: s.w[None, :], ValueError),
         ("NaN", lambda s: np.where(np.arange(s.W) == 1, np.nan, s.w), ValueError),
