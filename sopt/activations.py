@@ -34,7 +34,8 @@ class Activation:
     dh_z : callable z -> h'(a), optional
         h' written in terms of z = h(a) (``1 - z**2`` for tanh). The backward
         passes have z at hand, and on CPUs without float64 SIMD
-        transcendentals one tanh costs as much as a dozen multiplications.
+        transcendentals one tanh costs many multiplications
+        (docs/PERFORMANCE.md).
     d2h_z : callable (z, h'(a)) -> h''(a), optional
         h'' from z and h' (``-2 z h'`` for tanh), which the passes that need
         h'' have already computed: two array passes.
