@@ -193,6 +193,44 @@ TAKES = {
         "Network.add_layer(activation)": lambda s, n: sopt.Network(2).add_layer(
             3, n, inputs=[0]),
     },
+    "max_bytes": {
+        "Objective.hessian": lambda s, b: s.obj.hessian(s.w, max_bytes=b),
+        "finite_diff.hessian": lambda s, b: fd.hessian(s.f, s.w, max_bytes=b),
+        "finite_diff.hessian_from_gradient":
+            lambda s, b: fd.hessian_from_gradient(s.g, s.w, max_bytes=b),
+        "bayes.laplace": lambda s, b: laplace(s.obj, s.w, alpha=1.0, beta=1.0,
+                                              max_bytes=b),
+        "bayes.evidence_fit": lambda s, b: evidence_fit(
+            s.obj, beta=1.0, max_cycles=1, max_bytes=b),
+    },
+    "tolerance": {
+        "bayes.evidence_fit(tol)": lambda s, t: evidence_fit(
+            s.obj, beta=1.0, max_cycles=1, tol=t),
+        "optimize.minimize(gtol)": lambda s, t: sopt.optimize.minimize(
+            s.obj, s.w, options={"gtol": t}),
+        "Network.init_weights(scale)": lambda s, t: s.net.init_weights(seed=0, scale=t),
+    },
+    "flag": {
+        "bayes.laplace(clip_negative)": lambda s, f: laplace(
+            s.obj, s.w, alpha=1.0, beta=1.0, clip_negative=f),
+        "bayes.evidence_fit(clip_negative)": lambda s, f: evidence_fit(
+            s.obj, beta=1.0, max_cycles=1, clip_negative=f),
+        "LaplacePosterior.predict(full_cov)": lambda s, f: s.post.predict(
+            s.X, full_cov=f),
+        "optimize.minimize(disp)": lambda s, f: sopt.optimize.minimize(
+            s.obj, s.w, method="bfgs", options={"disp": f, "maxiter": 1}),
+    },
+    "seed": {
+        "Network.init_weights": lambda s, r: s.net.init_weights(seed=r),
+        "LaplacePosterior.sample": lambda s, r: s.post.sample(2, seed=r),
+        "testing.check_gradient": lambda s, r: testing.check_gradient(
+            s.f, s.g, s.w, seed=r),
+        "testing.random_network": lambda s, r: testing.random_network(seed=r),
+    },
+    "path": {
+        "save": lambda s, p: sopt.save(p, s.net),
+        "load": lambda s, p: sopt.load(p),
+    },
     "returned": {     # what the user's f (scalar) or g (vector) returns
         "finite_diff.gradient": lambda s, r: fd.gradient(lambda w: r, s.w),
         "finite_diff.hessian": lambda s, r: fd.hessian(lambda w: r, s.w),
@@ -280,6 +318,32 @@ BAD = {
         ("True", lambda s: True, TypeError),
         ("0", lambda s: 0, ValueError),
         ("-3", lambda s: -3, ValueError),
+    ],
+    "max_bytes": [
+        ("'big'", lambda s: "big", TypeError),
+        ("list", lambda s: [1e9], TypeError),
+        ("-1", lambda s: -1.0, ValueError),
+        ("NaN", lambda s: np.nan, ValueError),
+    ],
+    "tolerance": [
+        ("'small'", lambda s: "small", TypeError),
+        ("complex", lambda s: 1e-6j, TypeError),
+        ("-1", lambda s: -1.0, ValueError),
+        ("NaN", lambda s: np.nan, ValueError),
+    ],
+    "flag": [
+        ("'yes'", lambda s: "yes", TypeError),
+        ("1", lambda s: 1, TypeError),
+        ("None", lambda s: None, TypeError),
+    ],
+    "seed": [
+        ("'x'", lambda s: "x", TypeError),
+        ("1.5", lambda s: 1.5, TypeError),
+        ("-1", lambda s: -1, ValueError),
+    ],
+    "path": [
+        ("None", lambda s: None, TypeError),
+        ("number", lambda s: 3.5, TypeError),
     ],
     "returned": [
         ("complex", lambda s: 1j, TypeError),

@@ -35,7 +35,7 @@ from scipy.optimize import brentq
 from ..network import Network
 from ..objective import Objective
 from ..optimize import ConvergenceWarning, minimize
-from .._validation import (as_float_array, check_choice, check_nonnegative,
+from .._validation import (as_float_array, check_bool, check_choice, check_nonnegative,
                            check_positive, check_positive_int, check_weights)
 from ._posterior import (NEWTON_DECREMENT_WARN, LaplacePosterior,
                          NotAtMinimumWarning, _not_at_minimum_message,
@@ -278,6 +278,7 @@ def _fit(net: Network, make_objective, loss: str, beta_cap, w0=None,
     elif beta is not None:
         raise ValueError("beta: only regression (loss='sse') has a noise precision")
     max_cycles = check_positive_int(max_cycles, "max_cycles")
+    clip_negative = check_bool(clip_negative, "clip_negative")
     tol = check_nonnegative(tol, "tol")
     beta_max = beta_cap() if regression else None
     group_index, names = weight_groups(net, groups)

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
 
-from .._validation import (check_alpha, check_choice, check_inputs,
+from .._validation import (check_alpha, check_bool, check_choice, check_inputs,
                            check_positive, check_positive_int, check_weights)
 from ..network import Network
 from ..objective import Objective
@@ -175,6 +175,8 @@ class LaplacePosterior:
         if self.beta is None:
             raise ValueError("predict: this posterior is for classification; "
                              "use predict_proba")
+        full_cov = check_bool(full_cov, "full_cov")
+        include_noise = check_bool(include_noise, "include_noise")
         blocks = self._by_blocks(X_new, "predict", full_cov, include_noise)
         if blocks is not None:
             return blocks
@@ -336,6 +338,7 @@ def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
     objective without weight decay), its Hessian and the posterior."""
     check_choice(loss, "loss", REGRESSION + CLASSIFICATION)
     check_choice(hessian, "hessian", ("exact", "gauss_newton"))
+    clip_negative = check_bool(clip_negative, "clip_negative")
     regression = loss in REGRESSION
     if regression:
         beta = check_positive(beta, "beta") if beta is not None else None
