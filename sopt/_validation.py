@@ -23,8 +23,8 @@ def as_float_array(x, name: str, bool_ok: bool = True) -> np.ndarray:
                         f"with {name}.toarray() (got {type(x).__name__})")
     try:
         raw = np.asarray(x)
-        if raw.dtype.kind not in ("biuf" if bool_ok else "iuf"):  # complex, strings, objects
-            raise TypeError
+        if raw.dtype.kind not in ("biuf" if bool_ok else "iuf"):
+            raise TypeError                # complex, strings, objects (bools)
         arr = raw.astype(float, copy=False)
     except (TypeError, ValueError):
         kind = getattr(getattr(x, "dtype", None), "name", type(x).__name__)
@@ -110,7 +110,10 @@ def check_estimator_data(x, name: str):
                             f"sequence), got None")
     if scipy.sparse.issparse(x):
         return x                    # scikit-learn's own message (TypeError)
-    dtype = np.asarray(x).dtype
+    try:
+        dtype = np.asarray(x).dtype
+    except ValueError:              # ragged: scikit-learn's message
+        return x
     if dtype.kind == "c":           # scikit-learn's check_complex_data wants these words
         raise DataTypeError(f"{name}: Complex data not supported (expected an "
                             f"array of real numbers)")

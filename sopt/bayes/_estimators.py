@@ -293,7 +293,10 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     Inputs are not scaled: standardise X yourself (a ``StandardScaler`` in
     a ``Pipeline``) if its columns differ much in scale. Invalid parameters
     raise scikit-learn's ``InvalidParameterError`` (a ValueError and a
-    TypeError) at ``fit``.
+    TypeError) at ``fit``; X or y of strings or complex numbers, or None,
+    raise ``sopt._validation.DataTypeError``, also both (a TypeError by
+    sopt's rule, a ValueError by scikit-learn's). Object arrays of numbers
+    are accepted, as scikit-learn does.
 
     Attributes
     ----------
