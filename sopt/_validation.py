@@ -1,4 +1,11 @@
-"""Input checks shared by the public API: clear errors, named arguments."""
+"""Input checks shared by the public API: clear errors, named arguments.
+
+One rule everywhere: a value of the wrong *type* (a string where a number is
+expected, complex where real, an object array, None where the argument is
+required, a float where a count is expected) raises TypeError; a value of
+the right type but the wrong *value* (negative, NaN or infinite, wrong
+shape, out of range, an unknown name) raises ValueError.
+"""
 from __future__ import annotations
 
 import numbers
@@ -7,15 +14,17 @@ import numpy as np
 import scipy.sparse
 
 
-def as_float_array(x, name: str) -> np.ndarray:
-    """x as a float64 array, or a TypeError naming ``name``."""
+def as_float_array(x, name: str, bool_ok: bool = True) -> np.ndarray:
+    """x as a float64 array, or a TypeError naming ``name``. Booleans are
+    numbers in data (X, T: 0/1 features and labels) but not in a point of
+    weight space (``bool_ok=False``: w, w0, a finite-difference point)."""
     if scipy.sparse.issparse(x):
         raise TypeError(f"{name}: sparse matrices are not supported; convert "
                         f"with {name}.toarray() (got {type(x).__name__})")
     try:
         raw = np.asarray(x)
-        if raw.dtype.kind not in "biuf":     # complex, strings, objects
-            raise TypeError
+        if raw.dtype.kind not in ("biuf" if bool_ok else "iuf"):
+            raise TypeError                # complex, strings, objects (bools)
         arr = raw.astype(float, copy=False)
     except (TypeError, ValueError):
         kind = getattr(getattr(x, "dtype", None), "name", type(x).__name__)
@@ -30,13 +39,13 @@ def check_finite(arr: np.ndarray, name: str) -> None:
         raise ValueError(f"{name}: contains {bad} NaN or infinite value(s)")
 
 
-def check_weights(w, n_weights: int) -> np.ndarray:
+def check_weights(w, n_weights: int, name: str = "w") -> np.ndarray:
     """w as a finite float64 vector of length n_weights."""
-    w = as_float_array(w, "w")
+    w = as_float_array(w, name, bool_ok=False)
     if w.shape != (n_weights,):
-        raise ValueError(f"w: expected shape ({n_weights},) for this network, "
+        raise ValueError(f"{name}: expected shape ({n_weights},) for this network, "
                          f"got {w.shape}")
-    check_finite(w, "w")
+    check_finite(w, name)
     return w
 
 
@@ -52,6 +61,65 @@ def check_inputs(X, n_inputs: int, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name}: needs at least one pattern (row)")
     check_finite(X, name)
     return X
+
+
+def check_alpha(alpha, n_weights: int, positive: bool = False):
+    """Weight-decay or prior precision: a number, or a (W,) array of one per
+    weight; each finite and >= 0 (``positive``: > 0). A number comes back as
+    a float, an array as a float64 array."""
+    if np.ndim(alpha) == 0:
+        return (check_positive if positive else check_nonnegative)(alpha, "alpha")
+    a = as_float_array(alpha, "alpha")
+    if a.shape != (n_weights,):
+        raise ValueError(f"alpha: expected a number or shape ({n_weights},), "
+                         f"got {a.shape}")
+    check_finite(a, "alpha")
+    if positive and a.min() <= 0:
+        raise ValueError("alpha: prior precisions must be > 0")
+    if a.min() < 0:
+        raise ValueError("alpha: weight-decay coefficients must be >= 0")
+    return a
+
+
+def check_choice(value, name: str, choices) -> str:
+    """A name among ``choices``: TypeError if not a string, ValueError if
+    unknown."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {tuple(choices)}, got "
+                        f"{type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+class DataTypeError(TypeError, ValueError):
+    """Data of the wrong type given to a scikit-learn estimator: a TypeError
+    by sopt's rule and a ValueError by scikit-learn's (its estimator checks
+    require a ValueError for complex data), as scikit-learn's own
+    ``InvalidParameterError`` is both for parameters."""
+
+
+def check_estimator_data(x, name: str):
+    """x unchanged unless it is of a type sopt rejects (strings, complex,
+    None, anything not an array of numbers), which raises
+    :class:`DataTypeError`. Object arrays pass: scikit-learn converts those
+    holding numbers (a mixed-type DataFrame) and rejects the rest."""
+    if x is None:
+        # in scikit-learn's words (its check_requires_y_none looks for them)
+        raise DataTypeError(f"{name}: Expected array-like (array or non-string "
+                            f"sequence), got None")
+    if scipy.sparse.issparse(x):
+        return x                    # scikit-learn's own message (TypeError)
+    try:
+        dtype = np.asarray(x).dtype
+    except ValueError:              # ragged: scikit-learn's message
+        return x
+    if dtype.kind == "c":           # scikit-learn's check_complex_data wants these words
+        raise DataTypeError(f"{name}: Complex data not supported (expected an "
+                            f"array of real numbers)")
+    if dtype.kind not in "biufO":
+        raise DataTypeError(f"{name}: expected an array of real numbers, got {dtype}")
+    return x
 
 
 def _of_type(value, kind, name: str, expected: str):

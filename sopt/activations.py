@@ -34,7 +34,8 @@ class Activation:
     dh_z : callable z -> h'(a), optional
         h' written in terms of z = h(a) (``1 - z**2`` for tanh). The backward
         passes have z at hand, and on CPUs without float64 SIMD
-        transcendentals one tanh costs as much as a dozen multiplications.
+        transcendentals one tanh costs many multiplications
+        (docs/PERFORMANCE.md).
     d2h_z : callable (z, h'(a)) -> h''(a), optional
         h'' from z and h' (``-2 z h'`` for tanh), which the passes that need
         h'' have already computed: two array passes.
@@ -82,11 +83,17 @@ class Activation:
         return f"Activation({self.name!r})"
 
     def __reduce_ex__(self, protocol):
-        # a built-in pickles as its name, so that it unpickles as the table's
-        # own object (canonical pairs are recognised by identity)
-        if ACTIVATIONS.get(self.name) is self:
-            return get_activation, (self.name,)
-        return super().__reduce_ex__(protocol)
+        return reduce_by_name(self, ACTIVATIONS, get_activation, protocol)
+
+
+def reduce_by_name(obj, table: dict, lookup: Callable, protocol):
+    """``__reduce_ex__`` of an entry of a table of built-ins (activations,
+    losses): a built-in pickles as its name, so that it unpickles as the
+    table's own object (canonical pairs are recognised by identity); any
+    other object pickles as usual."""
+    if table.get(obj.name) is obj:
+        return lookup, (obj.name,)
+    return object.__reduce_ex__(obj, protocol)
 
 
 def _tanh_dh_z(z: Array) -> Array:

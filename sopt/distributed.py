@@ -25,10 +25,11 @@ import dask
 import dask.array as da
 from distributed import Client, Future, get_client
 
-from ._validation import as_float_array, check_finite, check_positive_int, check_weights
+from ._validation import (as_float_array, check_alpha, check_finite, check_positive_int,
+                          check_weights)
 from .losses import get_loss
 from .network import Network
-from .objective import Objective, ObjectiveCallables, _check_alpha
+from .objective import Objective, ObjectiveCallables
 
 __all__ = ["ShardedObjective"]
 
@@ -148,7 +149,7 @@ class ShardedObjective(ObjectiveCallables):
             raise ValueError(f"T: expected shape (N, {K}); a 1-D T is for one "
                              f"output, or class labels with softmax_ce")
         self.net = net
-        self.alpha = _check_alpha(alpha, net.n_weights)
+        self.alpha = check_alpha(alpha, net.n_weights)
         self._decay = self.alpha * net.active_weights()
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
@@ -207,7 +208,7 @@ class ShardedObjective(ObjectiveCallables):
         leaves the other usable. See :meth:`sopt.Objective.with_alpha`.
         """
         new = copy.copy(self)
-        new.alpha = _check_alpha(alpha, self.net.n_weights)
+        new.alpha = check_alpha(alpha, self.net.n_weights)
         new._decay = new.alpha * self.net.active_weights()
         new._parts = [Future(f.key, self.client) for f in self._parts]
         return new

@@ -1,18 +1,20 @@
 """float64 tanh: numpy's own, or a table method where that is faster.
 
 Why: numpy evaluates float64 ``tanh`` in SIMD loops on CPUs where it has them
-(AVX-512 with numpy 2.x), but on others (AVX2) with the scalar C library, at
-15-20 ns a value: more than all the matrix products of a forward pass over a
-10-50-3 network. Multiplications, additions, ``rint`` and ``take`` are SIMD
-loops everywhere, so tanh is also rebuilt from them here, and :func:`tanh`
-uses whichever of the two the running machine measures faster.
+(AVX-512 with numpy 2.x), but on others (AVX2) with the scalar C library,
+one value at a time, which can cost more than all the matrix products of a
+forward pass over a small network (measured figures: docs/PERFORMANCE.md).
+Multiplications, additions, ``rint`` and ``take`` are SIMD loops
+everywhere, so tanh is also rebuilt from them here, and :func:`tanh` uses
+whichever of the two the running machine measures faster.
 
 The choice (:func:`method`) is made once, at the first call on an array of at
 least ``SMALL`` values: each method computes tanh of the same 16384 values
-three times and the faster best time wins (about a millisecond in all). The environment
-variable ``SOPT_TANH=numpy`` or ``SOPT_TANH=table`` forces either; any other
-value is an error. Arrays below ``SMALL`` values always go to ``np.tanh``:
-there the table method's fixed cost of 17 numpy calls exceeds libm's time.
+three times and the faster best time wins (a fixed cost, paid once). The
+environment variable ``SOPT_TANH=numpy`` or ``SOPT_TANH=table`` forces
+either; any other value is an error. Arrays below ``SMALL`` values always
+go to ``np.tanh``: there the table method's fixed cost of 17 numpy calls
+exceeds libm's time.
 
 Table method (in the manner of Tang's exp, ACM TOMS 15, 1989): with c the
 nearest multiple of 1/256 to x and r = x - c (|r| <= 2^-9),
@@ -28,9 +30,9 @@ asserted in the tests); the sign is copied from x, so tanh(-0.0) = -0.0.
 Cost: 17 array passes and one gather; memory: four work arrays of the size
 of x.
 
-Splitting the array over two threads made a 2000 x 100 tanh 1.45x faster on
-its own, but whole forward passes 3-10% slower (BLAS threads and cache), so
-this runs on the calling thread.
+It runs on the calling thread: splitting the array over threads sped up
+tanh alone but slowed whole forward passes (BLAS threads and cache;
+docs/PERFORMANCE.md).
 """
 from __future__ import annotations
 

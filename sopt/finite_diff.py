@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ._validation import check_dense_size
+from ._validation import as_float_array, check_dense_size, check_finite
 
 __all__ = ["gradient", "jacobian", "rowwise_jacobian", "hessian",
            "hessian_from_gradient"]
@@ -93,10 +93,7 @@ def _check_callable(fun, name: str) -> Callable:
 
 def _check_point(x, name: str, ndim: int) -> Array:
     """x as a finite, non-empty float64 array with ``ndim`` dimensions."""
-    arr = np.asarray(x)
-    if arr.dtype.kind not in _REAL_KINDS:
-        raise TypeError(f"{name}: expected an array of real numbers, "
-                        f"got dtype {arr.dtype}")
+    arr = as_float_array(x, name, bool_ok=False)
     if arr.ndim != ndim:
         want = "(W,)" if ndim == 1 else "(N, D)"
         raise ValueError(f"{name}: expected a {ndim}-D array of shape {want}, "
@@ -104,10 +101,7 @@ def _check_point(x, name: str, ndim: int) -> Array:
     if arr.size == 0:
         raise ValueError(f"{name}: expected at least one entry, "
                          f"got shape {arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        bad = np.count_nonzero(~np.isfinite(arr))
-        raise ValueError(f"{name}: contains {bad} NaN or infinite value(s)")
+    check_finite(arr, name)
     return arr
 
 
@@ -160,8 +154,8 @@ def _scalar(value, name: str, where: Callable[[], str]) -> float:
         raise ValueError(f"{name}: must return a scalar, got an array of "
                          f"shape {arr.shape} at {where()}")
     if arr.dtype.kind not in _REAL_KINDS:
-        raise ValueError(f"{name}: must return a real number, got "
-                         f"{type(value).__name__} at {where()}")
+        raise TypeError(f"{name}: must return a real number, got "
+                        f"{type(value).__name__} at {where()}")
     v = float(arr)
     if not math.isfinite(v):
         raise ValueError(f"{name}: returned {v} at {where()}")
@@ -175,8 +169,8 @@ def _array(value, name: str, where: Callable[[], str]) -> Array:
     """
     arr = np.asarray(value)
     if arr.dtype.kind not in _REAL_KINDS:
-        raise ValueError(f"{name}: must return real numbers, got dtype "
-                         f"{arr.dtype} at {where()}")
+        raise TypeError(f"{name}: must return real numbers, got dtype "
+                        f"{arr.dtype} at {where()}")
     arr = arr.astype(np.float64, copy=True)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: returned NaN or infinite values at "
@@ -392,9 +386,7 @@ def hessian(f: Callable[[Array], float], w, eps=None,
     Parameters
     ----------
     f : callable
-        ``f(w) -> float``, a scalar function of a (W,) float64 vector. It
-        is called with a read-only buffer that changes between calls: it
-        must not write to it, and must copy it to keep it.
+        ``f(w) -> float``, called with a read-only buffer, as in `gradient`.
     w : array_like, shape (W,)
         Point of evaluation, finite. Not modified.
     eps : None, float or array_like of shape (W,), optional
@@ -480,14 +472,12 @@ def hessian_from_gradient(g: Callable[[Array], Array], w, eps=None,
         (~6e-6): a first difference of g, so truncation O(h^2) against
         round-off O(macheps |g| / h), as in `gradient`.
     max_bytes : float, optional
-        Refuse (MemoryError, before f is called) if the W x W result would
-        take more bytes than this; default
-        :data:`sopt._validation.DEFAULT_MAX_BYTES` (4 GiB).
+        As for `hessian`: refuse (MemoryError, before g is called) a W x W
+        result of more bytes than this.
 
     Returns
     -------
-    H : ndarray, shape (W, W)
-        Exactly symmetric.
+    H : ndarray, shape (W, W), exactly symmetric.
 
     Notes
     -----

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .activations import ACTIVATIONS, Activation
+from .activations import ACTIVATIONS, Activation, reduce_by_name
 
 Array = np.ndarray
 
@@ -57,10 +57,7 @@ class Loss:
         return f"Loss({self.name!r})"
 
     def __reduce_ex__(self, protocol):
-        # a built-in pickles as its name and unpickles as the table's object
-        if LOSSES.get(self.name) is self:
-            return get_loss, (self.name,)
-        return super().__reduce_ex__(protocol)
+        return reduce_by_name(self, LOSSES, get_loss, protocol)
 
 
 def _diag(d: Array) -> Array:

@@ -542,8 +542,17 @@ class Network:
 
 
 def mlp(sizes: Sequence[int], hidden="tanh", output="identity") -> Network:
-    """A layered perceptron with sizes [D, M_1, ..., K] (each layer fed by the
-    previous one only). ``hidden`` is one activation or one per hidden layer."""
+    """A layered perceptron with sizes [D, M_1, ..., K], each layer fed by
+    the previous one only.
+
+    ``hidden`` is ONE activation for every hidden layer: a name
+    (``"tanh"``), an :class:`~sopt.activations.Activation`, or your own
+    ``(h, dh, d2h)`` triple of callables (a tuple or a list of three
+    callables is always one activation, however many hidden layers there
+    are); or a list or tuple of one activation per hidden layer, each of
+    those forms (``["tanh", "relu"]``, ``("tanh", (h, dh, d2h))``).
+    ``output`` is the output layer's activation.
+    """
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)):
         raise TypeError(f"sizes: expected a list of layer sizes [D, M_1, ..., K], "
                         f"got {type(sizes).__name__}")
@@ -552,15 +561,28 @@ def mlp(sizes: Sequence[int], hidden="tanh", output="identity") -> Network:
                          f"got {list(sizes)}")
     sizes = [check_positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
     n_hidden = len(sizes) - 2
-    hidden_acts = (list(hidden) if isinstance(hidden, (list, tuple))
-                   and not (len(hidden) == 3 and all(map(callable, hidden)))
-                   else [hidden] * n_hidden)
-    if len(hidden_acts) != n_hidden:
-        raise ValueError(f"hidden: expected {n_hidden} activations, "
-                         f"got {len(hidden_acts)}")
+    if _one_activation(hidden):
+        if isinstance(hidden, (list, tuple)):       # one Activation for all layers
+            hidden = get_activation(tuple(hidden))
+        hidden_acts = [hidden] * n_hidden
+    else:
+        hidden_acts = list(hidden)
+        if len(hidden_acts) != n_hidden:
+            raise ValueError(f"hidden: expected one activation, or a list of "
+                             f"{n_hidden} (one per hidden layer), got a list of "
+                             f"{len(hidden_acts)}")
     net = Network(sizes[0])
     prev = net.input
     for size, act in zip(sizes[1:-1], hidden_acts):
         prev = net.add_layer(size, act, inputs=[prev])
     net.add_layer(sizes[-1], output, inputs=[prev], output=True)
     return net
+
+
+def _one_activation(hidden) -> bool:
+    """Whether mlp's ``hidden`` is one activation (a name, an Activation,
+    an (h, dh, d2h) triple of callables, anything else not a list or
+    tuple) rather than a list of one per hidden layer."""
+    if not isinstance(hidden, (list, tuple)):
+        return True
+    return len(hidden) == 3 and all(map(callable, hidden))

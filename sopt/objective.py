@@ -11,7 +11,8 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from ._validation import (as_float_array, check_finite, check_inputs,
-                          check_nonnegative, check_positive_int, check_weights)
+                          check_positive_int, check_weights)
+from ._validation import check_alpha as _check_alpha
 from . import finite_diff
 from . import hessian as _hessian
 from .evaluation import Evaluation
@@ -51,20 +52,6 @@ def check_targets(T, n_patterns: int, n_outputs: int, loss: Loss) -> Array:
             raise ValueError(f"T: {loss.name} targets must be probability rows "
                              f"(sum to 1); {n} row(s) do not")
     return T
-
-
-def _check_alpha(alpha, n_weights: int):
-    """A float >= 0, or a (W,) float array of them."""
-    if np.ndim(alpha) == 0:
-        return check_nonnegative(alpha, "alpha")
-    a = as_float_array(alpha, "alpha")
-    if a.shape != (n_weights,):
-        raise ValueError(f"alpha: expected a number or shape ({n_weights},), "
-                         f"got {a.shape}")
-    check_finite(a, "alpha")
-    if a.min() < 0:
-        raise ValueError("alpha: weight-decay coefficients must be >= 0")
-    return a
 
 
 def _read_only_copy(a: Array) -> Array:

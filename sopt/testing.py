@@ -40,8 +40,26 @@ def _step(eps, x=None) -> float:
     return _EPS1 * (1.0 if x is None else max(1.0, np.abs(x).max()))
 
 
-def _central(f, x: Array, v: Array, eps: float) -> Array:
-    return (np.asarray(f(x + eps * v)) - np.asarray(f(x - eps * v))) / (2 * eps)
+def _setup(x, n_directions, eps, name: str = "w"):
+    """The point x, n_directions and eps of every check_*, checked."""
+    x = as_float_array(x, name, bool_ok=False)
+    check_finite(x, name)
+    return x, check_positive_int(n_directions, "n_directions"), _step(eps, x)
+
+
+def _returned(value, name: str) -> Array:
+    """What the user's function ``name`` returned, as a float array: a
+    TypeError (as finite_diff and minimize raise) if not real numbers."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: must return real numbers, got "
+                        f"{type(value).__name__} of dtype {arr.dtype}")
+    return arr.astype(float, copy=False)
+
+
+def _central(f, x: Array, v: Array, eps: float, name: str) -> Array:
+    return (_returned(f(x + eps * v), name)
+            - _returned(f(x - eps * v), name)) / (2 * eps)
 
 
 def check_gradient(fun, grad, w, n_directions: int = 5, eps: float | None = None,
@@ -53,11 +71,8 @@ def check_gradient(fun, grad, w, n_directions: int = 5, eps: float | None = None
     scale |g| bounds |u^T g|, so the error is relative to the gradient's size.
     Cost: 2 * n_directions calls of fun and one of grad.
     """
-    w = as_float_array(w, "w")
-    check_finite(w, "w")
-    eps = _step(eps, w)
-    n_directions = check_positive_int(n_directions, "n_directions")
-    g = np.asarray(grad(w), dtype=float)
+    w, n_directions, eps = _setup(w, n_directions, eps)
+    g = _returned(grad(w), "grad")
     if g.shape != w.shape:
         raise ValueError(f"grad: returned shape {g.shape}, expected {w.shape}")
     rng = np.random.default_rng(seed)
@@ -65,7 +80,7 @@ def check_gradient(fun, grad, w, n_directions: int = 5, eps: float | None = None
     errs = []
     for _ in range(n_directions):
         u = _unit(rng, w.shape)
-        errs.append(abs(u @ g - _central(fun, w, u, eps)) / scale)
+        errs.append(abs(u @ g - _central(fun, w, u, eps, "fun")) / scale)
     return np.array(errs)
 
 
@@ -77,11 +92,8 @@ def check_jacobian(f, jac, x, n_directions: int = 5, eps: float | None = None,
     y.shape + x.shape. Errors are relative to the Frobenius norm of J.
     Cost: 2 * n_directions calls of f and one of jac.
     """
-    x = as_float_array(x, "x")
-    check_finite(x, "x")
-    eps = _step(eps, x)
-    n_directions = check_positive_int(n_directions, "n_directions")
-    J = np.asarray(jac(x), dtype=float)
+    x, n_directions, eps = _setup(x, n_directions, eps, "x")
+    J = _returned(jac(x), "jac")
     y_shape = J.shape[:J.ndim - x.ndim]
     if J.shape[len(y_shape):] != x.shape:
         raise ValueError(f"jac: returned shape {J.shape}, expected "
@@ -92,23 +104,17 @@ def check_jacobian(f, jac, x, n_directions: int = 5, eps: float | None = None,
     errs = []
     for _ in range(n_directions):
         u, v = _unit(rng, J2.shape[0]), _unit(rng, x.size)
-        fd = _central(lambda z: np.ravel(f(z)), x, v.reshape(x.shape), eps)
+        fd = np.ravel(_central(f, x, v.reshape(x.shape), eps, "f"))
         errs.append(abs(u @ J2 @ v - u @ fd) / scale)
     return np.array(errs)
 
 
 def _grad_difference(grad, w: Array, v: Array, eps: float) -> Array:
     """(g(w + eps v) - g(w - eps v)) / (2 eps) ~ H v, checked for shape."""
-    out = _central(lambda x: np.asarray(grad(x), dtype=float), w, v, eps)
+    out = _central(grad, w, v, eps, "grad")
     if out.shape != w.shape:
         raise ValueError(f"grad: returned shape {out.shape}, expected {w.shape}")
     return out
-
-
-def _second_order_setup(w, n_directions, eps):
-    w = as_float_array(w, "w")
-    check_finite(w, "w")
-    return w, check_positive_int(n_directions, "n_directions"), _step(eps, w)
 
 
 def check_hvp(grad, hvp, w, n_directions: int = 3, eps: float | None = None,
@@ -120,12 +126,12 @@ def check_hvp(grad, hvp, w, n_directions: int = 3, eps: float | None = None,
     The second-order check of autograd's ``check_grads(order=2)``: its cost
     (2 gradients and one product per direction) does not grow with W.
     """
-    w, n_directions, eps = _second_order_setup(w, n_directions, eps)
+    w, n_directions, eps = _setup(w, n_directions, eps)
     rng = np.random.default_rng(seed)
     errs = []
     for _ in range(n_directions):
         v = _unit(rng, w.shape)
-        Hv = np.asarray(hvp(w, v), dtype=float)
+        Hv = _returned(hvp(w, v), "hvp")
         if Hv.shape != w.shape:
             raise ValueError(f"hvp: returned shape {Hv.shape}, expected {w.shape}")
         fd = _grad_difference(grad, w, v, eps)
@@ -139,8 +145,8 @@ def check_hessian(grad, hess, w, n_directions: int = 3, eps: float | None = None
     u^T of the central difference of the gradient along v, divided by
     |H v|; shape (n_directions,). Cost: one Hessian and 2 gradients per
     direction (the differences do not grow with W)."""
-    w, n_directions, eps = _second_order_setup(w, n_directions, eps)
-    H = np.asarray(hess(w), dtype=float)
+    w, n_directions, eps = _setup(w, n_directions, eps)
+    H = _returned(hess(w), "hess")
     if H.shape != w.shape * 2:
         raise ValueError(f"hess: returned shape {H.shape}, expected {w.shape * 2}")
     rng = np.random.default_rng(seed)
@@ -167,7 +173,7 @@ def check_network(net: Network, w, X, T=None, loss="sse", alpha: float = 0.0,
     if T is None:
         T = random_targets(rng, len(X), net.n_outputs, get_loss(loss).name)
     obj = Objective(net, X, T, loss=loss, alpha=alpha)
-    w = as_float_array(w, "w")
+    w = as_float_array(w, "w", bool_ok=False)
     kw = dict(n_directions=n_directions, eps=eps, seed=seed)
     out_a = lambda v: net.propagate(v, obj.X).a[-1]
     return {

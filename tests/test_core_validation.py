@@ -305,7 +305,7 @@ def test_noninteger_sizes():
 def test_mlp_bad_sizes_and_hidden_count():
     with pytest.raises(ValueError, match="sizes"):
         sopt.mlp([3])
-    with pytest.raises(ValueError, match="hidden: expected 2 activations, got 1"):
+    with pytest.raises(ValueError, match="hidden: expected one activation, or a list of 2"):
         sopt.mlp([2, 3, 3, 1], hidden=["tanh"])
 
 
@@ -400,3 +400,53 @@ def test_net_not_a_network(data):
     X, T = data
     with pytest.raises(TypeError, match="net: expected a Network"):
         sopt.Objective("net", X, T)
+
+
+# ------------------------------------------- mlp(hidden=...): one or per layer
+def _triple():
+    h = np.tanh
+    dh = lambda a: 1.0 - np.tanh(a) ** 2           # noqa: E731
+    d2h = lambda a: -2.0 * np.tanh(a) * dh(a)       # noqa: E731
+    return h, dh, d2h
+
+
+@pytest.mark.parametrize("n_hidden", [1, 2, 3, 4])
+@pytest.mark.parametrize("container", [tuple, list])
+def test_mlp_triple_of_callables_is_one_activation(n_hidden, container):
+    """(h, dh, d2h) is one activation for every hidden layer, also when the
+    network happens to have three hidden layers."""
+    h, dh, d2h = triple = _triple()
+    net = sopt.mlp([D] + [M] * n_hidden + [K], hidden=container(triple))
+    acts = [layer.activation for layer in net.layers[:-1]]
+    assert len(acts) == n_hidden
+    assert all(a is acts[0] for a in acts)
+    assert (acts[0].h, acts[0].dh, acts[0].d2h) == (h, dh, d2h)
+    # and it computes what tanh computes
+    ref = sopt.mlp([D] + [M] * n_hidden + [K], hidden="tanh")
+    w = ref.init_weights(seed=1)
+    X = np.random.default_rng(0).standard_normal((N, D))
+    np.testing.assert_allclose(net.forward(w, X), ref.forward(w, X), rtol=1e-12)
+
+
+def test_mlp_activation_object_is_one_activation():
+    act = sopt.Activation(*_triple(), name="mytanh")
+    net = sopt.mlp([D, M, M, M, K], hidden=act)
+    assert [layer.activation for layer in net.layers[:-1]] == [act] * 3
+
+
+def test_mlp_list_is_one_activation_per_layer():
+    triple = _triple()
+    net = sopt.mlp([D, M, M, M, K], hidden=("tanh", "relu", "logistic"))
+    assert [layer.activation.name for layer in net.layers[:-1]] == \
+        ["tanh", "relu", "logistic"]
+    net = sopt.mlp([D, M, M, K], hidden=["tanh", triple])
+    assert net.layers[0].activation.name == "tanh"
+    assert net.layers[1].activation.h is triple[0]
+
+
+@pytest.mark.parametrize("hidden", [("tanh", "relu", "logistic"), ["tanh"],
+                                    ("tanh", _triple())])
+def test_mlp_per_layer_list_of_the_wrong_length(hidden):
+    with pytest.raises(ValueError, match=r"hidden: expected one activation, or a "
+                                         r"list of 4 \(one per hidden layer\)"):
+        sopt.mlp([D, M, M, M, M, K], hidden=hidden)

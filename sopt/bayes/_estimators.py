@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..activations import ACTIVATIONS, Activation, get_activation
 from ..network import Network, mlp
+from .._validation import check_estimator_data, check_positive_int
 from ..optimize import METHODS, ConvergenceWarning
 from ._evidence import GROUPINGS, evidence_fit
 from ._posterior import NotPositiveDefiniteError
@@ -43,10 +44,7 @@ __all__ = ["BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError"]
 def _check_hidden(hidden) -> tuple:
     """Layer sizes as a tuple of positive ints (an int is one layer)."""
     sizes = (hidden,) if isinstance(hidden, numbers.Integral) else tuple(hidden)
-    for m in sizes:
-        if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
-            raise ValueError(f"hidden: expected positive layer sizes, got {hidden!r}")
-    return tuple(int(m) for m in sizes)
+    return tuple(check_positive_int(m, f"hidden[{i}]") for i, m in enumerate(sizes))
 
 
 def _check_activation(activation) -> Activation:
@@ -103,6 +101,13 @@ class _BayesianMLPBase(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
+
+    def _store_params(self, params: dict) -> None:
+        """``__init__``'s arguments stored unchanged, one attribute each
+        (scikit-learn's rule: no validation or conversion in ``__init__``)."""
+        for name, value in params.items():
+            if name != "self":
+                setattr(self, name, value)
 
     def _seed(self) -> int:
         """Restart r starts from ``init_weights(seed=seed + r)``: an int
@@ -231,7 +236,8 @@ class _BayesianMLPBase(BaseEstimator):
 
     def _validate_predict_X(self, X) -> Array:
         check_is_fitted(self, "posterior_")
-        return validate_data(self, X, dtype=np.float64, reset=False)
+        return validate_data(self, check_estimator_data(X, "X"), dtype=np.float64,
+                             reset=False)
 
 
 # -------------------------------------------------------------- regressor
@@ -287,7 +293,10 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     Inputs are not scaled: standardise X yourself (a ``StandardScaler`` in
     a ``Pipeline``) if its columns differ much in scale. Invalid parameters
     raise scikit-learn's ``InvalidParameterError`` (a ValueError and a
-    TypeError) at ``fit``.
+    TypeError) at ``fit``; X or y of strings or complex numbers, or None,
+    raise ``sopt._validation.DataTypeError``, also both (a TypeError by
+    sopt's rule, a ValueError by scikit-learn's). Object arrays of numbers
+    are accepted, as scikit-learn does.
 
     Attributes
     ----------
@@ -320,20 +329,7 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="exact", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
-        self.hidden = hidden
-        self.activation = activation
-        self.alpha = alpha
-        self.beta = beta
-        self.groups = groups
-        self.n_restarts = n_restarts
-        self.max_cycles = max_cycles
-        self.tol = tol
-        self.hessian = hessian
-        self.clip_negative = clip_negative
-        self.method = method
-        self.max_iter = max_iter
-        self.random_state = random_state
-        self.verbose = verbose
+        self._store_params(locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -347,8 +343,9 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fit to X (N, D) and real targets y, (N,) or (N, K). Returns self."""
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True,
-                             multi_output=True)
+        X, y = validate_data(self, check_estimator_data(X, "X"),
+                             check_estimator_data(y, "y"), dtype=np.float64,
+                             y_numeric=True, multi_output=True)
         T = y.reshape(len(y), -1)
         beta = self.beta
         if beta is None:
@@ -405,19 +402,7 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="exact", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
-        self.hidden = hidden
-        self.activation = activation
-        self.alpha = alpha
-        self.groups = groups
-        self.n_restarts = n_restarts
-        self.max_cycles = max_cycles
-        self.tol = tol
-        self.hessian = hessian
-        self.clip_negative = clip_negative
-        self.method = method
-        self.max_iter = max_iter
-        self.random_state = random_state
-        self.verbose = verbose
+        self._store_params(locals())
 
     @staticmethod
     def _loss(n_outputs: int) -> str:
@@ -426,7 +411,7 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fit to X (N, D) and class labels y (N,) of any values. Returns self."""
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = validate_data(self, check_estimator_data(X, "X"), y, dtype=np.float64)
         check_classification_targets(y)
         classes, labels = np.unique(y, return_inverse=True)
         if len(classes) < 2:

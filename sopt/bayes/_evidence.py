@@ -35,8 +35,8 @@ from scipy.optimize import brentq
 from ..network import Network
 from ..objective import Objective
 from ..optimize import ConvergenceWarning, minimize
-from .._validation import (as_float_array, check_nonnegative, check_positive,
-                           check_positive_int)
+from .._validation import (as_float_array, check_bool, check_choice, check_nonnegative,
+                           check_positive, check_positive_int, check_weights)
 from ._posterior import (NEWTON_DECREMENT_WARN, LaplacePosterior,
                          NotAtMinimumWarning, _not_at_minimum_message,
                          check_objective, laplace)
@@ -62,8 +62,7 @@ def weight_groups(net: Network, grouping: str = "single") -> tuple[Array, list[s
     holding every weight leaving it (MacKay 1995; Neal 1996), the other
     weights grouped as for "layers".
     """
-    if grouping not in GROUPINGS:
-        raise ValueError(f"groups: expected one of {GROUPINGS}, got {grouping!r}")
+    check_choice(grouping, "groups", GROUPINGS)
     index = np.zeros(net.n_weights, dtype=int)
     if grouping == "single":
         return index, ["all"]
@@ -279,11 +278,13 @@ def _fit(net: Network, make_objective, loss: str, beta_cap, w0=None,
     elif beta is not None:
         raise ValueError("beta: only regression (loss='sse') has a noise precision")
     max_cycles = check_positive_int(max_cycles, "max_cycles")
+    clip_negative = check_bool(clip_negative, "clip_negative")
     tol = check_nonnegative(tol, "tol")
     beta_max = beta_cap() if regression else None
     group_index, names = weight_groups(net, groups)
     alpha_g = np.full(len(names), check_positive(alpha, "alpha"))
-    w = net.init_weights(seed=0) if w0 is None else np.array(w0, dtype=float)
+    w = (net.init_weights(seed=0) if w0 is None
+         else check_weights(w0, net.n_weights, "w0").copy())
     options = {"maxiter": 200, "gtol": 1e-7, **(options or {})}
     objective = make_objective()
     hist = {k: [] for k in ("alpha", "beta", "gamma", "gamma_groups", "log_evidence",

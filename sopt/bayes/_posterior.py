@@ -17,8 +17,8 @@ import warnings
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
 
-from .._validation import (as_float_array, check_inputs, check_positive,
-                           check_positive_int, check_weights)
+from .._validation import (check_alpha, check_bool, check_choice, check_inputs,
+                           check_positive, check_positive_int, check_weights)
 from ..network import Network
 from ..objective import Objective
 from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_softmax
@@ -41,17 +41,6 @@ class NotAtMinimumWarning(UserWarning):
 class NotPositiveDefiniteError(ValueError):
     """The Laplace precision A is not positive definite: w_map is not a
     minimum of the regularised error (a ValueError, as before)."""
-
-
-def _check_alphas(alpha, n_weights: int) -> Array:
-    """alpha as a (W,) vector of positive precisions (a number is broadcast)."""
-    if np.ndim(alpha) == 0:
-        return np.full(n_weights, check_positive(alpha, "alpha"))
-    a = as_float_array(alpha, "alpha")
-    if a.shape != (n_weights,) or not np.all(np.isfinite(a)) or a.min() <= 0:
-        raise ValueError(f"alpha: expected a number > 0 or ({n_weights},) "
-                         "positive finite values")
-    return a
 
 
 class LaplacePosterior:
@@ -188,6 +177,8 @@ class LaplacePosterior:
         if self.beta is None:
             raise ValueError("predict: this posterior is for classification; "
                              "use predict_proba")
+        full_cov = check_bool(full_cov, "full_cov")
+        include_noise = check_bool(include_noise, "include_noise")
         blocks = self._by_blocks(X_new, "predict", full_cov, include_noise)
         if blocks is not None:
             return blocks
@@ -223,8 +214,7 @@ class LaplacePosterior:
         if self.beta is not None:
             raise ValueError("predict_proba: this posterior is for regression; "
                              "use predict")
-        if method not in ("probit", "mc"):
-            raise ValueError(f"method: expected 'probit' or 'mc', got {method!r}")
+        check_choice(method, "method", ("probit", "mc"))
         n_samples = check_positive_int(n_samples, "n_samples")
         blocks = self._by_blocks(X_new, "predict_proba", method, n_samples, seed)
         if blocks is not None:
@@ -348,11 +338,9 @@ def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
                clip_negative, max_bytes) -> LaplacePosterior:
     """Check the arguments, then build the data term (``data_term()``, an
     objective without weight decay), its Hessian and the posterior."""
-    if loss not in REGRESSION + CLASSIFICATION:
-        raise ValueError(f"loss: expected one of {REGRESSION + CLASSIFICATION}, "
-                         f"got {loss!r}")
-    if hessian not in ("exact", "gauss_newton"):
-        raise ValueError(f"hessian: expected 'exact' or 'gauss_newton', got {hessian!r}")
+    check_choice(loss, "loss", REGRESSION + CLASSIFICATION)
+    check_choice(hessian, "hessian", ("exact", "gauss_newton"))
+    clip_negative = check_bool(clip_negative, "clip_negative")
     regression = loss in REGRESSION
     if regression:
         beta = check_positive(beta, "beta") if beta is not None else None
@@ -361,7 +349,8 @@ def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
     elif beta is not None:
         raise ValueError("beta: only regression (loss='sse') has a noise precision")
     w_map = check_weights(w_map, net.n_weights).copy()
-    alpha = _check_alphas(alpha, net.n_weights)
+    alpha = np.broadcast_to(check_alpha(alpha, net.n_weights, positive=True),
+                            (net.n_weights,)).astype(float)
     data = data_term()
     used = np.flatnonzero(net.active_weights())
     H = data.hessian(w_map, method=hessian, max_bytes=max_bytes)[np.ix_(used, used)]

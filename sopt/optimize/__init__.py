@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from scipy.optimize import OptimizeResult
 
-from .._validation import as_float_array, check_finite
+from .._validation import as_float_array, check_choice, check_finite
 from ._gd import GradientDescentStep
 from ._lm import LevenbergMarquardtStep
 from ._loop import ConvergenceWarning, outer_loop
@@ -65,11 +65,10 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
     callback : callable(OptimizeResult) -> bool, optional
         Called after each iteration; returning True stops (status 2).
     """
-    if not isinstance(method, str) or method.lower() not in METHODS:
-        raise ValueError(f"method: unknown {method!r}; expected one of {METHODS}")
-    method = method.lower()
+    method = check_choice(method.lower() if isinstance(method, str) else method,
+                          "method", METHODS)
     problem = make_problem(obj, jac, hess, hessp, gauss_newton)
-    w0 = as_float_array(w0, "w0")
+    w0 = as_float_array(w0, "w0", bool_ok=False)
     n = getattr(getattr(obj, "net", None), "n_weights", None)
     if w0.ndim != 1 or (n is not None and w0.shape != (n,)):
         raise ValueError(f"w0: expected shape ({n if n is not None else 'W'},), got {w0.shape}")
