@@ -10,8 +10,8 @@ import copy
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from ._validation import (as_float_array, check_finite, check_inputs,
-                          check_positive_int, check_weights)
+from ._validation import (as_float_array, check_choice, check_finite,
+                          check_inputs, check_positive_int, check_weights)
 from ._validation import check_alpha as _check_alpha
 from . import finite_diff
 from . import hessian as _hessian
@@ -74,9 +74,7 @@ class ObjectiveCallables:
         built from the objective's other derivatives ("fd", "mixed",
         "diagonal"); None for "exact" and "gauss_newton", which need the
         objective's own pass over the data."""
-        if method not in HESSIAN_METHODS:
-            raise ValueError(f"method: expected 'exact', 'fd', 'mixed', "
-                             f"'gauss_newton' or 'diagonal', got {method!r}")
+        check_choice(method, "method", HESSIAN_METHODS)
         _hessian.check_dense_size(self.net.n_weights, max_bytes)
         if method == "fd":
             return finite_diff.hessian(self.value, w, eps, max_bytes=max_bytes)
