@@ -158,21 +158,23 @@ def _triu_pairs(k: int) -> tuple[Array, Array, Array]:
 
 def _upper_pairs(B: Array) -> Array:
     """For each row, the pairs i <= j of the last axis in np.triu_indices
-    order, (n, k (k + 1) / 2): the products B[:, i] B[:, j] for a 2-D B of k
-    columns, the entries B[:, i, j] for a 3-D B. Built from slices, not
-    fancy indexing: a gather of the same values costs several times the
-    matrix product that follows it."""
+    order, (n, k (k + 1) / 2), stored pairs-major (the transpose of a
+    C-ordered array): the products B[:, i] B[:, j] for a 2-D B of k columns,
+    the entries B[:, i, j] for a 3-D B. Built from slices, not fancy
+    indexing: a gather of the same values costs several times the matrix
+    product that follows it."""
     n, k = len(B), B.shape[-1]
-    out = np.empty((n, k * (k + 1) // 2))
+    out = np.empty((k * (k + 1) // 2, n))
+    rows = np.ascontiguousarray(B.T) if B.ndim == 2 else None     # (k, n)
     start = 0
     for i in range(k):
-        part = out[:, start:start + k - i]
-        if B.ndim == 2:
-            np.multiply(B[:, i:i + 1], B[:, i:], out=part)
+        part = out[start:start + k - i]
+        if rows is not None:
+            np.multiply(rows[i], rows[i:], out=part)
         else:
-            part[...] = B[:, i, i:]
+            part[...] = B[:, i, i:].T
         start += k - i
-    return out
+    return out.T
 
 
 class _KroneckerAccumulator:
