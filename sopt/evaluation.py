@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from . import hessian as _hessian
-from ._validation import as_float_array, check_finite, check_positive_int
+from ._validation import as_float_array, check_choice, check_finite, check_positive_int
 from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
                           weight_gradient)
 from .network import Backward
@@ -144,14 +144,12 @@ class Evaluation:
         "structured" or "rop") or Gauss-Newton matrix, weight decay included."""
         net = self.objective.net
         size = self.objective.chunk_size
+        check_choice(algorithm, "algorithm", ("structured", "rop"))
         if algorithm == "rop" and method == "exact":
             H = _hessian.rop_hessian(net, self.batches(size))
-        elif algorithm in ("structured", "rop"):
+        else:
             size = size or _hessian.patterns_per_chunk(net)
             H = _hessian.curvature_matrix(net, self.batches(size), method == "exact")
-        else:
-            raise ValueError(f"algorithm: expected 'structured' or 'rop', "
-                             f"got {algorithm!r}")
         H[np.diag_indices_from(H)] += self.objective._decay
         return H
 

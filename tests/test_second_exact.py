@@ -540,7 +540,7 @@ def test_loss_without_hess_is_refused_clearly():
     assert np.abs(Hm - H).max() <= MIXED_TOL * scale
 
 
-@pytest.mark.parametrize("bad, exc", [("bogus", ValueError), (None, ValueError)])
+@pytest.mark.parametrize("bad, exc", [("bogus", ValueError), (None, TypeError)])
 def test_unknown_method_or_algorithm(bad, exc):
     net, obj, w = build("identity-sse", 1)
     with pytest.raises(exc, match="method"):
