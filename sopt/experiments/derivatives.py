@@ -34,12 +34,12 @@ step-size trade-off of finite differences, and time against W.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
 from .. import Objective, finite_diff, mlp
-from ..testing import random_network
+from .._timing import median_times
+from ..testing import random_network, rel_err
 from . import _common
 
 NAME = "derivatives"
@@ -80,12 +80,6 @@ METHODS = (
     ("mixed", "mixed Hessian (FD of backprop)", 2),
     ("fd", "four-point Hessian", 3),
 )
-
-
-def rel_err(a, b) -> float:
-    """Norm-wise relative error |a - b| / |b|."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 def dag_problem(seed: int, n_inputs: int, n_hidden: int, max_units: int,
@@ -231,38 +225,6 @@ def _cost_problem(M: int, N: int, rng):
              "mixed": lambda: obj.hessian(w, method="mixed"),
              "fd": lambda: obj.hessian(w, method="fd")}
     return net.n_weights, calls
-
-
-def median_times(calls: dict, min_repeat: int, budget: float, one_shot: float,
-                 max_repeat: int = 200) -> dict:
-    """Median wall time of each callable in ``calls`` ({key: f}).
-
-    Every callable is called once to warm up, then the callables are timed
-    in interleaved rounds (one call of each per round), so that a period of
-    load on the machine falls on all of them alike rather than on one. A
-    callable drops out after ``min_repeat`` timed calls once its calls add up
-    to ``budget`` seconds (or after ``max_repeat``); one whose warm-up call
-    took over ``one_shot`` seconds is timed by that call alone.
-    """
-    times = {key: [] for key in calls}
-    active = []
-    for key, f in calls.items():
-        t0 = time.perf_counter()
-        f()
-        first = time.perf_counter() - t0
-        if first > one_shot:
-            times[key].append(first)
-        else:
-            active.append(key)
-    while active:
-        for key in list(active):
-            t0 = time.perf_counter()
-            calls[key]()
-            times[key].append(time.perf_counter() - t0)
-            n, total = len(times[key]), sum(times[key])
-            if (n >= min_repeat and total >= budget) or n >= max_repeat:
-                active.remove(key)
-    return {key: float(np.median(t)) for key, t in times.items()}
 
 
 def fit_slopes(rows: list[dict], fit_min_w: int, fd_fit_min_w: int) -> dict:
