@@ -52,3 +52,14 @@ def script_main(module, argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="reduced version")
     args = parser.parse_args(argv)
     return reproduce([module.NAME], out=args.out, quick=args.quick)
+
+
+def report(results: dict, figures: list, notes: str) -> dict:
+    """What ``run`` returns (and report.json stores): the numbers of
+    ``compute`` ("summary", "tables" and the "settings" the notes quote),
+    the figure file names and the notes. ``results["data"]`` (arrays for the
+    plots) stays out."""
+    out = {key: results[key] for key in ("summary", "tables", "settings")
+           if key in results}
+    return {**out, "figures": list(figures), "notes": notes}
+
