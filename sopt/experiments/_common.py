@@ -54,12 +54,16 @@ def script_main(module, argv=None) -> int:
     return reproduce([module.NAME], out=args.out, quick=args.quick)
 
 
-def report(results: dict, figures: list, notes: str) -> dict:
-    """What ``run`` returns (and report.json stores): the numbers of
-    ``compute`` ("summary", "tables" and the "settings" the notes quote),
-    the figure file names and the notes. ``results["data"]`` (arrays for the
-    plots) stays out."""
+def compose(ctx, compute, plot, notes) -> dict:
+    """An experiment's ``run``: ``results = compute(ctx)``, then
+    ``plot(results, ctx)`` (figure file names) and ``notes(results)`` (prose).
+
+    Returns what report.json stores: the numbers of ``compute`` ("summary",
+    "tables" and the "settings" the notes quote), the figure names and the
+    notes; ``results["data"]`` (arrays for the plots) stays out.
+    """
+    results = compute(ctx)
     out = {key: results[key] for key in ("summary", "tables", "settings")
            if key in results}
-    return {**out, "figures": list(figures), "notes": notes}
+    return {**out, "figures": list(plot(results, ctx)), "notes": notes(results)}
 

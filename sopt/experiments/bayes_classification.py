@@ -333,11 +333,6 @@ def _plot_moderation(plt, results, ctx) -> str:
     return ctx.savefig(fig, "bayes_classification_moderation")
 
 
-def run(ctx) -> dict:
-    results = compute(ctx)
-    return _common.report(results, plot(results, ctx), notes(results))
-
-
 def notes(results) -> str:
     """The markdown prose, every finding formatted from ``results``."""
     return "\n\n".join([_notes_setup(results), _notes_training(results),
@@ -424,3 +419,7 @@ def _notes_moderation(results) -> str:
         "the logit by kappa <= 1, so y should never move away from 0.5 nor cross "
         f"it: it does not on {100 * s['moderated_never_further_from_half']:.1f}% "
         f"and {100 * s['moderated_same_side_of_half']:.1f}% of the grid points.")
+
+
+def run(ctx) -> dict:
+    return _common.compose(ctx, compute, plot, notes)

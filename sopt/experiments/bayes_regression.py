@@ -320,11 +320,6 @@ def _plot_selection(plt, results, ctx) -> str:
     return ctx.savefig(fig, "bayes_regression_model_selection")
 
 
-def run(ctx) -> dict:
-    results = compute(ctx)
-    return _common.report(results, plot(results, ctx), notes(results))
-
-
 def notes(results) -> str:
     """The markdown prose, every finding formatted from ``results``."""
     return _notes_fit(results) + "\n\n" + _notes_selection(results)
@@ -395,3 +390,7 @@ def _notes_collapse(rows) -> str:
                  f"{', '.join(map(str, failed))} (gamma rounded below zero gives a "
                  "negative alpha inside evidence_fit).")
     return text.rstrip()
+
+
+def run(ctx) -> dict:
+    return _common.compose(ctx, compute, plot, notes)

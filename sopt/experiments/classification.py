@@ -390,11 +390,6 @@ def _notes_training(results) -> str:
         f"error at most {se:.1g}).")
 
 
-def run(ctx) -> dict:
-    results = compute(ctx)
-    return _common.report(results, plot(results, ctx), notes(results))
-
-
 # ------------------------------------------------------------------- figures
 def _grid(xlim, ylim, n: int = 251):
     gx, gy = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
@@ -522,3 +517,7 @@ def _figure_multilabel(ctx, net, w, X, T) -> str:
                  "labels flipped; colour = label pattern)", fontsize=10)
     ax.set_aspect("equal")
     return ctx.savefig(fig, f"{NAME}_multilabel")
+
+
+def run(ctx) -> dict:
+    return _common.compose(ctx, compute, plot, notes)

@@ -347,11 +347,6 @@ def plot(results, ctx) -> list[str]:
             _plot_cost(plt, results, ctx)]
 
 
-def run(ctx) -> dict:
-    results = compute(ctx)
-    return _common.report(results, plot(results, ctx), notes(results))
-
-
 def notes(results) -> str:
     """The markdown prose, every finding formatted from ``results``."""
     return "\n\n".join([_notes_accuracy(results), _notes_steps(results),
@@ -387,10 +382,10 @@ def _notes_steps(results) -> str:
         "Hessian, 1/eps^2 for the four-point Hessian, so its best step is "
         + ("larger" if s["best_eps_fd"] > s["best_eps_mixed"] else "not larger")
         + "). The dotted lines mark the default steps macheps^(1/3) and macheps^(1/4). "
-        f"Best steps found: {s['best_eps_gradient']:.0e} (gradient, error "
-        f"{s['best_rel_err_gradient']:.1e}), {s['best_eps_mixed']:.0e} "
-        f"(mixed, {s['best_rel_err_mixed']:.1e}), {s['best_eps_fd']:.0e} "
-        f"(four-point, {s['best_rel_err_fd']:.1e}).")
+        "Best steps found: " + ", ".join(
+            f"{s['best_eps_' + k]:.0e} ({name}{s['best_rel_err_' + k]:.1e})"
+            for k, name in (("gradient", "gradient, error "), ("mixed", "mixed, "),
+                            ("fd", "four-point, "))) + ".")
 
 
 def _notes_cost(results) -> str:
@@ -422,3 +417,7 @@ def _notes_cost(results) -> str:
         + "; on a loaded machine a multi-threaded BLAS makes the large exact "
         "Hessians erratically slow; set OPENBLAS_NUM_THREADS=1 (and "
         "OMP_NUM_THREADS=1) before starting Python for steadier timings.")
+
+
+def run(ctx) -> dict:
+    return _common.compose(ctx, compute, plot, notes)

@@ -135,11 +135,6 @@ def notes(results) -> str:
         "Dashed lines are the three hidden-unit outputs z_j = tanh(a_j).")
 
 
-def run(ctx) -> dict:
-    results = compute(ctx)
-    return _common.report(results, plot(results, ctx), notes(results))
-
-
 def _figure(ctx, net, x, fits) -> str:
     plt = _common.pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(9.5, 7.8), sharex=True)
@@ -170,3 +165,7 @@ def _figure(ctx, net, x, fits) -> str:
                ncol=3, frameon=False, bbox_to_anchor=(0.5, -0.06))
     fig.tight_layout()
     return ctx.savefig(fig, NAME)
+
+
+def run(ctx) -> dict:
+    return _common.compose(ctx, compute, plot, notes)

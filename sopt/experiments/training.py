@@ -226,5 +226,4 @@ def notes(results) -> str:
 
 
 def run(ctx) -> dict:
-    results = compute(ctx)
-    return _common.report(results, plot(results, ctx), notes(results))
+    return _common.compose(ctx, compute, plot, notes)
