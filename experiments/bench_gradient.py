@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
@@ -49,24 +48,13 @@ if (_ROOT / "sopt" / "__init__.py").is_file():
     sys.path.insert(0, str(_ROOT))
 
 import sopt  # noqa: E402
+from sopt._timing import median_time, median_times  # noqa: E402
 from sopt.allocator import tune_allocator  # noqa: E402
 
 RATIO_CASES = ((10, 50, 3, 1000), (2, 200, 1, 5000))   # (D, M, K, N)
 TARGET_RATIO = 3.0
 SCALING = dict(D=10, K=3, N=1000, hidden=(25, 50, 100, 200, 400, 800))
 SCALING_QUICK = dict(D=10, K=3, N=1000, hidden=(50, 100, 200, 400))
-
-
-def median_time(fn, ws, repeats: int) -> float:
-    """Median seconds of fn(w) over ``repeats`` calls alternating over ws."""
-    fn(ws[0])           # warm-up (also fills any lazy state)
-    times = []
-    for r in range(repeats):
-        w = ws[r % len(ws)]
-        start = time.perf_counter()
-        fn(w)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def make_problem(D: int, M: int, K: int, N: int, seed: int = 0):
@@ -90,15 +78,11 @@ def bench_ratio(cases, repeats: int) -> list[dict]:
     rows = []
     for D, M, K, N in cases:
         obj, (w0, w1) = make_problem(D, M, K, N)
-        obj.value(w0), obj.gradient(w1)          # warm-up
-        t_value, t_grad = [], []
-        for _ in range(repeats):
-            for fn, w, times in ((obj.value, w0, t_value),
-                                 (obj.gradient, w1, t_grad)):
-                start = time.perf_counter()
-                fn(w)
-                times.append(time.perf_counter() - start)
-        t_value, t_grad = float(np.median(t_value)), float(np.median(t_grad))
+        # warm-up, then value and gradient in turns: repeats calls of each
+        t = median_times({"value": lambda: obj.value(w0),
+                          "gradient": lambda: obj.gradient(w1)},
+                         min_repeat=repeats, max_repeat=repeats)
+        t_value, t_grad = t["value"], t["gradient"]
         rows.append(dict(D=D, M=M, K=K, N=N, W=obj.net.n_weights,
                          value_ms=1e3 * t_value, gradient_ms=1e3 * t_grad,
                          ratio=t_grad / t_value))
@@ -110,7 +94,9 @@ def bench_scaling(D: int, K: int, N: int, hidden, repeats: int) -> dict:
     for M in hidden:
         obj, ws = make_problem(D, M, K, N)
         rows.append(dict(M=M, W=obj.net.n_weights,
-                         gradient_ms=1e3 * median_time(obj.gradient, ws, repeats)))
+                         gradient_ms=1e3 * median_time(
+                             lambda r: obj.gradient(ws[r % len(ws)]),
+                             repeats, warmup=1)))
     W = np.array([r["W"] for r in rows], dtype=float)
     t = np.array([r["gradient_ms"] for r in rows])
     slope = float(np.polyfit(np.log(W), np.log(t), 1)[0])

@@ -23,10 +23,11 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, finite_diff
+from ._timing import median_time
 from .allocator import tune_allocator
 from .network import Network
 from .objective import Objective
-from .testing import SMOOTH_HIDDEN, random_network, random_targets
+from .testing import SMOOTH_HIDDEN, random_network, random_targets, rel_err
 
 # Pass/fail threshold on ||analytic - fd|| / ||fd||. Central differences with
 # the default step h ~ macheps^(1/3) ~ 6e-6 have truncation error
@@ -90,22 +91,6 @@ def _step(text: str) -> float:
     return value
 
 
-def _median_time(fn: Callable[[int], object], repeats: int) -> float:
-    """Median wall time in seconds of fn(r) over r = 0 .. repeats-1."""
-    times = []
-    for r in range(repeats):
-        start = time.perf_counter()
-        fn(r)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def _rel_error(analytic: np.ndarray, fd: np.ndarray) -> float:
-    """Norm-wise ||analytic - fd|| / ||fd||."""
-    return float(np.linalg.norm(analytic - fd)
-                 / max(np.linalg.norm(fd), np.finfo(float).tiny))
-
-
 def describe(net: Network) -> str:
     """One line on the topology: hidden layers, skip edges, masks."""
     hidden = net.layers[:-1]
@@ -149,21 +134,21 @@ def check_rows(seed: int = CHECK_SEED, n_patterns: int = 50,
         ws = (w, w + 1e-3 * rng.standard_normal(w.shape))
         g = obj.gradient(w)
         g_fd = finite_diff.gradient(obj.value, w, eps)
-        t_g = _median_time(lambda r: obj.gradient(ws[r % 2]), repeats)
-        t_gfd = _median_time(lambda r: finite_diff.gradient(obj.value, w, eps),
+        t_g = median_time(lambda r: obj.gradient(ws[r % 2]), repeats)
+        t_gfd = median_time(lambda r: finite_diff.gradient(obj.value, w, eps),
                              max(1, repeats // 2))
 
         f = lambda Z: net.forward(w, Z)          # noqa: E731
         J = net.jacobian(w, X)
         J_fd = finite_diff.rowwise_jacobian(f, X, eps)
-        t_j = _median_time(lambda r: net.jacobian(w, X), repeats)
-        t_jfd = _median_time(lambda r: finite_diff.rowwise_jacobian(f, X, eps),
+        t_j = median_time(lambda r: net.jacobian(w, X), repeats)
+        t_jfd = median_time(lambda r: finite_diff.rowwise_jacobian(f, X, eps),
                              repeats)
 
         for name, a, fd, ta, tf in (("gradient", g, g_fd, t_g, t_gfd),
                                     ("jacobian", J, J_fd, t_j, t_jfd)):
             rows.append(dict(output=output, loss=loss, canonical=canonical,
-                             derivative=name, error=_rel_error(a, fd),
+                             derivative=name, error=rel_err(a, fd),
                              analytic_ms=1e3 * ta, fd_ms=1e3 * tf))
     return rows, first
 

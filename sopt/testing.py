@@ -294,3 +294,10 @@ def _check_topology(n_inputs, n_hidden_layers, max_units, n_outputs, hidden,
     if isinstance(hidden, str) or len(hidden) == 0:
         raise ValueError(f"hidden: expected a non-empty sequence of activations "
                          f"to draw from, got {hidden!r}")
+
+
+def rel_err(a, b) -> float:
+    """Norm-wise relative error |a - b| / |b| (|b| floored at the smallest
+    normal float, so b = 0 gives |a| / tiny rather than a division by 0)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), np.finfo(float).tiny))

@@ -146,6 +146,44 @@ def test_classification_moderation(report):
     assert s["ml_test_nll"] > s["evidence_test_nll"]
 
 
+def test_regression_claims_of_the_notes(report):
+    _, data = report
+    res = data["bayes_regression"]
+    s = res["summary"]
+    # g^T A^{-1} g grows away from the data: wider bars at both plot ends
+    assert s["predictive_std_min_at_plot_ends"] > s["predictive_std_max_in_data_range"]
+    # ... and never below the noise floor 1/sqrt(beta)
+    assert s["predictive_std_max_in_data_range"] >= s["noise_std_estimate"]
+    # M = 1 collapses to a constant: alpha -> inf, no well-determined parameter
+    one = res["tables"]["Model selection over hidden units"][0]
+    assert one["M"] == 1 and one["alpha"] > 1e3 and one["gamma"] < 0.1
+    assert 0 <= s["restarts_at_best_evidence"] <= s["restarts"]
+
+
+def test_classification_claims_of_the_notes(report):
+    _, data = report
+    s = data["bayes_classification"]["summary"]
+    # no prior: the weights grow until the iteration limit stops them
+    assert s["ml_weight_norm"] > 10 * s["evidence_weight_norm"]
+    assert s["ml_converged"] == 0
+    # w_MAP minimises E + alpha/2 |w|^2 and the data Hessian is clipped only
+    # in the evidence updates: alpha I + H is positive definite, H is not
+    assert s["negative_hessian_eigenvalues_at_w_map"] >= 1
+    assert s["alpha"] + s["smallest_hessian_eigenvalue_at_w_map"] > 0
+    assert s["smallest_hessian_eigenvalue_at_w_map"] < 0
+
+
+def test_hidden_unit_census():
+    """bc._hidden_units counts dead units and sign-flipped or equal copies."""
+    net = bc.mlp([2, 4, 1], hidden="tanh", output="logistic")
+    U = np.array([[1.0, -2.0, 0.5], [-1.0, 2.0, -0.5], [0.0, 0.0, 0.0], [3.0, 1.0, 0.2]])
+    v = np.array([0.7, -0.7, 0.0, 1.1])
+    pack = lambda: net.pack([U[:, :2], U[:, 2], v[None, :], np.array([0.3])])  # noqa: E731
+    assert bc._hidden_units(net, pack()) == (1, 2)
+    U[1] = [-1.0, 2.5, -0.5]                   # no longer a copy
+    assert bc._hidden_units(net, pack()) == (1, 0)
+
+
 # ------------------------------------------------------------ figures
 def test_figures_written(report):
     out, data = report
@@ -164,3 +202,20 @@ def test_figures_written(report):
     assert br.TITLE in md and bc.TITLE in md
     assert all(data[name]["notes"] for name in expected)
 
+
+
+def test_notes_words_follow_the_numbers(report):
+    """The verdicts in the notes flip when the numbers they rest on do."""
+    _, data = report
+    reg = {**data["bayes_regression"]}
+    s = dict(reg["summary"])
+    assert "error bars widen" in br.notes(reg)
+    s["predictive_std_min_at_plot_ends"] = 0.5 * s["predictive_std_max_in_data_range"]
+    assert "do not all widen" in br.notes({**reg, "summary": s})
+    cls = {**data["bayes_classification"]}
+    s = dict(cls["summary"])
+    assert "more shrinkage far away" in bc.notes(cls)
+    s["mean_abs_p_minus_half_far_moderated"] = s["mean_abs_p_minus_half_far_point"]
+    assert "less shrinkage far away" in bc.notes({**cls, "summary": s})
+    s["smallest_hessian_eigenvalue_at_w_map"] = -2 * s["alpha"]
+    assert "not positive definite" in bc.notes({**cls, "summary": s})

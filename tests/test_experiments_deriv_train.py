@@ -160,3 +160,39 @@ def test_training_data_is_seeded():
     assert x1.shape == (training.N,) and np.all(np.abs(x1) < 1)
     # targets are sin(pi x) plus noise of standard deviation NOISE
     assert abs(np.std(t1 - np.sin(np.pi * x1)) - training.NOISE) < 0.02
+
+
+def test_training_claims_of_the_notes(train):
+    result = train[1]
+    rows = {r["method"]: r for r in result["tables"][training.TABLE]}
+    # scipy's trust-region methods stop on |g|_2 <= gtol, and |g|_inf <= |g|_2
+    for method in ("trust-exact", "trust-ncg", "trust-krylov"):
+        assert rows[method]["success"] is True, method
+        assert rows[method]["max abs gradient"] <= training.GTOL, method
+    converged = [m for m, *_ in training.METHODS if rows[m]["success"]]
+    assert f"Converged: {', '.join(converged)}." in result["notes"]
+    # the per-iteration verdict follows the timings
+    s = dict(result["summary"])
+    s["seconds_newton"] = s["seconds_lm"] = 0.0
+    assert "cost not more" in training.notes({**result, "summary": s})
+
+
+def test_derivatives_notes_follow_the_numbers(deriv):
+    result = deriv[1]
+    s = dict(result["summary"])
+    text = derivatives.notes(result)
+    assert "truncation error falling as eps^2" in text
+    assert "four-point Hessian only to" in text
+    assert "its best step is larger" in text
+    s["truncation_slope_fd"] = 1.0
+    s["rel_err_hessian_vs_fd"] = 0.5 * s["rel_err_hessian_vs_mixed"]
+    s["best_eps_fd"] = s["best_eps_mixed"]
+    text = derivatives.notes({**result, "summary": s})
+    assert "not falling as eps^2 everywhere" in text
+    assert "no worse than the mixed one" in text
+    assert "its best step is not larger" in text
+    # the slope shortfalls named are the largest ones of the table
+    rows = result["tables"]["Fitted log-log slopes of time against W"]
+    worst = min(rows, key=lambda r: r["fitted slope"] - r["expected"])
+    if worst["fitted slope"] < worst["expected"]:
+        assert f"most of all those of the {worst['method']}" in text

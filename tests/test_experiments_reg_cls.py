@@ -176,3 +176,30 @@ def test_multilabel_noise_rate():
     assert np.all(np.abs(flips - classification.LABEL_NOISE) < 0.006), flips
     assert np.array_equal(clean[:, 0], classification.region_a(X))
     assert np.array_equal(clean[:, 1], classification.region_b(X))
+
+
+def test_regression_claims_of_the_notes(reg):
+    result = reg[0]
+    rows = result["tables"]["Training per function"]
+    n = result["summary"]["restarts"]
+    # with the weight decay every restart meets the gradient tolerance
+    assert all(r["restarts_converged"] == f"{n}/{n}" for r in rows)
+    assert "every restart converges" in result["notes"]
+    # the verdict follows the table: make a restart fail and it changes
+    broken = [dict(r) for r in rows]
+    broken[0]["restarts_converged"] = f"{n - 1}/{n}"
+    text = regression.notes({**result, "tables": {"Training per function": broken}})
+    assert "not every restart converges" in text
+
+
+def test_classification_without_weight_decay(cls):
+    """The notes' reason for alpha > 0: at alpha = 0 the weights of (a) grow
+    without bound, so Newton runs to its iteration limit, no minimum met."""
+    result = cls[0]
+    s = result["summary"]
+    assert s["two_class_alpha0_converged"] == 0
+    assert s["two_class_alpha0_iterations"] == classification.MAXITER
+    assert s["two_class_alpha0_weight_norm"] > 1e4
+    assert "runs to the iteration limit" in result["notes"]
+    early = {**s, "two_class_alpha0_iterations": 12}
+    assert "stops after 12 iterations" in classification.notes({**result, "summary": early})

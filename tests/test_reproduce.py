@@ -3,8 +3,10 @@ figures and put its numbers in report.json and report.md (the numbers
 themselves are checked in tests/test_experiments_*.py on the same run)."""
 import json
 
+import pytest
+
 from sopt.cli import main
-from sopt.experiments import NAMES
+from sopt.experiments import NAMES, load
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -36,3 +38,14 @@ def test_reproduce_is_deterministic_apart_from_timings(quick_reproduction, tmp_p
 def test_unknown_experiment_is_refused(capsys):
     assert main(["reproduce", "nonsense"]) == 2
     assert "unknown experiment" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notes_are_made_from_the_reported_numbers(quick_reproduction, name):
+    """notes(results) reads only what report.json holds (summary, tables,
+    settings): formatting the parsed report again gives the same prose, so
+    no finding in it can go stale when the numbers change."""
+    _, report = quick_reproduction
+    result = report[name]
+    assert load(name).notes(result) == result["notes"]
+

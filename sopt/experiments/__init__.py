@@ -1,6 +1,13 @@
 """The experiments behind ``sopt reproduce``: each module has NAME, TITLE and
-``run(ctx) -> dict`` (numbers under "summary" and "tables", PNG names under
-"figures", prose under "notes"); ``experiments/NAME.py`` runs one alone."""
+``run(ctx) -> dict`` (numbers under "summary" and "tables", the settings the
+prose quotes under "settings", PNG names under "figures", prose under
+"notes"); ``experiments/NAME.py`` runs one alone.
+
+``run`` is ``_common.compose`` of three parts: ``compute(ctx)`` returns the
+results (the numbers, plus arrays for the plots under "data"),
+``plot(results, ctx)`` draws them, and ``notes(results)`` writes the prose
+from the numbers alone, so ``notes`` applied to report.json gives the stored
+prose again (tests/test_reproduce.py)."""
 from __future__ import annotations
 
 import importlib

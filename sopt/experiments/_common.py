@@ -52,3 +52,18 @@ def script_main(module, argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="reduced version")
     args = parser.parse_args(argv)
     return reproduce([module.NAME], out=args.out, quick=args.quick)
+
+
+def compose(ctx, compute, plot, notes) -> dict:
+    """An experiment's ``run``: ``results = compute(ctx)``, then
+    ``plot(results, ctx)`` (figure file names) and ``notes(results)`` (prose).
+
+    Returns what report.json stores: the numbers of ``compute`` ("summary",
+    "tables" and the "settings" the notes quote), the figure names and the
+    notes; ``results["data"]`` (arrays for the plots) stays out.
+    """
+    results = compute(ctx)
+    out = {key: results[key] for key in ("summary", "tables", "settings")
+           if key in results}
+    return {**out, "figures": list(plot(results, ctx)), "notes": notes(results)}
+

@@ -89,175 +89,149 @@ def _scatter(ax, X, t):
     ax.plot(*X[t == 1].T, "x", color="tab:red", ms=4.5, mew=1, label="class 1")
 
 
-def run(ctx) -> dict:
-    plt = _common.pyplot()
-    from matplotlib.lines import Line2D
-    quick = ctx.quick
-    n_test = 20000 if quick else 100000
-    ml_seeds = range(1 if quick else 4)
-    ev_seeds = range(1 if quick else 3)
-    ml_maxiter = 300 if quick else 500
-
-    X, t = sample_mixture(N_TRAIN, TRAIN_SEED)
-    Xt, tt = sample_mixture(n_test, TEST_SEED)
-    T = t[:, None]
-    net = mlp([2, HIDDEN, 1], hidden="tanh", output="logistic")
-    bayes_err = _error(true_posterior(Xt), tt)
-
-    # ------------------------------------------------ maximum likelihood
+def _fit_ml(net, X, T, seeds, maxiter: int, log):
+    """Maximum likelihood (alpha = 0) from each seed; the lowest E kept."""
     ml = None
-    for seed in ml_seeds:
+    for seed in seeds:
         obj = Objective(net, X, T, loss="binary_ce", alpha=0.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = minimize(obj, net.init_weights(seed=seed), method=METHOD,
-                           options={"maxiter": ml_maxiter, "gtol": 1e-6})
-        ctx.log(f"ML seed {seed}: E = {res.fun:.4f} after {res.nit} {METHOD} "
-                f"iterations, |w| = {np.linalg.norm(res.x):.3g}")
+                           options={"maxiter": maxiter, "gtol": 1e-6})
+        log(f"ML seed {seed}: E = {res.fun:.4f} after {res.nit} {METHOD} "
+            f"iterations, |w| = {np.linalg.norm(res.x):.3g}")
         if ml is None or res.fun < ml.fun:
             ml = res
-    w_ml = ml.x
+    return ml
 
-    # ------------------------------------------------------- evidence
+
+def _evidence(net, X, T, seed, hessian: str = "exact", clip: bool = True):
+    """evidence_fit from alpha = 0.01 and init_weights(seed), warnings off."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return evidence_fit(net, X, T, loss="binary_ce", w0=net.init_weights(seed=seed),
+                            alpha=0.01, hessian=hessian, clip_negative=clip,
+                            max_cycles=50, method=METHOD)
+
+
+def _fit_evidence(net, X, T, seeds, log):
+    """The evidence fit of highest log evidence over the seeds."""
     ev = None
-    for seed in ev_seeds:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            r = evidence_fit(net, X, T, loss="binary_ce", w0=net.init_weights(seed=seed),
-                             alpha=0.01, hessian="exact", clip_negative=True,
-                             max_cycles=50, method=METHOD)
-        ctx.log(f"evidence seed {seed}: alpha {r.alpha[0]:.4g} gamma {r.gamma:.3f} "
-                f"log evidence {r.log_evidence:.4f} ({r.n_cycles} cycles, "
-                f"{'converged' if r.converged else 'not converged'})")
+    for seed in seeds:
+        r = _evidence(net, X, T, seed)
+        log(f"evidence seed {seed}: alpha {r.alpha[0]:.4g} gamma {r.gamma:.3f} "
+            f"log evidence {r.log_evidence:.4f} ({r.n_cycles} cycles, "
+            f"{'converged' if r.converged else 'not converged'})")
         if ev is None or r.log_evidence > ev.log_evidence:
             ev = r
-    post, w_map = ev.posterior, ev.w
-    alpha = float(ev.alpha[0])
-    H = Objective(net, X, T, loss="binary_ce").hessian(w_map, method="exact")
-    lam = np.linalg.eigvalsh(H)
-    n_negative = int(np.sum(lam < -1e-10 * max(1.0, lam[-1])))
+    return ev
 
-    # ----------------- the curvature choices of evidence_fit (full run only)
-    variant_rows = []
-    if not quick:
-        for hessian, clip in (("exact", True), ("exact", False), ("gauss_newton", False)):
-            row = {"hessian": hessian, "clip_negative": clip}
-            try:
-                with warnings.catch_warnings(), np.errstate(all="ignore"):
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    r = (ev if (hessian, clip) == ("exact", True) else
-                         evidence_fit(net, X, T, loss="binary_ce",
-                                      w0=net.init_weights(seed=0), alpha=0.01,
-                                      hessian=hessian, clip_negative=clip,
-                                      max_cycles=50, method=METHOD))
-            except ValueError as exc:
-                row.update(alpha=float("nan"), gamma=float("nan"),
-                           log_evidence=float("nan"), cycles=0, test_error=float("nan"),
-                           outcome="ValueError: " + str(exc).split(". ")[0])
-            else:
-                row.update(alpha=float(r.alpha[0]), gamma=r.gamma,
-                           log_evidence=r.log_evidence, cycles=r.n_cycles,
-                           test_error=_error(net.forward(r.w, Xt)[:, 0], tt),
-                           outcome="converged" if r.converged else "not converged")
-            ctx.log(f"evidence with hessian={hessian}, clip_negative={clip}: "
-                    f"{row['outcome']}")
-            variant_rows.append(row)
 
-    # ------------------------------------------------------ test numbers
-    p_ml = net.forward(w_ml, Xt)[:, 0]
-    p_map = net.forward(w_map, Xt)[:, 0]
-    p_mod = post.predict_proba(Xt)[:, 0]
-    ctx.log(f"test errors: ML {_error(p_ml, tt):.4f}, evidence {_error(p_map, tt):.4f}, "
-            f"Bayes {bayes_err:.4f} ({n_test} test points)")
+def _curvature_variants(net, X, T, ev, Xt, tt, log) -> list[dict]:
+    """evidence_fit with the exact Hessian, clipped or not, and with the
+    Gauss-Newton matrix (from seed 0): one row each."""
+    rows = []
+    for hessian, clip in (("exact", True), ("exact", False), ("gauss_newton", False)):
+        row = {"hessian": hessian, "clip_negative": clip}
+        try:
+            r = (ev if (hessian, clip) == ("exact", True) else
+                 _evidence(net, X, T, 0, hessian, clip))
+        except ValueError as exc:
+            row.update(alpha=float("nan"), gamma=float("nan"),
+                       log_evidence=float("nan"), cycles=0, test_error=float("nan"),
+                       outcome="ValueError: " + str(exc).split(". ")[0])
+        else:
+            row.update(alpha=float(r.alpha[0]), gamma=r.gamma,
+                       log_evidence=r.log_evidence, cycles=r.n_cycles,
+                       test_error=_error(net.forward(r.w, Xt)[:, 0], tt),
+                       outcome="converged" if r.converged else "not converged")
+        log(f"evidence with hessian={hessian}, clip_negative={clip}: {row['outcome']}")
+        rows.append(row)
+    return rows
 
-    # ------------------------------------------------- grid for the plots
-    n_grid = 121 if quick else 201
-    g1 = np.linspace(*BOX[0], n_grid)
-    g2 = np.linspace(*BOX[1], n_grid)
-    G1, G2 = np.meshgrid(g1, g2)
-    G = np.column_stack([G1.ravel(), G2.ravel()])
-    shape = G1.shape
-    P_map = net.forward(w_map, G)[:, 0]
-    P_mod = post.predict_proba(G)[:, 0]
-    P_true = true_posterior(G)
+
+def _hidden_units(net, w, rtol: float = 1e-3) -> tuple[int, int]:
+    """(dead, duplicated) hidden units of w: a unit is dead when its input
+    weights, bias and output weight are all below rtol max|w|; duplicated
+    when its (input weights, bias) equal another unit's or their negative
+    to rtol of their norm."""
+    hidden, out = net.unpack(w)
+    U = np.column_stack([hidden.weights[0], hidden.bias])
+    v = out.weights[0][0]
+    tol = rtol * np.max(np.abs(w))
+    alive = (np.max(np.abs(U), axis=1) > tol) | (np.abs(v) > tol)
+    dup = set()
+    for i in np.flatnonzero(alive):
+        for j in np.flatnonzero(alive):
+            if i < j and min(np.linalg.norm(U[i] - U[j]), np.linalg.norm(U[i] + U[j])) \
+                    <= rtol * np.linalg.norm(U[i]):
+                dup |= {int(i), int(j)}
+    return int(np.sum(~alive)), len(dup)
+
+
+def _settings(quick: bool) -> dict:
+    return {"n_test": 20000 if quick else 100000, "ml_restarts": 1 if quick else 4,
+            "evidence_restarts": 1 if quick else 3,
+            "ml_maxiter": 300 if quick else 500, "n_grid": 121 if quick else 201,
+            "variants": not quick}
+
+
+def _grid(n_grid: int):
+    """(G1, G2, G): the plotting box as a meshgrid and as (n_grid^2, 2) rows."""
+    G1, G2 = np.meshgrid(np.linspace(*BOX[0], n_grid), np.linspace(*BOX[1], n_grid))
+    return G1, G2, np.column_stack([G1.ravel(), G2.ravel()])
+
+
+def _moderation(net, w_map, post, X, G) -> tuple[dict, dict]:
+    """Mean |y - 0.5| far from and near the data, point estimate and
+    moderated, on the grid G; and the grid's probabilities for the plots."""
+    P = {"map": net.forward(w_map, G)[:, 0], "mod": post.predict_proba(G)[:, 0],
+         "true": true_posterior(G)}
     dist = _nearest_distance(G, X)
     far, near = dist > FAR, dist < 0.25
-    conf_map_far = float(np.mean(np.abs(P_map[far] - 0.5)))
-    conf_mod_far = float(np.mean(np.abs(P_mod[far] - 0.5)))
-    conf_map_near = float(np.mean(np.abs(P_map[near] - 0.5)))
-    conf_mod_near = float(np.mean(np.abs(P_mod[near] - 0.5)))
-    # moderation scales the logit by kappa <= 1: never away from 0.5, and the
-    # y = 0.5 boundary stays where it is
-    never_sharper = float(np.mean(np.abs(P_mod - 0.5) <= np.abs(P_map - 0.5) + 1e-12))
-    same_side = float(np.mean((P_mod > 0.5) == (P_map > 0.5)))
-
-    # ------------------------------------------- figure 1 (PRML Fig. 5.22)
-    # the ML net is nearly a step function (|w| large): a finer grid for it,
-    # and its class-1 region shaded so that thin slivers read as regions
-    f1, f2 = np.meshgrid(np.linspace(*BOX[0], 2 * n_grid), np.linspace(*BOX[1], 2 * n_grid))
-    P_ml_fine = net.forward(w_ml, np.column_stack([f1.ravel(), f2.ravel()]))
-    fig, ax = plt.subplots(figsize=(7, 7.2))
-    ax.contourf(f1, f2, P_ml_fine.reshape(f1.shape), levels=[0.5, 1.0],
-                colors=["0.85"])
-    ax.contour(f1, f2, P_ml_fine.reshape(f1.shape), levels=[0.5], colors=["black"],
-               linewidths=1.0)
-    _scatter(ax, X, t)
-    for P, color, lw in ((P_true, "tab:green", 2.5), (P_map, "tab:red", 2.0)):
-        ax.contour(G1, G2, P.reshape(shape), levels=[0.5], colors=[color],
-                   linewidths=lw)
-    handles = [Line2D([], [], color="tab:green", lw=2.5,
-                      label=f"Bayes optimal (test error {bayes_err:.3f})"),
-               Line2D([], [], color="black", lw=1.0, marker="s", ms=9,
-                      mfc="0.85", mec="0.85",
-                      label=rf"maximum likelihood, $\alpha$ = 0 "
-                            f"(test error {_error(p_ml, tt):.3f}; grey: class 1)"),
-               Line2D([], [], color="tab:red", lw=2,
-                      label=rf"evidence, $\alpha$ = {alpha:.3g} "
-                            f"(test error {_error(p_map, tt):.3f})")]
-    handles += ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1),
-              ncol=2, fontsize=8)
-    ax.set_xlim(*BOX[0])
-    ax.set_ylim(*BOX[1])
-    ax.set_aspect("equal")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-    ax.set_title(f"Decision boundaries, {HIDDEN} tanh hidden units, N = {N_TRAIN} "
-                 f"(cf. PRML Fig. 5.22)", fontsize=10)
-    figures = [ctx.savefig(fig, "bayes_classification_boundaries")]
-
-    # ------------------------------------------- figure 2 (PRML Fig. 5.23)
-    levels = [0.1, 0.3, 0.5, 0.7, 0.9]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), sharey=True)
-    for ax, P, title in ((axes[0], P_map, r"point estimate $\sigma(a(x, w_{MAP}))$"),
-                         (axes[1], P_mod, r"moderated $\sigma(\kappa(s^2)\,a_{MAP})$")):
-        _scatter(ax, X, t)
-        cs = ax.contour(G1, G2, P.reshape(shape), levels=levels,
-                        colors=["tab:blue", "tab:blue", "tab:green", "tab:red", "tab:red"],
-                        linewidths=[1, 1, 2.2, 1, 1])
-        ax.clabel(cs, fmt="%.1f", fontsize=8)
-        ax.set_xlim(*BOX[0])
-        ax.set_ylim(*BOX[1])
-        ax.set_aspect("equal")
-        ax.set_xlabel("$x_1$")
-        ax.set_title(title, fontsize=11)
-    axes[0].set_ylabel("$x_2$")
-    axes[0].legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"Contours y = 0.1, 0.3, 0.5, 0.7, 0.9 of the evidence network "
-                 rf"($\alpha$ = {alpha:.3g}, $\gamma$ = {ev.gamma:.1f} of "
-                 f"{net.n_weights}) (cf. PRML Fig. 5.23)\nmean |y - 0.5| where no "
-                 f"training point is within {FAR}: "
-                 f"{conf_map_far:.3f} (point estimate), {conf_mod_far:.3f} (moderated)",
-                 fontsize=10)
-    fig.tight_layout()
-    figures.append(ctx.savefig(fig, "bayes_classification_moderation"))
-
+    conf = lambda p, where: float(np.mean(np.abs(p[where] - 0.5)))   # noqa: E731
     summary = {
-        "n_train": N_TRAIN, "n_test": n_test, "hidden_units": HIDDEN,
-        "n_weights": net.n_weights,
-        "bayes_error": bayes_err,
-        "ml_test_error": _error(p_ml, tt),
-        "evidence_test_error": _error(p_map, tt),
+        "mean_abs_p_minus_half_far_point": conf(P["map"], far),
+        "mean_abs_p_minus_half_far_moderated": conf(P["mod"], far),
+        "mean_abs_p_minus_half_near_point": conf(P["map"], near),
+        "mean_abs_p_minus_half_near_moderated": conf(P["mod"], near),
+        "far_grid_fraction": float(np.mean(far)),
+        # moderation scales the logit by kappa <= 1: never away from 0.5,
+        # and the y = 0.5 boundary stays where it is
+        "moderated_never_further_from_half": float(np.mean(
+            np.abs(P["mod"] - 0.5) <= np.abs(P["map"] - 0.5) + 1e-12)),
+        "moderated_same_side_of_half": float(np.mean((P["mod"] > 0.5) == (P["map"] > 0.5))),
+    }
+    return summary, P
+
+
+def compute(ctx) -> dict:
+    """Fit ML and evidence networks and measure them: the results dict
+    ("summary", "tables", "settings"; "data" for the plots)."""
+    cfg = _settings(ctx.quick)
+    X, t = sample_mixture(N_TRAIN, TRAIN_SEED)
+    Xt, tt = sample_mixture(cfg["n_test"], TEST_SEED)
+    T = t[:, None]
+    net = mlp([2, HIDDEN, 1], hidden="tanh", output="logistic")
+    bayes_err = _error(true_posterior(Xt), tt)
+    ml = _fit_ml(net, X, T, range(cfg["ml_restarts"]), cfg["ml_maxiter"], ctx.log)
+    ev = _fit_evidence(net, X, T, range(cfg["evidence_restarts"]), ctx.log)
+    w_ml, post, w_map = ml.x, ev.posterior, ev.w
+    lam = np.linalg.eigvalsh(Objective(net, X, T, loss="binary_ce").hessian(
+        w_map, method="exact"))
+    variant_rows = (_curvature_variants(net, X, T, ev, Xt, tt, ctx.log)
+                    if cfg["variants"] else [])
+    p_ml, p_map = net.forward(w_ml, Xt)[:, 0], net.forward(w_map, Xt)[:, 0]
+    p_mod = post.predict_proba(Xt)[:, 0]
+    ctx.log(f"test errors: ML {_error(p_ml, tt):.4f}, evidence {_error(p_map, tt):.4f}, "
+            f"Bayes {bayes_err:.4f} ({cfg['n_test']} test points)")
+    G1, G2, G = _grid(cfg["n_grid"])
+    moderation, P = _moderation(net, w_map, post, X, G)
+    dead, duplicated = _hidden_units(net, w_map)
+    summary = {
+        "n_train": N_TRAIN, "n_test": cfg["n_test"], "hidden_units": HIDDEN,
+        "n_weights": net.n_weights, "bayes_error": bayes_err,
+        "ml_test_error": _error(p_ml, tt), "evidence_test_error": _error(p_map, tt),
         "moderated_test_error": _error(p_mod, tt),
         "ml_train_error": _error(net.forward(w_ml, X)[:, 0], t),
         "evidence_train_error": _error(net.forward(w_map, X)[:, 0], t),
@@ -265,70 +239,187 @@ def run(ctx) -> dict:
         "moderated_test_nll": _nll(p_mod, tt),
         "ml_weight_norm": float(np.linalg.norm(w_ml)),
         "ml_iterations": int(ml.nit), "ml_converged": int(bool(ml.success)),
-        "alpha": alpha, "gamma": ev.gamma, "log_evidence": ev.log_evidence,
+        "alpha": float(ev.alpha[0]), "gamma": ev.gamma, "log_evidence": ev.log_evidence,
         "evidence_cycles": ev.n_cycles, "evidence_converged": int(ev.converged),
         "evidence_weight_norm": float(np.linalg.norm(w_map)),
-        "negative_hessian_eigenvalues_at_w_map": n_negative,
+        "negative_hessian_eigenvalues_at_w_map": int(np.sum(lam < -1e-10 * max(1.0, lam[-1]))),
         "smallest_hessian_eigenvalue_at_w_map": float(lam[0]),
-        "mean_abs_p_minus_half_far_point": conf_map_far,
-        "mean_abs_p_minus_half_far_moderated": conf_mod_far,
-        "mean_abs_p_minus_half_near_point": conf_map_near,
-        "mean_abs_p_minus_half_near_moderated": conf_mod_near,
-        "far_grid_fraction": float(np.mean(far)),
-        "moderated_never_further_from_half": never_sharper,
-        "moderated_same_side_of_half": same_side,
+        **moderation,
+        "dead_hidden_units_at_w_map": dead, "duplicated_hidden_units_at_w_map": duplicated,
     }
     history_rows = [{"cycle": i + 1, "alpha": float(a[0]), "gamma": float(g),
                      "log_evidence": float(e)}
                     for i, (a, g, e) in enumerate(zip(ev.history["alpha"],
                                                        ev.history["gamma"],
                                                        ev.history["log_evidence"]))]
-    notes = (
+    tables = {"Evidence cycles": history_rows}
+    if variant_rows:
+        tables["Curvature used by evidence_fit"] = variant_rows
+    return {"summary": summary, "tables": tables, "settings": cfg,
+            "data": dict(net=net, X=X, t=t, w_ml=w_ml, G1=G1, G2=G2, P=P)}
+
+
+def plot(results, ctx) -> list[str]:
+    """PRML Figures 5.22 (decision boundaries) and 5.23 (moderation)."""
+    plt = _common.pyplot()
+    return [_plot_boundaries(plt, results, ctx), _plot_moderation(plt, results, ctx)]
+
+
+def _plot_boundaries(plt, results, ctx) -> str:
+    from matplotlib.lines import Line2D
+    s, d = results["summary"], results["data"]
+    n_grid = results["settings"]["n_grid"]
+    # the ML net is nearly a step function (|w| large): a finer grid for it,
+    # and its class-1 region shaded so that thin slivers read as regions
+    f1, f2 = np.meshgrid(np.linspace(*BOX[0], 2 * n_grid), np.linspace(*BOX[1], 2 * n_grid))
+    P_ml = d["net"].forward(d["w_ml"], np.column_stack([f1.ravel(), f2.ravel()]))
+    P_ml = P_ml.reshape(f1.shape)
+    fig, ax = plt.subplots(figsize=(7, 7.2))
+    ax.contourf(f1, f2, P_ml, levels=[0.5, 1.0], colors=["0.85"])
+    ax.contour(f1, f2, P_ml, levels=[0.5], colors=["black"], linewidths=1.0)
+    _scatter(ax, d["X"], d["t"])
+    for P, color, lw in ((d["P"]["true"], "tab:green", 2.5), (d["P"]["map"], "tab:red", 2.0)):
+        ax.contour(d["G1"], d["G2"], P.reshape(d["G1"].shape), levels=[0.5],
+                   colors=[color], linewidths=lw)
+    handles = [Line2D([], [], color="tab:green", lw=2.5,
+                      label=f"Bayes optimal (test error {s['bayes_error']:.3f})"),
+               Line2D([], [], color="black", lw=1.0, marker="s", ms=9,
+                      mfc="0.85", mec="0.85",
+                      label=rf"maximum likelihood, $\alpha$ = 0 "
+                            f"(test error {s['ml_test_error']:.3f}; grey: class 1)"),
+               Line2D([], [], color="tab:red", lw=2,
+                      label=rf"evidence, $\alpha$ = {s['alpha']:.3g} "
+                            f"(test error {s['evidence_test_error']:.3f})")]
+    handles += ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1),
+              ncol=2, fontsize=8)
+    _box(ax)
+    ax.set_ylabel("$x_2$")
+    ax.set_title(f"Decision boundaries, {HIDDEN} tanh hidden units, N = {N_TRAIN} "
+                 f"(cf. PRML Fig. 5.22)", fontsize=10)
+    return ctx.savefig(fig, "bayes_classification_boundaries")
+
+
+def _box(ax) -> None:
+    ax.set_xlim(*BOX[0])
+    ax.set_ylim(*BOX[1])
+    ax.set_aspect("equal")
+    ax.set_xlabel("$x_1$")
+
+
+def _plot_moderation(plt, results, ctx) -> str:
+    s, d = results["summary"], results["data"]
+    levels = [0.1, 0.3, 0.5, 0.7, 0.9]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), sharey=True)
+    for ax, P, title in ((axes[0], d["P"]["map"], r"point estimate $\sigma(a(x, w_{MAP}))$"),
+                         (axes[1], d["P"]["mod"], r"moderated $\sigma(\kappa(s^2)\,a_{MAP})$")):
+        _scatter(ax, d["X"], d["t"])
+        cs = ax.contour(d["G1"], d["G2"], P.reshape(d["G1"].shape), levels=levels,
+                        colors=["tab:blue", "tab:blue", "tab:green", "tab:red", "tab:red"],
+                        linewidths=[1, 1, 2.2, 1, 1])
+        ax.clabel(cs, fmt="%.1f", fontsize=8)
+        _box(ax)
+        ax.set_title(title, fontsize=11)
+    axes[0].set_ylabel("$x_2$")
+    axes[0].legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"Contours y = 0.1, 0.3, 0.5, 0.7, 0.9 of the evidence network "
+                 rf"($\alpha$ = {s['alpha']:.3g}, $\gamma$ = {s['gamma']:.1f} of "
+                 f"{s['n_weights']}) (cf. PRML Fig. 5.23)\nmean |y - 0.5| where no "
+                 f"training point is within {FAR}: "
+                 f"{s['mean_abs_p_minus_half_far_point']:.3f} (point estimate), "
+                 f"{s['mean_abs_p_minus_half_far_moderated']:.3f} (moderated)",
+                 fontsize=10)
+    fig.tight_layout()
+    return ctx.savefig(fig, "bayes_classification_moderation")
+
+
+def notes(results) -> str:
+    """The markdown prose, every finding formatted from ``results``."""
+    return "\n\n".join([_notes_setup(results), _notes_training(results),
+                        _notes_moderation(results)])
+
+
+def _notes_setup(results) -> str:
+    cfg = results["settings"]
+    return (
         "Data: the two-class mixture of Netlab's demmlp2 (class 0: N((0, -0.1), "
         "0.625 I), prior 0.5; class 1: N((1, 1), 0.2 I) and N((1, -1), 0.2 I), "
         f"prior 0.25 each), {N_TRAIN} training points (seed {TRAIN_SEED}) and "
-        f"{n_test} test points (seed {TEST_SEED}). The Bayes-optimal boundary and "
+        f"{cfg['n_test']} test points (seed {TEST_SEED}). The Bayes-optimal boundary and "
         "the Bayes error (on the same test points) use the true densities. "
-        f"Network 2-{HIDDEN}-1, tanh hidden, logistic output, cross-entropy.\n\n"
+        f"Network 2-{HIDDEN}-1, tanh hidden, logistic output, cross-entropy.")
+
+
+def _notes_training(results) -> str:
+    s, cfg = results["summary"], results["settings"]
+    alpha, lam0 = s["alpha"], s["smallest_hessian_eigenvalue_at_w_map"]
+    stop = ("on the iteration limit" if s["ml_iterations"] >= cfg["ml_maxiter"] else
+            f"after {s['ml_iterations']} iterations on a flat gradient")
+    return (
         "Maximum likelihood (alpha = 0): sopt's damped Newton method "
         "(`minimize(method='newton')`: exact Hessian, Cholesky with added "
         "damping where it is indefinite, Armijo line search), "
-        f"{len(ml_seeds)} initial weight vector(s), lowest training cross-entropy kept, at "
-        f"most {ml_maxiter} iterations; without a prior the weights keep growing "
-        f"(|w| = {np.linalg.norm(w_ml):.3g} at the end), so it stops on the "
-        "iteration limit or on a flat gradient rather than at a minimum. "
+        f"{cfg['ml_restarts']} initial weight vector(s), lowest training "
+        f"cross-entropy kept, at most {cfg['ml_maxiter']} iterations; without a "
+        f"prior the weights grow to |w| = {s['ml_weight_norm']:.3g} "
+        f"({s['ml_weight_norm'] / s['evidence_weight_norm']:.1f} times the "
+        f"evidence network's), and the run kept stopped {stop}. "
         "Evidence: `sopt.bayes.evidence_fit(loss='binary_ce', "
         "hessian='exact', clip_negative=True, method='newton')` from alpha = 0.01 and "
-        f"{len(ev_seeds)} initial weight vector(s), highest log evidence kept "
-        "(PRML starts from alpha = 0; evidence_fit needs alpha > 0, and starting "
-        "from the ML weights led to the same alpha in trials). At the final "
-        f"w_MAP the data Hessian has {n_negative} negative eigenvalue(s), the "
-        f"smallest {lam[0]:.3g} against alpha = {alpha:.3g} (the regularised "
-        "Hessian is positive definite, as at any minimum, but nearly singular). "
-        "The reason, seen in the weights of this run: weight decay makes hidden "
-        "units duplicate one another (identical or sign-flipped copies share one "
-        "unit's job at a smaller |w|^2) and leaves a unit dead at w = 0; the data "
-        "term curves down along the directions that pull copies apart and at the "
-        "dead unit (a saddle in its input and output weights). Without "
-        "clipping the loop breaks down: gamma = sum lambda / (alpha + lambda) "
-        "picks up large negative terms as alpha + lambda nears 0, and at a "
-        "not fully trained w_MAP alpha I + H stops being positive definite. "
-        "Clipped, the exact Hessian gives a converged, stable result, so it is "
-        "used here"
-        + (" (the full run's table compares exact with and without clipping "
-           "and the Gauss-Newton matrix)." if quick else
-           " (table: exact with and without clipping, and Gauss-Newton).")
-        + "\n\n"
+        f"{cfg['evidence_restarts']} initial weight vector(s), highest log evidence kept "
+        "(PRML starts from alpha = 0; evidence_fit needs alpha > 0). At the final "
+        f"w_MAP the data Hessian has {s['negative_hessian_eigenvalues_at_w_map']} "
+        f"negative eigenvalue(s), the smallest {lam0:.3g} against alpha = {alpha:.3g}, "
+        f"so the regularised Hessian is "
+        + ("not positive definite" if alpha + lam0 <= 0 else "positive definite"
+           + (" but nearly singular" if alpha + lam0 < 0.1 * alpha else ""))
+        + f" (alpha + lambda_min = {alpha + lam0:.3g}). "
+        + _notes_units(s) + _notes_clipping(results))
+
+
+def _notes_units(s) -> str:
+    dead, dup = (s["dead_hidden_units_at_w_map"], s["duplicated_hidden_units_at_w_map"])
+    if not (dead or dup):
+        return "No hidden unit of w_MAP is dead or a copy of another. "
+    return (
+        f"In w_MAP, {dup} hidden unit(s) duplicate another (equal or sign-flipped "
+        f"input weights and bias) and {dead} unit(s) are dead (every weight near "
+        "0): weight decay lets copies share one unit's job at a smaller |w|^2, and "
+        "the data term curves down along the directions that pull copies apart "
+        "and at a dead unit (a saddle in its input and output weights). ")
+
+
+def _notes_clipping(results) -> str:
+    s = results["summary"]
+    clipped = ("converges" if s["evidence_converged"] else "does not converge")
+    text = ("Without clipping, gamma = sum lambda / (alpha + lambda) picks up large "
+            "negative terms as alpha + lambda nears 0. Clipped, the exact Hessian "
+            f"{clipped} in {s['evidence_cycles']} cycles. ")
+    rows = results["tables"].get("Curvature used by evidence_fit")
+    if not rows:
+        return text + ("The full run's table compares exact with and without "
+                       "clipping and the Gauss-Newton matrix.")
+    return text + "Table: " + "; ".join(
+        f"hessian={r['hessian']}, clip_negative={r['clip_negative']}: {r['outcome']}"
+        for r in rows) + "."
+
+
+def _notes_moderation(results) -> str:
+    s = results["summary"]
+    far = s["mean_abs_p_minus_half_far_moderated"] / s["mean_abs_p_minus_half_far_point"]
+    near = s["mean_abs_p_minus_half_near_moderated"] / s["mean_abs_p_minus_half_near_point"]
+    return (
         "Moderation: on a grid over the plotted box, the mean |y - 0.5| over the "
         f"points with no training point within {FAR} ('far') and within 0.25 "
         "('near'), for the point estimate sigma(a_MAP) and the moderated output "
-        "(post.predict_proba, probit approximation). Moderation multiplies the "
-        "logit by kappa <= 1, so it never moves y away from 0.5 and leaves the "
-        "y = 0.5 contour in place (summary: fraction of grid points where that "
-        "holds)."
-    )
-    return {"summary": summary,
-            "tables": {"Evidence cycles": history_rows,
-                       **({"Curvature used by evidence_fit": variant_rows}
-                          if variant_rows else {})},
-            "figures": figures, "notes": notes}
+        "(post.predict_proba, probit approximation). The moderated mean is "
+        f"{far:.2f} times the point estimate's far from the data and {near:.2f} "
+        "times near it (" + ("more" if far < near else "less") + " shrinkage far "
+        "away). Moderation scales "
+        "the logit by kappa <= 1, so y should never move away from 0.5 nor cross "
+        f"it: it does not on {100 * s['moderated_never_further_from_half']:.1f}% "
+        f"and {100 * s['moderated_same_side_of_half']:.1f}% of the grid points.")
+
+
+def run(ctx) -> dict:
+    return _common.compose(ctx, compute, plot, notes)

@@ -34,12 +34,12 @@ step-size trade-off of finite differences, and time against W.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
 from .. import Objective, finite_diff, mlp
-from ..testing import random_network
+from .._timing import median_times
+from ..testing import random_network, rel_err
 from . import _common
 
 NAME = "derivatives"
@@ -80,12 +80,6 @@ METHODS = (
     ("mixed", "mixed Hessian (FD of backprop)", 2),
     ("fd", "four-point Hessian", 3),
 )
-
-
-def rel_err(a, b) -> float:
-    """Norm-wise relative error |a - b| / |b|."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 def dag_problem(seed: int, n_inputs: int, n_hidden: int, max_units: int,
@@ -146,7 +140,8 @@ def accuracy(ctx) -> tuple[list[dict], dict, str]:
 
 
 # ------------------------------------------------------------------ (b)
-def step_sweep(ctx, plt) -> tuple[str, dict]:
+def step_sweep(ctx) -> tuple[dict, dict]:
+    """Errors against the step: (summary entries, plot data)."""
     net, obj, w = sweep_net()
     n_eps = 12 if ctx.quick else 45
     eps = np.logspace(-12, -1, n_eps)
@@ -159,7 +154,21 @@ def step_sweep(ctx, plt) -> tuple[str, dict]:
         curves["mixed"].append(rel_err(obj.hessian(w, method="mixed", eps=e), H))
         curves["fd"].append(rel_err(obj.hessian(w, method="fd", eps=e), H))
     curves = {k: np.array(v) for k, v in curves.items()}
+    summary = {}
+    for key in curves:
+        i = int(np.argmin(curves[key]))
+        summary[f"best_eps_{key}"] = float(eps[i])
+        summary[f"best_rel_err_{key}"] = float(curves[key][i])
+    # truncation slope measured on the large steps, where round-off is negligible
+    big = eps >= 1e-3
+    for key in curves:
+        summary[f"truncation_slope_{key}"] = float(
+            np.polyfit(np.log(eps[big]), np.log(curves[key][big]), 1)[0])
+    return summary, {"eps": eps, "curves": curves, "W": net.n_weights}
 
+
+def _plot_step_sweep(plt, d, ctx) -> str:
+    eps, curves = d["eps"], d["curves"]
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     style = {"gradient": ("C0", "o", "gradient: central differences vs backprop"),
              "mixed": ("C1", "s", "mixed Hessian vs exact"),
@@ -191,22 +200,10 @@ def step_sweep(ctx, plt) -> tuple[str, dict]:
     ax.set_ylim(1e-14, 1e8)
     ax.set_xlabel(r"step $\epsilon$")
     ax.set_ylabel("relative error  |numerical - analytic| / |analytic|")
-    ax.set_title(f"Finite-difference error against step size (random DAG, W = {net.n_weights})")
+    ax.set_title(f"Finite-difference error against step size (random DAG, W = {d['W']})")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower left", fontsize=8.5)
-    name = ctx.savefig(fig, "derivatives_step_size")
-
-    summary = {}
-    for key in curves:
-        i = int(np.argmin(curves[key]))
-        summary[f"best_eps_{key}"] = float(eps[i])
-        summary[f"best_rel_err_{key}"] = float(curves[key][i])
-    # truncation slope measured on the large steps, where round-off is negligible
-    big = eps >= 1e-3
-    for key in curves:
-        summary[f"truncation_slope_{key}"] = float(
-            np.polyfit(np.log(eps[big]), np.log(curves[key][big]), 1)[0])
-    return name, summary
+    return ctx.savefig(fig, "derivatives_step_size")
 
 
 # ------------------------------------------------------------------ (c)
@@ -233,38 +230,6 @@ def _cost_problem(M: int, N: int, rng):
     return net.n_weights, calls
 
 
-def median_times(calls: dict, min_repeat: int, budget: float, one_shot: float,
-                 max_repeat: int = 200) -> dict:
-    """Median wall time of each callable in ``calls`` ({key: f}).
-
-    Every callable is called once to warm up, then the callables are timed
-    in interleaved rounds (one call of each per round), so that a period of
-    load on the machine falls on all of them alike rather than on one. A
-    callable drops out after ``min_repeat`` timed calls once its calls add up
-    to ``budget`` seconds (or after ``max_repeat``); one whose warm-up call
-    took over ``one_shot`` seconds is timed by that call alone.
-    """
-    times = {key: [] for key in calls}
-    active = []
-    for key, f in calls.items():
-        t0 = time.perf_counter()
-        f()
-        first = time.perf_counter() - t0
-        if first > one_shot:
-            times[key].append(first)
-        else:
-            active.append(key)
-    while active:
-        for key in list(active):
-            t0 = time.perf_counter()
-            calls[key]()
-            times[key].append(time.perf_counter() - t0)
-            n, total = len(times[key]), sum(times[key])
-            if (n >= min_repeat and total >= budget) or n >= max_repeat:
-                active.remove(key)
-    return {key: float(np.median(t)) for key, t in times.items()}
-
-
 def fit_slopes(rows: list[dict], fit_min_w: int, fd_fit_min_w: int) -> dict:
     """key -> (slope, intercept, W_lo, W_hi) of log time against log W on the
     sizes with W >= the fit threshold."""
@@ -280,7 +245,8 @@ def fit_slopes(rows: list[dict], fit_min_w: int, fd_fit_min_w: int) -> dict:
     return slopes
 
 
-def scaling(ctx, plt, cfg: dict) -> tuple[list[dict], dict, str]:
+def scaling(ctx, cfg: dict) -> tuple[list[dict], dict]:
+    """Median times of every method and size: (rows, fitted slopes)."""
     rng = np.random.default_rng(0)
     calls, sizes, N = {}, {}, cfg["patterns"]
     for M in cfg["hidden"]:
@@ -302,44 +268,52 @@ def scaling(ctx, plt, cfg: dict) -> tuple[list[dict], dict, str]:
     rows = [{"M": M, "W": W, **{key: medians[(M, key)] for key, _, _ in METHODS
                                 if (M, key) in medians}}
             for M, W in sizes.items()]
-    slopes = fit_slopes(rows, cfg["fit_min_w"], cfg["fd_fit_min_w"])
+    return rows, fit_slopes(rows, cfg["fit_min_w"], cfg["fd_fit_min_w"])
 
+
+def _fd_fit_range(cfg, min_w: int) -> str:
+    return (f"W >= {cfg['fd_fit_min_w']}" if cfg["fd_fit_min_w"] > min_w
+            else "all its sizes")
+
+
+def _plot_cost(plt, results, ctx) -> str:
+    cfg, rows, slopes = results["settings"], results["data"]["cost_rows"], \
+        results["data"]["slopes"]
+    Ws = [r["W"] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 6.2))
     for (key, label, expected), marker, color in zip(
             METHODS, "os^vDP", ["C0", "C1", "C2", "C3", "C4", "C5"]):
         pts = np.array([(r["W"], r[key]) for r in rows if key in r])
         if key in slopes:
-            s, c, lo, hi = slopes[key]
-            label = f"{label}: slope {s:.2f} (expected {expected})"
+            sl, c, lo, hi = slopes[key]
+            label = f"{label}: slope {sl:.2f} (expected {expected})"
             xs = np.array([lo, hi])
-            ax.loglog(xs, np.exp(c) * xs ** s, "--", color=color, lw=1, alpha=0.8)
+            ax.loglog(xs, np.exp(c) * xs ** sl, "--", color=color, lw=1, alpha=0.8)
         ax.loglog(pts[:, 0], pts[:, 1], marker=marker, ms=5, color=color, label=label)
     ticks = [t for t in (10, 20, 50, 100, 200, 500, 1000, 2000)
-             if min(sizes.values()) / 1.5 <= t <= max(sizes.values()) * 1.5]
+             if min(Ws) / 1.5 <= t <= max(Ws) * 1.5]
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("number of weights W")
     ax.set_ylabel("time per call (s), median")
-    ax.set_title(f"Cost against W: {D}-M-{K} tanh MLP, N = {N} patterns")
+    ax.set_title(f"Cost against W: {D}-M-{K} tanh MLP, N = {cfg['patterns']} patterns")
     ax.grid(True, which="major", alpha=0.3)
-    fd_fit = (f"W >= {cfg['fd_fit_min_w']}" if cfg["fd_fit_min_w"] > min(sizes.values())
-              else "all its sizes")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8.5,
               title=f"dashed: log-log fits on W >= {cfg['fit_min_w']} (four-point "
-                    f"Hessian: {fd_fit}); fixed per-call costs flatten small W",
-              title_fontsize=8.5)
-    name = ctx.savefig(fig, "derivatives_cost")
-    return rows, slopes, name
+                    f"Hessian: {_fd_fit_range(cfg, min(Ws))}); fixed per-call costs "
+                    "flatten small W", title_fontsize=8.5)
+    return ctx.savefig(fig, "derivatives_cost")
 
 
 # ------------------------------------------------------------------ run
-def run(ctx) -> dict:
-    plt = _common.pyplot()
+def compute(ctx) -> dict:
+    """Accuracy, step sweep and cost: the results dict ("summary",
+    "tables", "settings"; "data" for the plots)."""
     cfg = SCALING[bool(ctx.quick)]
     acc_rows, summary, dag = accuracy(ctx)
-    sweep_fig, sweep_summary = step_sweep(ctx, plt)
+    sweep_summary, sweep = step_sweep(ctx)
     summary.update(sweep_summary)
-    cost_rows, slopes, cost_fig = scaling(ctx, plt, cfg)
+    cost_rows, slopes = scaling(ctx, cfg)
     for key, _, _ in METHODS:
         if key in slopes:
             summary[f"slope_{key}"] = slopes[key][0]
@@ -358,51 +332,92 @@ def run(ctx) -> dict:
                      for key, _, _ in METHODS}}
                  for r in cost_rows]
     threads = {v: os.environ[v] for v in BLAS_THREAD_VARS if v in os.environ}
-    notes = (
-        f"Accuracy on a random DAG ({dag}); errors are norm-wise "
+    return {"summary": summary,
+            "tables": {"Accuracy against finite differences (random DAG)": acc_rows,
+                       "Fitted log-log slopes of time against W": slope_rows,
+                       "Time per call (ms, medians)": time_rows},
+            "settings": {**cfg, "dag": dag, "blas_threads": threads},
+            "data": {"sweep": sweep, "cost_rows": cost_rows, "slopes": slopes}}
+
+
+def plot(results, ctx) -> list[str]:
+    """The step-size figure and the cost figure."""
+    plt = _common.pyplot()
+    return [_plot_step_sweep(plt, results["data"]["sweep"], ctx),
+            _plot_cost(plt, results, ctx)]
+
+
+def notes(results) -> str:
+    """The markdown prose, every finding formatted from ``results``."""
+    return "\n\n".join([_notes_accuracy(results), _notes_steps(results),
+                        _notes_cost(results)])
+
+
+def _notes_accuracy(results) -> str:
+    s = results["summary"]
+    fd, mixed = s["rel_err_hessian_vs_fd"], s["rel_err_hessian_vs_mixed"]
+    return (
+        f"Accuracy on a random DAG ({results['settings']['dag']}); errors are norm-wise "
         "relative, |a - b| / |b|, at the default steps (macheps^(1/3) max(1, |w_i|) "
         "for first differences, macheps^(1/4) max(1, |w_i|) for the four-point "
         "Hessian). The central-difference gradient agrees with backpropagation "
-        f"to {summary['rel_err_gradient']:.1e}, the Jacobian to "
-        f"{summary['rel_err_jacobian']:.1e}, the mixed Hessian with the exact one "
-        f"to {summary['rel_err_hessian_vs_mixed']:.1e}, the four-point Hessian "
-        f"only to {summary['rel_err_hessian_vs_fd']:.1e}, because its round-off "
-        "grows like 1/eps^2.\n\n"
+        f"to {s['rel_err_gradient']:.1e}, the Jacobian to "
+        f"{s['rel_err_jacobian']:.1e}, the mixed Hessian with the exact one "
+        f"to {mixed:.1e}, the four-point Hessian "
+        + (f"only to {fd:.1e}, because its round-off grows like 1/eps^2." if fd > mixed
+           else f"to {fd:.1e}, no worse than the mixed one here."))
+
+
+def _notes_steps(results) -> str:
+    s = results["summary"]
+    slopes = ", ".join(f"{s[f'truncation_slope_{k}']:.2f}" for k in ("gradient", "mixed", "fd"))
+    squared = all(1.8 < s[f"truncation_slope_{k}"] < 2.2 for k in ("gradient", "mixed", "fd"))
+    return (
         "The step-size figure shows the two regimes of every finite difference: "
-        "truncation error falling as eps^2 for large steps (dashed slope-2 line), "
+        "truncation error "
+        + ("falling as eps^2" if squared else "not falling as eps^2 everywhere")
+        + f" for large steps (fitted slopes on eps >= 1e-3: {slopes} for the "
+        "gradient, mixed and four-point Hessians; dashed slope-2 line), "
         "round-off rising as eps falls (as 1/eps for the gradient and the mixed "
-        "Hessian, 1/eps^2 for the four-point Hessian). The dotted lines mark the "
-        "default steps macheps^(1/3) and macheps^(1/4). Best steps found: "
-        f"{summary['best_eps_gradient']:.0e} (gradient, error "
-        f"{summary['best_rel_err_gradient']:.1e}), {summary['best_eps_mixed']:.0e} "
-        f"(mixed, {summary['best_rel_err_mixed']:.1e}), {summary['best_eps_fd']:.0e} "
-        f"(four-point, {summary['best_rel_err_fd']:.1e}).\n\n"
+        "Hessian, 1/eps^2 for the four-point Hessian, so its best step is "
+        + ("larger" if s["best_eps_fd"] > s["best_eps_mixed"] else "not larger")
+        + "). The dotted lines mark the default steps macheps^(1/3) and macheps^(1/4). "
+        "Best steps found: " + ", ".join(
+            f"{s['best_eps_' + k]:.0e} ({name}{s['best_rel_err_' + k]:.1e})"
+            for k, name in (("gradient", "gradient, error "), ("mixed", "mixed, "),
+                            ("fd", "four-point, "))) + ".")
+
+
+def _notes_cost(results) -> str:
+    s, cfg = results["summary"], results["settings"]
+    times = results["tables"]["Time per call (ms, medians)"]
+    fd_W = [r["W"] for r in times if r["fd (ms)"] != ""][-1]
+    slopes = results["tables"]["Fitted log-log slopes of time against W"]
+    short = sorted(slopes, key=lambda r: r["fitted slope"] - r["expected"])
+    below = [r for r in short if r["fitted slope"] < r["expected"]]
+    threads = cfg["blas_threads"]
+    return (
         f"Cost: {D}-M-{K} tanh MLP, N = {cfg['patterns']}, medians of repeated calls, "
         "interleaved across sizes. Slopes are fitted on the larger "
         f"sizes only (W >= {cfg['fit_min_w']}; the four-point Hessian, computed "
-        f"only up to W = {cfg['fd_max_w']}, on "
-        + (f"W >= {cfg['fd_fit_min_w']}" if cfg["fd_fit_min_w"] > cost_rows[0]["W"]
-           else "all its sizes") + "): at "
+        f"only up to W = {cfg['fd_max_w']}, on {_fd_fit_range(cfg, times[0]['W'])}): at "
         "small W each call is dominated by fixed costs that do not grow with W "
-        "(Python, argument checks, small allocations), which flattens the "
-        "curves and still lowers the fitted slopes, most of all those of the "
-        "cheap O(W) methods and of the four-point Hessian, whose 2W^2 calls of E "
-        "each cost little more than that fixed overhead at these sizes. "
-        "Expected asymptotic slopes: gradient and Hessian-vector product 1, "
+        "(Python, argument checks, small allocations), which flattens the curves. "
+        f"{len(below)} of {len(slopes)} fitted slopes fall below the asymptotic ones"
+        + (", most of all those of the " + " and the ".join(
+            r["method"] for r in below[:2]) if below else "")
+        + ". Expected asymptotic slopes: gradient and Hessian-vector product 1, "
         "finite-difference gradient, exact and mixed Hessians 2, four-point "
         "Hessian 3. On the sizes where both were timed, the ratio of the "
         "four-point to the exact Hessian's time grows like W^"
-        f"{summary['slope_fd_over_exact']:.2f} (asymptotically W^1), reaching "
-        f"{summary['fd_over_exact_at_largest_fd_W']:.0f} at W = {int(both[-1, 0])}. "
-        "BLAS threads: "
+        f"{s['slope_fd_over_exact']:.2f} (asymptotically W^1), reaching "
+        f"{s['fd_over_exact_at_largest_fd_W']:.0f} at W = {fd_W}. BLAS threads: "
         + (", ".join(f"{k}={v}" for k, v in threads.items()) if threads
            else "not pinned (OpenBLAS default)")
         + "; on a loaded machine a multi-threaded BLAS makes the large exact "
         "Hessians erratically slow; set OPENBLAS_NUM_THREADS=1 (and "
         "OMP_NUM_THREADS=1) before starting Python for steadier timings.")
-    return {"summary": summary,
-            "tables": {"Accuracy against finite differences (random DAG)": acc_rows,
-                       "Fitted log-log slopes of time against W": slope_rows,
-                       "Time per call (ms, medians)": time_rows},
-            "figures": [sweep_fig, cost_fig],
-            "notes": notes}
+
+
+def run(ctx) -> dict:
+    return _common.compose(ctx, compute, plot, notes)

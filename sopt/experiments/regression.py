@@ -73,7 +73,9 @@ def fit(net, x, t, restarts: int, alpha: float = ALPHA):
     return best, results
 
 
-def run(ctx) -> dict:
+def compute(ctx) -> dict:
+    """Fit each function: the results dict ("summary", "tables",
+    "settings"; "data": the fitted weights for the figure)."""
     restarts = RESTARTS_QUICK if ctx.quick else RESTARTS
     net = mlp([1, 3, 1], hidden="tanh", output="identity")
     x = inputs()
@@ -98,24 +100,39 @@ def run(ctx) -> dict:
         fits.append((key, label, f, best.x))
     summary.update({"N": N, "alpha": ALPHA, "restarts": restarts,
                     "all_converged": int(all(r["converged"] for r in rows))})
-    figure = _figure(ctx, net, x, fits)
-    notes = (
+    return {"summary": summary, "tables": {"Training per function": rows},
+            "data": dict(net=net, x=x, fits=fits)}
+
+
+def plot(results, ctx) -> list[str]:
+    """PRML Figure 5.3: the four fits with their hidden-unit outputs."""
+    d = results["data"]
+    return [_figure(ctx, d["net"], d["x"], d["fits"])]
+
+
+def notes(results) -> str:
+    """The markdown prose, every finding formatted from ``results``."""
+    s, rows = results["summary"], results["tables"]["Training per function"]
+    every = all(r["restarts_converged"] == f"{s['restarts']}/{s['restarts']}" for r in rows)
+    worst = max(rows, key=lambda r: r["rms_vs_true"])["function"]
+    return (
         f"A 1-3-1 network (3 tanh hidden units, linear output, sum-of-squares "
-        f"error) fitted to N = {N} points x drawn uniformly on (-1, 1) (seed "
+        f"error) fitted to N = {s['N']} points x drawn uniformly on (-1, 1) (seed "
         f"{SEED}), with noise-free targets t = f(x) as in the book. PRML's "
         "sine panel shows about one full period over the interval, so the "
         "target is sin(pi x). Training: damped Newton on the exact Hessian "
-        f"(gtol {GTOL:g} on |g|_inf) from {restarts} seeded initialisations, "
-        f"lowest E kept. A tiny weight decay alpha = {ALPHA:g} (E + alpha/2 "
+        f"(gtol {GTOL:g} on |g|_inf) from {s['restarts']} seeded initialisations, "
+        f"lowest E kept. A tiny weight decay alpha = {s['alpha']:g} (E + alpha/2 "
         "|w|^2) is added: without it x^2 and the step have no finite "
         "minimiser (E -> 0 only as weights grow without bound), so the "
-        "gradient tolerance cannot be met; with it every restart converges. "
+        "gradient tolerance cannot be met; with it "
+        + ("every restart converges" if every else "not every restart converges "
+           "(table: restarts_converged)") + ". "
         f"The RMS error is against the true f on a midpoint grid of {N_GRID} "
-        "points in (-1, 1); for the step it is dominated by the smoothed jump "
-        "at 0 (a tanh unit of finite slope), so it is the largest. "
+        "points in (-1, 1); it is largest for the " + worst
+        + (": dominated by the smoothed jump at 0 (a tanh unit of finite slope)"
+           if worst == "step" else "") + ". "
         "Dashed lines are the three hidden-unit outputs z_j = tanh(a_j).")
-    return {"summary": summary, "tables": {"Training per function": rows},
-            "figures": [figure], "notes": notes}
 
 
 def _figure(ctx, net, x, fits) -> str:
@@ -148,3 +165,7 @@ def _figure(ctx, net, x, fits) -> str:
                ncol=3, frameon=False, bbox_to_anchor=(0.5, -0.06))
     fig.tight_layout()
     return ctx.savefig(fig, NAME)
+
+
+def run(ctx) -> dict:
+    return _common.compose(ctx, compute, plot, notes)

@@ -108,8 +108,9 @@ def thin(y, bins: int = 250):
     return np.unique(keep)
 
 
-def run(ctx) -> dict:
-    plt = _common.pyplot()
+def compute(ctx) -> dict:
+    """Train with every method from w0: the results dict ("summary",
+    "tables", "settings"; "data": the histories for the plot)."""
     net, obj, w0 = problem()
     gd_maxiter = GD_MAXITER_QUICK if ctx.quick else GD_MAXITER
     results = {}
@@ -118,7 +119,6 @@ def run(ctx) -> dict:
         results[method] = res
         ctx.log(f"{label}: {res.nit} iterations, {res.wall:.2f} s, E = {res.fun:.10f}, "
                 f"|g|_inf = {np.max(np.abs(res.jac)):.1e}")
-
     # reference minimum: the best end point, polished by Newton
     best = min(results.values(), key=lambda r: r.fun)
     with warnings.catch_warnings():
@@ -126,58 +126,11 @@ def run(ctx) -> dict:
         polished = minimize(obj, best.x, method="newton",
                             options={"gtol": 1e-10, "maxiter": 100})
     E_min = min(polished.fun, best.fun)
-
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    for method, label, color, ls in METHODS:
-        h = results[method].history
-        it = np.arange(1, len(h["fun"]) + 1)
-        gap = np.maximum(np.array(h["fun"]) - E_min, FLOOR)
-        g = np.array(h["grad_inf"])
-        tt = np.maximum(np.array(h["time"]), 1e-5)
-        kw = dict(color=color, ls=ls, lw=1.2, label=f"{label} ({results[method].nit})")
-        a, b = thin(gap), thin(g)
-        axes[0, 0].loglog(it[a], gap[a], **kw)
-        axes[0, 1].loglog(it[b], g[b], **kw)
-        axes[1, 0].loglog(tt[a], gap[a], **kw)
-        axes[1, 1].loglog(tt[b], g[b], **kw)
-    for ax in axes.ravel():
-        ax.grid(True, which="major", alpha=0.3)
-        ax.yaxis.set_minor_locator(plt.NullLocator())   # 15 decades: no minor ticks
-    for ax in axes[:, 1]:
-        ax.axhline(GTOL, color="k", lw=0.8, ls=":")
-        ax.text(1.0, GTOL, " gtol", transform=ax.get_yaxis_transform(), va="center",
-                fontsize=8)
-    for ax in axes[0]:
-        ax.set_xlabel("iteration + 1")
-    for ax in axes[1]:
-        ax.set_xlabel("time since start (s)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel(r"$E - E_{\min}$")
-    for ax in axes[:, 1]:
-        ax.set_ylabel(r"$|g|_\infty$")
-    axes[0, 0].set_title("Error above the minimum, by iteration")
-    axes[0, 1].set_title("Gradient, by iteration")
-    axes[1, 0].set_title("Error above the minimum, by time")
-    axes[1, 1].set_title("Gradient, by time")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9,
-               title="method (iterations)", title_fontsize=9,
-               bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle(f"Training a 1-{M}-1 tanh network on sin(pi x) + noise "
-                 f"(N = {N}, alpha = {ALPHA:g}, W = {net.n_weights}), "
-                 f"all from the same w0; E_min = {E_min:.10f}", fontsize=11)
-    fig.subplots_adjust(left=0.07, right=0.95, bottom=0.16, top=0.91,
-                        hspace=0.3, wspace=0.2)
-    figure = ctx.savefig(fig, "training_convergence")
-
-    rows = []
-    for method, label, _, _ in METHODS:
-        r = results[method]
-        rows.append({"method": method, "iterations": int(r.nit),
-                     "time (s)": float(r.wall), "final E": float(r.fun),
-                     "E - E_min": float(r.fun - E_min),
-                     "max abs gradient": float(np.max(np.abs(r.jac))),
-                     "f evals": int(r.get("nfev", 0)), "success": bool(r.success)})
+    rows = [{"method": method, "iterations": int(r.nit), "time (s)": float(r.wall),
+             "final E": float(r.fun), "E - E_min": float(r.fun - E_min),
+             "max abs gradient": float(np.max(np.abs(r.jac))),
+             "f evals": int(r.get("nfev", 0)), "success": bool(r.success)}
+            for method, r in results.items()]
     nit = {m: results[m].nit for m, *_ in METHODS}
     summary = {"W": net.n_weights, "E_min": float(E_min),
                "iterations_lbfgs_over_newton": nit["l-bfgs-b"] / nit["newton"],
@@ -185,22 +138,92 @@ def run(ctx) -> dict:
                **{f"iterations_{m}": int(n) for m, n in nit.items()},
                **{f"seconds_{m}": float(results[m].wall) for m in nit},
                **{f"success_{m}": int(bool(results[m].success)) for m in nit}}
-    converged = [m for m in nit if results[m].success]
-    notes = (
+    return {"summary": summary, "tables": {TABLE: rows},
+            "settings": {"gd_maxiter": gd_maxiter},
+            "data": {m: r.history for m, r in results.items()}}
+
+
+def plot(results, ctx) -> list[str]:
+    """E - E_min and |g|_inf by iteration and by time, every method."""
+    plt = _common.pyplot()
+    s = results["summary"]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    for method, label, color, ls in METHODS:
+        h = results["data"][method]
+        it = np.arange(1, len(h["fun"]) + 1)
+        gap = np.maximum(np.array(h["fun"]) - s["E_min"], FLOOR)
+        g = np.array(h["grad_inf"])
+        tt = np.maximum(np.array(h["time"]), 1e-5)
+        kw = dict(color=color, ls=ls, lw=1.2, label=f"{label} ({s['iterations_' + method]})")
+        a, b = thin(gap), thin(g)
+        axes[0, 0].loglog(it[a], gap[a], **kw)
+        axes[0, 1].loglog(it[b], g[b], **kw)
+        axes[1, 0].loglog(tt[a], gap[a], **kw)
+        axes[1, 1].loglog(tt[b], g[b], **kw)
+    _label_axes(plt, axes)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9,
+               title="method (iterations)", title_fontsize=9,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(f"Training a 1-{M}-1 tanh network on sin(pi x) + noise "
+                 f"(N = {N}, alpha = {ALPHA:g}, W = {s['W']}), "
+                 f"all from the same w0; E_min = {s['E_min']:.10f}", fontsize=11)
+    fig.subplots_adjust(left=0.07, right=0.95, bottom=0.16, top=0.91,
+                        hspace=0.3, wspace=0.2)
+    return [ctx.savefig(fig, "training_convergence")]
+
+
+def _label_axes(plt, axes) -> None:
+    for ax in axes.ravel():
+        ax.grid(True, which="major", alpha=0.3)
+        ax.yaxis.set_minor_locator(plt.NullLocator())   # 15 decades: no minor ticks
+    for ax in axes[:, 1]:
+        ax.axhline(GTOL, color="k", lw=0.8, ls=":")
+        ax.text(1.0, GTOL, " gtol", transform=ax.get_yaxis_transform(), va="center",
+                fontsize=8)
+        ax.set_ylabel(r"$|g|_\infty$")
+    for ax in axes[0]:
+        ax.set_xlabel("iteration + 1")
+    for ax in axes[1]:
+        ax.set_xlabel("time since start (s)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(r"$E - E_{\min}$")
+    axes[0, 0].set_title("Error above the minimum, by iteration")
+    axes[0, 1].set_title("Gradient, by iteration")
+    axes[1, 0].set_title("Error above the minimum, by time")
+    axes[1, 1].set_title("Gradient, by time")
+
+
+def notes(results) -> str:
+    """The markdown prose, every finding formatted from ``results``."""
+    s = results["summary"]
+    rows = {r["method"]: r for r in results["tables"][TABLE]}
+    converged = [m for m, *_ in METHODS if s[f"success_{m}"]]
+    per_it = {m: s[f"seconds_{m}"] / max(s[f"iterations_{m}"], 1)
+              for m in ("l-bfgs-b", "newton", "lm")}
+    dearer = per_it["newton"] > per_it["l-bfgs-b"] and per_it["lm"] > per_it["l-bfgs-b"]
+    trust = [rows[m]["max abs gradient"] for m in ("trust-exact", "trust-ncg", "trust-krylov")]
+    return (
         f"A 1-{M}-1 tanh network, sum-of-squares error plus alpha/2 |w|^2 "
         f"(alpha = {ALPHA:g}), on N = {N} points of sin(pi x) + {NOISE:g} noise, "
         f"every method from the same w0 to |g|_inf <= {GTOL:g} "
-        f"(gradient descent capped at {gd_maxiter} iterations). "
+        f"(gradient descent capped at {results['settings']['gd_maxiter']} iterations). "
         f"Converged: {', '.join(converged)}. "
-        f"L-BFGS needs {summary['iterations_lbfgs_over_newton']:.1f} times as many "
-        f"iterations as Newton and {summary['iterations_lbfgs_over_lm']:.1f} times "
-        "as many as Levenberg-Marquardt; per iteration the second-order methods "
-        "cost more (a W x W Hessian or several Hessian-vector products), which "
-        "the time panels include. Iteration counts of scipy's methods are theirs "
+        f"L-BFGS needs {s['iterations_lbfgs_over_newton']:.1f} times as many "
+        f"iterations as Newton and {s['iterations_lbfgs_over_lm']:.1f} times "
+        "as many as Levenberg-Marquardt; per iteration Newton and "
+        "Levenberg-Marquardt (a W x W Hessian or Gauss-Newton matrix each) cost "
+        + ("more" if dearer else "not more in this run's timings")
+        + f" than L-BFGS ({1e3 * per_it['newton']:.2f} and {1e3 * per_it['lm']:.2f} "
+        f"against {1e3 * per_it['l-bfgs-b']:.2f} ms), which the time panels include. "
+        "Iteration counts of scipy's methods are theirs "
         "(trust-region iterations include rejected steps); scipy's trust-region "
-        "methods test the 2-norm of g against gtol, which is stricter, so they "
-        "stop with a smaller |g|_inf. E - E_min below "
+        "methods test the 2-norm of g against gtol, which is stricter than the "
+        f"largest component (they stop at |g|_inf = {min(trust):.1e} .. "
+        f"{max(trust):.1e}). E - E_min below "
         f"{FLOOR:g} is drawn at {FLOOR:g}; E_min is the best end point polished "
         "by Newton to |g|_inf <= 1e-10.")
-    return {"summary": summary, "tables": {TABLE: rows},
-            "figures": [figure], "notes": notes}
+
+
+def run(ctx) -> dict:
+    return _common.compose(ctx, compute, plot, notes)
