@@ -56,17 +56,15 @@ class Activation:
 
     def value(self, a: Array, out: Array | None = None) -> Array:
         """h(a), written into ``out`` (shape of a) where the activation can."""
-        if out is None or self.h_into is None:
-            return self.h(a)
-        return self.h_into(a, out)
+        into = self.h_into if out is not None else None
+        return self.h(a) if into is None else into(a, out)
 
     def derivative(self, a: Array, z: Array, out: Array | None = None) -> Array:
         """h'(a), from z where that is cheaper; into ``out`` where it can."""
         if self.dh_z is None:
             return self.dh(a)
-        if out is None or self.dh_z_into is None:
-            return self.dh_z(z)
-        return self.dh_z_into(z, out)
+        into = self.dh_z_into if out is not None else None
+        return self.dh_z(z) if into is None else into(z, out)
 
     def second_derivative(self, a: Array, z: Array, dh: Array | None = None) -> Array:
         """h''(a), from z (and h'(a), if given) where that is cheaper."""

@@ -426,13 +426,20 @@ def _figure_two_class(ctx, net, w, X, lab) -> str:
         _proxy(color="tab:purple", lw=1.3, ls="-.",
                label="hidden units: $z_j = \\tanh(a_j) = 0$"),
     ]
+    title = (f"Two classes, 2-2-1 tanh network with logistic output "
+             f"(N = {len(X)}; PRML Fig. 5.4)")
+    return _finish_map(ctx, fig, ax, handles, xlim, ylim, title, f"{NAME}_two_class")
+
+
+def _finish_map(ctx, fig, ax, handles, xlim, ylim, title: str, name: str) -> str:
+    """Legend below, limits, labels, title and square axes of a map in the
+    (x_1, x_2) plane; saves the figure."""
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.09),
               ncol=2, fontsize=8.5, frameon=False)
     ax.set(xlim=xlim, ylim=ylim, xlabel="$x_1$", ylabel="$x_2$")
-    ax.set_title(f"Two classes, 2-2-1 tanh network with logistic output "
-                 f"(N = {len(X)}; PRML Fig. 5.4)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.set_aspect("equal")
-    return ctx.savefig(fig, f"{NAME}_two_class")
+    return ctx.savefig(fig, name)
 
 
 _CLASS_COLORS = ("tab:red", "tab:blue", "tab:green")
@@ -451,12 +458,11 @@ def _pair_boundaries(ax, gx, gy, P, **kw):
 
 
 def _figure_softmax(ctx, net, w, X, lab) -> str:
-    plt = _common.pyplot()
     from matplotlib.colors import ListedColormap
     xlim = ylim = (-3.2, 3.2)
     gx, gy, G = _grid(xlim, ylim)
     Y = net.forward(w, G)
-    fig, ax = plt.subplots(figsize=(7, 6.6))
+    fig, ax = _common.pyplot().subplots(figsize=(7, 6.6))
     ax.pcolormesh(gx, gy, Y.argmax(axis=1).reshape(gx.shape),
                   cmap=ListedColormap(["#f6c9c4", "#c6d9f0", "#cbe8c5"]),
                   vmin=-0.5, vmax=2.5, shading="auto", rasterized=True)
@@ -472,13 +478,9 @@ def _figure_softmax(ctx, net, w, X, lab) -> str:
                for k in range(3)]
     handles += [_proxy(color="black", lw=1.8, label="network boundaries (argmax $y_k$)"),
                 _proxy(color="0.25", lw=1.4, ls="--", label="Bayes-optimal boundaries")]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.09),
-              ncol=2, fontsize=8.5, frameon=False)
-    ax.set(xlim=xlim, ylim=ylim, xlabel="$x_1$", ylabel="$x_2$")
-    ax.set_title(f"Three classes, 2-4-3 tanh network with softmax outputs: "
-                 f"decision regions (N = {len(X)})", fontsize=10)
-    ax.set_aspect("equal")
-    return ctx.savefig(fig, f"{NAME}_softmax")
+    title = (f"Three classes, 2-4-3 tanh network with softmax outputs: "
+             f"decision regions (N = {len(X)})")
+    return _finish_map(ctx, fig, ax, handles, xlim, ylim, title, f"{NAME}_softmax")
 
 
 def _figure_multilabel(ctx, net, w, X, T) -> str:
@@ -509,14 +511,10 @@ def _figure_multilabel(ctx, net, w, X, T) -> str:
                               label=f"network $y_{k + 1} = 0.5$"))
         handles.append(_proxy(color=colors[k], lw=1.4, ls="--",
                               label=f"true region {region[k]}"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.09),
-              ncol=2, fontsize=8.5, frameon=False)
-    ax.set(xlim=xlim, ylim=ylim, xlabel="$x_1$", ylabel="$x_2$")
-    ax.set_title(f"Two independent binary labels (multi-label), 2-8-2 tanh network "
-                 f"with logistic outputs\n(N = {len(X)}, {LABEL_NOISE:.0%} of "
-                 "labels flipped; colour = label pattern)", fontsize=10)
-    ax.set_aspect("equal")
-    return ctx.savefig(fig, f"{NAME}_multilabel")
+    title = (f"Two independent binary labels (multi-label), 2-8-2 tanh network "
+             f"with logistic outputs\n(N = {len(X)}, {LABEL_NOISE:.0%} of "
+             "labels flipped; colour = label pattern)")
+    return _finish_map(ctx, fig, ax, handles, xlim, ylim, title, f"{NAME}_multilabel")
 
 
 def run(ctx) -> dict:
