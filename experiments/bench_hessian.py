@@ -30,7 +30,7 @@ import tracemalloc
 import numpy as np
 
 import sopt
-from sopt import fastmath
+from sopt import _timing as timing, fastmath
 from sopt.allocator import tune_allocator
 
 try:
@@ -42,13 +42,8 @@ except ImportError:           # the peer is optional
 
 
 def median_time(f, repeat: int) -> float:
-    f()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    """Median of ``repeat`` timed calls f() after one untimed call."""
+    return timing.median_time(lambda r: f(), repeat, warmup=1)
 
 
 def settled_time(f, number: int, warm: float = 0.15) -> float:
