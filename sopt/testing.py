@@ -300,4 +300,6 @@ def rel_err(a, b) -> float:
     """Norm-wise relative error |a - b| / |b| (|b| floored at the smallest
     normal float, so b = 0 gives |a| / tiny rather than a division by 0)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:      # broadcasting would compare the wrong things
+        raise ValueError(f"rel_err: shapes differ, {a.shape} and {b.shape}")
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), np.finfo(float).tiny))

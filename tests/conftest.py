@@ -25,6 +25,7 @@ import pytest
 
 import sopt
 from sopt import finite_diff
+from sopt.testing import rel_err  # noqa: F401 (imported by the test modules)
 
 FD_RTOL = 1e-7          # see module docstring
 EXACT_RTOL = 1e-12      # round-off only
@@ -32,11 +33,6 @@ RELU_MARGIN = 1e-3      # no relu pre-activation closer than this to its kink
 
 
 # ---------------------------------------------------------------- numbers
-def rel_err(a, b) -> float:
-    """Norm-wise relative error |a - b| / |b| (|b| floored at tiny)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 # ------------------------------------------------ central differences

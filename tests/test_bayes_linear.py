@@ -20,14 +20,10 @@ import pytest
 
 import sopt
 from sopt.bayes import evidence_fit, laplace, weight_groups
+from sopt.testing import rel_err as rel
 
 RTOL = 1e-10
 FIX_RTOL = 1e-6
-
-
-def rel(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 def design(X: np.ndarray, K: int) -> np.ndarray:

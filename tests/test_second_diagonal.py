@@ -25,6 +25,7 @@ import sopt
 from sopt import testing
 
 from conftest import UNIT_CAUCHY, make_targets
+from sopt.testing import rel_err
 
 EXACT_RTOL = 1e-12
 
@@ -123,10 +124,6 @@ def becker_lecun_reference(net, hidden, rule, w, X, T):
         d2 = dh(a) ** 2 * back_d2 + d2h(a) * back_delta     # (5.80)
         delta = dh(a) * back_delta
     return np.array([x for block in reversed(out) for x in block])
-
-
-def rel_err(a, b):
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 # ------------------------------------------------------------------ recursion

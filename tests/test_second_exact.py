@@ -32,6 +32,7 @@ import sopt
 from sopt import testing
 
 from conftest import ARCTAN_TRIPLE as ARCTAN, SWISH, UNIT_CAUCHY, make_targets
+from sopt.testing import rel_err
 
 EXACT_RTOL = 1e-12
 MIXED_TOL = 1e-8
@@ -107,10 +108,6 @@ def build(case, L, alpha=ALPHA, chunk_size=None, n=N_PATTERNS, max_w=MAX_W):
     T = make_targets(rng, n, net.n_outputs, kind)
     obj = sopt.Objective(net, X, T, loss=loss, alpha=alpha, chunk_size=chunk_size)
     return net, obj, w
-
-
-def rel_err(a, b):
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 def masked_indices(net):

@@ -30,6 +30,7 @@ import sopt
 from sopt import finite_diff, testing
 
 from conftest import UNIT_CAUCHY, diag_matrices, make_targets
+from sopt.testing import rel_err
 
 EXACT_RTOL = 1e-12
 PSD_TOL = 1e-12
@@ -113,10 +114,6 @@ def reference_gn(obj, w, M_fun):
     J = obj.net.output_sensitivities(w, obj.X)                        # (N, K, W)
     M = M_fun(fp.a[-1], fp.y, obj.T)
     return np.einsum("nkw,nkl,nlv->wv", J, M, J)
-
-
-def rel_err(a, b):
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 SEEDS = (1, 2, 3)        # 2, 3, 1 hidden layers

@@ -22,6 +22,7 @@ import sopt.hessian as sh
 from sopt import testing
 
 from conftest import UNIT_CAUCHY, make_targets
+from sopt.testing import rel_err
 
 INV_RTOL = 1e-10
 BLOCK_RTOL = 1e-12
@@ -48,10 +49,6 @@ def build(case, seed, alpha=0.5, n=8):
     X = rng.standard_normal((n, net.n_inputs))
     T = make_targets(rng, n, K, kind)
     return net, sopt.Objective(net, X, T, loss=loss, alpha=alpha), w
-
-
-def rel_err(a, b):
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 # ------------------------------------------------------------------ inverse
