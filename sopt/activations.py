@@ -230,17 +230,21 @@ ACTIVATIONS: dict[str, Activation] = {
 
 def get_activation(spec) -> Activation:
     """An Activation from a name, an Activation, or an (h, dh, d2h) triple."""
-    if isinstance(spec, Activation):
+    return from_table(spec, Activation, ACTIVATIONS, "activation", (3,), "h, dh, d2h")
+
+
+def from_table(spec, cls: type, table: dict, kind: str, arities: tuple, fields: str):
+    """A built-in of ``table`` by name, an instance of ``cls`` as it is, or
+    ``cls(*spec)`` for a tuple of callables of one of the ``arities``
+    (the lookup behind get_activation and get_loss)."""
+    if isinstance(spec, cls):
         return spec
     if isinstance(spec, str):
-        try:
-            return ACTIVATIONS[spec]
-        except KeyError:
-            raise ValueError(
-                f"activation: unknown name {spec!r}; expected one of "
-                f"{sorted(ACTIVATIONS)} or an (h, dh, d2h) triple") from None
-    if isinstance(spec, tuple) and len(spec) == 3 and all(map(callable, spec)):
-        return Activation(*spec)
-    raise TypeError(
-        "activation: expected a name, an Activation or a tuple of three "
-        f"callables (h, dh, d2h), got {type(spec).__name__}")
+        if spec not in table:
+            raise ValueError(f"{kind}: unknown name {spec!r}; expected one of "
+                             f"{sorted(table)} or a ({fields}) tuple")
+        return table[spec]
+    if isinstance(spec, tuple) and len(spec) in arities and all(map(callable, spec)):
+        return cls(*spec)
+    raise TypeError(f"{kind}: expected a name, a {cls.__name__} or a tuple of "
+                    f"callables ({fields}), got {type(spec).__name__}")

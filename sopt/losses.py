@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .activations import ACTIVATIONS, Activation, reduce_by_name
+from .activations import ACTIVATIONS, Activation, from_table, reduce_by_name
 
 Array = np.ndarray
 
@@ -144,20 +144,7 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (SSE, BINARY_CE, SOFTMAX_
 
 def get_loss(spec) -> Loss:
     """A Loss from a name, a Loss, or a (value, grad[, hess]) tuple."""
-    if isinstance(spec, Loss):
-        return spec
-    if isinstance(spec, str):
-        try:
-            return LOSSES[spec]
-        except KeyError:
-            raise ValueError(
-                f"loss: unknown name {spec!r}; expected one of {sorted(LOSSES)} "
-                "or a (value, grad, hess) tuple") from None
-    if isinstance(spec, tuple) and len(spec) in (2, 3) and all(map(callable, spec)):
-        return Loss(*spec)
-    raise TypeError(
-        "loss: expected a name, a Loss or a tuple of callables "
-        f"(value, grad, hess), got {type(spec).__name__}")
+    return from_table(spec, Loss, LOSSES, "loss", (2, 3), "value, grad, hess")
 
 
 # ----- pairings: a built-in loss on a built-in output activation -----
