@@ -234,3 +234,61 @@ def test_import_sopt_does_not_import_dask():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------- the workers' allocator
+KEPT_HEAP_PROBE = '''
+import json, resource
+import numpy as np
+from sopt.allocator import kept_heap, pinned_thresholds
+
+def faults(times=20):
+    """Minor page faults per fresh 2 MiB array (under numpy's huge-page
+    size, over glibc's default mmap threshold: 512 pages if mmapped)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(times):
+        np.ones(2**18)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / times
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+out = {"pinned": pinned_thresholds(), "outside": faults(), "rss0": rss_mb()}
+with kept_heap() as acts:
+    out["acts"], out["inside"] = acts, faults()
+    blocks = [np.ones(2**17) for _ in range(200)]     # 200 MiB in 1 MiB blocks
+    del blocks
+    out["rss_kept"] = rss_mb()
+out["after"], out["rss_after"] = faults(), rss_mb()
+print(json.dumps(out))
+'''
+
+
+def kept_heap_probe(**environ) -> dict:
+    import json
+    import os
+    root = Path(sopt.__file__).resolve().parents[1]    # this checkout's sopt
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    out = subprocess.run([sys.executable, "-c", KEPT_HEAP_PROBE], capture_output=True,
+                         text=True, check=True, cwd=root, env={**env, **environ})
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_kept_heap_scopes_the_allocator_setting():
+    """Under Dask's worker setting (MALLOC_TRIM_THRESHOLD_=65536) a 2 MiB
+    temporary is a fresh mmap (512 page faults); inside kept_heap() it is
+    reused from the heap, and on leaving, the setting is back and the kept
+    memory returned to the system."""
+    out = kept_heap_probe(MALLOC_TRIM_THRESHOLD_="65536")
+    assert out["pinned"] == {"trim": 65536, "mmap": 128 * 1024} and out["acts"]
+    assert out["outside"] > 500 and out["after"] > 500 and out["inside"] < 50
+    assert out["rss_kept"] - out["rss0"] > 150 and out["rss_after"] - out["rss0"] < 20
+    # GLIBC_TUNABLES spells the same; an unset threshold is glibc's default
+    out = kept_heap_probe(GLIBC_TUNABLES="glibc.malloc.mmap_threshold=262144")
+    assert out["pinned"] == {"trim": 128 * 1024, "mmap": 262144} and out["acts"]
+    # nothing pinned: glibc's dynamic threshold rules, and kept_heap leaves it
+    out = kept_heap_probe()
+    assert out["pinned"] is None and not out["acts"]
