@@ -12,8 +12,9 @@ On a LocalCluster of single-threaded worker processes, with N patterns of a
   2 workers after ``client.run(tune_allocator)`` ("tuned"), and with
   ``--unscoped`` 2 workers with ``keep_heap = False`` (the tasks under
   Dask's settings: the design before kept_heap, slow);
-- each worker's RSS (MB) after the shards are built and after the timed
-  calls: kept_heap trims what it kept, so the two should be close;
+- each worker's RSS (MB) after the shards are built and a first gradient
+  taken, and after the timed calls: kept_heap trims what it kept, so the
+  two should be close;
 - with ``--big N``, the client's peak memory while a gradient and a
   Gauss-Newton matrix are computed over N patterns made on the workers
   (it should stay flat: only W-vectors and W x W matrices come back).
@@ -92,6 +93,7 @@ def run_cluster(n_workers: int, N: int, n_chunks: int, net, local, weights,
         X, t = make_data(N, n_chunks)
         with ShardedObjective(net, X, t, loss="sse") as obj:
             obj.keep_heap = setting != "unscoped"
+            obj.gradient(weights[0])        # the shards' caches filled
             rss_before = sorted(client.run(worker_rss_mb).values())
             times = interleaved({"in-memory": local, "sharded": obj}, weights)
             rss_after = sorted(client.run(worker_rss_mb).values())
