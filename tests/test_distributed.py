@@ -126,8 +126,14 @@ def minimize_problem():
 
 @pytest.mark.parametrize("method", ["newton", "lm"])
 def test_minimize_reaches_the_in_memory_minimum(client, method):
+    """Newton from the initial weights (17 iterations); Levenberg-Marquardt,
+    whose tail converges linearly here (38 iterations, ~120 cluster round
+    trips), from its own 20th in-memory iterate (18 more)."""
     net, X, t, w0 = minimize_problem()
     ref = sopt.Objective(net, X, t, alpha=0.5)
+    if method == "lm":
+        with pytest.warns(sopt.optimize.ConvergenceWarning):
+            w0 = sopt.optimize.minimize(ref, w0, method="lm", options={"maxiter": 20}).x
     with ShardedObjective(net, shard(X, (20, 20, 20)), shard(t, (20, 20, 20)),
                           alpha=0.5) as sharded:
         res = sopt.optimize.minimize(sharded, w0, method=method,
@@ -141,18 +147,18 @@ def test_minimize_reaches_the_in_memory_minimum(client, method):
 
 @pytest.mark.parametrize("method", ["bfgs", "trust-exact", "trust-ncg"])
 def test_scipy_methods_follow_the_in_memory_iterates(client, method):
-    """Ten iterations (the full runs take ~100 cluster round trips): the
+    """Five iterations (the full runs take ~100 cluster round trips): the
     same iterates as in memory, up to round-off."""
     net, X, t, w0 = minimize_problem()
     ref = sopt.Objective(net, X, t, alpha=0.5)
-    options = {"maxiter": 10}
+    options = {"maxiter": 5}
     with pytest.warns(sopt.optimize.ConvergenceWarning):
         expected = sopt.optimize.minimize(ref, w0, method=method, options=options)
     with ShardedObjective(net, shard(X, (20, 20, 20)), shard(t, (20, 20, 20)),
                           alpha=0.5) as sharded, \
             pytest.warns(sopt.optimize.ConvergenceWarning):
         res = sopt.optimize.minimize(sharded, w0, method=method, options=options)
-    assert res.nit == expected.nit == 10
+    assert res.nit == expected.nit == 5
     assert rel_err(res.x, expected.x) < 1e-9
     assert abs(res.fun - expected.fun) < 1e-12 * abs(expected.fun)
     assert res.fun < ref.value(w0)
@@ -238,9 +244,12 @@ def test_import_sopt_does_not_import_dask():
 
 # ------------------------------------------------- the workers' allocator
 KEPT_HEAP_PROBE = '''
-import json, resource
+import importlib.util, json, resource, sys
 import numpy as np
-from sopt.allocator import kept_heap, pinned_thresholds
+spec = importlib.util.spec_from_file_location("allocator", sys.argv[1])
+allocator = importlib.util.module_from_spec(spec)      # without sopt's
+spec.loader.exec_module(allocator)                      # other imports
+kept_heap, pinned_thresholds = allocator.kept_heap, allocator.pinned_thresholds
 
 def faults(times=20):
     """Minor page faults per fresh 2 MiB array (under numpy's huge-page
@@ -268,11 +277,10 @@ print(json.dumps(out))
 def kept_heap_probe(**environ) -> dict:
     import json
     import os
-    root = Path(sopt.__file__).resolve().parents[1]    # this checkout's sopt
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    out = subprocess.run([sys.executable, "-c", KEPT_HEAP_PROBE], capture_output=True,
-                         text=True, check=True, cwd=root, env={**env, **environ})
+    out = subprocess.run([sys.executable, "-c", KEPT_HEAP_PROBE, sopt.allocator.__file__],
+                         capture_output=True, text=True, check=True, env={**env, **environ})
     return json.loads(out.stdout)
 
 
