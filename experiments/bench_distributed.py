@@ -14,7 +14,7 @@ On a LocalCluster of single-threaded worker processes, with N patterns of a
   Dask's settings: the design before kept_heap, slow);
 - each worker's RSS (MB) after the shards are built and a first gradient
   taken, and after the timed calls: kept_heap trims what it kept, so the
-  two should be close;
+  two should be close; and the workers' page faults per shard and w;
 - with ``--big N``, the client's peak memory while a gradient and a
   Gauss-Newton matrix are computed over N patterns made on the workers
   (it should stay flat: only W-vectors and W x W matrices come back).
@@ -74,6 +74,11 @@ def worker_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def worker_faults() -> int:
+    """This process's minor page faults so far (run on the workers)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def run_cluster(n_workers: int, N: int, n_chunks: int, net, local, weights,
                 setting: str = "default") -> dict:
     """Times on a fresh LocalCluster of n_workers single-threaded processes,
@@ -95,11 +100,14 @@ def run_cluster(n_workers: int, N: int, n_chunks: int, net, local, weights,
             obj.keep_heap = setting != "unscoped"
             obj.gradient(weights[0])        # the shards' caches filled
             rss_before = sorted(client.run(worker_rss_mb).values())
+            faults = client.run(worker_faults)
             times = interleaved({"in-memory": local, "sharded": obj}, weights)
+            faults = sum(client.run(worker_faults).values()) - sum(faults.values())
             rss_after = sorted(client.run(worker_rss_mb).values())
     return {**times["sharded"], "in-memory": times["in-memory"],
             "load": (load, os.getloadavg()[0]), "pinned": pinned,
-            "rss_before": rss_before, "rss_after": rss_after}
+            "rss_before": rss_before, "rss_after": rss_after,
+            "faults": faults / (len(weights) - 1) / n_chunks}
 
 
 def peak_client_memory(N: int, n_chunks: int, net, w) -> dict:
@@ -159,15 +167,18 @@ def main(argv=None) -> dict:
           "(workers' malloc thresholds raised for the task, restored and "
           "trimmed after it)")
     print(f"{'':12s} {'grad (s)':>9s} {'mem (s)':>8s} {'GN (s)':>8s} {'mem (s)':>8s} "
-          f"{'grad/mem':>9s} {'GN/mem':>7s} {'load':>10s}  worker RSS MB before -> after")
+          f"{'grad/mem':>9s} {'GN/mem':>7s} {'load':>10s} {'faults':>8s}  "
+          f"worker RSS MB before -> after")
     for name, r in rows.items():
         m = r["in-memory"]
         r["ratios"] = {k: r[k] / m[k] for k in ("gradient", "gauss_newton")}
         print(f"{name:12s} {r['gradient']:9.4f} {m['gradient']:8.4f} "
               f"{r['gauss_newton']:8.4f} {m['gauss_newton']:8.4f} "
               f"{r['ratios']['gradient']:9.2f} {r['ratios']['gauss_newton']:7.2f} "
-              f"{r['load'][0]:4.1f}-{r['load'][1]:4.1f}  "
+              f"{r['load'][0]:4.1f}-{r['load'][1]:4.1f} {r['faults']:8.0f}  "
               f"{', '.join(f'{b:.0f} -> {a:.0f}' for b, a in zip(r['rss_before'], r['rss_after']))}")
+    print("faults: the workers' minor page faults per shard and w (one gradient "
+          "and one Gauss-Newton matrix)")
     print("workers' pinned malloc thresholds (sopt.allocator.pinned_thresholds): "
           + "; ".join(f"{name}: {', '.join(r['pinned'])}" for name, r in rows.items()))
     two = rows["2 workers"]["ratios"]

@@ -83,7 +83,7 @@ def pinned_thresholds() -> dict | None:
     glibc has no getter, so the values are read from where they were set:
     :func:`tune_allocator` in this process, else the environment
     (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, or their
-    ``GLIBC_TUNABLES`` entries, which win); a threshold left unset is glibc's
+    ``GLIBC_TUNABLES`` entries, read first); a threshold left unset is glibc's
     default, 128 KiB. Setting either one switches the dynamic threshold off
     (glibc's malloc.c), so the pair read here is then the whole state.
     Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` for its workers.
@@ -119,11 +119,12 @@ def kept_heap():
     process's own settings intend. Other threads' allocations during the
     block see the generous thresholds too.
 
-    Does nothing (yields False) where the dynamic threshold is in force:
-    glibc then keeps large temporaries in the heap by itself after their
-    first free, and a mallopt call would switch that off for good; nor
-    where the pinned values are already generous (after
-    :func:`tune_allocator`), nor off glibc. Yields True when it acts.
+    Does nothing (yields False) where the dynamic threshold is in force
+    (nothing pinned): glibc then raises the mmap threshold by itself to the
+    size of the blocks freed, and a mallopt call would switch that off for
+    good, with no way back; nor where the pinned values are already
+    generous (after :func:`tune_allocator`), nor off glibc. Yields True
+    when it acts.
     """
     global _depth
     with _lock:
@@ -131,11 +132,9 @@ def kept_heap():
         acts = (pinned is not None and _libc() is not None
                 and (pinned["mmap"] < MMAP_THRESHOLD_MAX or pinned["trim"] < 2**30))
         if acts:
-            kept = {M_MMAP_THRESHOLD: max(pinned["mmap"], MMAP_THRESHOLD_MAX),
-                    M_TRIM_THRESHOLD: max(pinned["trim"], 2**30)}
-        if acts:
             if _depth == 0:
-                _set(kept)
+                _set({M_MMAP_THRESHOLD: max(pinned["mmap"], MMAP_THRESHOLD_MAX),
+                      M_TRIM_THRESHOLD: max(pinned["trim"], 2**30)})
             _depth += 1
     try:
         yield acts
@@ -144,6 +143,7 @@ def kept_heap():
             with _lock:
                 _depth -= 1
                 if _depth == 0:
+                    pinned = pinned_thresholds()    # tune_allocator() may have run
                     _set({M_MMAP_THRESHOLD: pinned["mmap"],
                           M_TRIM_THRESHOLD: pinned["trim"]})
                     _libc()[1](0)
