@@ -165,15 +165,16 @@ def test_scipy_methods_follow_the_in_memory_iterates(client, method):
 
 
 def test_many_shards_deep_tree(client):
-    """20 shards summed with fan-in 2 (five levels) and 8 (two levels)."""
+    """20 shards summed with fan-in 2 (five levels) and 8 (two levels),
+    the second with the tasks outside kept_heap."""
     net, X, T, loss, alpha = case("mlp-sse")
     ref = sopt.Objective(net, X, T, loss=loss, alpha=alpha)
     w = net.init_weights(seed=6)
     rows = (5,) * 16 + (2, 3, 0, 5)
     with ShardedObjective(net, shard(X, rows), shard(T, rows), alpha=alpha) as sharded:
         assert sharded.n_shards == 19          # the empty chunk is skipped
-        for k in (2, 8):
-            sharded.split_every = k
+        for k, keep_heap in ((2, True), (8, False)):
+            sharded.split_every, sharded.keep_heap = k, keep_heap
             assert rel_err(sharded.gradient(w), ref.gradient(w)) < EXACT_RTOL
             assert rel_err(sharded.value(w), ref.value(w)) < EXACT_RTOL
 
