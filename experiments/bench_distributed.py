@@ -5,26 +5,37 @@ On a LocalCluster of single-threaded worker processes, with N patterns of a
 
 - gradient and Gauss-Newton matrix times of ``ShardedObjective`` over those
   of ``sopt.Objective`` on the same data in this process (targets: at most
-  1.5x and 1.2x with 2 workers at N = 1e6);
-- the same with 1 worker (scaling from 1 to 2 workers);
+  1.5x and 1.2x with 2 workers at N = 1e6), the two timed in turn at each w
+  so that both see the same load on the machine;
+- rows: 2 workers as they come (Dask's allocator settings; sopt's tasks run
+  in ``sopt.allocator.kept_heap()``, the active design), 1 worker (scaling),
+  2 workers after ``client.run(tune_allocator)`` ("tuned"), and with
+  ``--unscoped`` 2 workers with ``keep_heap = False`` (the tasks under
+  Dask's settings: the design before kept_heap, slow);
+- each worker's RSS (MB) after the shards are built and a first gradient
+  taken, and after the timed calls: kept_heap trims what it kept, so the
+  two should be close; and the workers' page faults per shard and w;
 - with ``--big N``, the client's peak memory while a gradient and a
   Gauss-Newton matrix are computed over N patterns made on the workers
   (it should stay flat: only W-vectors and W x W matrices come back).
 
 Times are medians of ``--repeat`` calls, each at a new w (the objectives
-cache by w). Run: ``python experiments/bench_distributed.py`` (about a
-minute; ``--quick`` uses N = 2e5, ``--big 10000000`` adds the memory run).
+cache by w); the load average is printed with every row (2 cores shared
+with other jobs: rerun when it is high). Run:
+``OPENBLAS_NUM_THREADS=1 python experiments/bench_distributed.py`` (a few
+minutes; ``--quick`` uses N = 2e5, ``--big 10000000`` adds the memory run).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
 import numpy as np
 
 import sopt
-from sopt.allocator import tune_allocator
+from sopt.allocator import pinned_thresholds, tune_allocator
 
 D, M, K = 10, 20, 1
 
@@ -40,35 +51,63 @@ def make_data(N: int, n_chunks: int):
     return X, t
 
 
-def median_time(f, weights) -> float:
-    times = []
-    for w in weights:
-        t0 = time.perf_counter()
-        f(w)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def interleaved(objectives: dict, weights) -> dict:
+    """Median gradient and Gauss-Newton times of each objective, the
+    objectives called in turn at each w (after one warm-up gradient)."""
+    times = {name: {"gradient": [], "gauss_newton": []} for name in objectives}
+    for obj in objectives.values():
+        obj.gradient(weights[0])            # first calls set things up
+    for w in weights[1:]:
+        for name, obj in objectives.items():
+            for what, f in (("gradient", obj.gradient),
+                            ("gauss_newton", lambda w: obj.hessian(w, method="gauss_newton"))):
+                t0 = time.perf_counter()
+                f(w)
+                times[name][what].append(time.perf_counter() - t0)
+    return {name: {k: float(np.median(v)) for k, v in t.items()}
+            for name, t in times.items()}
 
 
-def time_pair(net, obj, weights) -> dict:
-    obj.gradient(weights[0])            # warm-up: first calls set things up
-    return {"gradient": median_time(obj.gradient, weights[1:]),
-            "gauss_newton": median_time(
-                lambda w: obj.hessian(w, method="gauss_newton"), weights[1:])}
+def worker_rss_mb() -> float:
+    """This process's resident memory (run on the workers)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run_cluster(n_workers: int, N: int, n_chunks: int, net, weights,
-                tuned: bool = False):
-    """Times on a fresh LocalCluster of n_workers single-threaded processes
-    (``tuned``: with sopt.allocator.tune_allocator() run on every worker)."""
+def worker_faults() -> int:
+    """This process's minor page faults so far (run on the workers)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def run_cluster(n_workers: int, N: int, n_chunks: int, net, local, weights,
+                setting: str = "default") -> dict:
+    """Times on a fresh LocalCluster of n_workers single-threaded processes,
+    interleaved with the in-memory objective ``local``. ``setting``:
+    "default" (the cluster as Dask makes it), "tuned" (tune_allocator() run
+    on every worker first) or "unscoped" (keep_heap = False)."""
     from distributed import Client, LocalCluster
     from sopt.distributed import ShardedObjective
+    load = os.getloadavg()[0]
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        if tuned:
+        paths = set(client.run(lambda: __import__("sopt").__file__).values())
+        assert paths == {sopt.__file__}, f"workers import another sopt: {paths}"
+        if setting == "tuned":
             client.run(tune_allocator)
+        pinned = set(map(str, client.run(pinned_thresholds).values()))
         X, t = make_data(N, n_chunks)
         with ShardedObjective(net, X, t, loss="sse") as obj:
-            return time_pair(net, obj, weights)
+            obj.keep_heap = setting != "unscoped"
+            obj.gradient(weights[0])        # the shards' caches filled
+            rss_before = sorted(client.run(worker_rss_mb).values())
+            faults = client.run(worker_faults)
+            times = interleaved({"in-memory": local, "sharded": obj}, weights)
+            faults = sum(client.run(worker_faults).values()) - sum(faults.values())
+            rss_after = sorted(client.run(worker_rss_mb).values())
+    return {**times["sharded"], "in-memory": times["in-memory"],
+            "load": (load, os.getloadavg()[0]), "pinned": pinned,
+            "rss_before": rss_before, "rss_after": rss_after,
+            "faults": faults / (len(weights) - 1) / n_chunks}
 
 
 def peak_client_memory(N: int, n_chunks: int, net, w) -> dict:
@@ -99,6 +138,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--chunks", type=int, default=8, help="row chunks")
     parser.add_argument("--big", type=int, default=0,
                         help="also measure the client's memory over this many patterns")
+    parser.add_argument("--unscoped", action="store_true",
+                        help="add the row with keep_heap = False (slow)")
     args = parser.parse_args(argv)
     N = 200_000 if args.quick else 1_000_000
     net = sopt.mlp([D, M, K])
@@ -110,24 +151,40 @@ def main(argv=None) -> dict:
             args.big, max(args.chunks, args.big // 250_000), net, weights[0])
     X, t = make_data(N, args.chunks)
     local = sopt.Objective(net, X.compute(), t.compute(), loss="sse")
-    mem = time_pair(net, local, weights)
-    del local
-    rows = {"in-memory": mem}
-    for n_workers in (1, 2):
-        rows[f"{n_workers} worker(s)"] = run_cluster(n_workers, N, args.chunks, net, weights)
-    rows["2, tuned"] = run_cluster(2, N, args.chunks, net, weights, tuned=True)
+    configs = {"2 workers": (2, "default"), "1 worker": (1, "default"),
+               "2, tuned": (2, "tuned")}
+    if args.unscoped:
+        configs["2, unscoped"] = (2, "unscoped")
+    rows = {name: run_cluster(n, N, args.chunks, net, local, weights, setting)
+            for name, (n, setting) in configs.items()}
 
+    from numpy._core._multiarray_umath import __cpu_features__ as cpu
     print(f"N = {N}, {D}-{M}-{K} tanh network, W = {net.n_weights}, "
-          f"{args.chunks} row chunks; medians of {args.repeat} calls")
-    print(f"{'':14s} {'gradient (s)':>13s} {'GN matrix (s)':>14s} "
-          f"{'grad / mem':>11s} {'GN / mem':>9s}")
+          f"{args.chunks} row chunks; medians of {args.repeat} calls; "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; "
+          f"AVX512_ICL: {bool(cpu.get('AVX512_ICL'))}, AVX2: {bool(cpu.get('AVX2'))}")
+    print("active design: each shard's task runs in sopt.allocator.kept_heap() "
+          "(workers' malloc thresholds raised for the task, restored and "
+          "trimmed after it)")
+    print(f"{'':12s} {'grad (s)':>9s} {'mem (s)':>8s} {'GN (s)':>8s} {'mem (s)':>8s} "
+          f"{'grad/mem':>9s} {'GN/mem':>7s} {'load':>10s} {'faults':>8s}  "
+          f"worker RSS MB before -> after")
     for name, r in rows.items():
-        print(f"{name:14s} {r['gradient']:13.4f} {r['gauss_newton']:14.4f} "
-              f"{r['gradient'] / mem['gradient']:11.2f} "
-              f"{r['gauss_newton'] / mem['gauss_newton']:9.2f}")
-    two, one = rows["2 worker(s)"], rows["1 worker(s)"]
-    print(f"targets with 2 workers: gradient <= 1.5x ({two['gradient'] / mem['gradient']:.2f}), "
-          f"Gauss-Newton <= 1.2x ({two['gauss_newton'] / mem['gauss_newton']:.2f})")
+        m = r["in-memory"]
+        r["ratios"] = {k: r[k] / m[k] for k in ("gradient", "gauss_newton")}
+        print(f"{name:12s} {r['gradient']:9.4f} {m['gradient']:8.4f} "
+              f"{r['gauss_newton']:8.4f} {m['gauss_newton']:8.4f} "
+              f"{r['ratios']['gradient']:9.2f} {r['ratios']['gauss_newton']:7.2f} "
+              f"{r['load'][0]:4.1f}-{r['load'][1]:4.1f} {r['faults']:8.0f}  "
+              f"{', '.join(f'{b:.0f} -> {a:.0f}' for b, a in zip(r['rss_before'], r['rss_after']))}")
+    print("faults: the workers' minor page faults per shard and w (one gradient "
+          "and one Gauss-Newton matrix)")
+    print("workers' pinned malloc thresholds (sopt.allocator.pinned_thresholds): "
+          + "; ".join(f"{name}: {', '.join(r['pinned'])}" for name, r in rows.items()))
+    two = rows["2 workers"]["ratios"]
+    print(f"targets with 2 workers: gradient <= 1.5x ({two['gradient']:.2f}), "
+          f"Gauss-Newton <= 1.2x ({two['gauss_newton']:.2f})")
+    one, two = rows["1 worker"], rows["2 workers"]
     print(f"scaling 1 -> 2 workers: gradient {one['gradient'] / two['gradient']:.2f}x, "
           f"Gauss-Newton {one['gauss_newton'] / two['gauss_newton']:.2f}x faster")
     result["rows"] = rows

@@ -5,17 +5,26 @@ sum_n E_n(w), and so is every derivative of it (gradient, Hessian-vector and
 Gauss-Newton-vector products, exact / Gauss-Newton / diagonal Hessians).
 :class:`ShardedObjective` keeps the patterns where they are, one in-memory
 :class:`sopt.Objective` (``alpha=0``) per row chunk of a ``dask.array``,
-built on a worker from that chunk and kept there. Each call scatters w (and
+built on a worker from that chunk and kept there. Each call sends w (and
 v) once, runs one task per chunk with the in-memory code, and adds the
 partial results on the cluster in a tree of fan-in 8 (depth log_8(chunks)), so
 only W-vectors and W x W matrices reach the client; the weight-decay term is
 added once, on the client.
+
+Each task runs in :func:`sopt.allocator.kept_heap`: Dask's nanny starts its
+workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes glibc's
+thresholds low, so that every numpy temporary of the in-memory code would
+otherwise be a fresh mmap paying its page faults anew (measured in the
+README's "Data beyond one machine"). The workers' own settings are restored
+at the end of each task and the freed memory handed back to the system, so
+between calls the cluster behaves as its owner configured it.
 
 This module is the only one in sopt that imports dask (``pip install
 sopt[distributed]``); ``import sopt`` does not.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -25,6 +34,7 @@ import dask
 import dask.array as da
 from distributed import Client, Future, get_client
 
+from .allocator import kept_heap
 from ._validation import (as_float_array, check_alpha, check_finite, check_positive_int,
                           check_weights)
 from .losses import get_loss
@@ -53,8 +63,13 @@ def _target_sum_of_squares(part) -> float:
     return float(np.sum(np.square(part.T)))
 
 
-def _call(part, name: str, /, *args, **kwargs):
-    return getattr(part, name)(*args, **kwargs)
+def _call(part, keep_heap: bool, name: str, /, *args, **kwargs):
+    with kept_heap() if keep_heap else contextlib.nullcontext():
+        return getattr(part, name)(*args, **kwargs)
+
+
+def _value(a):
+    return a
 
 
 def _add(*terms):
@@ -116,11 +131,18 @@ class ShardedObjective(ObjectiveCallables):
     round trip, whose scheduler latency is a floor on a call's time however
     small the data (measured in the README's "Data beyond one machine").
 
+    Each shard's task runs in :func:`sopt.allocator.kept_heap` (the
+    worker's malloc thresholds raised for the task, restored after it, and
+    the freed memory trimmed; see the module docstring); set
+    :attr:`keep_heap` to False to run the tasks under the workers' own
+    settings.
+
     Calls are synchronous and not thread-safe (each shard's Objective caches
     its last forward pass, so ``fun(w)`` then ``jac(w)`` runs it once).
     """
 
     split_every = 8
+    keep_heap = True
 
     def __init__(self, net: Network, X, T, loss="sse", alpha: float = 0.0,
                  chunk_size: int | None = None, client: Client | None = None):
@@ -228,14 +250,17 @@ class ShardedObjective(ObjectiveCallables):
     def n_shards(self) -> int:
         return len(self._parts)
 
-    # ----- one call: scatter the arguments, one task per shard, tree sum -----
+    # ----- one call: send the arguments, one task per shard, tree sum -----
     def _sum(self, name: str, /, *args, **kwargs):
         """sum over shards of ``part.name(*args, **kwargs)``, added on the
         cluster; only the total comes back."""
         client = self.client
-        args = [client.scatter(a, hash=False) if isinstance(a, np.ndarray) else a
+        # w (and v) travel with a task of their own, which the shards' tasks
+        # wait for on the cluster: no blocking scatter, one round trip less
+        args = [client.submit(_value, a, pure=False) if isinstance(a, np.ndarray) else a
                 for a in args]
-        level = [client.submit(_call, p, name, *args, pure=False, **kwargs)
+        level = [client.submit(_call, p, self.keep_heap, name, *args,
+                               pure=False, **kwargs)
                  for p in self._parts]
         k = self.split_every
         while len(level) > 1:

@@ -225,10 +225,11 @@ def local_cluster():
                                     processes=False, dashboard_address=None)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client():
-    """A Client on a fresh :func:`local_cluster` per test module, always
-    closed (client and cluster) when the module's tests are done."""
+    """A Client on one :func:`local_cluster` for the whole session (both
+    distributed test modules), always closed (client and cluster) at the
+    end. Tests that break a cluster start their own."""
     import distributed
     cluster = local_cluster()
     try:

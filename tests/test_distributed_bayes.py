@@ -110,7 +110,7 @@ def test_laplace_rejects_what_is_not_an_objective(client):
 
 def test_evidence_fit_on_sharded_objective_follows_in_memory(client):
     net, X, T, alpha, beta, w = problem("sse")     # start at a w_MAP: few
-    kw = dict(w0=w, alpha=alpha, beta=beta, max_cycles=4)   # Newton steps a cycle
+    kw = dict(w0=w, alpha=alpha, beta=beta, max_cycles=2)   # Newton steps a cycle
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = evidence_fit(net, X, T, loss="sse", **kw)
