@@ -252,11 +252,15 @@ def _negative_eigenvalue_error(H: Array, alpha: Array, beta) -> NotPositiveDefin
 def clip_negative_eigenvalues(H: Array) -> Array:
     """H with its negative eigenvalues set to zero (as Netlab's evidence does).
 
-    Where H itself is positive definite (its Cholesky factorisation exists)
-    there is nothing to clip and H is returned as it is: one factorisation
-    (W^3 / 3) instead of an eigendecomposition (about 9 W^3)."""
+    Where H + delta I is positive definite (its Cholesky factorisation
+    exists) for delta = 10 W eps |H|_inf, about the round-off of forming H
+    and of factorising it, no eigenvalue of H is below -delta: clipping
+    would move H by no more than that (a PSD H with a null space, as softmax
+    outputs give, is such a case), so H is returned as it is, for one
+    factorisation (W^3 / 3) instead of an eigendecomposition (about 9 W^3)."""
+    delta = 10 * len(H) * np.finfo(float).eps * float(np.abs(H).sum(axis=1).max(initial=0.0))
     try:
-        cho_factor(H, lower=True)
+        cho_factor(H + delta * np.eye(len(H)), lower=True)
         return H
     except LinAlgError:
         pass
