@@ -137,8 +137,9 @@ class ShardedObjective(ObjectiveCallables):
     :attr:`keep_heap` to False to run the tasks under the workers' own
     settings.
 
-    Calls are synchronous and not thread-safe (each shard's Objective caches
-    its last forward pass, so ``fun(w)`` then ``jac(w)`` runs it once).
+    Calls are synchronous and not thread-safe (each shard's Objective keeps
+    its last evaluation, so ``fun(w)`` then ``jac(w)`` runs the forward pass
+    once, and overwrites its arrays at the next w).
     """
 
     split_every = 8

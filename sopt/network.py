@@ -507,15 +507,15 @@ class Network:
         K, W = self.n_outputs, self._n_weights
         size = (max(1, (4 * 2**20) // (K * W)) if chunk_size is None
                 else check_positive_int(chunk_size, "chunk_size"))
-        y, S = np.empty((len(X), K)), np.empty((len(X), K, W))
+        f, S = np.empty((len(X), K)), np.empty((len(X), K, W))
         for start in range(0, len(X), size):
             rows = slice(start, start + size)
             fp = self.propagate(w, X[rows])
             seeds = (self.output_seeds(fp) if of == "y"
                      else np.broadcast_to(np.eye(K), (len(fp.y), K, K)))
-            y[rows] = fp.y if of == "y" else fp.a[-1]
+            f[rows] = fp.y if of == "y" else fp.a[-1]
             S[rows] = self._weight_sensitivities(fp, seeds)
-        return y, S
+        return f, S
 
     def _weight_sensitivities(self, fp: ForwardPass, seeds: Array) -> Array:
         """Per-pattern derivatives of P signals with respect to w, (N, P, W),

@@ -142,6 +142,10 @@ class Objective(ObjectiveCallables):
     afterwards cannot make the objective answer from two data sets (a cached
     E and gradient from the old data, a Hessian from the new). Build a new
     Objective for new data.
+
+    Not thread-safe: at a new w the methods overwrite the arrays of the last
+    evaluation. Threads sharing one Objective should each work on their own
+    ``at(w)`` evaluation, which nothing overwrites.
     """
 
     def __init__(self, net: Network, X, T, loss="sse", alpha: float = 0.0,
