@@ -35,7 +35,7 @@ import dask.array as da
 from distributed import Client, Future, get_client
 
 from .allocator import kept_heap
-from ._validation import (as_float_array, check_alpha, check_finite, check_positive_int,
+from ._validation import (as_float_array, check_finite, check_positive_int,
                           check_weights)
 from .losses import get_loss
 from .network import Network
@@ -172,8 +172,7 @@ class ShardedObjective(ObjectiveCallables):
             raise ValueError(f"T: expected shape (N, {K}); a 1-D T is for one "
                              f"output, or class labels with softmax_ce")
         self.net = net
-        self.alpha = check_alpha(alpha, net.n_weights)
-        self._decay = self.alpha * net.active_weights()
+        self.alpha = alpha
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
         if client is None:
@@ -231,8 +230,7 @@ class ShardedObjective(ObjectiveCallables):
         leaves the other usable. See :meth:`sopt.Objective.with_alpha`.
         """
         new = copy.copy(self)
-        new.alpha = check_alpha(alpha, self.net.n_weights)
-        new._decay = new.alpha * self.net.active_weights()
+        new.alpha = alpha
         new._parts = [Future(f.key, self.client) for f in self._parts]
         return new
 
