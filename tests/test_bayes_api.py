@@ -11,7 +11,7 @@ import sklearn.exceptions
 
 import sopt
 from sopt.bayes import (BayesianMLPClassifier, BayesianMLPRegressor, NotFittedError,
-                        evidence_fit, laplace)
+                        clip_negative_eigenvalues, evidence_fit, laplace)
 
 REG_DEFAULTS = dict(hidden="auto", activation="tanh", alpha=0.01, beta=None,
                     groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
@@ -204,6 +204,39 @@ def test_laplace_not_positive_definite_message():
     post_gn = laplace(net, X, t, w, loss="sse", alpha=alpha, beta=beta,
                       hessian="gauss_newton")
     assert np.linalg.eigvalsh(post_gn.precision)[0] >= alpha * (1 - 1e-8)
+
+
+@pytest.mark.parametrize("H", [np.diag([1.0, 1e-3, -5e-15]),        # round-off negative
+                               np.diag([1.0, 0.0, 0.0]),            # a null space
+                               np.diag([2.0, -1.0, 0.5]),           # truly indefinite
+                               np.eye(3)])
+def test_clipped_matrix_stays_psd_at_any_scale(H):
+    """Clipping must leave no eigenvalue below zero, however small: the
+    evidence loop multiplies H by beta up to 1e12, where -5e-15 becomes
+    -5e-3, larger than a small alpha. Each result is within round-off
+    (10 W eps |H|_inf) of the eigenvalues of H clipped at zero."""
+    C = clip_negative_eigenvalues(H)
+    lam = np.linalg.eigvalsh(C)
+    assert lam.min() >= 0.0
+    delta = 10 * 3 * np.finfo(float).eps * np.abs(H).sum(axis=1).max()
+    np.testing.assert_allclose(lam, np.sort(np.maximum(np.diag(H), 0.0)),
+                               rtol=0, atol=delta)
+    assert np.linalg.cholesky(0.01 * np.eye(3) + 1e12 * C) is not None
+
+
+def test_clip_negative_fits_tiny_targets():
+    """Targets of size 1e-6 make beta about 1e12: a round-off negative
+    eigenvalue of H must not make the clipped precision indefinite."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = 1e-6 * (np.sin(X[:, 0]) + 0.1 * rng.standard_normal(40))
+    net = sopt.mlp([3, 2, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evidence_fit(net, X, y, w0=net.init_weights(seed=0), alpha=0.01,
+                           beta=1 / np.var(y), clip_negative=True)
+    assert res.beta > 1e11
+    assert np.linalg.eigvalsh(res.posterior.precision)[0] > 0
 
 
 def test_laplace_argument_validation():

@@ -250,22 +250,35 @@ def _negative_eigenvalue_error(H: Array, alpha: Array, beta) -> NotPositiveDefin
 
 
 def clip_negative_eigenvalues(H: Array) -> Array:
-    """H with its negative eigenvalues set to zero (as Netlab's evidence does).
+    """H with its negative eigenvalues set to zero (as Netlab's evidence
+    does): a positive semi-definite (W, W) matrix, whatever scale the caller
+    multiplies it by (the evidence loop uses beta H with beta up to 1e12).
 
-    Where H + delta I is positive definite (its Cholesky factorisation
-    exists) for delta = 10 W eps |H|_inf, about the round-off of forming H
-    and of factorising it, no eigenvalue of H is below -delta: clipping
-    would move H by no more than that (a PSD H with a null space, as softmax
-    outputs give, is such a case), so H is returned as it is, for one
-    factorisation (W^3 / 3) instead of an eigendecomposition (about 9 W^3)."""
-    delta = 10 * len(H) * np.finfo(float).eps * float(np.abs(H).sum(axis=1).max(initial=0.0))
-    try:
-        cho_factor(H + delta * np.eye(len(H)), lower=True)
+    Two shortcuts avoid the eigendecomposition (about 9 W^3) where one or two
+    Cholesky factorisations (W^3 / 3 each) settle it: a positive definite H
+    is returned as it is; where only H + delta I is (delta = 10 W eps
+    |H|_inf, about the round-off of forming and factorising H), every
+    eigenvalue of H lies in [-delta, inf), and H + delta I is returned: it is
+    positive definite and within delta (2-norm) of the clipped matrix, as a
+    PSD H with a null space (softmax outputs) gives. Otherwise the
+    eigenvalues below zero are set to zero."""
+    if _is_positive_definite(H):
         return H
-    except LinAlgError:
-        pass
+    delta = 10 * len(H) * np.finfo(float).eps * float(np.abs(H).sum(axis=1).max(initial=0.0))
+    shifted = H + delta * np.eye(len(H))
+    if _is_positive_definite(shifted):
+        return shifted
     lam, V = eigh(H)
     return (V * np.maximum(lam, 0.0)) @ V.T
+
+
+def _is_positive_definite(H: Array) -> bool:
+    """Whether H has a Cholesky factor (an empty H has one)."""
+    try:
+        cho_factor(H, lower=True)
+        return True
+    except LinAlgError:
+        return False
 
 
 # what laplace and evidence_fit ask of an objective (sopt.Objective,
