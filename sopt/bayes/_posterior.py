@@ -208,8 +208,10 @@ class LaplacePosterior:
         kappa(s^2) = (1 + pi s^2 / 8)^(-1/2) and s^2 = b^T A^{-1} b (PRML eqs.
         4.153-4.155, 5.190); for softmax outputs each logit is scaled by its
         own kappa, an approximation. ``method="mc"``: softmax outputs
-        averaged over ``n_samples`` draws of the linearised logits (for a
-        dask X_new, each block draws its own from ``seed``).
+        averaged over ``n_samples`` draws of the linearised logits, the same
+        standard normal draws from ``seed`` for every row (a row's
+        probabilities do not depend on the other rows or the dask blocks),
+        in blocks of rows of bounded memory.
         """
         if self.beta is not None:
             raise ValueError("predict_proba: this posterior is for regression; "
