@@ -264,6 +264,14 @@ def test_laplace_argument_validation():
         laplace(net, X, t, w[:-1], loss="sse", alpha=0.1, beta=1.0, **kw)
     with pytest.raises(TypeError, match="net"):
         laplace("net", X, t, w, loss="sse", alpha=0.1, beta=1.0, **kw)
+    # softmax outputs under binary_ce: a logistic predictive would be wrong
+    snet = sopt.mlp([1, 5, 2], output="softmax")
+    two = np.column_stack([labels, 1 - labels])
+    ws = snet.init_weights(seed=0)
+    with pytest.raises(ValueError, match="loss='softmax_ce'"):
+        laplace(snet, X, two, ws, loss="binary_ce", alpha=0.1, **kw)
+    with pytest.raises(ValueError, match="output='logistic'"):
+        laplace(net, X, labels, w, loss="binary_ce", alpha=0.1, **kw)
     post = laplace(cnet, X, labels, w, loss="binary_ce", alpha=0.1, **kw)
     with pytest.raises(ValueError, match="predict_proba"):
         post.predict(X)

@@ -19,6 +19,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangu
 
 from .._validation import (check_alpha, check_bool, check_choice, check_inputs,
                            check_positive, check_positive_int, check_weights)
+from ..activations import LOGISTIC, SOFTMAX
 from ..network import Network
 from ..objective import Objective
 from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_softmax
@@ -26,6 +27,9 @@ from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_soft
 Array = np.ndarray
 REGRESSION = ("sse",)
 CLASSIFICATION = ("binary_ce", "softmax_ce")
+# the output activation each classification loss's moderated predictive
+# assumes: sigma(kappa a) for binary_ce, softmax of the logits for softmax_ce
+PREDICTIVE_OUTPUT = {"binary_ce": LOGISTIC, "softmax_ce": SOFTMAX}
 # laplace warns when a Newton step from w_map would raise the log posterior
 # by more than this many nats (g^T A^{-1} g / 2): the Laplace log evidence is
 # then off by about as much, and log evidences are compared at ~1 nat.
@@ -360,6 +364,7 @@ def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
     check_choice(loss, "loss", REGRESSION + CLASSIFICATION)
     check_choice(hessian, "hessian", ("exact", "gauss_newton"))
     clip_negative = check_bool(clip_negative, "clip_negative")
+    _check_predictive_output(net, loss)
     regression = loss in REGRESSION
     if regression:
         beta = check_positive(beta, "beta") if beta is not None else None
@@ -379,6 +384,20 @@ def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
         return LaplacePosterior(net, data, w_map, H, alpha, beta)
     except LinAlgError:
         raise _negative_eigenvalue_error(H, alpha[used], beta) from None
+
+
+def _check_predictive_output(net: Network, loss: str) -> None:
+    """Refuse a classification loss on outputs its predictive does not
+    model (softmax outputs with binary_ce would be read as logistic ones)."""
+    wanted = PREDICTIVE_OUTPUT.get(loss)
+    output = net.layers[-1].activation if net.layers else None
+    if wanted is not None and output is not wanted:
+        name = getattr(output, "name", type(output).__name__)
+        raise ValueError(
+            f"loss: the Laplace predictive for {loss!r} needs the built-in "
+            f"{wanted.name!r} output activation, the network's is {name!r}; "
+            + ("use loss='softmax_ce' for softmax outputs" if output is SOFTMAX
+               else f"build the network with output={wanted.name!r}"))
 
 
 def _not_at_minimum_message(post: LaplacePosterior) -> str:
