@@ -109,6 +109,11 @@ class EvidenceResult:
     def gamma(self) -> float:
         return self.posterior.gamma
 
+    @property
+    def alpha_per_weight(self) -> Array:
+        """alpha of each weight's group, (W,): what :func:`laplace` takes."""
+        return np.asarray(self.alpha, dtype=float)[self.groups]
+
 
 def _train(objective, w, alpha_w, beta, method, options):
     """Minimise E_D + (alpha / beta) / 2 |w|^2 (regression; = M(w) / beta
