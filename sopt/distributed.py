@@ -239,7 +239,25 @@ class ShardedObjective(ObjectiveCallables):
         workers; the evidence framework's cap on beta needs it)."""
         return float(sum(self.client.gather(
             [self.client.submit(_target_sum_of_squares, p, pure=False)
-             for p in self._parts])))
+             for p in self._open_parts()])))
+
+    def _open_parts(self) -> list:
+        """The shards' futures; ValueError once closed (a sum over none
+        would be a silent 0)."""
+        if not self._parts:
+            raise ValueError("ShardedObjective: closed; build a new one")
+        return self._parts
+
+    def __copy__(self) -> "ShardedObjective":
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(
+            "ShardedObjective cannot be pickled: its data live on a Dask cluster "
+            "as futures of this client. Pickle what rebuilds it (the network, the "
+            "weights, and where X and T come from) and make a new one there.")
 
     @property
     def n_patterns(self) -> int:
@@ -260,14 +278,12 @@ class ShardedObjective(ObjectiveCallables):
                 for a in args]
         level = [client.submit(_call, p, self.keep_heap, name, *args,
                                pure=False, **kwargs)
-                 for p in self._parts]
+                 for p in self._open_parts()]
         k = self.split_every
         while len(level) > 1:
             level = [client.submit(_add, *level[i:i + k], pure=False)
                      if len(level[i:i + k]) > 1 else level[i]
                      for i in range(0, len(level), k)]
-        if not level:
-            raise ValueError("ShardedObjective: closed; build a new one")
         return level[0].result()
 
     def value(self, w) -> float:

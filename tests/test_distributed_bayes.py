@@ -144,7 +144,21 @@ def test_with_alpha_shares_the_data(client):
     sharded.close()         # the copy holds its own references to the shards
     assert rel_err(copy.gradient(w), other.gradient(w)) < EXACT_RTOL
     assert rel_err(copy.target_sum_of_squares(), np.sum(T ** 2)) < EXACT_RTOL
+    copy.alpha = 0.1                    # the prior is assigned like the Objective's
+    assert rel_err(copy.value(w), obj.value(w)) < EXACT_RTOL
     copy.close()
+    # closed: every sum refuses, none is a silent 0
+    for call in (copy.target_sum_of_squares, lambda: copy.value(w)):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+
+
+def test_sharded_objective_refuses_pickle_clearly(client):
+    import pickle
+    net, X, T, _, _, _ = problem("sse")
+    with ShardedObjective(net, shard(X), shard(T)) as obj:
+        with pytest.raises(TypeError, match="cannot be pickled.*Dask cluster"):
+            pickle.dumps(obj)
 
 
 def test_a_lost_worker_is_survived():
