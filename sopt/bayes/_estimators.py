@@ -25,7 +25,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -41,10 +42,27 @@ Array = np.ndarray
 __all__ = ["BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError"]
 
 
-def _check_hidden(hidden) -> tuple:
-    """Layer sizes as a tuple of positive ints (an int is one layer)."""
+def _check_hidden(hidden, owner: str) -> tuple:
+    """Layer sizes as a tuple of positive ints: an int is one layer, a list,
+    tuple or 1-D array one entry per layer (the type of the container is
+    checked by the parameter constraints; a bool or an array of another
+    rank is refused here, in scikit-learn's words)."""
+    if isinstance(hidden, (bool, np.bool_)) or (isinstance(hidden, np.ndarray)
+                                                and hidden.ndim != 1):
+        raise InvalidParameterError(
+            f"The 'hidden' parameter of {owner} must be 'auto', a positive int "
+            f"or a sequence (list, tuple, 1-D array) of positive ints. Got "
+            f"{hidden!r} instead.")
     sizes = (hidden,) if isinstance(hidden, numbers.Integral) else tuple(hidden)
     return tuple(check_positive_int(m, f"hidden[{i}]") for i, m in enumerate(sizes))
+
+
+def _column_scaling(A: Array) -> tuple[Array, Array]:
+    """Column means and standard deviations of A (N, D), each (D,); a
+    column constant up to round-off gets scale 1 (it is only centred), as
+    scikit-learn's StandardScaler does, so that it cannot produce NaN."""
+    scaler = StandardScaler().fit(A)
+    return scaler.mean_, scaler.scale_
 
 
 def _check_activation(activation) -> Activation:
@@ -80,6 +98,32 @@ def _warm_start(net: Network, linear_w: Array):
     return init_weights
 
 
+def _layers_in_user_units(net: Network, params, x_mean: Array, x_scale: Array,
+                          y_mean: Array, y_scale: Array):
+    """coefs_, intercepts_ and skip_coef_ of a network fitted on standardised
+    inputs (X - x_mean) / x_scale and targets (t - y_mean) / y_scale,
+    rewritten to act on the user's X and give the user's units: weights
+    from the inputs are divided by x_scale (their biases take up the
+    centring), the output layer is multiplied by y_scale and its bias
+    shifted by y_mean. scikit-learn's orientation (fan_in, fan_out)."""
+    coefs, intercepts, skip = [], [], None
+    last = len(net.layers) - 1
+    for l, (layer, lp) in enumerate(zip(net.layers, params)):
+        weights, bias = [W.copy() for W in lp.weights], lp.bias.copy()
+        for i, src in enumerate(layer.sources):
+            if src.index == 0:                 # (fan_out, fan_in): columns are inputs
+                bias -= weights[i] @ (x_mean / x_scale)
+                weights[i] /= x_scale
+        if l == last:
+            weights = [y_scale[:, None] * W for W in weights]
+            bias = y_scale * bias + y_mean
+        coefs.append(weights[0].T.copy())
+        intercepts.append(bias)
+        if len(weights) > 1:
+            skip = weights[1].T.copy()
+    return coefs, intercepts, skip
+
+
 # ------------------------------------------------------------------- base
 class _BayesianMLPBase(BaseEstimator):
     """Parameters and the evidence fit shared by the regressor and the
@@ -87,7 +131,7 @@ class _BayesianMLPBase(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left"),
-                   "array-like"],
+                   list, tuple, np.ndarray],
         "activation": [StrOptions(set(ACTIVATIONS) - {"softmax"}), Activation, tuple],
         "alpha": [Interval(numbers.Real, 0, None, closed="neither")],
         "groups": [StrOptions(set(GROUPINGS))],
@@ -116,15 +160,26 @@ class _BayesianMLPBase(BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
-    def _evidence(self, X: Array, T: Array, output: str, beta0: float | None) -> None:
+    def _standardise_X(self, X: Array, fit: bool = False) -> Array:
+        """(X - x_mean_) / x_scale_, column by column; ``fit`` sets the two
+        from X first. The network only ever sees standardised inputs, so
+        its fit does not depend on the units of X's columns."""
+        if fit:
+            self.x_mean_, self.x_scale_ = _column_scaling(X)
+        return (X - self.x_mean_) / self.x_scale_
+
+    def _evidence(self, X: Array, T: Array, output: str, beta0: float | None,
+                  shift: float = 0.0) -> None:
         """Evidence fits of the network (or, for hidden="auto", of each
-        candidate in turn); keep the best; set the fitted attributes."""
+        candidate in turn) on standardised X and T; keep the best; set the
+        fitted attributes. ``shift`` is added to every reported log
+        evidence (the Jacobian of the targets' standardisation)."""
         activation = _check_activation(self.activation)
         D, K = X.shape[1], T.shape[1]
         if isinstance(self.hidden, str):           # "auto", by the constraints
             net, best, runs, scores = self._select_hidden(X, T, output, beta0, activation)
         else:
-            hidden = _check_hidden(self.hidden)
+            hidden = _check_hidden(self.hidden, type(self).__name__)
             net = mlp([D, *hidden, K], hidden=activation, output=output)
             best, runs = self._restarts(net, X, T, self.alpha, beta0, net.init_weights)
             scores = {}
@@ -133,8 +188,8 @@ class _BayesianMLPBase(BaseEstimator):
                           f"settle within max_cycles={self.max_cycles} (tol="
                           f"{self.tol:g}); increase max_cycles.", ConvergenceWarning,
                           stacklevel=4)
-        self._set_fitted(net, best, np.array(runs))
-        self.evidence_by_hidden_ = scores
+        self._set_fitted(net, best, np.array(runs) + shift, shift)
+        self.evidence_by_hidden_ = {m: v + shift for m, v in scores.items()}
 
     def _select_hidden(self, X, T, output, beta0, activation):
         """hidden="auto": the linear model, then one tanh layer of M = 2, 4,
@@ -211,7 +266,7 @@ class _BayesianMLPBase(BaseEstimator):
                              f"failed; the last with: {failure}")
         return best, runs
 
-    def _set_fitted(self, net, best, runs: Array) -> None:
+    def _set_fitted(self, net, best, runs: Array, shift: float) -> None:
         self.network_ = net
         self.posterior_ = best.posterior
         self.w_ = best.w.copy()
@@ -220,24 +275,28 @@ class _BayesianMLPBase(BaseEstimator):
         self.alpha_ = float(alpha[0]) if self.groups == "single" else alpha
         self.group_names_ = list(best.group_names)
         self.gamma_ = float(best.gamma)
-        self.log_evidence_ = float(best.log_evidence)
+        self.log_evidence_ = float(best.log_evidence) + shift
         self.n_iter_ = int(best.n_cycles)
         self.converged_ = bool(best.converged)
         self.history_ = best.history
         self.restarts_log_evidence_ = runs
         self.evidence_result_ = best
-        params = net.unpack(self.w_)
-        # scikit-learn's orientation: (fan_in, fan_out), the transpose of sopt's
-        self.coefs_ = [lp.weights[0].T.copy() for lp in params]
-        self.intercepts_ = [lp.bias.copy() for lp in params]
-        out = params[-1].weights
-        self.skip_coef_ = out[1].T.copy() if len(out) > 1 else None
+        self.coefs_, self.intercepts_, self.skip_coef_ = _layers_in_user_units(
+            net, net.unpack(self.w_), self.x_mean_, self.x_scale_,
+            *self._output_scaling(net.n_outputs))
         self.hidden_ = tuple(layer.size for layer in net.layers[:-1])
 
+    def _output_scaling(self, n_outputs: int) -> tuple[Array, Array]:
+        """Mean and scale that take the network's outputs to the user's:
+        none for the classifier's logits."""
+        return np.zeros(n_outputs), np.ones(n_outputs)
+
     def _validate_predict_X(self, X) -> Array:
+        """X checked against the fit, and standardised as in fit."""
         check_is_fitted(self, "posterior_")
-        return validate_data(self, check_estimator_data(X, "X"), dtype=np.float64,
-                             reset=False)
+        X = validate_data(self, check_estimator_data(X, "X"), dtype=np.float64,
+                          reset=False)
+        return self._standardise_X(X)
 
 
 # -------------------------------------------------------------- regressor
@@ -347,15 +406,23 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
                              check_estimator_data(y, "y"), dtype=np.float64,
                              y_numeric=True, multi_output=True)
         T = y.reshape(len(y), -1)
-        beta = self.beta
-        if beta is None:
-            var = float(np.var(T))
-            beta = 1.0 / var if var > 0 else 1.0
-        self._evidence(X, T, "identity", beta)
+        Xs = self._standardise_X(X, fit=True)
+        self.y_mean_, self.y_scale_ = _column_scaling(T)
+        scale2 = self.y_scale_ ** 2
+        # beta of the standardised targets: the user's noise precision times
+        # their variance (for several outputs, the geometric mean variance)
+        beta = 1.0 if self.beta is None else self.beta * float(np.exp(np.mean(np.log(scale2))))
+        # ln p(t) = ln p(t_std) - N sum_k ln y_scale_k
+        shift = -len(T) * float(np.sum(np.log(self.y_scale_)))
+        self._evidence(Xs, (T - self.y_mean_) / self.y_scale_, "identity", beta, shift)
         self._y_1d = y.ndim == 1
-        self.beta_ = float(self.posterior_.beta)
+        beta_ = self.posterior_.beta / scale2
+        self.beta_ = float(beta_[0]) if len(beta_) == 1 else beta_
         self.n_outputs_ = T.shape[1]
         return self
+
+    def _output_scaling(self, n_outputs: int) -> tuple[Array, Array]:
+        return self.y_mean_, self.y_scale_
 
     def predict(self, X, return_std: bool = False):
         """Predictive mean y(x, w_MAP), (N,) for 1-D y else (N, K); with
@@ -365,9 +432,10 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         X = self._validate_predict_X(X)
         if return_std:
             mean, var = self.posterior_.predict(X)
-            std = np.sqrt(var)
+            std = np.sqrt(var) * self.y_scale_
         else:
             mean = self.network_.forward(self.w_, X)
+        mean = mean * self.y_scale_ + self.y_mean_
         if self._y_1d:
             mean = mean[:, 0]
             if return_std:
@@ -422,7 +490,7 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
         else:
             T, output = np.eye(len(classes))[labels], "softmax"
         self.classes_ = classes
-        self._evidence(X, T, output, None)
+        self._evidence(self._standardise_X(X, fit=True), T, output, None)
         return self
 
     def predict_proba(self, X, method: str = "probit") -> Array:
