@@ -166,6 +166,8 @@ class _BayesianMLPBase(BaseEstimator):
         its fit does not depend on the units of X's columns."""
         if fit:
             self.x_mean_, self.x_scale_ = _column_scaling(X)
+        if not hasattr(self, "x_mean_"):    # a fit saved before inputs were
+            return X                        # standardised: its network takes X
         return (X - self.x_mean_) / self.x_scale_
 
     def _evidence(self, X: Array, T: Array, output: str, beta0: float | None,
@@ -430,12 +432,14 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         sqrt(1/beta + g^T A^{-1} g) (PRML eq. 5.173, noise included as in
         scikit-learn's BayesianRidge). Cost O(N K W^2) with std."""
         X = self._validate_predict_X(X)
+        # a fit saved before targets were standardised has neither attribute
+        y_mean, y_scale = getattr(self, "y_mean_", 0.0), getattr(self, "y_scale_", 1.0)
         if return_std:
             mean, var = self.posterior_.predict(X)
-            std = np.sqrt(var) * self.y_scale_
+            std = np.sqrt(var) * y_scale
         else:
             mean = self.network_.forward(self.w_, X)
-        mean = mean * self.y_scale_ + self.y_mean_
+        mean = mean * y_scale + y_mean
         if self._y_1d:
             mean = mean[:, 0]
             if return_std:
