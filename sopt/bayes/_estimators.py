@@ -34,7 +34,7 @@ from ..activations import ACTIVATIONS, Activation, get_activation
 from ..network import Network, mlp
 from .._validation import check_estimator_data, check_positive_int
 from ..optimize import METHODS, ConvergenceWarning
-from ._evidence import GROUPINGS, evidence_fit
+from ._evidence import GROUPINGS, AllPrunedWarning, all_pruned, evidence_fit
 from ._posterior import NotPositiveDefiniteError
 
 Array = np.ndarray
@@ -71,6 +71,9 @@ def _check_activation(activation) -> Activation:
         raise ValueError(f"activation: {act.name!r} is for output layers only")
     return act
 
+
+#: The default initial prior precision (of the standardised weights).
+ALPHA_START = 0.01
 
 #: Hidden-layer sizes hidden="auto" tries after the linear model, in order.
 AUTO_HIDDEN = (2, 4, 8, 16)
@@ -227,7 +230,6 @@ class _BayesianMLPBase(BaseEstimator):
         """Evidence fits from n_restarts starts init_weights(seed=s + r),
         alpha and beta starting at alpha0 and beta0: the one with the
         highest log evidence, and every run's."""
-        n_outputs = T.shape[1]
         seed0, verbose = self._seed(), bool(self.verbose)
         best, runs, failure = None, [], None
         for r in range(self.n_restarts):
@@ -236,18 +238,7 @@ class _BayesianMLPBase(BaseEstimator):
                 print(f"{type(self).__name__}: restart {r + 1}/{self.n_restarts} "
                       f"(seed {seed})", flush=True)
             try:
-                res = evidence_fit(
-                    net, X, T, loss=self._loss(n_outputs),
-                    w0=init_weights(seed=seed), alpha=alpha0, beta=beta0,
-                    groups=self.groups, max_cycles=self.max_cycles, tol=self.tol,
-                    hessian=self.hessian, clip_negative=self.clip_negative,
-                    method=self.method, options={"maxiter": self.max_iter},
-                    verbose=verbose)
-            except MemoryError as err:
-                raise MemoryError(
-                    f"{type(self).__name__}: {err}. The estimator keeps the default "
-                    "limit: use fewer hidden units, or call sopt.bayes.evidence_fit "
-                    "with max_bytes=") from None
+                res = self._fit_once(net, X, T, alpha0, beta0, init_weights(seed=seed))
             except NotPositiveDefiniteError as err:
                 # a non-PD precision (exact Hessian, clip_negative=False, training
                 # stopped at a saddle) is a failure of this restart only
@@ -267,6 +258,44 @@ class _BayesianMLPBase(BaseEstimator):
             raise ValueError(f"{type(self).__name__}: all {self.n_restarts} restart(s) "
                              f"failed; the last with: {failure}")
         return best, runs
+
+    def _fit_once(self, net, X, T, alpha0, beta0, w0):
+        """One evidence fit from w0, alpha0, beta0. If it ends with every
+        weight switched off (the fixed point a too strong start falls into,
+        where evidence_fit warns), a second from the same w0 and the
+        default start for standardised data, alpha = ALPHA_START and beta
+        = 1 (noise variance = the targets' variance), and the one of the two
+        with the higher log evidence. On pure-noise targets the second run
+        prunes too, or has the lower evidence, and the first is kept."""
+        start = (ALPHA_START, None if beta0 is None else 1.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AllPrunedWarning)    # handled here
+            res = self._evidence_fit(net, X, T, alpha0, beta0, w0)
+        if not all_pruned(res) or (alpha0, beta0) == start:
+            return res
+        if self.verbose:
+            print(f"  every weight switched off: again from alpha={start[0]:g}"
+                  + ("" if beta0 is None else " and beta=1 (standardised targets)"),
+                  flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AllPrunedWarning)
+            retry = self._evidence_fit(net, X, T, *start, w0)
+        return retry if retry.log_evidence > res.log_evidence else res
+
+    def _evidence_fit(self, net, X, T, alpha0, beta0, w0):
+        """sopt.bayes.evidence_fit with the estimator's settings."""
+        try:
+            return evidence_fit(
+                net, X, T, loss=self._loss(T.shape[1]), w0=w0, alpha=alpha0,
+                beta=beta0, groups=self.groups, max_cycles=self.max_cycles,
+                tol=self.tol, hessian=self.hessian, clip_negative=self.clip_negative,
+                method=self.method, options={"maxiter": self.max_iter},
+                verbose=bool(self.verbose))
+        except MemoryError as err:
+            raise MemoryError(
+                f"{type(self).__name__}: {err}. The estimator keeps the default "
+                "limit: use fewer hidden units, or call sopt.bayes.evidence_fit "
+                "with max_bytes=") from None
 
     def _set_fitted(self, net, best, runs: Array, shift: float) -> None:
         self.network_ = net
@@ -386,7 +415,7 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         "beta": [Interval(numbers.Real, 0, None, closed="neither"), None],
     }
 
-    def __init__(self, hidden="auto", activation="tanh", alpha=0.01, beta=None,
+    def __init__(self, hidden="auto", activation="tanh", alpha=ALPHA_START, beta=None,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="exact", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
@@ -470,7 +499,7 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
         as for :class:`BayesianMLPRegressor`.
     """
 
-    def __init__(self, hidden="auto", activation="tanh", alpha=0.01,
+    def __init__(self, hidden="auto", activation="tanh", alpha=ALPHA_START,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="exact", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
