@@ -89,6 +89,15 @@ def skip_layer_network(D: int, M: int, K: int, activation, output: str) -> Netwo
     return net
 
 
+def _better(candidate: float, best: float, tol: float) -> bool:
+    """Whether a larger model's log evidence beats the best so far. The
+    evidence loop stops once the log evidence moves by less than tol *
+    max(1, |ln p|) in a cycle, so smaller differences are not resolved
+    (e.g. a candidate whose hidden units are all switched off differs from
+    the linear model by that much): such a tie goes to the smaller model."""
+    return candidate - best > tol * max(1.0, abs(best))
+
+
 def _warm_start(net: Network, linear_w: Array):
     """init_weights(seed) of a skip-layer network whose skip weights and
     output biases are those of the fitted linear model (V, b2 = its W, b)."""
@@ -221,7 +230,8 @@ class _BayesianMLPBase(BaseEstimator):
             if self.verbose:
                 print(f"{type(self).__name__}: hidden=({M},) with skip layer, "
                       f"log evidence {scores[M]:.6g}", flush=True)
-            if scores[M] <= max(v for m, v in scores.items() if m != M):
+            if not _better(scores[M], max(v for m, v in scores.items() if m != M),
+                           self.tol):
                 break
             chosen = (net, cand, cand_runs)
         return (*chosen, scores)
