@@ -131,3 +131,12 @@ def test_auto_keeps_the_linear_model_on_pure_noise():
     reg = BayesianMLPRegressor().fit(X, y)
     assert reg.hidden_ == ()
     assert list(reg.evidence_by_hidden_) == [0, 2]
+
+
+def test_a_starting_beta_out_of_scale_for_y_is_named():
+    """beta is y's noise precision: beta=1 for y in units 1e12 asks for a
+    noise variance 1e-24 of y's, beyond the evidence loop's cap; the error
+    names beta and the value to pass instead of a failure deep in the fit."""
+    X, y = _synthetic(20)
+    with pytest.raises(ValueError, match=r"beta: 1 is out of scale for y .*1 / var\(y\)"):
+        BayesianMLPRegressor(hidden=(2,), beta=1.0).fit(X, 1e12 * y)

@@ -7,10 +7,12 @@ declaratively at ``fit``, inputs with ``validate_data``, and they work in
 ``Pipeline``, ``GridSearchCV``, ``cross_val_score(n_jobs=...)``, ``clone``
 and pickling. ``fit`` runs :func:`sopt.bayes.evidence_fit` from
 ``n_restarts`` random initial weight vectors and keeps the run with the
-highest log evidence. Inputs are *not* scaled internally: the prior
-N(0, 1/alpha) is on the raw weights, so put a ``StandardScaler`` in front
-when the features have very different scales. Regression targets are not
-scaled either; beta starts at 1/var(y) unless given.
+highest log evidence. ``fit`` standardises X's columns (and, for the
+regressor, each column of y) before the evidence fit, so the fit does not
+depend on their units or offsets (the prior N(0, 1/alpha) is on the
+weights of the standardised problem); everything a user reads back
+(predictions, error bars, ``beta_``, the log evidences, ``coefs_``) is in
+the user's units.
 
 Cost of one evidence cycle: one training run (``method``, ``max_iter``
 iterations at most) and one W x W Hessian with its Cholesky factorisation,
@@ -34,7 +36,7 @@ from ..activations import ACTIVATIONS, Activation, get_activation
 from ..network import Network, mlp
 from .._validation import check_estimator_data, check_positive_int
 from ..optimize import METHODS, ConvergenceWarning
-from ._evidence import GROUPINGS, AllPrunedWarning, all_pruned, evidence_fit
+from ._evidence import BETA_MAX, GROUPINGS, AllPrunedWarning, all_pruned, evidence_fit
 from ._posterior import NotPositiveDefiniteError
 
 Array = np.ndarray
@@ -351,24 +353,29 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
 
     Parameters
     ----------
-    hidden : "auto" or tuple of int, default "auto"
-        Hidden layer sizes M_1, ..., M_L of a layered perceptron (``()``
-        gives the linear model). "auto" lets the evidence choose: the linear
-        model, then one hidden layer of 2, 4, 8, 16 units beside a linear
-        skip-layer connection, stopping when the log evidence stops growing
-        (``hidden_`` is the choice, ``evidence_by_hidden_`` the comparison).
+    hidden : "auto", int, or list, tuple or 1-D array of int, default "auto"
+        Hidden layer sizes M_1, ..., M_L of a layered perceptron (an int is
+        one layer; ``()`` gives the linear model). "auto" lets the evidence
+        choose: the linear model, then one hidden layer of 2, 4, 8, 16
+        units beside a linear skip-layer connection, stopping when the log
+        evidence stops growing by more than the evidence loop resolves
+        (tol * max(1, |ln p|); a tie keeps the smaller model; ``hidden_`` is
+        the choice, ``evidence_by_hidden_`` the comparison).
     activation : str, default "tanh"
         Hidden activation ("tanh", "logistic", "softplus", "relu", ...).
     alpha : float, default 0.01
-        Initial prior precision.
+        Initial prior precision of the weights of the standardised problem.
     beta : float or None, default None
-        Initial noise precision; None starts at 1/var(y).
+        Initial noise precision of y (in y's units); None starts at 1/var(y).
     groups : {"single", "layers", "inputs"}, default "single"
         One alpha for all weights; one per layer edge's weights and per
         layer's biases; or, in addition, one per input unit for the weights
         leaving it (automatic relevance determination: irrelevant inputs
         get large alphas). A group with no well-determined parameter is
-        switched off (its alpha capped at 1e10).
+        switched off (its alpha capped at 1e12). If every group ends
+        switched off from a start other than the default (alpha=0.01,
+        beta=1/var(y)), the fit is repeated from the default start and the
+        run with the higher log evidence kept.
     n_restarts : int, default 1
         Evidence fits from this many random initial weights; the one with
         the highest log evidence is kept. A restart whose Laplace precision
@@ -390,8 +397,9 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     verbose : bool or int, default False
         If true, print one line per restart and per evidence cycle.
 
-    Inputs are not scaled: standardise X yourself (a ``StandardScaler`` in
-    a ``Pipeline``) if its columns differ much in scale. Invalid parameters
+    Units: X's columns and y's columns are standardised inside ``fit``
+    (a constant column is only centred), so predictions scale and shift
+    with y and do not depend on the units of X. Invalid parameters
     raise scikit-learn's ``InvalidParameterError`` (a ValueError and a
     TypeError) at ``fit``; X or y of strings or complex numbers, or None,
     raise ``sopt._validation.DataTypeError``, also both (a TypeError by
@@ -400,21 +408,39 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
 
     Attributes
     ----------
-    alpha_ : float (groups="single") or (n_groups,) array
-    beta_ : float, noise precision
-    gamma_ : float, effective number of well-determined parameters
-    log_evidence_ : float, ln p(D | alpha_, beta_) of the kept run
-    n_iter_ : int, evidence cycles of the kept run
-    coefs_, intercepts_ : per layer (fan_in, fan_out) weights from the
-        previous layer, and biases
-    skip_coef_ : (D, K) weights of the skip-layer connection, or None
-    hidden_ : tuple, the hidden layer sizes fitted
-    evidence_by_hidden_ : dict {M: log evidence} of hidden="auto"'s
-        candidates (M = 0: the linear model); empty otherwise
-    history_ : dict of per-cycle lists (alpha, beta, gamma, log_evidence, ...)
-    posterior_ : LaplacePosterior; network_ : Network; w_ : (W,) w_MAP
+    In the user's units:
+
+    beta_ : noise precision of y, float (one output) or (K,) array (one
+        per column of y, each 1 / its noise variance)
+    log_evidence_ : float, ln p(y | alpha_, beta_) of the kept run; the
+        targets' density, so y in units s times larger gives N K ln s less
+        (the standardised problem's value is ``history_["log_evidence"]``)
     restarts_log_evidence_ : (n_restarts,) log evidence of every run
         (NaN for a failed one)
+    evidence_by_hidden_ : dict {M: log evidence} of hidden="auto"'s
+        candidates (M = 0: the linear model); empty otherwise
+    coefs_, intercepts_ : per layer (fan_in, fan_out) weights from the
+        previous layer, and biases, of the network written for the user's
+        X and y (weights from the inputs divided by ``x_scale_``, the
+        output layer times ``y_scale_`` plus ``y_mean_``)
+    skip_coef_ : (D, K) weights of the skip-layer connection, or None
+    x_mean_, x_scale_ : (D,) the standardisation of X's columns
+    y_mean_, y_scale_ : (K,) the standardisation of y's columns
+
+    Of the standardised problem, (X - x_mean_) / x_scale_ and
+    (y - y_mean_) / y_scale_:
+
+    alpha_ : float (groups="single") or (n_groups,) array, the prior
+        precision of the (standardised) weights
+    gamma_ : float, effective number of well-determined parameters (no units)
+    history_ : dict of per-cycle lists (alpha, beta, gamma, log_evidence, ...)
+    posterior_ : LaplacePosterior; network_ : Network; w_ : (W,) w_MAP;
+        evidence_result_ : the kept sopt.bayes.evidence_fit result
+
+    Other:
+
+    n_iter_ : int, evidence cycles of the kept run
+    hidden_ : tuple, the hidden layer sizes fitted
     converged_ : bool, whether the kept run settled within max_cycles
     n_features_in_ : int
     feature_names_in_ : names of the columns when X was a DataFrame
@@ -450,9 +476,7 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         Xs = self._standardise_X(X, fit=True)
         self.y_mean_, self.y_scale_ = _column_scaling(T)
         scale2 = self.y_scale_ ** 2
-        # beta of the standardised targets: the user's noise precision times
-        # their variance (for several outputs, the geometric mean variance)
-        beta = 1.0 if self.beta is None else self.beta * float(np.exp(np.mean(np.log(scale2))))
+        beta = 1.0 if self.beta is None else self._standardised_beta(scale2)
         # ln p(t) = ln p(t_std) - N sum_k ln y_scale_k
         shift = -len(T) * float(np.sum(np.log(self.y_scale_)))
         self._evidence(Xs, (T - self.y_mean_) / self.y_scale_, "identity", beta, shift)
@@ -464,6 +488,23 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
 
     def _output_scaling(self, n_outputs: int) -> tuple[Array, Array]:
         return self.y_mean_, self.y_scale_
+
+    def _standardised_beta(self, scale2: Array) -> float:
+        """The initial beta of the standardised targets: the user's noise
+        precision times y's variance (for several outputs, the geometric
+        mean variance); a ValueError naming ``beta`` if that leaves the
+        floats."""
+        var = float(np.exp(np.mean(np.log(scale2))))
+        beta = self.beta * var
+        # evidence_fit caps beta at BETA_MAX over the targets' mean square
+        # (1 when standardised): a start beyond it is noise-free
+        # interpolation, and beyond the floats no start at all
+        if not (np.isfinite(beta) and 0 < beta <= BETA_MAX):
+            raise ValueError(
+                f"beta: {self.beta:g} is out of scale for y (variance {var:g}): "
+                f"beta * var(y) must be in (0, {BETA_MAX:g}]; pass a noise "
+                f"precision near 1 / var(y) = {1 / var:g}, or beta=None")
+        return beta
 
     def predict(self, X, return_std: bool = False):
         """Predictive mean y(x, w_MAP), (N,) for 1-D y else (N, K); with
@@ -499,14 +540,18 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
     instead). Labels can be any values; they are kept in ``classes_``.
 
     Parameters are those of :class:`BayesianMLPRegressor` without ``beta``.
-    Inputs are not scaled: standardise X yourself (a ``StandardScaler``).
+    X's columns are standardised inside ``fit``, so the probabilities do not
+    depend on their units.
 
     Attributes
     ----------
     classes_ : (n_classes,) the sorted labels
-    alpha_, gamma_, log_evidence_, n_iter_, coefs_, intercepts_, history_,
-    posterior_, network_, w_, restarts_log_evidence_, n_features_in_ :
-        as for :class:`BayesianMLPRegressor`.
+    alpha_, gamma_, log_evidence_, n_iter_, history_, posterior_, network_,
+    w_, restarts_log_evidence_, x_mean_, x_scale_, n_features_in_ :
+        as for :class:`BayesianMLPRegressor` (no targets to standardise:
+        the log evidence is that of the labels)
+    coefs_, intercepts_ : as for the regressor, for the user's X; the
+        output layer gives the logits
     """
 
     def __init__(self, hidden="auto", activation="tanh", alpha=ALPHA_START,
