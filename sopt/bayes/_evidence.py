@@ -51,6 +51,12 @@ BETA_MAX = 1e12
 ALPHA_MAX = 1e12
 
 
+class AllPrunedWarning(RuntimeWarning):
+    """:func:`evidence_fit` ended with every weight group switched off
+    (every alpha at :data:`ALPHA_MAX`) while the targets are not fitted
+    exactly: the model says the targets are noise around f(x; w = 0)."""
+
+
 def weight_groups(net: Network, grouping: str = "single") -> tuple[Array, list[str]]:
     """Group index of every weight, (W,), and the group names.
 
@@ -253,7 +259,34 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
                       "minimum (lower options['gtol'] or raise options['maxiter']). "
                       + _not_at_minimum_message(post), NotAtMinimumWarning,
                       stacklevel=2)
+    if all_pruned(result):
+        warnings.warn(_all_pruned_message(result), AllPrunedWarning, stacklevel=2)
     return result
+
+
+def all_pruned(result: EvidenceResult) -> bool:
+    """Whether every weight group ended switched off (alpha at ALPHA_MAX)
+    while the targets are not fitted exactly (data error > 0)."""
+    return bool(np.all(result.alpha >= ALPHA_MAX) and result.posterior.data_error > 0)
+
+
+def _all_pruned_message(result: EvidenceResult) -> str:
+    """What the all-pruned fixed point means and what to try. It is the
+    evidence's answer for pure-noise targets; from too strong a start
+    (alpha / beta large against the targets' scale) the first cycle
+    shrinks every weight to ~0, where a tanh network's data gradient
+    nearly vanishes (hidden units at tanh(0) = 0), and the loop stays
+    there (alpha at the cap) whatever the data."""
+    start = result.history["alpha"][0]
+    beta0 = result.history["beta"][0]
+    return ("evidence_fit: every weight group was switched off (alpha at its cap "
+            f"{ALPHA_MAX:g}, gamma = {result.gamma:.3g}): the fit says the targets "
+            "are noise around the network's output at w = 0. If they are not, "
+            f"the start (alpha={np.max(start):g}"
+            + ("" if beta0 is None else f", beta={beta0:g}")
+            + ") was too strong a prior for them: start from a smaller alpha"
+            + ("" if beta0 is None else " or a larger beta (1 / variance of the targets)")
+            + ", or standardise the targets.")
 
 
 def _evidence_data(net: Network, X, T, loss: str = "sse", *args, **kwargs
