@@ -147,6 +147,7 @@ class Evaluation:
         "structured" or "rop") or Gauss-Newton matrix, weight decay included."""
         net = self.objective.net
         size = self.objective.chunk_size
+        check_choice(method, "method", ("exact", "gauss_newton"))
         check_choice(algorithm, "algorithm", ("structured", "rop"))
         if algorithm == "rop" and method == "exact":
             H = _hessian.rop_hessian(net, self.batches(size))

@@ -151,7 +151,7 @@ class Objective(ObjectiveCallables):
         Patterns per chunk for the batched passes (bounds memory at
         O(chunk * units)); None means all at once.
 
-    The scipy-ready callables are ``fun`` and ``jac``. ``at(w)`` gives the
+    The scipy-ready callables are ``fun``, ``jac``, ``hess`` and ``hessp``. ``at(w)`` gives the
     evaluation at w (forward pass held, backward pass on first use); the
     methods keep the last one, so ``fun(w)`` then ``jac(w)`` at the same w
     runs the forward pass once.

@@ -211,3 +211,11 @@ def test_assigning_alpha_takes_effect_and_spares_earlier_evaluations(problem):
     obj.alpha = np.full(net.n_weights, 2.0)
     with pytest.raises(ValueError):
         obj.alpha[0] = 5.0                # read-only: an edit in place cannot be ignored
+
+
+def test_curvature_checks_its_method(problem):
+    net, obj, w = problem
+    with pytest.raises(ValueError, match="method"):
+        obj.at(w).curvature("exactt")
+    with pytest.raises(TypeError, match="method"):
+        obj.at(w).curvature(None)
