@@ -17,8 +17,9 @@ import warnings
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
 
-from .._validation import (check_alpha, check_bool, check_choice, check_inputs,
-                           check_positive, check_positive_int, check_weights)
+from .._validation import (as_float_array, check_alpha, check_bool, check_choice,
+                           check_finite, check_inputs, check_positive,
+                           check_positive_int, check_weights)
 from ..activations import LOGISTIC, SOFTMAX
 from ..network import Network
 from ..objective import Objective
@@ -124,7 +125,13 @@ class LaplacePosterior:
         return self._covariance
 
     def solve(self, B) -> Array:
-        """A^{-1} B for B of shape (W_used,) or (W_used, P)."""
+        """A^{-1} B for B of shape (W_used,) or (W_used, P). Cost O(W^2 P)."""
+        B = as_float_array(B, "B")
+        n = len(self.used)
+        if B.ndim not in (1, 2) or B.shape[0] != n:
+            raise ValueError(f"B: expected shape ({n},) or ({n}, P) (the weights "
+                             f"in use, post.used), got {B.shape}")
+        check_finite(B, "B")
         return cho_solve(self._factor, B)
 
     def sample(self, n: int, seed=None) -> Array:
