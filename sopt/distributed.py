@@ -20,7 +20,7 @@ at the end of each task and the freed memory handed back to the system, so
 between calls the cluster behaves as its owner configured it.
 
 This module is the only one in sopt that imports dask (``pip install
-sopt[distributed]``); ``import sopt`` does not.
+".[distributed]"`` from a clone); ``import sopt`` does not.
 """
 from __future__ import annotations
 
