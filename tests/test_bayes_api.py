@@ -365,3 +365,26 @@ def test_restarts_at_saddles_fail_clearly_unless_clipped():
     assert not hasattr(reg, "posterior_")
     quiet_fit(reg.set_params(clip_negative=True), X, t)
     assert np.all(np.isfinite(reg.restarts_log_evidence_))
+
+
+def test_a_negative_gamma_is_never_reported_silently():
+    """gamma = sum_i 1 - alpha (A^-1)_ii lies in [0, min(W, N K)] for a PSD
+    data Hessian; at a minimum whose exact Hessian is indefinite (unclipped)
+    it can fall far below 0 (-24.8 for 17 weights here), and laplace must
+    say so; clipped, it is in range and nothing is said."""
+    rng = np.random.default_rng(7)
+    X = rng.uniform(-1, 1, (60, 2))
+    t = np.sin(2 * X[:, 0]) + 0.5 * X[:, 1] + 0.1 * rng.standard_normal(60)
+    net = sopt.mlp([2, 4, 1])
+    alpha, beta = 1.2, 117.0
+    obj = sopt.Objective(net, X, t, alpha=alpha / beta)
+    w = sopt.optimize.minimize(obj, net.init_weights(seed=0), method="newton",
+                               options={"gtol": 1e-10, "maxiter": 500}).x
+    with pytest.warns(RuntimeWarning, match="gamma = .* outside"):
+        post = laplace(net, X, t, w, loss="sse", alpha=alpha, beta=beta)
+    assert post.gamma < 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        clipped = laplace(net, X, t, w, loss="sse", alpha=alpha, beta=beta,
+                          clip_negative=True)
+    assert 0 <= clipped.gamma <= min(net.n_weights, len(X))

@@ -35,6 +35,8 @@ PREDICTIVE_OUTPUT = {"binary_ce": LOGISTIC, "softmax_ce": SOFTMAX}
 # by more than this many nats (g^T A^{-1} g / 2): the Laplace log evidence is
 # then off by about as much, and log evidences are compared at ~1 nat.
 NEWTON_DECREMENT_WARN = 1e-2
+# gamma below -GAMMA_ROUND_OFF W_used is no round-off of terms in [0, 1]
+GAMMA_ROUND_OFF = np.sqrt(np.finfo(float).eps)
 
 
 class NotAtMinimumWarning(UserWarning):
@@ -97,6 +99,9 @@ class LaplacePosterior:
         # the N K data determine at most N K directions: the exact Hessian's
         # residual term can push the sum past that on a few data points
         self.gamma = min(float(np.sum(self.gamma_per_weight)), float(self.n_data))
+        if self.gamma < -GAMMA_ROUND_OFF * len(self.used):
+            warnings.warn(_negative_gamma_message(self.gamma, len(self.used), self.n_data),
+                          RuntimeWarning, stacklevel=3)
         self.data_error = data.value(w_map)
         # gradient of the regularised error beta E_D + alpha/2 |w|^2 (or
         # E_D + ...): zero at a true w_MAP
@@ -391,6 +396,14 @@ def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
         return LaplacePosterior(net, data, w_map, H, alpha, beta)
     except LinAlgError:
         raise _negative_eigenvalue_error(H, alpha[used], beta) from None
+
+
+def _negative_gamma_message(gamma: float, n_used: int, n_data: int) -> str:
+    return (f"laplace: gamma = {gamma:.3g} lies outside [0, min(W_used, N K)] = "
+            f"[0, {min(n_used, n_data)}]: the data Hessian at w_map has negative "
+            "eigenvalues (exact Hessian, clip_negative=False), so gamma and the "
+            "log evidence are not MacKay's. Pass clip_negative=True or "
+            "hessian='gauss_newton'.")
 
 
 def _check_predictive_output(net: Network, loss: str) -> None:
