@@ -37,6 +37,7 @@ docs/PERFORMANCE.md).
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -55,6 +56,8 @@ SMALL = 2048                  # below this, np.tanh whatever the machine
 ENV = "SOPT_TANH"             # "numpy" or "table" forces the choice
 METHODS = ("numpy", "table")
 _chosen: str | None = None    # set by method() on first use
+BLOCK = 16384                 # values per block of the table method
+_local = threading.local()     # per-thread work arrays of the table method
 
 
 def tanh(x: Array, out: Array | None = None) -> Array:
@@ -68,10 +71,7 @@ def tanh(x: Array, out: Array | None = None) -> Array:
     x = np.asarray(x, dtype=float)
     if x.size < SMALL or x.ndim == 0 or method() == "numpy":
         return np.tanh(x, out=out)
-    if out is None:
-        return table_tanh(x)
-    out[...] = table_tanh(x)
-    return out
+    return table_tanh(x, out=out)
 
 
 def method() -> str:
@@ -109,18 +109,60 @@ def fastest(functions: dict, x: Array, repeat: int = 3) -> str:
     return min(best, key=best.get)
 
 
-def table_tanh(x: Array) -> Array:
-    """tanh of a float64 array (any shape, not 0-d) by the table method."""
-    m = np.clip(x, -_LIMIT, _LIMIT)
+def table_tanh(x: Array, out: Array | None = None) -> Array:
+    """tanh of a float64 array (any shape, not 0-d) by the table method; a
+    new array, or ``out`` (x's shape; may be x itself) overwritten.
+
+    Evaluated in blocks of ``BLOCK`` values through work arrays kept per
+    thread, so that the passes of a block stay in cache and no call takes
+    fresh memory beyond its result. Cost: 17 passes and a gather per block;
+    memory: the result plus 5 ``BLOCK`` work arrays (kept, per thread).
+    """
+    x = np.ascontiguousarray(x, dtype=float)
+    if out is None:
+        out = np.empty_like(x)
+    elif not _writable_like(out, x):
+        out[...] = table_tanh(x)
+        return out
+    elif np.may_share_memory(x, out) and x.ctypes.data != out.ctypes.data:
+        x = x.copy()                          # a shifted overlap: read first
+    flat, result = x.reshape(-1), out.reshape(-1)
+    work = _work()
+    for start in range(0, flat.size, BLOCK):
+        stop = min(start + BLOCK, flat.size)
+        _table_block(flat[start:stop], result[start:stop],
+                     [w[:stop - start] for w in work])
+    return out
+
+
+def _writable_like(out: Array, x: Array) -> bool:
+    """Whether the blocks can be written straight into ``out``."""
+    return (out.shape == x.shape and out.dtype == np.float64
+            and out.flags.c_contiguous and out.flags.writeable)
+
+
+def _work() -> list:
+    """This thread's work arrays: four float64 and one intp of ``BLOCK``."""
+    work = getattr(_local, "work", None)
+    if work is None or work[0].size != BLOCK:
+        work = [np.empty(BLOCK) for _ in range(4)] + [np.empty(BLOCK, np.intp)]
+        _local.work = work
+    return work
+
+
+def _table_block(x: Array, out: Array, work: list) -> None:
+    """tanh of the 1-d block x into out (x may be out), with work arrays of
+    x's size; x is read last by the final sign copy."""
+    m, k, s, t_r, index = work
+    np.clip(x, -_LIMIT, _LIMIT, out=m)
     m *= _STEPS
-    k = np.rint(m)
+    np.rint(m, out=k)
     m -= k                                    # S r, exactly (Sterbenz)
-    index = np.empty(x.shape, dtype=np.intp)
     with np.errstate(invalid="ignore"):       # NaN: any index, result NaN
         np.add(k, _OFFSET, out=index, casting="unsafe")
     t_c = _TABLE.take(index, mode="clip", out=k)
-    s = m * m
-    t_r = s * _C5
+    np.multiply(m, m, out=s)
+    np.multiply(s, _C5, out=t_r)
     t_r += _C3
     t_r *= s
     t_r += _C1
@@ -129,4 +171,4 @@ def table_tanh(x: Array) -> Array:
     s += 1.0
     t_r += t_c
     t_r /= s
-    return np.copysign(t_r, x, out=t_r)       # tanh is odd: keeps -0.0
+    np.copysign(t_r, x, out=out)              # tanh is odd: keeps -0.0
