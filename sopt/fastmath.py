@@ -9,12 +9,16 @@ everywhere, so tanh is also rebuilt from them here, and :func:`tanh` uses
 whichever of the two the running machine measures faster.
 
 The choice (:func:`method`) is made once, at the first call on an array of at
-least ``SMALL`` values: each method computes tanh of the same 16384 values
-three times and the faster best time wins (a fixed cost, paid once). The
-environment variable ``SOPT_TANH=numpy`` or ``SOPT_TANH=table`` forces
-either; any other value is an error. Arrays below ``SMALL`` values always
-go to ``np.tanh``: there the table method's fixed cost of 17 numpy calls
-exceeds libm's time.
+least ``SMALL`` values: both methods compute tanh of the same ``MEASURED``
+standard normal values into a given array, taking turns for ``ROUNDS``
+rounds, and the smaller median time wins (a one-off cost of about 20 calls).
+That size is the hidden layer of a small network (1000 x 50): a sample
+must be as large and as random as the arrays a gradient sees, because costs
+that grow with the size (memory traffic, page faults on fresh arrays) do not
+show on a small or sorted one (measured figures: docs/PERFORMANCE.md).
+The environment variable ``SOPT_TANH=numpy`` or ``SOPT_TANH=table`` forces
+either; any other value is an error. Arrays below ``SMALL`` values always go to ``np.tanh``: there
+the table method's fixed cost of 17 numpy calls exceeds libm's time.
 
 Table method (in the manner of Tang's exp, ACM TOMS 15, 1989): with c the
 nearest multiple of 1/256 to x and r = x - c (|r| <= 2^-9),
@@ -27,8 +31,11 @@ Taylor series r - r^3/3 + 2 r^5/15, whose first neglected term is below
 +-1 in float64. Every step before the last formula is exact, so the result
 agrees with ``np.tanh`` to a few units in the last place (3 ulp measured, 4
 asserted in the tests); the sign is copied from x, so tanh(-0.0) = -0.0.
-Cost: 17 array passes and one gather; memory: four work arrays of the size
-of x.
+Cost: 17 array passes and one gather; they run over blocks of ``BLOCK``
+values through five work arrays kept per thread (1.25 MiB), so that a call
+takes no fresh memory besides its result, whatever the size of x (fresh
+work arrays of x's size cost page faults on every call, which made the
+table method slower than libm on the networks' arrays).
 
 It runs on the calling thread: splitting the array over threads sped up
 tanh alone but slowed whole forward passes (BLAS threads and cache;
@@ -38,9 +45,11 @@ from __future__ import annotations
 
 import os
 import threading
-import time
+from functools import partial
 
 import numpy as np
+
+from . import _timing
 
 Array = np.ndarray
 
@@ -56,8 +65,10 @@ SMALL = 2048                  # below this, np.tanh whatever the machine
 ENV = "SOPT_TANH"             # "numpy" or "table" forces the choice
 METHODS = ("numpy", "table")
 _chosen: str | None = None    # set by method() on first use
-BLOCK = 16384                 # values per block of the table method
-_local = threading.local()     # per-thread work arrays of the table method
+BLOCK = 32768                 # values per block of the table method
+MEASURED = 50000              # values timed by the choice (1000 x 50)
+ROUNDS = 9                    # interleaved timings of each method
+_local = threading.local()    # per-thread work arrays of the table method
 
 
 def tanh(x: Array, out: Array | None = None) -> Array:
@@ -91,22 +102,26 @@ def _from_environment() -> str | None:
 
 
 def _measure() -> str:
-    return fastest({"numpy": np.tanh, "table": table_tanh},
-                   np.linspace(-4.0, 4.0, 16384))
+    """The faster method on ``MEASURED`` standard normal values written into
+    a given array, as the forward pass calls it (module docstring). Cost:
+    ``ROUNDS + 1`` calls of each; memory: two arrays of ``MEASURED``."""
+    x = np.random.default_rng(0).standard_normal(MEASURED)
+    out = np.empty_like(x)
+    return fastest({name: partial(f, x, out=out) for name, f in _candidates().items()})
 
 
-def fastest(functions: dict, x: Array, repeat: int = 3) -> str:
-    """The name of the function of x with the smallest best-of-``repeat``
-    time (ties: the first). Cost: ``repeat`` calls of each."""
-    best = {}
-    for name, f in functions.items():
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            f(x)
-            times.append(time.perf_counter() - t0)
-        best[name] = min(times)
-    return min(best, key=best.get)
+def _candidates() -> dict:
+    return {"numpy": np.tanh, "table": table_tanh}
+
+
+def fastest(calls: dict, rounds: int = ROUNDS) -> str:
+    """The key of the callable in ``calls`` ({name: f()}) with the smallest
+    median time over ``rounds`` interleaved rounds, after one warm-up call
+    each (ties: the first). A burst of load falls on all of them alike, and
+    a median ignores the few rounds it spoils. Cost: ``rounds + 1`` calls of
+    each."""
+    times = _timing.median_times(calls, min_repeat=rounds, max_repeat=rounds)
+    return min(times, key=times.get)
 
 
 def table_tanh(x: Array, out: Array | None = None) -> Array:
@@ -114,8 +129,7 @@ def table_tanh(x: Array, out: Array | None = None) -> Array:
     new array, or ``out`` (x's shape; may be x itself) overwritten.
 
     Evaluated in blocks of ``BLOCK`` values through work arrays kept per
-    thread, so that the passes of a block stay in cache and no call takes
-    fresh memory beyond its result. Cost: 17 passes and a gather per block;
+    thread, so that no call takes fresh memory beyond its result. Cost: 17 passes and a gather per block;
     memory: the result plus 5 ``BLOCK`` work arrays (kept, per thread).
     """
     x = np.ascontiguousarray(x, dtype=float)
