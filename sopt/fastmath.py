@@ -11,14 +11,17 @@ whichever of the two the running machine measures faster.
 The choice (:func:`method`) is made once, at the first call on an array of at
 least ``SMALL`` values: both methods compute tanh of the same ``MEASURED``
 standard normal values into a given array, taking turns for ``ROUNDS``
-rounds, and the smaller median time wins (a one-off cost of about 20 calls).
+rounds (fewer, not below ``MIN_ROUNDS``, once a method's calls add up to
+``BUDGET`` seconds), and the smaller median time wins: a one-off cost of at
+most 20 calls, 12 on a machine slow enough that 5 calls take ``BUDGET``.
 That size is the hidden layer of a small network (1000 x 50): a sample
 must be as large and as random as the arrays a gradient sees, because costs
 that grow with the size (memory traffic, page faults on fresh arrays) do not
 show on a small or sorted one (measured figures: docs/PERFORMANCE.md).
 The environment variable ``SOPT_TANH=numpy`` or ``SOPT_TANH=table`` forces
-either; any other value is an error. Arrays below ``SMALL`` values always go to ``np.tanh``: there
-the table method's fixed cost of 17 numpy calls exceeds libm's time.
+either; any other value is an error. Arrays below ``SMALL`` values always
+go to ``np.tanh``: there the table method's fixed cost of 17 numpy calls
+exceeds libm's time.
 
 Table method (in the manner of Tang's exp, ACM TOMS 15, 1989): with c the
 nearest multiple of 1/256 to x and r = x - c (|r| <= 2^-9),
@@ -67,7 +70,9 @@ METHODS = ("numpy", "table")
 _chosen: str | None = None    # set by method() on first use
 BLOCK = 32768                 # values per block of the table method
 MEASURED = 50000              # values timed by the choice (1000 x 50)
-ROUNDS = 9                    # interleaved timings of each method
+ROUNDS = 9                    # interleaved timings of each method, at most
+MIN_ROUNDS = 5                # ... and at least
+BUDGET = 0.01                 # seconds of timed calls of a method, enough
 _local = threading.local()    # per-thread work arrays of the table method
 
 
@@ -104,7 +109,8 @@ def _from_environment() -> str | None:
 def _measure() -> str:
     """The faster method on ``MEASURED`` standard normal values written into
     a given array, as the forward pass calls it (module docstring). Cost:
-    ``ROUNDS + 1`` calls of each; memory: two arrays of ``MEASURED``."""
+    at most ``ROUNDS + 1`` calls of each (:func:`fastest`); memory: two
+    arrays of ``MEASURED``."""
     x = np.random.default_rng(0).standard_normal(MEASURED)
     out = np.empty_like(x)
     return fastest({name: partial(f, x, out=out) for name, f in _candidates().items()})
@@ -114,13 +120,16 @@ def _candidates() -> dict:
     return {"numpy": np.tanh, "table": table_tanh}
 
 
-def fastest(calls: dict, rounds: int = ROUNDS) -> str:
+def fastest(calls: dict, rounds: int = ROUNDS, budget: float = BUDGET) -> str:
     """The key of the callable in ``calls`` ({name: f()}) with the smallest
-    median time over ``rounds`` interleaved rounds, after one warm-up call
-    each (ties: the first). A burst of load falls on all of them alike, and
-    a median ignores the few rounds it spoils. Cost: ``rounds + 1`` calls of
-    each."""
-    times = _timing.median_times(calls, min_repeat=rounds, max_repeat=rounds)
+    median time over interleaved rounds, after one warm-up call each (ties:
+    the first). A burst of load falls on all of them alike, and a median
+    ignores the few rounds it spoils. Cost: ``rounds + 1`` calls of each, or
+    fewer (not below ``MIN_ROUNDS + 1``) once a callable's timed calls add up
+    to ``budget`` seconds, which bounds the cost on a slow or loaded machine.
+    """
+    times = _timing.median_times(calls, min_repeat=min(MIN_ROUNDS, rounds),
+                                 budget=budget, max_repeat=rounds)
     return min(times, key=times.get)
 
 

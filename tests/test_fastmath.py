@@ -226,6 +226,14 @@ def test_choice_picks_the_method_twice_as_fast_on_a_network_layer(
     assert sum(libm(y) + cached_table(y) for y in seen) / 2 < 0.05
 
 
+def test_choice_cost_is_bounded_on_a_slow_machine(choice):
+    """Each call 4 ms (both methods): a warm-up call and the minimum number
+    of rounds each, not the full count."""
+    seen = simulated(choice, lambda x: 4e-3, lambda x: 2e-3)
+    assert fastmath.method() == "table"
+    assert len(seen) == 2 * (fastmath.MIN_ROUNDS + 1) < 2 * (fastmath.ROUNDS + 1)
+
+
 def test_choice_survives_bursts_of_load(choice):
     """The table method 2x faster, but a third of its timings (and none of
     numpy's) hit by a burst of load ten times its time: still chosen."""
