@@ -138,8 +138,9 @@ def table_tanh(x: Array, out: Array | None = None) -> Array:
     new array, or ``out`` (x's shape; may be x itself) overwritten.
 
     Evaluated in blocks of ``BLOCK`` values through work arrays kept per
-    thread, so that no call takes fresh memory beyond its result. Cost: 17 passes and a gather per block;
-    memory: the result plus 5 ``BLOCK`` work arrays (kept, per thread).
+    thread, so that no call takes fresh memory beyond its result. Cost: 17
+    passes and a gather per block; memory: the result plus 5 ``BLOCK`` work
+    arrays (kept, per thread).
     """
     x = np.ascontiguousarray(x, dtype=float)
     if out is None:
