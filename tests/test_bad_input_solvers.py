@@ -137,9 +137,10 @@ def test_newton_on_indefinite_hessian_returns():
 
 
 def _nowhere_lower():
-    """f(w0) = 0 and NaN everywhere else: no step can ever be accepted."""
+    """f(w0) = 0 and 1 everywhere else: no step can ever be accepted (a
+    finite value, as a NaN stops the solvers at once)."""
     w0 = np.array([0.5, -0.5])
-    f = Counted(lambda x: 0.0 if np.array_equal(x, w0) else np.nan)
+    f = Counted(lambda x: 0.0 if np.array_equal(x, w0) else 1.0)
     return f, w0
 
 

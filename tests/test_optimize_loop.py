@@ -65,12 +65,21 @@ def test_maxiter(method):
     np.testing.assert_allclose(res.jac, rosen_der(res.x), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("method", OWN)
+@pytest.mark.parametrize("method", ALL)
 def test_maxiter_zero(method):
     with pytest.warns(ConvergenceWarning):
         res = run(method, options={"maxiter": 0})
     assert (res.nit, res.status, res.success) == (0, 1, False)
     np.testing.assert_array_equal(res.x, X0)
+    assert "maxiter = 0" in res.message
+    assert (res.nfev, res.njev) == (1, 1)       # f and g at w0 only
+    assert len(res.history["fun"]) == 1
+
+
+def test_maxiter_zero_at_a_minimum_is_converged():
+    for method in ALL:
+        res = run(method, x0=[1.0, 1.0], options={"maxiter": 0})
+        assert (res.nit, res.status, res.success) == (0, 0, True), method
 
 
 def test_convergence_warning_points_at_the_caller():
@@ -123,6 +132,42 @@ def test_callback_stops(method):
     assert len(seen) == 2
     np.testing.assert_array_equal(res.x, seen[-1])
     assert len(res.history["fun"]) == 3
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_callback_cannot_change_the_solver_state(method):
+    """Zeroing the iterate's x and jac in place inside the callback changes
+    nothing: the callback gets copies."""
+    def vandal(r):
+        r.x[:] = 0.0
+        r.jac[:] = 0.0
+
+    options = {"maxiter": 40}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = run(method, options=options)
+        edited = run(method, options=options, callback=vandal)
+    assert edited.nit == plain.nit and edited.status == plain.status
+    np.testing.assert_array_equal(edited.x, plain.x)
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_callback_sees_x_fun_jac_nit(method):
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        run(method, options={"maxiter": 3},
+            callback=lambda r: seen.append((r.x, r.fun, r.jac, r.nit)))
+    assert [nit for *_, nit in seen] == [1, 2, 3]
+    for x, fun, jac, _ in seen:
+        assert fun == pytest.approx(rosen(x), rel=1e-12)
+        np.testing.assert_allclose(jac, rosen_der(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["newton", "lm", "gd", "trust-ncg", "bfgs"])
+def test_callback_returning_an_array_is_refused(method):
+    with pytest.raises(TypeError, match="callback: must return None, False or True"):
+        run(method, callback=lambda r: r.x)
 
 
 # ------------------------------------------------------------------ history
@@ -358,9 +403,44 @@ def test_nan_curvature_is_a_status(method):
     assert isinstance(res.message, str) and res.message
 
 
-def test_nan_gradient_status_is_5_for_own_methods():
-    for method in OWN:
-        with pytest.warns(ConvergenceWarning, match="Non-finite"):
-            res = run(method, jac=nan_after(3, rosen_der))
-        assert res.status == 5
-        assert np.all(np.isfinite(res.x))
+@pytest.mark.parametrize("method", ALL)
+def test_nan_gradient_status_is_5(method):
+    with pytest.warns(ConvergenceWarning, match="Non-finite"):
+        res = run(method, jac=nan_after(3, rosen_der))
+    assert res.status == 5
+    assert np.all(np.isfinite(res.x))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("method", ALL)
+def test_first_non_finite_f_stops(method, value):
+    """f turns NaN (or inf) at its 4th evaluation: every method stops right
+    there (status 5, said in the message) at its last finite point, instead
+    of backtracking or damping around it for hundreds of evaluations."""
+    def f(x, count=[0]):
+        count[0] += 1
+        return rosen(x) if count[0] <= 3 else value
+
+    with pytest.warns(ConvergenceWarning, match="Non-finite value of f"):
+        res = run(method, fun=f)
+    assert (res.status, res.success, res.nfev) == (5, False, 4)
+    assert res.fun == rosen(res.x) and np.isfinite(res.fun)
+
+
+def test_non_finite_start_is_a_status():
+    for method in ALL:
+        with pytest.warns(ConvergenceWarning, match="Non-finite f or gradient at w0"):
+            res = run(method, fun=lambda x: np.nan)
+        assert (res.status, res.nit, res.nfev) == (5, 0, 1), method
+
+
+@pytest.mark.parametrize("method, options", [("newton-cg", {"xtol": 0.1}),
+                                             ("l-bfgs-b", {"ftol": 1e-2})])
+def test_scipy_stopping_short_of_gtol_says_so(method, options):
+    """scipy's own stopping test (xtol, ftol) met before gtol: success is
+    False and the message must not claim success."""
+    with pytest.warns(ConvergenceWarning):
+        res = run(method, options=options)
+    assert (res.success, res.status) == (False, 3)
+    assert np.max(np.abs(res.jac)) > 1e-6
+    assert "success" not in res.message.lower() and "gtol" in res.message
