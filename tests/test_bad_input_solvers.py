@@ -90,6 +90,41 @@ def test_error_states_the_domain():
         minimize(obj, w, "newton", {"maxiter": 2.7})
 
 
+def must_not_be_called(*args):
+    raise AssertionError("evaluated before the options were checked")
+
+
+@pytest.mark.parametrize("method", ["trust-exact", "dogleg", "trust-ncg", "trust-krylov"])
+@pytest.mark.parametrize("options", [{"eta": 0.25}, {"eta": -0.01},
+                                     {"max_trust_radius": 0.5},
+                                     {"initial_trust_radius": 2.0, "max_trust_radius": 2.0},
+                                     {"initial_trust_radius": 2000.0}])
+def test_trust_region_options_in_scipy_domain(method, options):
+    """scipy needs 0 <= eta < 1/4 and initial < max radius (its defaults 1
+    and 1000 filling in); sopt says so, naming the options, before any
+    evaluation (scipy would raise a bare Exception or an unnamed ValueError)."""
+    name = "eta" if "eta" in options else "initial_trust_radius, max_trust_radius"
+    with pytest.raises(ValueError, match=f"{name}: expected"):
+        minimize(must_not_be_called, X0, method, options, jac=must_not_be_called,
+                 hess=must_not_be_called, hessp=must_not_be_called)
+
+
+@pytest.mark.parametrize("method", ["bfgs", "cg", "newton-cg"])
+@pytest.mark.parametrize("options", [{"c1": 0.5, "c2": 0.3}, {"c1": 0.95}])
+def test_wolfe_constants_in_order(method, options):
+    with pytest.raises(ValueError, match="c1, c2: expected c1 < c2"):
+        minimize(must_not_be_called, X0, method, options, jac=must_not_be_called,
+                 hessp=must_not_be_called)
+
+
+def test_valid_trust_region_options_are_used():
+    res = minimize(rosen, X0, "trust-ncg", {"max_trust_radius": 0.5, "initial_trust_radius": 0.1,
+                                            "eta": 0.2}, jac=rosen_der,
+                   hessp=lambda x, p: rosen_hess(x) @ p)
+    assert res.success
+    assert max(res.history["step"]) <= 0.5 * (1 + 1e-12)
+
+
 @pytest.mark.parametrize("options", ["gtol", ["gtol", 1e-6], 3])
 def test_options_must_be_a_mapping(options):
     obj, w = small_objective()
@@ -182,6 +217,18 @@ def test_no_decrease_anywhere_is_a_status(method):
 def test_jac_must_be_callable():
     with pytest.raises(TypeError, match="jac: expected a callable, got int"):
         minimize(rosen, X0, "bfgs", jac=5)
+    obj, w = small_objective()
+    for name in ("jac", "hess", "hessp", "gauss_newton"):
+        with pytest.raises(TypeError, match=f"{name}: expected a callable, got str"):
+            minimize(obj, w, "newton", **{name: "exact"})
+
+
+@pytest.mark.parametrize("method", ["newton", "bfgs", "trust-ncg"])
+@pytest.mark.parametrize("w0", [np.array([]), []])
+def test_empty_w0(method, w0):
+    with pytest.raises(ValueError, match="w0: .*at least one weight"):
+        minimize(rosen, w0, method, jac=rosen_der, hess=rosen_hess,
+                 hessp=lambda x, p: rosen_hess(x) @ p)
 
 
 @pytest.mark.parametrize("method", ["newton", "bfgs", "trust-exact"])

@@ -54,7 +54,9 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
         with mu <= mu_max, ``mu_dec`` (0.1, in (0, 1)), ``mu_inc`` (10,
         > 1); gd ``lr`` (0.01, finite > 0); for scipy's methods the options
         in :data:`OPTIONS` (trust radii, ``eta``, ``c1``/``c2``, ``maxcor``,
-        ...), passed on to scipy. Every value is checked before f is first
+        ...), passed on to scipy, in scipy's domains: 0 <= eta < 1/4,
+        initial_trust_radius < max_trust_radius and c1 < c2 (scipy's
+        defaults standing in for the one not given). Every value is checked before f is first
         evaluated: TypeError for a wrong type (bool is not a number),
         ValueError for a value outside its domain, naming the option. Keys
         a method does not know are warned about (``OptimizeWarning``, as
@@ -62,16 +64,38 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
         values, the damping loops of newton and lm stop at mu_max or after
         ``MAX_DAMPING_RAISES`` (100) raises within one step, whichever
         comes first.
-    callback : callable(OptimizeResult) -> bool, optional
-        Called after each iteration; returning True stops (status 2).
+    callback : callable(OptimizeResult) -> bool or None, optional
+        Called after each iteration, for every method alike, with copies of
+        the iterate's ``x``, ``fun``, ``jac`` and ``nit`` (editing them
+        cannot change the solver's state). Returning True stops (status 2);
+        None or False goes on; anything else is a TypeError.
+    jac, hess, hessp, gauss_newton : callable, optional
+        The gradient g(w), Hessian H(w), Hessian-vector product H(w) p and
+        Gauss-Newton matrix G(w). A plain f needs ``jac`` and whichever the
+        method uses; with an objective, each one given replaces the
+        objective's own (as scipy uses whatever it is given). A method
+        ignores those it does not use (gd and scipy's first-order methods
+        use ``jac`` only, lm ``gauss_newton``, newton, trust-exact and
+        dogleg ``hess``, trust-ncg, trust-krylov and newton-cg ``hessp``).
+
+    Returns
+    -------
+    OptimizeResult
+        ``status``: 0 converged, 1 maxiter reached (``maxiter=0`` returns
+        w0), 2 stopped by the callback, 3 no further decrease possible (or
+        scipy's own stopping test met before gtol), 4 damping exceeded, 5
+        a NaN or inf in f, its gradient or curvature: every method stops at
+        the first one, trial points included, and returns the last point
+        where f and g were finite.
     """
     method = check_choice(method.lower() if isinstance(method, str) else method,
                           "method", METHODS)
     problem = make_problem(obj, jac, hess, hessp, gauss_newton)
     w0 = as_float_array(w0, "w0", bool_ok=False)
     n = getattr(getattr(obj, "net", None), "n_weights", None)
-    if w0.ndim != 1 or (n is not None and w0.shape != (n,)):
-        raise ValueError(f"w0: expected shape ({n if n is not None else 'W'},), got {w0.shape}")
+    if w0.ndim != 1 or (n is not None and w0.shape != (n,)) or w0.size == 0:
+        raise ValueError(f"w0: expected shape ({n if n is not None else 'W'},) "
+                         f"with at least one weight, got {w0.shape}")
     check_finite(w0, "w0")
     if callback is not None and not callable(callback):
         raise TypeError("callback: expected a callable")
