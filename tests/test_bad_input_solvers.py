@@ -280,3 +280,20 @@ def test_lm_recovers_from_a_damping_that_underflowed_to_zero():
     w = np.array([1.0, 1.0])
     w_new, f_new, info = rule.step(w, f(w), w)
     assert f_new < f(w) and 0 < info["damping"] < 10
+
+
+@pytest.mark.parametrize("options, error, name", [
+    ({"gtol": "1e-6"}, TypeError, "gtol"), ({"gtol": -1.0}, ValueError, "gtol"),
+    ({"maxiter": 2.5}, TypeError, "maxiter"), ({"mu_min": "small"}, TypeError, "mu_min")])
+def test_evidence_fit_checks_the_options_it_passes_to_minimize(options, error, name):
+    """evidence_fit uses gtol itself (divided by beta) before minimize sees
+    it: the option is checked first, with minimize's message."""
+    obj, w = small_objective()
+    with pytest.raises(error, match=f"{name}: expected"):
+        sopt.bayes.evidence_fit(obj, beta=1.0, max_cycles=1, options=options)
+
+
+def test_evidence_fit_options_not_a_dict():
+    obj, w = small_objective()
+    with pytest.raises(TypeError, match="options: expected a dict"):
+        sopt.bayes.evidence_fit(obj, beta=1.0, max_cycles=1, options=["gtol", 1e-6])

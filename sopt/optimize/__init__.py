@@ -24,7 +24,17 @@ from ._scipy import FIRST_ORDER, SECOND_ORDER, run_scipy
 OWN = {"newton": NewtonStep, "lm": LevenbergMarquardtStep, "gd": GradientDescentStep}
 METHODS = tuple(OWN) + tuple(SECOND_ORDER) + FIRST_ORDER
 
-__all__ = ["minimize", "ConvergenceWarning", "METHODS", "OPTIONS"]
+__all__ = ["minimize", "check_method_options", "ConvergenceWarning", "METHODS", "OPTIONS"]
+
+
+def check_method_options(method, options) -> tuple[str, dict]:
+    """``method`` (case-insensitive) and a validated copy of ``options`` for
+    it, checked as :func:`minimize` checks them (TypeError / ValueError
+    naming the option; unknown keys warned about and dropped), for callers
+    that use an option before passing them on."""
+    method = check_choice(method.lower() if isinstance(method, str) else method,
+                          "method", METHODS)
+    return method, check_options(method, options)
 
 
 def minimize(obj, w0, method: str = "newton", options: dict | None = None,
@@ -88,8 +98,7 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
         the first one, trial points included, and returns the last point
         where f and g were finite.
     """
-    method = check_choice(method.lower() if isinstance(method, str) else method,
-                          "method", METHODS)
+    method, options = check_method_options(method, options)
     problem = make_problem(obj, jac, hess, hessp, gauss_newton)
     w0 = as_float_array(w0, "w0", bool_ok=False)
     n = getattr(getattr(obj, "net", None), "n_weights", None)
@@ -99,7 +108,6 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
     check_finite(w0, "w0")
     if callback is not None and not callable(callback):
         raise TypeError("callback: expected a callable")
-    options = check_options(method, options)
     gtol = options.pop("gtol", 1e-6)
     maxiter = options.pop("maxiter", 1000)
     if method in OWN:

@@ -91,7 +91,7 @@ def check_options(method: str, options) -> dict:
     unknown = sorted(str(k) for k in options if k not in table)
     if unknown:
         warnings.warn(f"options: unknown for {method!r}, ignored: {unknown}; "
-                      f"known: {sorted(table)}", OptimizeWarning, stacklevel=3)
+                      f"known: {sorted(table)}", OptimizeWarning, stacklevel=4)
     checked = {k: table[k](v, k) for k, v in options.items() if k in table}
     JOINT.get(method, lambda opts: None)(checked)
     return checked
