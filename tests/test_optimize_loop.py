@@ -170,6 +170,33 @@ def test_callback_returning_an_array_is_refused(method):
         run(method, callback=lambda r: r.x)
 
 
+# --------------------------------------------------------------------- disp
+@pytest.mark.parametrize("method", ALL)
+def test_disp_prints_one_line_per_iteration(method, capsys):
+    with pytest.warns(ConvergenceWarning):
+        res = run(method, options={"maxiter": 3, "disp": True})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == res.nit + 2          # the start, 3 iterations, the result
+    for k, line in enumerate(lines[:-1]):
+        assert line.startswith(f"{method}: iter {k:4d}  E = ")
+        E = float(line.split("E = ")[1].split()[0])
+        g = float(line.split("|g|_inf = ")[1].split()[0])
+        assert E == pytest.approx(res.history["fun"][k], rel=1e-8)
+        assert g == pytest.approx(res.history["grad_inf"][k], rel=1e-3)
+        assert ("mu = " in line) == (method in ("newton", "lm"))
+        assert ("lr = " in line) == (method == "gd")
+    assert res.message in lines[-1]
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_no_output_without_disp(method, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        run(method, options={"maxiter": 3, "disp": False})
+        run(method, options={"maxiter": 3})
+    assert capsys.readouterr().out == ""
+
+
 # ------------------------------------------------------------------ history
 @pytest.mark.parametrize("method", OWN)
 def test_history_own_methods(method):

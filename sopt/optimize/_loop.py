@@ -44,16 +44,40 @@ MESSAGES = {
 }
 
 
-def new_history() -> dict:
-    return {"fun": [], "grad_inf": [], "step": [], "damping": [], "time": []}
+#: what each own method's ``damping`` is, as disp prints it
+DAMPING_NAMES = {"newton": "mu", "lm": "mu", "gd": "lr"}
 
 
-def record(history: dict, t0: float, f: float, g, step: float, damping: float) -> None:
-    history["fun"].append(f)
-    history["grad_inf"].append(float(np.max(np.abs(g))) if np.size(g) else 0.0)
-    history["step"].append(step)
-    history["damping"].append(damping)
-    history["time"].append(time.perf_counter() - t0)
+class Trace:
+    """The history of one run (per iteration: fun, grad_inf, step, damping,
+    time), and with ``disp`` one printed line per iteration and one for the
+    result. O(1) per iteration."""
+
+    def __init__(self, method: str, disp: bool = False):
+        self.method, self.disp, self.t0 = method, disp, time.perf_counter()
+        self.history = {"fun": [], "grad_inf": [], "step": [], "damping": [], "time": []}
+
+    @property
+    def nit(self) -> int:
+        return len(self.history["fun"]) - 1
+
+    def record(self, f: float, g, step: float, damping: float = np.nan) -> None:
+        h = self.history
+        h["fun"].append(f)
+        h["grad_inf"].append(float(np.max(np.abs(g))) if np.size(g) else 0.0)
+        h["step"].append(step)
+        h["damping"].append(damping)
+        h["time"].append(time.perf_counter() - self.t0)
+        if self.disp:
+            name = DAMPING_NAMES.get(self.method)
+            tail = f"  {name} = {damping:.3e}" if name else ""
+            print(f"{self.method}: iter {self.nit:4d}  E = {f:.8e}  |g|_inf = "
+                  f"{h['grad_inf'][-1]:.3e}  step = {step:.3e}{tail}", flush=True)
+
+    def report(self, res) -> None:
+        if self.disp:
+            print(f"{self.method}: {res.message} ({res.nit} iterations, "
+                  f"E = {res.fun:.8e}, nfev = {res.nfev})", flush=True)
 
 
 NON_FINITE_START = "Non-finite f or gradient at w0."
@@ -101,45 +125,47 @@ def _iterate(problem, rule, w, f, g):
 
 
 def outer_loop(problem, w0, rule, gtol: float, maxiter: int, callback=None,
-               method: str = "") -> OptimizeResult:
+               method: str = "", disp: bool = False) -> OptimizeResult:
     """Iterate ``rule.step`` from w0 until |g|_inf <= gtol or a limit."""
-    t0 = time.perf_counter()
+    trace = Trace(method, disp)
     w = w0.copy()
     f, g = problem.f(w), problem.g(w)
-    history = new_history()
-    record(history, t0, f, g, 0.0, getattr(rule, "damping", np.nan))
+    trace.record(f, g, 0.0, getattr(rule, "damping", np.nan))
     if not all_finite(f, g):
-        return finish(problem, w, f, g, 0, 5, history, method, NON_FINITE_START)
-    status, nit, message = 1, 0, limit_message(maxiter)
+        return finish(problem, w, f, g, 5, trace, NON_FINITE_START)
+    status, message = 1, limit_message(maxiter)
     for nit in range(1, maxiter + 1):
         try:
             if np.max(np.abs(g)) <= gtol and not rule.wants_more(w, f, g):
-                status, nit, message = 0, nit - 1, None
+                status, message = 0, None
                 break
             w_new, f, g, info = _iterate(problem, rule, w, f, g)
         except StepFailure as failure:
-            status, nit, message = failure.status, nit - 1, failure.message
+            status, message = failure.status, failure.message
             break
         step = float(np.linalg.norm(w_new - w))
         w = w_new
-        record(history, t0, f, g, step, info.get("damping", np.nan))
+        trace.record(f, g, step, info.get("damping", np.nan))
         if callback is not None and call_callback(callback, w, f, g, nit):
             status, message = 2, None
             break
     else:
         if np.max(np.abs(g)) <= gtol:
-            status, nit, message = 0, maxiter, None
-    return finish(problem, w, f, g, nit, status, history, method, message)
+            status, message = 0, None
+    return finish(problem, w, f, g, status, trace, message)
 
 
-def finish(problem, w, f, g, nit, status, history, method, message=None):
+def finish(problem, w, f, g, status, trace, message=None, nit=None):
+    """The OptimizeResult; nit defaults to the iterations recorded, and a
+    failure other than the callback's stop is a ConvergenceWarning."""
     success = status == 0
     res = OptimizeResult(
-        x=w, fun=f, jac=g, nit=nit, success=success, status=status,
-        message=message or MESSAGES.get(status, ""), history=history,
-        method=method, **problem.counts)
+        x=w, fun=f, jac=g, nit=trace.nit if nit is None else nit, success=success,
+        status=status, message=message or MESSAGES.get(status, ""),
+        history=trace.history, method=trace.method, **problem.counts)
+    trace.report(res)
     if not success and status != 2:
-        warnings.warn(f"{method}: {res.message} |g|_inf = "
-                      f"{np.max(np.abs(g)):.3g} after {nit} iterations",
+        warnings.warn(f"{trace.method}: {res.message} |g|_inf = "
+                      f"{np.max(np.abs(g)):.3g} after {res.nit} iterations",
                       ConvergenceWarning, stacklevel=4)   # the caller of minimize
     return res

@@ -33,14 +33,14 @@ def _norm(value, name):
     return check_real(value, name)
 
 
-COMMON = {"gtol": POSITIVE, "maxiter": COUNT}
+COMMON = {"gtol": POSITIVE, "maxiter": COUNT, "disp": check_bool}
 # trust-region radii and the acceptance ratio eta in [0, 1/4) (scipy's
 # _trustregion.py, Nocedal & Wright Algorithm 4.1)
 TRUST = {"initial_trust_radius": POSITIVE, "max_trust_radius": POSITIVE,
          "eta": partial(check_real, low=0.0, high=0.25, high_open=True),
-         "disp": check_bool, "return_all": check_bool}
+         "return_all": check_bool}
 # Wolfe line search constants of scipy's quasi-Newton and CG methods
-WOLFE = {"c1": UNIT, "c2": UNIT, "disp": check_bool, "return_all": check_bool}
+WOLFE = {"c1": UNIT, "c2": UNIT, "return_all": check_bool}
 
 OPTIONS = {
     "newton": {"mu_min": POSITIVE, "mu_max": POSITIVE, "c1": UNIT},

@@ -1,14 +1,12 @@
 """scipy.optimize's methods run on sopt's derivatives, with sopt's history."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import scipy.optimize
 from scipy.linalg import LinAlgError, cho_factor
 
-from ._loop import (NON_FINITE_START, StepFailure, all_finite, call_callback,
-                    finish, limit_message, new_history, record, require_finite)
+from ._loop import (NON_FINITE_START, StepFailure, Trace, all_finite, call_callback,
+                    finish, limit_message, require_finite)
 
 #: which of sopt's second derivatives each scipy method takes
 SECOND_ORDER = {"trust-exact": "hess", "dogleg": "hess", "trust-ncg": "hessp",
@@ -70,18 +68,17 @@ def _outcome(res, g, gtol: float, maxiter: int, method: str):
 
 
 def run_scipy(problem, w0, method: str, gtol: float, maxiter: int, callback,
-              extra: dict):
+              extra: dict, disp: bool = False):
     kwargs = _derivatives(problem, method, w0)
     options = _scipy_options(method, gtol, maxiter, extra)
-    t0 = time.perf_counter()
-    history = new_history()
+    trace = Trace(method, disp)
     f0, g0 = problem.f(w0), problem.g(w0)
-    record(history, t0, f0, g0, 0.0, np.nan)
+    trace.record(f0, g0, 0.0)
     if not all_finite(f0, g0):
-        return finish(problem, w0.copy(), f0, g0, 0, 5, history, method, NON_FINITE_START)
+        return finish(problem, w0.copy(), f0, g0, 5, trace, NON_FINITE_START)
     if np.max(np.abs(g0)) <= gtol or maxiter == 0:   # scipy would take a step
         status = 0 if np.max(np.abs(g0)) <= gtol else 1
-        return finish(problem, w0.copy(), f0, g0, 0, status, history, method,
+        return finish(problem, w0.copy(), f0, g0, status, trace,
                       None if status == 0 else limit_message(maxiter))
     last = {"x": w0, "fun": f0, "jac": g0}      # the last finite iterate
     stopped = {"by_user": False}
@@ -89,10 +86,9 @@ def run_scipy(problem, w0, method: str, gtol: float, maxiter: int, callback,
     def cb(intermediate_result):
         x, f = np.array(intermediate_result.x), float(intermediate_result.fun)
         g = require_finite(problem.jac(x), "gradient")   # not counted: scipy has it
-        record(history, t0, f, g, float(np.linalg.norm(x - last["x"])), np.nan)
+        trace.record(f, g, float(np.linalg.norm(x - last["x"])))
         last.update(x=x, fun=f, jac=g)
-        if callback is not None and call_callback(callback, x, f, g,
-                                                  len(history["fun"]) - 1):
+        if callback is not None and call_callback(callback, x, f, g, trace.nit):
             stopped["by_user"] = True
             raise StopIteration
 
@@ -103,10 +99,9 @@ def run_scipy(problem, w0, method: str, gtol: float, maxiter: int, callback,
     except (LinAlgError, StepFailure) as err:   # e.g. dogleg meeting an indefinite H
         message = (err.message if isinstance(err, StepFailure)
                    else f"Linear algebra failure: {err}")
-        return finish(problem, last["x"], last["fun"], last["jac"],
-                      len(history["fun"]) - 1, 5, history, method, message)
+        return finish(problem, last["x"], last["fun"], last["jac"], 5, trace, message)
     g = problem.jac(res.x)
     status, message = ((2, None) if stopped["by_user"]
                        else _outcome(res, g, gtol, maxiter, method))
-    return finish(problem, res.x, float(res.fun), g, int(res.nit), status,
-                  history, method, message)
+    return finish(problem, res.x, float(res.fun), g, status, trace, message,
+                  nit=int(res.nit))
