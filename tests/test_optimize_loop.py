@@ -170,6 +170,36 @@ def test_callback_returning_an_array_is_refused(method):
         run(method, callback=lambda r: r.x)
 
 
+# ----------------------------------------------------------- gtol_rel
+@pytest.mark.parametrize("method", ALL)
+def test_gtol_rel_needs_no_rescaling(method):
+    """E = c rosen, as a sum over c patterns would scale it: gtol_rel = 1e-3
+    stops every method at |g|_inf <= 1e-3 |g(w0)|_inf for c = 1 and c = 1e6
+    alike (the absolute gtol set out of reach), and Newton and trust-exact,
+    invariant to the scale of E, take the same iterations for both."""
+    g0 = np.max(np.abs(rosen_der(X0)))
+    nits = []
+    for c in (1.0, 1e6):
+        res = run(method, fun=lambda x: c * rosen(x), jac=lambda x: c * rosen_der(x),
+                  hess=lambda x: c * rosen_hess(x),
+                  hessp=lambda x, p: c * rosen_hess_prod(x, p),
+                  gauss_newton=lambda x: c * rosen_gauss_newton(x),
+                  options={"gtol": 1e-300, "gtol_rel": 1e-3, "maxiter": 3000})
+        assert res.success, res.message
+        assert np.max(np.abs(res.jac)) <= 1e-3 * c * g0
+        nits.append(res.nit)
+    if method in ("newton", "trust-exact"):
+        assert nits[0] == nits[1]
+
+
+@pytest.mark.parametrize("value, error", [(1.0, ValueError), (-0.1, ValueError),
+                                          ("1e-3", TypeError)])
+def test_gtol_rel_checked(value, error):
+    with pytest.raises(error, match="gtol_rel: expected"):
+        minimize(must_not_be_called, X0, method="newton", options={"gtol_rel": value},
+                 **NO_EVAL)
+
+
 # --------------------------------------------------------------------- disp
 @pytest.mark.parametrize("method", ALL)
 def test_disp_prints_one_line_per_iteration(method, capsys):

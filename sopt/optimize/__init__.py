@@ -57,12 +57,16 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
         ``"newton-cg"``, ``"dogleg"`` (positive definite Hessians only),
         ``"bfgs"``, ``"l-bfgs-b"``, ``"cg"``.
     options : dict
-        ``gtol`` (default 1e-6, on |g|_inf, > 0), ``maxiter`` (default 1000,
-        an integer >= 0), ``disp`` (default False: print one line per
-        iteration, the start included: iteration, E, |g|_inf, step length
-        and for newton and lm the damping mu, for gd the learning rate;
-        then one line with the result's message; scipy's own printing is
-        not used), and per method: newton ``mu_min`` (1e-8) and
+        ``gtol`` (default 1e-6, on |g|_inf, > 0; absolute, and E is a sum
+        over patterns, so |g| grows with N), ``gtol_rel`` (default 0, in
+        [0, 1): also stop once |g|_inf <= gtol_rel |g(w0)|_inf, a test
+        that needs no rescaling with N; the threshold is the larger of the
+        two, fixed at w0), ``maxiter`` (default 1000, an integer >= 0),
+        ``disp`` (default False: print one line per iteration, the start
+        included: iteration, E, |g|_inf, step length and for newton and lm
+        the damping mu, for gd the learning rate; then one line with the
+        result's message; scipy's own printing is not used), and per
+        method: newton ``mu_min`` (1e-8) and
         ``mu_max`` (1e10), both finite > 0 with mu_min <= mu_max, ``c1``
         (1e-4, in (0, 1)); lm ``mu`` (0.005), ``mu_max`` (1e10), finite > 0
         with mu <= mu_max, ``mu_dec`` (0.1, in (0, 1)), ``mu_inc`` (10,
@@ -115,8 +119,11 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
     gtol = options.pop("gtol", 1e-6)
     maxiter = options.pop("maxiter", 1000)
     disp = options.pop("disp", False)
+    gtol_rel = options.pop("gtol_rel", 0.0)
     if method in OWN:
         kwargs = {"gtol": gtol} if method == "newton" else {}
         rule = OWN[method](problem, **kwargs, **options)
-        return outer_loop(problem, w0, rule, gtol, maxiter, callback, method, disp)
-    return run_scipy(problem, w0, method, gtol, maxiter, callback, options, disp)
+        return outer_loop(problem, w0, rule, gtol, maxiter, callback, method,
+                          disp, gtol_rel)
+    return run_scipy(problem, w0, method, gtol, maxiter, callback, options,
+                     disp, gtol_rel)

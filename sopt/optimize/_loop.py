@@ -99,6 +99,13 @@ def require_finite(value, what: str):
     return value
 
 
+def resolve_gtol(gtol: float, gtol_rel: float, g0) -> float:
+    """The threshold on |g|_inf: gtol, or gtol_rel |g(w0)|_inf if larger
+    (whichever is met first stops), so a sum over N patterns need not have
+    its gtol rescaled with N by hand."""
+    return max(gtol, gtol_rel * float(np.max(np.abs(g0))))
+
+
 def limit_message(maxiter: int) -> str:
     """Status 1's message; maxiter = 0 says that x is w0."""
     if maxiter == 0:
@@ -125,14 +132,19 @@ def _iterate(problem, rule, w, f, g):
 
 
 def outer_loop(problem, w0, rule, gtol: float, maxiter: int, callback=None,
-               method: str = "", disp: bool = False) -> OptimizeResult:
-    """Iterate ``rule.step`` from w0 until |g|_inf <= gtol or a limit."""
+               method: str = "", disp: bool = False,
+               gtol_rel: float = 0.0) -> OptimizeResult:
+    """Iterate ``rule.step`` from w0 until |g|_inf <= gtol (see
+    :func:`resolve_gtol`) or a limit."""
     trace = Trace(method, disp)
     w = w0.copy()
     f, g = problem.f(w), problem.g(w)
     trace.record(f, g, 0.0, getattr(rule, "damping", np.nan))
     if not all_finite(f, g):
         return finish(problem, w, f, g, 5, trace, NON_FINITE_START)
+    gtol = resolve_gtol(gtol, gtol_rel, g)
+    if hasattr(rule, "gtol"):       # Newton's saddle test uses the same threshold
+        rule.gtol = gtol
     status, message = 1, limit_message(maxiter)
     for nit in range(1, maxiter + 1):
         try:

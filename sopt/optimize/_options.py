@@ -33,7 +33,8 @@ def _norm(value, name):
     return check_real(value, name)
 
 
-COMMON = {"gtol": POSITIVE, "maxiter": COUNT, "disp": check_bool}
+COMMON = {"gtol": POSITIVE, "maxiter": COUNT, "disp": check_bool,
+          "gtol_rel": partial(check_real, low=0.0, high=1.0, high_open=True)}
 # trust-region radii and the acceptance ratio eta in [0, 1/4) (scipy's
 # _trustregion.py, Nocedal & Wright Algorithm 4.1)
 TRUST = {"initial_trust_radius": POSITIVE, "max_trust_radius": POSITIVE,

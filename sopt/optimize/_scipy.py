@@ -6,7 +6,7 @@ import scipy.optimize
 from scipy.linalg import LinAlgError, cho_factor
 
 from ._loop import (NON_FINITE_START, StepFailure, Trace, all_finite, call_callback,
-                    finish, limit_message, require_finite)
+                    finish, limit_message, require_finite, resolve_gtol)
 
 #: which of sopt's second derivatives each scipy method takes
 SECOND_ORDER = {"trust-exact": "hess", "dogleg": "hess", "trust-ncg": "hessp",
@@ -68,14 +68,15 @@ def _outcome(res, g, gtol: float, maxiter: int, method: str):
 
 
 def run_scipy(problem, w0, method: str, gtol: float, maxiter: int, callback,
-              extra: dict, disp: bool = False):
+              extra: dict, disp: bool = False, gtol_rel: float = 0.0):
     kwargs = _derivatives(problem, method, w0)
-    options = _scipy_options(method, gtol, maxiter, extra)
     trace = Trace(method, disp)
     f0, g0 = problem.f(w0), problem.g(w0)
     trace.record(f0, g0, 0.0)
     if not all_finite(f0, g0):
         return finish(problem, w0.copy(), f0, g0, 5, trace, NON_FINITE_START)
+    gtol = resolve_gtol(gtol, gtol_rel, g0)
+    options = _scipy_options(method, gtol, maxiter, extra)
     if np.max(np.abs(g0)) <= gtol or maxiter == 0:   # scipy would take a step
         status = 0 if np.max(np.abs(g0)) <= gtol else 1
         return finish(problem, w0.copy(), f0, g0, status, trace,
