@@ -1,4 +1,4 @@
-"""Issue 14 (part A): no option value makes a solver loop without bound, and
+"""No option value makes a solver loop without bound, and
 bad options or badly behaved plain callables give a clear TypeError or
 ValueError naming the argument, raised before the iterations start.
 
@@ -162,8 +162,8 @@ def test_numpy_scalars_are_accepted(options):
 
 # ------------------------------------------------------------- no hangs
 def test_newton_on_indefinite_hessian_returns():
-    """The issue's reproduction with valid options: H of this network is
-    indefinite at w, and the damping must terminate."""
+    """Valid options on a network whose H is indefinite at w: the damping
+    must terminate."""
     obj, w = small_objective()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
