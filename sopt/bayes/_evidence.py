@@ -34,7 +34,7 @@ from scipy.optimize import brentq
 
 from ..network import Network
 from ..objective import Objective
-from ..optimize import ConvergenceWarning, minimize
+from ..optimize import ConvergenceWarning, check_method_options, minimize
 from .._validation import (as_float_array, check_bool, check_choice, check_nonnegative,
                            check_positive, check_positive_int, check_weights)
 from ._posterior import (NEWTON_DECREMENT_WARN, LaplacePosterior,
@@ -323,7 +323,9 @@ def _fit(net: Network, make_objective, loss: str, beta_cap, w0=None,
     alpha_g = np.full(len(names), check_positive(alpha, "alpha"))
     w = (net.init_weights(seed=0) if w0 is None
          else check_weights(w0, net.n_weights, "w0").copy())
-    options = {"maxiter": 200, "gtol": 1e-7, **(options or {})}
+    # checked here as minimize would: _train divides gtol by beta first
+    method, options = check_method_options(method, options)
+    options = {"maxiter": 200, "gtol": 1e-7, **options}
     objective = make_objective()
     hist = {k: [] for k in ("alpha", "beta", "gamma", "gamma_groups", "log_evidence",
                             "data_error", "train_iterations", "train_converged")}
