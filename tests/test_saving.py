@@ -105,7 +105,7 @@ def test_sopt_file_is_npz_with_json_header(dag, tmp_path):
     sopt.save(tmp_path / "net.sopt", dag)
     with np.load(tmp_path / "net.sopt", allow_pickle=False) as z:
         header = json.loads(bytes(z["header"]).decode())
-    assert header["format"] == "sopt" and header["format_version"] == 1
+    assert header["format"] == "sopt" and header["format_version"] == sopt.saving.FORMAT_VERSION == 2
     assert header["sopt_version"] == sopt.__version__
     assert header["holds"] == "Network"
 
