@@ -530,14 +530,31 @@ def _encode_network(net: Network, enc: _Encoder) -> dict:
     return {"n_inputs": net.n_inputs, "layers": layers}
 
 
+_LAYER_KEYS = {"size", "activation", "inputs", "masks", "output"}
+
+
 def _decode_network(node: dict, dec: _Decoder) -> Network:
+    """The network rebuilt by add_layer, which checks sizes, names and
+    masks (shape, 0/1 entries) as it does for a caller's arguments."""
+    if not isinstance(node, dict) or set(node) != {"n_inputs", "layers"} \
+            or not isinstance(node["layers"], list):
+        raise ValueError("Network: malformed topology")
     net = Network(n_inputs=node["n_inputs"])
     for layer in node["layers"]:
-        inputs = list(layer["inputs"])
-        masks = {src: dec.value(m) for src, m in zip(inputs, layer["masks"])
-                 if m is not None}
-        net.add_layer(layer["size"], layer["activation"], inputs=inputs,
-                      masks=masks, output=bool(layer["output"]))
+        if not isinstance(layer, dict) or set(layer) != _LAYER_KEYS \
+                or not isinstance(layer["activation"], str) \
+                or not isinstance(layer["output"], bool) \
+                or len(layer["inputs"]) != len(layer["masks"]):
+            raise ValueError(f"Network: malformed layer {str(layer)[:60]!r}")
+        masks = {}
+        for src, m in zip(layer["inputs"], layer["masks"]):
+            mask = dec.value(m)
+            if mask is not None and not isinstance(mask, np.ndarray):
+                raise ValueError("Network: a mask is not an array")
+            if mask is not None:
+                masks[src] = mask
+        net.add_layer(layer["size"], layer["activation"], inputs=list(layer["inputs"]),
+                      masks=masks, output=layer["output"])
     return net
 
 
