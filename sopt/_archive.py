@@ -20,7 +20,7 @@ import numpy as np
 
 HEADER = "header"
 ARRAY_KINDS = "biufU"           # bool, integers, floats, unicode strings
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18
 _MEMBER = re.compile(r"(header|a[0-9]{1,9})\.npy")
 
 
