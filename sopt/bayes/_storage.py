@@ -128,7 +128,7 @@ def check_estimator(state: dict) -> dict:
         raise ValueError(f"{owner}.posterior_: expected a LaplacePosterior of network_")
     w = _array(state, owner, "w_", "f", (net.n_weights,))
     if "classes_" in state:
-        _array(state, owner, "classes_", "biufUO", (None,))
+        _check_classes(state, net)
     if "hidden_" not in state:
         state["hidden_"] = tuple(layer.size for layer in net.layers[:-1])
     if "skip_coef_" not in state:
@@ -136,6 +136,14 @@ def check_estimator(state: dict) -> dict:
         state["skip_coef_"] = out[1].T.copy() if len(out) > 1 else None
     state.setdefault("evidence_by_hidden_", {})
     return state
+
+
+def _check_classes(state: dict, net: Network) -> None:
+    """One label per output, or two for one logistic output."""
+    classes = _array(state, "classifier", "classes_", "biufUO", (None,))
+    if len(classes) != max(2, net.n_outputs):
+        raise ValueError(f"classifier.classes_: {len(classes)} labels for a network "
+                         f"of {net.n_outputs} output(s)")
 
 
 def register_all() -> None:
