@@ -423,8 +423,9 @@ def load(path):
         except Exception as err:
             # zipfile, zlib and numpy's .npy parser raise a dozen types on a
             # damaged or crafted file: every one means the same to the caller
+            kind = "" if isinstance(err, _archive.BadFile) else f"{type(err).__name__}: "
             raise ValueError(f"{name}: not a readable sopt file (truncated, corrupted "
-                             f"or another format): {type(err).__name__}: {err}") from None
+                             f"or another format): {kind}{err}") from None
     if digest != header["digest"]:
         raise ValueError(f"{name}: the contents do not match the file's digest: "
                          "the file was altered or corrupted")
