@@ -361,3 +361,16 @@ def test_format_1_objects_have_every_attribute_of_a_fresh_fit(fitted):
         assert post.gradient is None and post.data_gradient is None
         assert post.newton_decrement is None
     assert content["regressor"].hidden_ == (3,) and content["classifier"].hidden_ == (2,)
+
+
+def test_file_written_by_format_version_2_still_loads():
+    content = sopt.load(DATA / "format2.sopt")
+    X_new = content["X_new"]
+    # BLAS round-off between machines, as for format 1
+    np.testing.assert_allclose(content["auto"].predict(X_new), content["auto_mean"],
+                               rtol=1e-12, atol=1e-12)
+    assert [type(k) for k in content["auto"].evidence_by_hidden_] == [int, int]
+    assert content["zero_d"].shape == () and content["zero_d"] == 2.5
+    assert content["by_key"] == {0: "int", (1, 2): "tuple", 2.5: "float"}
+    np.testing.assert_allclose(content["regressor"].predict(X_new), content["mean"],
+                               rtol=1e-12, atol=1e-12)
