@@ -369,7 +369,9 @@ def test_file_written_by_format_version_2_still_loads():
     # BLAS round-off between machines, as for format 1
     np.testing.assert_allclose(content["auto"].predict(X_new), content["auto_mean"],
                                rtol=1e-12, atol=1e-12)
-    assert [type(k) for k in content["auto"].evidence_by_hidden_] == [int, int]
+    auto = content["auto"]
+    assert {type(k) for k in auto.evidence_by_hidden_} == {int}
+    assert auto.hidden_ == (2,) and auto.skip_coef_.shape == (2, 1)    # a skip layer
     assert content["zero_d"].shape == () and content["zero_d"] == 2.5
     assert content["by_key"] == {0: "int", (1, 2): "tuple", 2.5: "float"}
     np.testing.assert_allclose(content["regressor"].predict(X_new), content["mean"],
