@@ -274,6 +274,9 @@ def test_dict_keys_of_every_storable_kind_round_trip(tmp_path):
     assert [type(k) for k in back] == [type(k) for k in value]
     assert [type(k) for k in back["s"]] == [bool, tuple]
     np.testing.assert_array_equal(back[-3], value[-3])
+    names = np.array(["x", "y"], dtype=object)        # scikit-learn's feature_names_in_
+    sopt.save(tmp_path / "d.sopt", names)
+    _assert_same(names, sopt.load(tmp_path / "d.sopt"))
     with pytest.raises(TypeError, match="a dict key of type frozenset"):
         sopt.save(tmp_path / "d.sopt", {frozenset(): 1})
 
