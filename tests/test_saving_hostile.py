@@ -126,7 +126,7 @@ def test_loading_costs_one_copy_of_the_arrays(tmp_path):
 
 # ----------------------------------------------- damaged and crafted files
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files():
     """Bytes of valid files: a Network, a (net, w) tuple and a posterior."""
     return {name: _valid_bytes(name) for name in ("net", "net_w", "posterior")}
 
