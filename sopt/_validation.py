@@ -64,15 +64,18 @@ def check_inputs(X, n_inputs: int, name: str = "X") -> np.ndarray:
 
 
 def check_alpha(alpha, n_weights: int, positive: bool = False):
-    """Weight-decay or prior precision: a number, or a (W,) array of one per
-    weight; each finite and >= 0 (``positive``: > 0). A number comes back as
-    a float, an array as a float64 array."""
-    if np.ndim(alpha) == 0:
-        return (check_positive if positive else check_nonnegative)(alpha, "alpha")
-    a = as_float_array(alpha, "alpha")
+    """Weight-decay or prior precision: a number (or an array of one
+    number), or a (W,) array of one per weight; each finite and >= 0
+    (``positive``: > 0); booleans are refused. A number comes back as a
+    float, an array as a float64 array."""
+    if np.ndim(alpha) == 0 or np.shape(alpha) == (1,) != (n_weights,):
+        return (check_positive if positive else check_nonnegative)(
+            np.reshape(alpha, ()) if np.ndim(alpha) else alpha, "alpha")
+    a = as_float_array(alpha, "alpha", bool_ok=False)
     if a.shape != (n_weights,):
         raise ValueError(f"alpha: expected a number or shape ({n_weights},), "
-                         f"got {a.shape}")
+                         f"got {a.shape} (one alpha per weight group, as "
+                         f"EvidenceResult.alpha, is alpha_per_weight there)")
     check_finite(a, "alpha")
     if positive and a.min() <= 0:
         raise ValueError("alpha: prior precisions must be > 0")

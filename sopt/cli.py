@@ -7,6 +7,10 @@ check
     feed-forward DAG (skip-layer connections, masks, mixed activations), for
     canonical and non-canonical output/loss pairings. Exit status 0 if every
     relative error is below :data:`TOLERANCE`, 1 otherwise.
+reproduce
+    The textbook experiments of :mod:`sopt.experiments` (figures,
+    ``report.md`` and ``report.json``); exit status 2 for an unknown
+    experiment name or an output folder that cannot be written.
 
 New commands register themselves in :data:`COMMANDS` (name -> function that
 adds its subparser and sets ``func``), so ``main`` never changes.
@@ -291,9 +295,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_negative_numbers(argv: list[str]) -> list[str]:
+    """``--eps -1e-5`` as ``--eps=-1e-5``: argparse takes a token in
+    scientific notation with a leading minus for an option and would report
+    a missing value instead of the range the value must lie in."""
+    out = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _is_number(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return token.startswith("-")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``sopt`` with ``argv`` (default sys.argv[1:]); return the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(_join_negative_numbers(argv))
     tune_allocator()        # our own process: keep numpy's temporaries cheap
     try:
         return args.func(args)

@@ -20,7 +20,7 @@ at the end of each task and the freed memory handed back to the system, so
 between calls the cluster behaves as its owner configured it.
 
 This module is the only one in sopt that imports dask (``pip install
-sopt[distributed]``); ``import sopt`` does not.
+".[distributed]"`` from a clone); ``import sopt`` does not.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ import dask.array as da
 from distributed import Client, Future, get_client
 
 from .allocator import kept_heap
-from ._validation import (as_float_array, check_alpha, check_finite, check_positive_int,
+from ._validation import (as_float_array, check_finite, check_positive_int,
                           check_weights)
 from .losses import get_loss
 from .network import Network
@@ -172,8 +172,7 @@ class ShardedObjective(ObjectiveCallables):
             raise ValueError(f"T: expected shape (N, {K}); a 1-D T is for one "
                              f"output, or class labels with softmax_ce")
         self.net = net
-        self.alpha = check_alpha(alpha, net.n_weights)
-        self._decay = self.alpha * net.active_weights()
+        self.alpha = alpha
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
         if client is None:
@@ -231,8 +230,7 @@ class ShardedObjective(ObjectiveCallables):
         leaves the other usable. See :meth:`sopt.Objective.with_alpha`.
         """
         new = copy.copy(self)
-        new.alpha = check_alpha(alpha, self.net.n_weights)
-        new._decay = new.alpha * self.net.active_weights()
+        new.alpha = alpha
         new._parts = [Future(f.key, self.client) for f in self._parts]
         return new
 
@@ -241,7 +239,25 @@ class ShardedObjective(ObjectiveCallables):
         workers; the evidence framework's cap on beta needs it)."""
         return float(sum(self.client.gather(
             [self.client.submit(_target_sum_of_squares, p, pure=False)
-             for p in self._parts])))
+             for p in self._open_parts()])))
+
+    def _open_parts(self) -> list:
+        """The shards' futures; ValueError once closed (a sum over none
+        would be a silent 0)."""
+        if not self._parts:
+            raise ValueError("ShardedObjective: closed; build a new one")
+        return self._parts
+
+    def __copy__(self) -> "ShardedObjective":
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(
+            "ShardedObjective cannot be pickled: its data live on a Dask cluster "
+            "as futures of this client. Pickle what rebuilds it (the network, the "
+            "weights, and where X and T come from) and make a new one there.")
 
     @property
     def n_patterns(self) -> int:
@@ -262,14 +278,12 @@ class ShardedObjective(ObjectiveCallables):
                 for a in args]
         level = [client.submit(_call, p, self.keep_heap, name, *args,
                                pure=False, **kwargs)
-                 for p in self._parts]
+                 for p in self._open_parts()]
         k = self.split_every
         while len(level) > 1:
             level = [client.submit(_add, *level[i:i + k], pure=False)
                      if len(level[i:i + k]) > 1 else level[i]
                      for i in range(0, len(level), k)]
-        if not level:
-            raise ValueError("ShardedObjective: closed; build a new one")
         return level[0].result()
 
     def value(self, w) -> float:

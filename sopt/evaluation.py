@@ -73,10 +73,13 @@ class Evaluation:
     default allocator). The Objective recycles only its own last one.
     """
 
-    __slots__ = ("objective", "w", "_whole")
+    __slots__ = ("objective", "w", "_whole", "_decay", "_has_decay")
 
     def __init__(self, objective, w: Array, recycle: "Evaluation | None" = None):
         self.objective = objective
+        # the prior when evaluated: a later ``objective.alpha = ...`` does not
+        # change an evaluation already made
+        self._decay, self._has_decay = objective._decay, objective._has_decay
         self.w = np.array(w, dtype=float, copy=True)
         self.w.setflags(write=False)
         self._whole = (None if objective.chunk_size is not None
@@ -104,7 +107,7 @@ class Evaluation:
 
     def value(self) -> float:
         """E(w), weight decay included."""
-        decay = self.objective._decay
+        decay = self._decay
         return float(self.pattern_errors().sum() + 0.5 * (decay * self.w) @ self.w)
 
     def gradient(self) -> Array:
@@ -115,8 +118,8 @@ class Evaluation:
             g, part = np.zeros(self.w.shape), np.empty(self.w.shape)
             for batch in self.batches():
                 g += batch.gradient(out=part)
-        if self.objective._has_decay:
-            g += self.objective._decay * self.w
+        if self._has_decay:
+            g += self._decay * self.w
         return g
 
     def hvp(self, v) -> Array:
@@ -135,8 +138,8 @@ class Evaluation:
         size = max(1, _hessian.CHUNK_DOUBLES // (4 * units * V.shape[1]))
         for batch in self.batches(self.objective.chunk_size or size):
             out += product(batch, V)
-        if self.objective._has_decay:
-            out += self.objective._decay[:, None] * V
+        if self._has_decay:
+            out += self._decay[:, None] * V
         return out[:, 0] if single else out
 
     def curvature(self, method: str, algorithm: str = "structured") -> Array:
@@ -144,13 +147,14 @@ class Evaluation:
         "structured" or "rop") or Gauss-Newton matrix, weight decay included."""
         net = self.objective.net
         size = self.objective.chunk_size
+        check_choice(method, "method", ("exact", "gauss_newton"))
         check_choice(algorithm, "algorithm", ("structured", "rop"))
         if algorithm == "rop" and method == "exact":
             H = _hessian.rop_hessian(net, self.batches(size))
         else:
             size = size or _hessian.patterns_per_chunk(net)
             H = _hessian.curvature_matrix(net, self.batches(size), method == "exact")
-        H[np.diag_indices_from(H)] += self.objective._decay
+        H[np.diag_indices_from(H)] += self._decay
         return H
 
     def hessian_diagonal(self) -> Array:
@@ -158,7 +162,7 @@ class Evaluation:
         d = np.zeros(self.w.shape)
         for batch in self.batches():
             d += _hessian.diagonal_approximation(batch)
-        return d + self.objective._decay
+        return d + self._decay
 
     def inverse_outer_product(self, block_size: int = 1) -> Array:
         """(alpha I + sum_n J_n^T M_n J_n)^{-1} by sequential rank-one updates
@@ -177,7 +181,7 @@ class Evaluation:
         used = np.flatnonzero(obj.net.active_weights())
         inverse = np.zeros((W, W))
         inverse[np.ix_(used, used)] = _hessian.sequential_inverse(
-            G[:, used], obj._decay[used], block_size)
+            G[:, used], self._decay[used], block_size)
         return inverse
 
 

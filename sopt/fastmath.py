@@ -9,9 +9,16 @@ everywhere, so tanh is also rebuilt from them here, and :func:`tanh` uses
 whichever of the two the running machine measures faster.
 
 The choice (:func:`method`) is made once, at the first call on an array of at
-least ``SMALL`` values: each method computes tanh of the same 16384 values
-three times and the faster best time wins (a fixed cost, paid once). The
-environment variable ``SOPT_TANH=numpy`` or ``SOPT_TANH=table`` forces
+least ``SMALL`` values: both methods compute tanh of the same ``MEASURED``
+standard normal values into a given array, taking turns for ``ROUNDS``
+rounds (fewer, not below ``MIN_ROUNDS``, once a method's calls add up to
+``BUDGET`` seconds), and the smaller median time wins: a one-off cost of at
+most 20 calls, 12 on a machine slow enough that 5 calls take ``BUDGET``.
+That size is the hidden layer of a small network (1000 x 50): a sample
+must be as large and as random as the arrays a gradient sees, because costs
+that grow with the size (memory traffic, page faults on fresh arrays) do not
+show on a small or sorted one (measured figures: docs/PERFORMANCE.md).
+The environment variable ``SOPT_TANH=numpy`` or ``SOPT_TANH=table`` forces
 either; any other value is an error. Arrays below ``SMALL`` values always
 go to ``np.tanh``: there the table method's fixed cost of 17 numpy calls
 exceeds libm's time.
@@ -27,8 +34,11 @@ Taylor series r - r^3/3 + 2 r^5/15, whose first neglected term is below
 +-1 in float64. Every step before the last formula is exact, so the result
 agrees with ``np.tanh`` to a few units in the last place (3 ulp measured, 4
 asserted in the tests); the sign is copied from x, so tanh(-0.0) = -0.0.
-Cost: 17 array passes and one gather; memory: four work arrays of the size
-of x.
+Cost: 17 array passes and one gather; they run over blocks of ``BLOCK``
+values through five work arrays kept per thread (1.25 MiB), so that a call
+takes no fresh memory besides its result, whatever the size of x (fresh
+work arrays of x's size cost page faults on every call, which made the
+table method slower than libm on the networks' arrays).
 
 It runs on the calling thread: splitting the array over threads sped up
 tanh alone but slowed whole forward passes (BLAS threads and cache;
@@ -37,9 +47,12 @@ docs/PERFORMANCE.md).
 from __future__ import annotations
 
 import os
-import time
+import threading
+from functools import partial
 
 import numpy as np
+
+from . import _timing
 
 Array = np.ndarray
 
@@ -55,6 +68,12 @@ SMALL = 2048                  # below this, np.tanh whatever the machine
 ENV = "SOPT_TANH"             # "numpy" or "table" forces the choice
 METHODS = ("numpy", "table")
 _chosen: str | None = None    # set by method() on first use
+BLOCK = 32768                 # values per block of the table method
+MEASURED = 50000              # values timed by the choice (1000 x 50)
+ROUNDS = 9                    # interleaved timings of each method, at most
+MIN_ROUNDS = 5                # ... and at least
+BUDGET = 0.01                 # seconds of timed calls of a method, enough
+_local = threading.local()    # per-thread work arrays of the table method
 
 
 def tanh(x: Array, out: Array | None = None) -> Array:
@@ -68,10 +87,7 @@ def tanh(x: Array, out: Array | None = None) -> Array:
     x = np.asarray(x, dtype=float)
     if x.size < SMALL or x.ndim == 0 or method() == "numpy":
         return np.tanh(x, out=out)
-    if out is None:
-        return table_tanh(x)
-    out[...] = table_tanh(x)
-    return out
+    return table_tanh(x, out=out)
 
 
 def method() -> str:
@@ -91,36 +107,86 @@ def _from_environment() -> str | None:
 
 
 def _measure() -> str:
-    return fastest({"numpy": np.tanh, "table": table_tanh},
-                   np.linspace(-4.0, 4.0, 16384))
+    """The faster method on ``MEASURED`` standard normal values written into
+    a given array, as the forward pass calls it (module docstring). Cost:
+    at most ``ROUNDS + 1`` calls of each (:func:`fastest`); memory: two
+    arrays of ``MEASURED``."""
+    x = np.random.default_rng(0).standard_normal(MEASURED)
+    out = np.empty_like(x)
+    return fastest({name: partial(f, x, out=out) for name, f in _candidates().items()})
 
 
-def fastest(functions: dict, x: Array, repeat: int = 3) -> str:
-    """The name of the function of x with the smallest best-of-``repeat``
-    time (ties: the first). Cost: ``repeat`` calls of each."""
-    best = {}
-    for name, f in functions.items():
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            f(x)
-            times.append(time.perf_counter() - t0)
-        best[name] = min(times)
-    return min(best, key=best.get)
+def _candidates() -> dict:
+    return {"numpy": np.tanh, "table": table_tanh}
 
 
-def table_tanh(x: Array) -> Array:
-    """tanh of a float64 array (any shape, not 0-d) by the table method."""
-    m = np.clip(x, -_LIMIT, _LIMIT)
+def fastest(calls: dict, rounds: int = ROUNDS, budget: float = BUDGET) -> str:
+    """The key of the callable in ``calls`` ({name: f()}) with the smallest
+    median time over interleaved rounds, after one warm-up call each (ties:
+    the first). A burst of load falls on all of them alike, and a median
+    ignores the few rounds it spoils. Cost: ``rounds + 1`` calls of each, or
+    fewer (not below ``MIN_ROUNDS + 1``) once a callable's timed calls add up
+    to ``budget`` seconds, which bounds the cost on a slow or loaded machine.
+    """
+    times = _timing.median_times(calls, min_repeat=min(MIN_ROUNDS, rounds),
+                                 budget=budget, max_repeat=rounds)
+    return min(times, key=times.get)
+
+
+def table_tanh(x: Array, out: Array | None = None) -> Array:
+    """tanh of a float64 array (any shape, not 0-d) by the table method; a
+    new array, or ``out`` (x's shape; may be x itself) overwritten.
+
+    Evaluated in blocks of ``BLOCK`` values through work arrays kept per
+    thread, so that no call takes fresh memory beyond its result. Cost: 17
+    passes and a gather per block; memory: the result plus 5 ``BLOCK`` work
+    arrays (kept, per thread).
+    """
+    x = np.ascontiguousarray(x, dtype=float)
+    if out is None:
+        out = np.empty_like(x)
+    elif not _writable_like(out, x):
+        out[...] = table_tanh(x)
+        return out
+    elif np.may_share_memory(x, out) and x.ctypes.data != out.ctypes.data:
+        x = x.copy()                          # a shifted overlap: read first
+    flat, result = x.reshape(-1), out.reshape(-1)
+    work = _work()
+    for start in range(0, flat.size, BLOCK):
+        stop = min(start + BLOCK, flat.size)
+        _table_block(flat[start:stop], result[start:stop],
+                     [w[:stop - start] for w in work])
+    return out
+
+
+def _writable_like(out: Array, x: Array) -> bool:
+    """Whether the blocks can be written straight into ``out``."""
+    return (out.shape == x.shape and out.dtype == np.float64
+            and out.flags.c_contiguous and out.flags.writeable)
+
+
+def _work() -> list:
+    """This thread's work arrays: four float64 and one intp of ``BLOCK``."""
+    work = getattr(_local, "work", None)
+    if work is None or work[0].size != BLOCK:
+        work = [np.empty(BLOCK) for _ in range(4)] + [np.empty(BLOCK, np.intp)]
+        _local.work = work
+    return work
+
+
+def _table_block(x: Array, out: Array, work: list) -> None:
+    """tanh of the 1-d block x into out (x may be out), with work arrays of
+    x's size; x is read last by the final sign copy."""
+    m, k, s, t_r, index = work
+    np.clip(x, -_LIMIT, _LIMIT, out=m)
     m *= _STEPS
-    k = np.rint(m)
+    np.rint(m, out=k)
     m -= k                                    # S r, exactly (Sterbenz)
-    index = np.empty(x.shape, dtype=np.intp)
     with np.errstate(invalid="ignore"):       # NaN: any index, result NaN
         np.add(k, _OFFSET, out=index, casting="unsafe")
     t_c = _TABLE.take(index, mode="clip", out=k)
-    s = m * m
-    t_r = s * _C5
+    np.multiply(m, m, out=s)
+    np.multiply(s, _C5, out=t_r)
     t_r += _C3
     t_r *= s
     t_r += _C1
@@ -129,4 +195,4 @@ def table_tanh(x: Array) -> Array:
     s += 1.0
     t_r += t_c
     t_r /= s
-    return np.copysign(t_r, x, out=t_r)       # tanh is odd: keeps -0.0
+    np.copysign(t_r, x, out=out)              # tanh is odd: keeps -0.0

@@ -69,6 +69,25 @@ class ObjectiveCallables:
     hessian: scipy.optimize's callables and the LinearOperators (shared by
     :class:`Objective` and :class:`sopt.distributed.ShardedObjective`)."""
 
+    @property
+    def alpha(self):
+        """The weight-decay coefficient: a float, or a read-only (W,) array.
+        Assigning a new value takes effect at the next call."""
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value) -> None:
+        alpha = _check_alpha(value, self.net.n_weights)
+        if isinstance(alpha, np.ndarray):
+            alpha = _read_only_copy(alpha)
+        self._alpha = alpha
+        self._decay = alpha * self.net.active_weights()   # alpha on used weights
+        self._has_decay = bool(np.any(self._decay))
+        self._prior_changed()
+
+    def _prior_changed(self) -> None:
+        """Drop whatever was kept under the old alpha (nothing by default)."""
+
     def _hessian_without_data_pass(self, w: Array, method: str, eps, max_bytes):
         """The checks every ``hessian(w, method)`` makes, and the methods
         built from the objective's other derivatives ("fd", "mixed",
@@ -132,7 +151,7 @@ class Objective(ObjectiveCallables):
         Patterns per chunk for the batched passes (bounds memory at
         O(chunk * units)); None means all at once.
 
-    The scipy-ready callables are ``fun`` and ``jac``. ``at(w)`` gives the
+    The scipy-ready callables are ``fun``, ``jac``, ``hess`` and ``hessp``. ``at(w)`` gives the
     evaluation at w (forward pass held, backward pass on first use); the
     methods keep the last one, so ``fun(w)`` then ``jac(w)`` at the same w
     runs the forward pass once.
@@ -160,16 +179,13 @@ class Objective(ObjectiveCallables):
         self.loss = loss_obj
         self.T = _read_only_copy(
             check_targets(T, len(self.X), net.n_outputs, loss_obj))
-        self._set_alpha(alpha)
+        self._last: Evaluation | None = None
+        self.alpha = alpha
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
 
-    def _set_alpha(self, alpha) -> None:
-        """Weight decay alpha, and no evaluation kept (construction, with_alpha)."""
-        self.alpha = _check_alpha(alpha, self.net.n_weights)
-        self._decay = self.alpha * self.net.active_weights()  # alpha on used weights
-        self._has_decay = bool(np.any(self._decay))
-        self._last: Evaluation | None = None
+    def _prior_changed(self) -> None:
+        self._last = None
 
     def with_alpha(self, alpha) -> "Objective":
         """The same objective with weight decay ``alpha`` (a number or (W,)).
@@ -180,7 +196,8 @@ class Objective(ObjectiveCallables):
         with ``alpha=0``, to get the data term alone.
         """
         new = copy.copy(self)
-        new._set_alpha(alpha)
+        new._last = None          # the copy must not overwrite this one's arrays
+        new.alpha = alpha
         return new
 
     @property
@@ -198,7 +215,11 @@ class Objective(ObjectiveCallables):
         w = check_weights(w, self.net.n_weights)
         last = self._last
         if last is None or not np.array_equal(w, last.w):
-            # the last evaluation never left this object: its arrays are free
+            # The last evaluation never left this object, so its arrays are
+            # free to overwrite; forget it first, so that a pass interrupted
+            # partway (an exception, Ctrl-C) cannot leave half-overwritten
+            # arrays recorded as the evaluation at the old w.
+            self._last = None
             last = self._last = Evaluation(self, w, recycle=last)
         return last
 

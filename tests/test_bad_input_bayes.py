@@ -165,3 +165,19 @@ def test_evidence_fit_warns_once_when_its_last_training_stopped_early():
         evidence_fit(sopt.mlp([1, 3, 1]), X, t, max_cycles=3, beta=1.0,
                      options={"maxiter": 1})
     assert len([w for w in rec if w.category is sopt.bayes.NotAtMinimumWarning]) == 1
+
+
+def test_posterior_solve_names_a_wrongly_shaped_right_hand_side():
+    rng = np.random.default_rng(0)
+    net = sopt.mlp([2, 3, 1])
+    X, t = rng.standard_normal((20, 2)), rng.standard_normal(20)
+    post = sopt.bayes.laplace(net, X, t, net.init_weights(seed=0), alpha=1.0,
+                              beta=1.0, hessian="gauss_newton")
+    W = len(post.used)
+    for bad in (np.ones(W + 1), np.ones((W, 2, 2)), np.ones((2, W))):
+        with pytest.raises(ValueError, match=r"B: expected shape"):
+            post.solve(bad)
+    with pytest.raises(TypeError, match="B"):
+        post.solve(np.ones(W, dtype=complex))
+    np.testing.assert_allclose(post.precision @ post.solve(np.ones(W)), np.ones(W),
+                               rtol=0, atol=1e-10 * np.linalg.cond(post.precision))

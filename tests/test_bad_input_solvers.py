@@ -1,4 +1,4 @@
-"""Issue 14 (part A): no option value makes a solver loop without bound, and
+"""No option value makes a solver loop without bound, and
 bad options or badly behaved plain callables give a clear TypeError or
 ValueError naming the argument, raised before the iterations start.
 
@@ -90,6 +90,41 @@ def test_error_states_the_domain():
         minimize(obj, w, "newton", {"maxiter": 2.7})
 
 
+def must_not_be_called(*args):
+    raise AssertionError("evaluated before the options were checked")
+
+
+@pytest.mark.parametrize("method", ["trust-exact", "dogleg", "trust-ncg", "trust-krylov"])
+@pytest.mark.parametrize("options", [{"eta": 0.25}, {"eta": -0.01},
+                                     {"max_trust_radius": 0.5},
+                                     {"initial_trust_radius": 2.0, "max_trust_radius": 2.0},
+                                     {"initial_trust_radius": 2000.0}])
+def test_trust_region_options_in_scipy_domain(method, options):
+    """scipy needs 0 <= eta < 1/4 and initial < max radius (its defaults 1
+    and 1000 filling in); sopt says so, naming the options, before any
+    evaluation (scipy would raise a bare Exception or an unnamed ValueError)."""
+    name = "eta" if "eta" in options else "initial_trust_radius, max_trust_radius"
+    with pytest.raises(ValueError, match=f"{name}: expected"):
+        minimize(must_not_be_called, X0, method, options, jac=must_not_be_called,
+                 hess=must_not_be_called, hessp=must_not_be_called)
+
+
+@pytest.mark.parametrize("method", ["bfgs", "cg", "newton-cg"])
+@pytest.mark.parametrize("options", [{"c1": 0.5, "c2": 0.3}, {"c1": 0.95}])
+def test_wolfe_constants_in_order(method, options):
+    with pytest.raises(ValueError, match="c1, c2: expected c1 < c2"):
+        minimize(must_not_be_called, X0, method, options, jac=must_not_be_called,
+                 hessp=must_not_be_called)
+
+
+def test_valid_trust_region_options_are_used():
+    res = minimize(rosen, X0, "trust-ncg", {"max_trust_radius": 0.5, "initial_trust_radius": 0.1,
+                                            "eta": 0.2}, jac=rosen_der,
+                   hessp=lambda x, p: rosen_hess(x) @ p)
+    assert res.success
+    assert max(res.history["step"]) <= 0.5 * (1 + 1e-12)
+
+
 @pytest.mark.parametrize("options", ["gtol", ["gtol", 1e-6], 3])
 def test_options_must_be_a_mapping(options):
     obj, w = small_objective()
@@ -127,8 +162,8 @@ def test_numpy_scalars_are_accepted(options):
 
 # ------------------------------------------------------------- no hangs
 def test_newton_on_indefinite_hessian_returns():
-    """The issue's reproduction with valid options: H of this network is
-    indefinite at w, and the damping must terminate."""
+    """Valid options on a network whose H is indefinite at w: the damping
+    must terminate."""
     obj, w = small_objective()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -137,9 +172,10 @@ def test_newton_on_indefinite_hessian_returns():
 
 
 def _nowhere_lower():
-    """f(w0) = 0 and NaN everywhere else: no step can ever be accepted."""
+    """f(w0) = 0 and 1 everywhere else: no step can ever be accepted (a
+    finite value, as a NaN stops the solvers at once)."""
     w0 = np.array([0.5, -0.5])
-    f = Counted(lambda x: 0.0 if np.array_equal(x, w0) else np.nan)
+    f = Counted(lambda x: 0.0 if np.array_equal(x, w0) else 1.0)
     return f, w0
 
 
@@ -181,6 +217,18 @@ def test_no_decrease_anywhere_is_a_status(method):
 def test_jac_must_be_callable():
     with pytest.raises(TypeError, match="jac: expected a callable, got int"):
         minimize(rosen, X0, "bfgs", jac=5)
+    obj, w = small_objective()
+    for name in ("jac", "hess", "hessp", "gauss_newton"):
+        with pytest.raises(TypeError, match=f"{name}: expected a callable, got str"):
+            minimize(obj, w, "newton", **{name: "exact"})
+
+
+@pytest.mark.parametrize("method", ["newton", "bfgs", "trust-ncg"])
+@pytest.mark.parametrize("w0", [np.array([]), []])
+def test_empty_w0(method, w0):
+    with pytest.raises(ValueError, match="w0: .*at least one weight"):
+        minimize(rosen, w0, method, jac=rosen_der, hess=rosen_hess,
+                 hessp=lambda x, p: rosen_hess(x) @ p)
 
 
 @pytest.mark.parametrize("method", ["newton", "bfgs", "trust-exact"])
@@ -232,3 +280,20 @@ def test_lm_recovers_from_a_damping_that_underflowed_to_zero():
     w = np.array([1.0, 1.0])
     w_new, f_new, info = rule.step(w, f(w), w)
     assert f_new < f(w) and 0 < info["damping"] < 10
+
+
+@pytest.mark.parametrize("options, error, name", [
+    ({"gtol": "1e-6"}, TypeError, "gtol"), ({"gtol": -1.0}, ValueError, "gtol"),
+    ({"maxiter": 2.5}, TypeError, "maxiter"), ({"mu_min": "small"}, TypeError, "mu_min")])
+def test_evidence_fit_checks_the_options_it_passes_to_minimize(options, error, name):
+    """evidence_fit uses gtol itself (divided by beta) before minimize sees
+    it: the option is checked first, with minimize's message."""
+    obj, w = small_objective()
+    with pytest.raises(error, match=f"{name}: expected"):
+        sopt.bayes.evidence_fit(obj, beta=1.0, max_cycles=1, options=options)
+
+
+def test_evidence_fit_options_not_a_dict():
+    obj, w = small_objective()
+    with pytest.raises(TypeError, match="options: expected a dict"):
+        sopt.bayes.evidence_fit(obj, beta=1.0, max_cycles=1, options=["gtol", 1e-6])

@@ -11,7 +11,7 @@ import sklearn.exceptions
 
 import sopt
 from sopt.bayes import (BayesianMLPClassifier, BayesianMLPRegressor, NotFittedError,
-                        evidence_fit, laplace)
+                        clip_negative_eigenvalues, evidence_fit, laplace)
 
 REG_DEFAULTS = dict(hidden="auto", activation="tanh", alpha=0.01, beta=None,
                     groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
@@ -206,6 +206,39 @@ def test_laplace_not_positive_definite_message():
     assert np.linalg.eigvalsh(post_gn.precision)[0] >= alpha * (1 - 1e-8)
 
 
+@pytest.mark.parametrize("H", [np.diag([1.0, 1e-3, -5e-15]),        # round-off negative
+                               np.diag([1.0, 0.0, 0.0]),            # a null space
+                               np.diag([2.0, -1.0, 0.5]),           # truly indefinite
+                               np.eye(3)])
+def test_clipped_matrix_stays_psd_at_any_scale(H):
+    """Clipping must leave no eigenvalue below zero, however small: the
+    evidence loop multiplies H by beta up to 1e12, where -5e-15 becomes
+    -5e-3, larger than a small alpha. Each result is within round-off
+    (10 W eps |H|_inf) of the eigenvalues of H clipped at zero."""
+    C = clip_negative_eigenvalues(H)
+    lam = np.linalg.eigvalsh(C)
+    assert lam.min() >= 0.0
+    delta = 10 * 3 * np.finfo(float).eps * np.abs(H).sum(axis=1).max()
+    np.testing.assert_allclose(lam, np.sort(np.maximum(np.diag(H), 0.0)),
+                               rtol=0, atol=delta)
+    assert np.linalg.cholesky(0.01 * np.eye(3) + 1e12 * C) is not None
+
+
+def test_clip_negative_fits_tiny_targets():
+    """Targets of size 1e-6 make beta about 1e12: a round-off negative
+    eigenvalue of H must not make the clipped precision indefinite."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = 1e-6 * (np.sin(X[:, 0]) + 0.1 * rng.standard_normal(40))
+    net = sopt.mlp([3, 2, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evidence_fit(net, X, y, w0=net.init_weights(seed=0), alpha=0.01,
+                           beta=1 / np.var(y), clip_negative=True)
+    assert res.beta > 1e11
+    assert np.linalg.eigvalsh(res.posterior.precision)[0] > 0
+
+
 def test_laplace_argument_validation():
     net, X, t, w = _nonminimum()
     kw = dict(hessian="gauss_newton")
@@ -231,6 +264,14 @@ def test_laplace_argument_validation():
         laplace(net, X, t, w[:-1], loss="sse", alpha=0.1, beta=1.0, **kw)
     with pytest.raises(TypeError, match="net"):
         laplace("net", X, t, w, loss="sse", alpha=0.1, beta=1.0, **kw)
+    # softmax outputs under binary_ce: a logistic predictive would be wrong
+    snet = sopt.mlp([1, 5, 2], output="softmax")
+    two = np.column_stack([labels, 1 - labels])
+    ws = snet.init_weights(seed=0)
+    with pytest.raises(ValueError, match="loss='softmax_ce'"):
+        laplace(snet, X, two, ws, loss="binary_ce", alpha=0.1, **kw)
+    with pytest.raises(ValueError, match="output='logistic'"):
+        laplace(net, X, labels, w, loss="binary_ce", alpha=0.1, **kw)
     post = laplace(cnet, X, labels, w, loss="binary_ce", alpha=0.1, **kw)
     with pytest.raises(ValueError, match="predict_proba"):
         post.predict(X)
@@ -324,3 +365,26 @@ def test_restarts_at_saddles_fail_clearly_unless_clipped():
     assert not hasattr(reg, "posterior_")
     quiet_fit(reg.set_params(clip_negative=True), X, t)
     assert np.all(np.isfinite(reg.restarts_log_evidence_))
+
+
+def test_a_negative_gamma_is_never_reported_silently():
+    """gamma = sum_i 1 - alpha (A^-1)_ii lies in [0, min(W, N K)] for a PSD
+    data Hessian; at a minimum whose exact Hessian is indefinite (unclipped)
+    it can fall far below 0 (-24.8 for 17 weights here), and laplace must
+    say so; clipped, it is in range and nothing is said."""
+    rng = np.random.default_rng(7)
+    X = rng.uniform(-1, 1, (60, 2))
+    t = np.sin(2 * X[:, 0]) + 0.5 * X[:, 1] + 0.1 * rng.standard_normal(60)
+    net = sopt.mlp([2, 4, 1])
+    alpha, beta = 1.2, 117.0
+    obj = sopt.Objective(net, X, t, alpha=alpha / beta)
+    w = sopt.optimize.minimize(obj, net.init_weights(seed=0), method="newton",
+                               options={"gtol": 1e-10, "maxiter": 500}).x
+    with pytest.warns(RuntimeWarning, match="gamma = .* outside"):
+        post = laplace(net, X, t, w, loss="sse", alpha=alpha, beta=beta)
+    assert post.gamma < 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        clipped = laplace(net, X, t, w, loss="sse", alpha=alpha, beta=beta,
+                          clip_negative=True)
+    assert 0 <= clipped.gamma <= min(net.n_weights, len(X))

@@ -51,9 +51,11 @@ def test_binary_fit_probabilities_and_accuracy(binary):
     acc = clf.score(Xt, yt)
     assert acc == np.mean(pred == yt)
     assert acc > 0.85
-    # one logistic output; column 1 is P(classes_[1]) moderated
+    # one logistic output; column 1 is P(classes_[1]) moderated, the
+    # posterior that of the network on standardised inputs
     assert clf.network_.n_outputs == 1
-    assert np.allclose(P[:, 1], clf.posterior_.predict_proba(Xt)[:, 0], rtol=1e-15)
+    Zt = (Xt - clf.x_mean_) / clf.x_scale_
+    assert np.allclose(P[:, 1], clf.posterior_.predict_proba(Zt)[:, 0], rtol=1e-15)
     assert clf.converged_ and len(clf.history_["alpha"]) == clf.n_iter_
     assert "beta" not in clf.get_params() and clf.history_["beta"][-1] is None
 
@@ -100,11 +102,12 @@ def test_moderation_far_from_the_data(binary):
     MAP network stays (over)confident."""
     clf, X, _ = binary
     far = np.array([[8.0, -8.0], [-3.0, 9.0], [10.0, 10.0], [-12.0, 0.0]])
-    a, S = clf.posterior_.logit_variance(far)
+    # the network and its posterior take standardised inputs
+    a, S = clf.posterior_.logit_variance((far - clf.x_mean_) / clf.x_scale_)
     s2 = S[:, 0, 0]
-    _, S_data = clf.posterior_.logit_variance(X)
+    _, S_data = clf.posterior_.logit_variance((X - clf.x_mean_) / clf.x_scale_)
     assert np.min(s2) > np.median(S_data[:, 0, 0])
-    p_map = clf.network_.forward(clf.w_, far)[:, 0]
+    p_map = clf.network_.forward(clf.w_, (far - clf.x_mean_) / clf.x_scale_)[:, 0]
     assert np.allclose(p_map, expit(a[:, 0]), rtol=1e-12)
     p_mod = clf.predict_proba(far)[:, 1]
     assert np.all(np.abs(p_mod - 0.5) < np.abs(p_map - 0.5) - 0.005)

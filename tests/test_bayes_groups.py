@@ -10,7 +10,8 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.preprocessing import StandardScaler
 
 import sopt
-from sopt.bayes import BayesianMLPClassifier, BayesianMLPRegressor, weight_groups
+from sopt.bayes import (BayesianMLPClassifier, BayesianMLPRegressor, evidence_fit, laplace,
+                        weight_groups)
 from sopt.bayes._evidence import ALPHA_MAX, _reestimate
 
 
@@ -86,3 +87,31 @@ def test_grouped_priors_run_on_bundled_sets(groups):
         assert np.all(np.isfinite(model.alpha_)) and np.all(model.alpha_ > 0)
         assert np.isfinite(model.log_evidence_)
         assert len(model.alpha_) == len(model.group_names_)
+
+
+@pytest.mark.parametrize("groups", ["single", "layers"])
+def test_laplace_takes_the_alphas_of_an_evidence_result(groups):
+    """The posterior of an evidence fit is what laplace gives at its w, beta
+    and alphas: one alpha (an array of one, as EvidenceResult.alpha holds)
+    or one per weight from its groups."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 2))
+    t = np.sin(X[:, 0]) + 0.05 * rng.standard_normal(30)
+    net = sopt.mlp([2, 3, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = evidence_fit(net, X, t, w0=net.init_weights(seed=0), groups=groups)
+    alpha = r.alpha if groups == "single" else r.alpha_per_weight
+    post = laplace(net, X, t, r.w, alpha=alpha, beta=r.beta, clip_negative=True)
+    assert post.log_evidence == r.log_evidence
+    np.testing.assert_array_equal(post.alpha, r.posterior.alpha)
+
+
+def test_alpha_arrays_of_booleans_are_refused_as_numbers_are():
+    net = sopt.mlp([2, 3, 1])
+    X, t = np.zeros((4, 2)), np.zeros(4)
+    for bad in (True, np.ones(net.n_weights, dtype=bool)):
+        with pytest.raises(TypeError, match="alpha"):
+            laplace(net, X, t, net.init_weights(seed=0), alpha=bad, beta=1.0)
+        with pytest.raises(TypeError, match="alpha"):
+            sopt.Objective(net, X, t, alpha=bad)

@@ -23,7 +23,7 @@ from scipy.special import expit
 import sopt
 from sopt.activations import softmax
 from sopt.bayes import kappa, laplace, moderated_logistic, moderated_softmax
-from sopt.bayes._moderation import monte_carlo_softmax
+from sopt.bayes._moderation import MC_BLOCK_VALUES, monte_carlo_softmax
 
 PROBIT_ERR = 0.018
 N_MC = 1_000_000
@@ -174,3 +174,23 @@ def test_posterior_softmax_mc_equals_weight_space_mc():
         assert np.allclose(P.sum(axis=1), 1.0, atol=1e-12, rtol=0)
     # probit-style per-logit scaling is an approximation; it stays close here
     assert np.max(np.abs(post.predict_proba(Xn) - P_mc)) < 0.1
+
+
+def test_monte_carlo_softmax_memory_is_bounded_and_rows_are_independent():
+    """n_samples x N x K draws would be 80 MB here: the rows go in blocks,
+    and every row's probabilities are those it gets predicted alone."""
+    import tracemalloc
+    rng = np.random.default_rng(6)
+    N, K, n = 2000, 5, 1000
+    a = 3 * rng.standard_normal((N, K))
+    R = rng.standard_normal((N, K, K))
+    S = R @ R.transpose(0, 2, 1)
+    tracemalloc.start()
+    P = monte_carlo_softmax(a, S, n, seed=3)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # a few block-sized temporaries (draws, exp, quotient), not one 80 MB array
+    assert peak < 5 * 8 * MC_BLOCK_VALUES < 8 * n * N * K
+    for rows in (slice(0, 1), slice(7, 10), slice(1990, 2000)):
+        np.testing.assert_allclose(monte_carlo_softmax(a[rows], S[rows], n, seed=3),
+                                   P[rows], rtol=1e-13, atol=1e-15)

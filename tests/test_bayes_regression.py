@@ -65,9 +65,12 @@ def test_error_bars_cover_fresh_targets(fitted):
     assert np.all(std > np.sqrt(1 / reg.beta_))         # noise + weight part
     cover = np.mean(np.abs(tt - mean) <= 2 * std)
     assert 0.90 <= cover <= 0.99, cover
-    # std is sqrt(1/beta + g^T A^-1 g) from the posterior
-    _, var_f = reg.posterior_.predict(Xt[:5], include_noise=False)
-    assert np.allclose(std[:5] ** 2, 1 / reg.beta_ + var_f[:, 0], rtol=1e-12)
+    # std is sqrt(1/beta + g^T A^-1 g) from the posterior, which is that of
+    # the network on standardised inputs and targets
+    Zt = (Xt[:5] - reg.x_mean_) / reg.x_scale_
+    _, var_f = reg.posterior_.predict(Zt, include_noise=False)
+    assert np.allclose(std[:5] ** 2, 1 / reg.beta_ + var_f[:, 0] * reg.y_scale_[0] ** 2,
+                       rtol=1e-12)
     # error bars widen away from the data (x outside (-1, 1))
     _, std_out = reg.predict(np.array([[3.0]]), return_std=True)
     assert std_out[0] > 2 * np.max(std)
@@ -75,15 +78,19 @@ def test_error_bars_cover_fresh_targets(fitted):
 
 
 def test_history_and_cycles(fitted):
-    reg, _, _ = fitted
+    reg, X, _ = fitted
     h = reg.history_
     assert set(h) >= {"alpha", "beta", "gamma", "log_evidence"}
     for key, values in h.items():
         assert len(values) == reg.n_iter_, key
     assert np.all(np.isfinite(h["log_evidence"]))
-    assert h["log_evidence"][-1] == reg.log_evidence_
+    # the history is that of the standardised targets: beta times their
+    # variance, ln p(t_std) = ln p(t) + N ln y_scale
+    N, scale = len(X), reg.y_scale_[0]
+    assert h["log_evidence"][-1] == pytest.approx(reg.log_evidence_ + N * np.log(scale),
+                                                  rel=1e-14)
     assert h["gamma"][-1] == reg.gamma_
-    assert h["beta"][-1] == reg.beta_
+    assert h["beta"][-1] == pytest.approx(reg.beta_ * scale ** 2, rel=1e-14)
     assert h["alpha"][-1][0] == reg.alpha_
     assert reg.n_iter_ < reg.max_cycles and reg.converged_
 
@@ -93,29 +100,38 @@ def test_restarts_keep_the_best_log_evidence():
     and keeps the highest log evidence; reproduced here run by run (a smaller
     problem than the fixture's, to keep the test fast)."""
     X, t = sine(60, 4)
+    # the estimator fits standardised inputs and targets
+    Z, u = (X - X.mean(0)) / X.std(0), (t - t.mean()) / t.std()
     kw = dict(max_cycles=6, tol=1e-4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sopt.optimize.ConvergenceWarning)
-        reg = BayesianMLPRegressor(hidden=(4,), n_restarts=3, random_state=7,
+        reg = BayesianMLPRegressor(hidden=(3,), n_restarts=3, random_state=5,
                                    **kw).fit(X, t)
-        net = sopt.mlp([1, 4, 1], hidden="tanh", output="identity")
-        runs = [evidence_fit(net, X, t, loss="sse", w0=net.init_weights(seed=7 + r),
-                             alpha=0.01, beta=1 / np.var(t), options={"maxiter": 200},
+        net = sopt.mlp([1, 3, 1], hidden="tanh", output="identity")
+        runs = [evidence_fit(net, Z, u, loss="sse", w0=net.init_weights(seed=5 + r),
+                             alpha=0.01, beta=1.0, options={"maxiter": 200},
                              **kw)
                 for r in range(3)]
     evid = np.array([r.log_evidence for r in runs])
-    assert np.all(np.isfinite(evid)) and np.ptp(evid) > 1e-6   # the runs differ
-    assert np.allclose(reg.restarts_log_evidence_, evid, rtol=1e-12, atol=0)
-    assert reg.log_evidence_ == evid.max()
+    # the runs differ, and the best is not the first
+    assert np.all(np.isfinite(evid)) and np.ptp(evid) > 1 and np.argmax(evid) > 0
+    # reported for the user's targets: ln p(t) = ln p(u) - N ln std(t)
+    shift = -len(t) * np.log(t.std())
+    assert np.allclose(reg.restarts_log_evidence_, evid + shift, rtol=1e-12, atol=0)
+    assert reg.log_evidence_ == pytest.approx(evid.max() + shift, rel=1e-15)
     best = runs[int(np.argmax(evid))]
     assert np.array_equal(reg.w_, best.w)
     assert reg.n_iter_ == best.n_cycles == len(reg.history_["log_evidence"])
     # the estimator's layers are sopt's weights, transposed as scikit-learn's
-    params = net.unpack(reg.w_)
-    assert [c.shape for c in reg.coefs_] == [(1, 4), (4, 1)]
-    assert [b.shape for b in reg.intercepts_] == [(4,), (1,)]
-    for c, b, lp in zip(reg.coefs_, reg.intercepts_, params):
-        assert np.array_equal(c, lp.weights[0].T) and np.array_equal(b, lp.bias)
+    # and rewritten for the user's X and t
+    (W1, b1), (W2, b2) = [(lp.weights[0], lp.bias) for lp in net.unpack(reg.w_)]
+    assert [c.shape for c in reg.coefs_] == [(1, 3), (3, 1)]
+    assert [b.shape for b in reg.intercepts_] == [(3,), (1,)]
+    m, sx, sy = X.mean(0), X.std(0), t.std()
+    assert np.allclose(reg.coefs_[0], W1.T / sx, rtol=1e-14, atol=0)
+    assert np.allclose(reg.intercepts_[0], b1 - W1 @ (m / sx), rtol=1e-13, atol=1e-15)
+    assert np.allclose(reg.coefs_[1], sy * W2.T, rtol=1e-14, atol=0)
+    assert np.allclose(reg.intercepts_[1], sy * b2 + t.mean(), rtol=1e-13, atol=1e-15)
     hidden = np.tanh(X @ reg.coefs_[0] + reg.intercepts_[0])
     assert np.allclose(hidden @ reg.coefs_[1] + reg.intercepts_[1],
                        reg.predict(X)[:, None], rtol=1e-12, atol=1e-12)

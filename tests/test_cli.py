@@ -83,6 +83,15 @@ def test_bad_arguments_exit_2(argv, capsys):
     assert "usage: sopt" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["-1e-5", "-0.5", "2e3"])
+def test_a_step_out_of_range_is_reported_with_the_range(value, capsys):
+    """A negative step in scientific notation is a value, not an option."""
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--eps", value])
+    assert exc.value.code == 2
+    assert "expected a step in [1e-10, 1]" in capsys.readouterr().err
+
+
 def test_python_m_sopt():
     out = subprocess.run([sys.executable, "-m", "sopt", "--version"],
                          capture_output=True, text=True, cwd=ROOT, check=True)

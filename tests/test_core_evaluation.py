@@ -148,3 +148,74 @@ def test_recycled_evaluations_give_the_numbers_of_fresh_ones(seed, output, loss)
         assert obj.value(w) == fresh.value(w)
         np.testing.assert_array_equal(obj.hessian_diagonal(w), fresh.hessian_diagonal(w))
     np.testing.assert_array_equal(held.gradient(), held_gradient)
+
+
+class _Interrupt(Exception):
+    """Stands for Ctrl-C or a MemoryError partway through a forward pass."""
+
+
+def _net_with_a_raising_layer():
+    """A 3-4-3-1 net whose second hidden layer's activation raises on demand:
+    the first layer's arrays are overwritten before it is reached."""
+    armed = {"raise": False}
+
+    def h(a):
+        if armed["raise"]:
+            raise _Interrupt
+        return np.tanh(a)
+
+    act = sopt.Activation(h, lambda a: 1 - np.tanh(a) ** 2,
+                          lambda a: -2 * np.tanh(a) * (1 - np.tanh(a) ** 2), name="armed")
+    net = sopt.Network(n_inputs=3)
+    h1 = net.add_layer(4, "tanh", inputs=[net.input])
+    h2 = net.add_layer(3, act, inputs=[h1])
+    net.add_layer(1, "identity", inputs=[h2], output=True)
+    return net, armed
+
+
+def test_a_pass_interrupted_partway_leaves_no_stale_evaluation():
+    """A forward pass at a new w that raises partway must not leave the
+    half-overwritten arrays recorded as the evaluation at the old w."""
+    net, armed = _net_with_a_raising_layer()
+    rng = np.random.default_rng(3)
+    X, t = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    obj = sopt.Objective(net, X, t, alpha=0.1)
+    w_old, w_new = net.init_weights(seed=1), net.init_weights(seed=2)
+    V = rng.standard_normal((net.n_weights, 2))
+    g_old, E_old, HV_old = obj.gradient(w_old).copy(), obj.value(w_old), obj.hvp(w_old, V)
+    armed["raise"] = True
+    with pytest.raises(_Interrupt):
+        obj.value(w_new)
+    armed["raise"] = False
+    np.testing.assert_array_equal(obj.gradient(w_old), g_old)
+    np.testing.assert_array_equal(obj.hvp(w_old, V), HV_old)
+    assert obj.value(w_old) == E_old
+    fresh = sopt.Objective(net, X, t, alpha=0.1)
+    np.testing.assert_array_equal(obj.gradient(w_new), fresh.gradient(w_new))
+
+
+def test_assigning_alpha_takes_effect_and_spares_earlier_evaluations(problem):
+    net, obj, w = problem
+    held = obj.at(w)
+    E_held, g_held = held.value(), held.gradient().copy()
+    obj.gradient(w)                       # kept under the old alpha
+    obj.alpha = 100.0
+    reference = sopt.Objective(net, obj.X, obj.T, loss="binary_ce", alpha=100.0)
+    assert obj.value(w) == reference.value(w)
+    np.testing.assert_array_equal(obj.gradient(w), reference.gradient(w))
+    np.testing.assert_array_equal(obj.hessian(w), reference.hessian(w))
+    assert held.value() == E_held
+    np.testing.assert_array_equal(held.gradient(), g_held)
+    with pytest.raises(ValueError, match="alpha"):
+        obj.alpha = -1.0
+    obj.alpha = np.full(net.n_weights, 2.0)
+    with pytest.raises(ValueError):
+        obj.alpha[0] = 5.0                # read-only: an edit in place cannot be ignored
+
+
+def test_curvature_checks_its_method(problem):
+    net, obj, w = problem
+    with pytest.raises(ValueError, match="method"):
+        obj.at(w).curvature("exactt")
+    with pytest.raises(TypeError, match="method"):
+        obj.at(w).curvature(None)

@@ -364,15 +364,24 @@ def test_alpha_wrong_type(net, data, alpha):
         sopt.Objective(net, X, T, alpha=alpha)
 
 
-@pytest.mark.parametrize("bad", ["one-entry list", "short", "negative", "nan"])
+@pytest.mark.parametrize("bad", ["two-entry list", "short", "negative", "nan"])
 def test_alpha_array_must_be_one_nonnegative_finite_value_per_weight(net, data, bad):
     X, T = data
-    alpha = {"one-entry list": [0.1],
+    alpha = {"two-entry list": [0.1, 0.2],
              "short": np.ones(net.n_weights - 1),
              "negative": -np.ones(net.n_weights),
              "nan": np.full(net.n_weights, np.nan)}[bad]
     with pytest.raises(ValueError, match="alpha"):
         sopt.Objective(net, X, T, alpha=alpha)
+
+
+def test_alpha_of_one_entry_is_one_number(net, data, w):
+    """[0.1] is 0.1 (as numpy broadcasts it): an evidence fit's single
+    group alpha passes on as it is."""
+    X, T = data
+    obj = sopt.Objective(net, X, T, alpha=np.array([0.1]))
+    assert obj.alpha == 0.1
+    assert obj.value(w) == sopt.Objective(net, X, T, alpha=0.1).value(w)
 
 
 def test_alpha_per_weight_adds_its_own_decay(net, data, w):

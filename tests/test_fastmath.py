@@ -1,11 +1,14 @@
 """sopt.fastmath: the table method against numpy's np.tanh, and the choice
 between them."""
+import threading
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
 
 import sopt.fastmath as fastmath
+from sopt import _timing
 from sopt.fastmath import table_tanh
 
 # Each step before the final (T + u) / (1 + T u) is exact and the Taylor
@@ -84,6 +87,64 @@ def test_sign_of_zero_is_kept():
     assert np.signbit(tanh(-0.0)) and not np.signbit(tanh(0.0))
 
 
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 1000 values, so that tiny arrays span several."""
+    monkeypatch.setattr(fastmath, "BLOCK", 1000)
+    monkeypatch.setattr(fastmath, "_local", threading.local())
+
+
+def test_blocks_give_the_same_values_as_one_block(small_blocks):
+    x = np.random.default_rng(6).standard_normal((7, 450)) * 4     # 3150 values
+    x[0, :3] = [-0.0, np.nan, -np.inf]
+    whole = np.array([table_tanh(row) for row in x.reshape(-1, 450)]).reshape(x.shape)
+    got = table_tanh(x)
+    assert np.array_equal(got, whole, equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(whole))
+    assert ulp_error(got[1:], np.tanh(x[1:])).max() <= MAX_ULP
+
+
+def test_out_in_place_and_overlapping(small_blocks):
+    x = np.random.default_rng(7).standard_normal(2500) * 3
+    expected = table_tanh(x)
+    out = np.full_like(x, 7.0)
+    assert table_tanh(x, out=out) is out and np.array_equal(out, expected)
+    y = x.copy()
+    assert table_tanh(y, out=y) is y and np.array_equal(y, expected)
+    z = np.concatenate([[0.0], x])        # out one value before x, overlapping
+    table_tanh(z[1:], out=z[:-1])
+    assert np.array_equal(z[:-1], expected)
+    F = np.asfortranarray(x.reshape(50, 50))                  # a strided out
+    table_tanh(x.reshape(50, 50), out=F)
+    assert np.array_equal(F, expected.reshape(50, 50))
+
+
+def test_no_fresh_memory_beyond_the_result(small_blocks):
+    x = np.random.default_rng(8).standard_normal(10_000)
+    out = np.empty_like(x)
+    table_tanh(x, out=out)                # makes this thread's work arrays
+    tracemalloc.start()
+    try:
+        table_tanh(x, out=out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes / 4            # unblocked: four x-sized arrays
+
+
+def test_each_thread_has_its_own_work_arrays(small_blocks):
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(fastmath._work()))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first, second = found
+    assert not any(np.shares_memory(u, v) for u in first for v in second)
+    assert fastmath._work() is fastmath._work()                 # kept
+
+
 @pytest.mark.parametrize("forced", ["numpy", "table", " Table "])
 def test_environment_forces_the_method(choice, forced):
     choice.setenv(fastmath.ENV, forced)
@@ -113,10 +174,77 @@ def test_measured_once_and_kept(choice):
 
 
 def test_fastest_picks_the_faster_function():
-    slow = lambda x: time.sleep(2e-3) or x
-    assert fastmath.fastest({"slow": slow, "fast": np.negative}, np.ones(4)) == "fast"
-    assert fastmath.fastest({"fast": np.negative, "slow": slow}, np.ones(4)) == "fast"
+    slow = lambda: time.sleep(2e-3)
+    fast = lambda: np.negative(np.ones(4))
+    assert fastmath.fastest({"slow": slow, "fast": fast}, rounds=3) == "fast"
+    assert fastmath.fastest({"fast": fast, "slow": slow}, rounds=3) == "fast"
     assert fastmath._measure() in fastmath.METHODS
+
+
+def simulated(choice, numpy_cost, table_cost):
+    """Make the chooser time two fake methods: each returns its simulated
+    cost in seconds, cost(x) for the array x it is given, which a fake
+    clock reports as the call's duration. Returns the arrays timed."""
+    seen = []
+
+    def fake(cost):
+        def f(x, out=None):
+            seen.append(x)
+            return cost(x)
+        return f
+
+    choice.setattr(fastmath, "_candidates",
+                   lambda: {"numpy": fake(numpy_cost), "table": fake(table_cost)})
+    choice.setattr(_timing, "elapsed", lambda fn: fn())
+    return seen
+
+
+def libm(x):
+    """np.tanh by the scalar C library: 17.5 ns a value at any size."""
+    return 17.5e-9 * x.size
+
+
+def cached_table(x):
+    """A table method 1.6x faster than libm on 16384 values (its arrays in
+    cache) but 2x slower from 50000 on (as before it ran in blocks)."""
+    return (11e-9 if x.size <= 16384 else 35e-9) * x.size
+
+
+@pytest.mark.parametrize("numpy_cost, table_cost, expected", [
+    (libm, cached_table, "numpy"),
+    (libm, lambda x: 0.5 * libm(x), "table"),
+    (lambda x: 0.5 * libm(x), libm, "numpy"),
+])
+def test_choice_picks_the_method_twice_as_fast_on_a_network_layer(
+        choice, numpy_cost, table_cost, expected):
+    seen = simulated(choice, numpy_cost, table_cost)
+    assert fastmath.method() == expected
+    x = seen[0]
+    assert x.size >= 1000 * 50 and all(y is x for y in seen)
+    assert not np.all(np.diff(x) >= 0) and 0.8 < x.std() < 1.2     # random normal
+    # the one-off cost of the choice stays bounded at a libm speed
+    assert sum(libm(y) + cached_table(y) for y in seen) / 2 < 0.05
+
+
+def test_choice_cost_is_bounded_on_a_slow_machine(choice):
+    """Each call 4 ms (both methods): a warm-up call and the minimum number
+    of rounds each, not the full count."""
+    seen = simulated(choice, lambda x: 4e-3, lambda x: 2e-3)
+    assert fastmath.method() == "table"
+    assert len(seen) == 2 * (fastmath.MIN_ROUNDS + 1) < 2 * (fastmath.ROUNDS + 1)
+
+
+def test_choice_survives_bursts_of_load(choice):
+    """The table method 2x faster, but a third of its timings (and none of
+    numpy's) hit by a burst of load ten times its time: still chosen."""
+    calls = []
+
+    def noisy_table(x):
+        calls.append(1)
+        return 0.5 * libm(x) * (10 if len(calls) % 3 == 0 else 1)
+
+    simulated(choice, libm, noisy_table)
+    assert fastmath.method() == "table"
 
 
 def test_small_arrays_use_libm(choice):

@@ -65,12 +65,21 @@ def test_maxiter(method):
     np.testing.assert_allclose(res.jac, rosen_der(res.x), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("method", OWN)
+@pytest.mark.parametrize("method", ALL)
 def test_maxiter_zero(method):
     with pytest.warns(ConvergenceWarning):
         res = run(method, options={"maxiter": 0})
     assert (res.nit, res.status, res.success) == (0, 1, False)
     np.testing.assert_array_equal(res.x, X0)
+    assert "maxiter = 0" in res.message
+    assert (res.nfev, res.njev) == (1, 1)       # f and g at w0 only
+    assert len(res.history["fun"]) == 1
+
+
+def test_maxiter_zero_at_a_minimum_is_converged():
+    for method in ALL:
+        res = run(method, x0=[1.0, 1.0], options={"maxiter": 0})
+        assert (res.nit, res.status, res.success) == (0, 0, True), method
 
 
 def test_convergence_warning_points_at_the_caller():
@@ -123,6 +132,103 @@ def test_callback_stops(method):
     assert len(seen) == 2
     np.testing.assert_array_equal(res.x, seen[-1])
     assert len(res.history["fun"]) == 3
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_callback_cannot_change_the_solver_state(method):
+    """Zeroing the iterate's x and jac in place inside the callback changes
+    nothing: the callback gets copies."""
+    def vandal(r):
+        r.x[:] = 0.0
+        r.jac[:] = 0.0
+
+    options = {"maxiter": 40}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = run(method, options=options)
+        edited = run(method, options=options, callback=vandal)
+    assert edited.nit == plain.nit and edited.status == plain.status
+    np.testing.assert_array_equal(edited.x, plain.x)
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_callback_sees_x_fun_jac_nit(method):
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        run(method, options={"maxiter": 3},
+            callback=lambda r: seen.append((r.x, r.fun, r.jac, r.nit)))
+    assert [nit for *_, nit in seen] == [1, 2, 3]
+    for x, fun, jac, _ in seen:
+        assert fun == pytest.approx(rosen(x), rel=1e-12)
+        np.testing.assert_allclose(jac, rosen_der(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["newton", "lm", "gd", "trust-ncg", "bfgs"])
+def test_callback_returning_an_array_is_refused(method):
+    with pytest.raises(TypeError, match="callback: must return None, False or True"):
+        run(method, callback=lambda r: r.x)
+
+
+# ----------------------------------------------------------- gtol_rel
+@pytest.mark.parametrize("method", ALL)
+def test_gtol_rel_needs_no_rescaling(method):
+    """E = c rosen, as a sum over c patterns would scale it: gtol_rel = 1e-3
+    stops every method at |g|_inf <= 1e-3 |g(w0)|_inf for c = 1 and c = 1e6
+    alike, well before the exact minimum (the absolute gtol set out of
+    reach; the largest overshoot seen is dogleg's, 9e-5), and Newton and trust-exact,
+    invariant to the scale of E, take the same iterations for both."""
+    g0 = np.max(np.abs(rosen_der(X0)))
+    nits = []
+    for c in (1.0, 1e6):
+        res = run(method, fun=lambda x: c * rosen(x), jac=lambda x: c * rosen_der(x),
+                  hess=lambda x: c * rosen_hess(x),
+                  hessp=lambda x, p: c * rosen_hess_prod(x, p),
+                  gauss_newton=lambda x: c * rosen_gauss_newton(x),
+                  options={"gtol": 1e-300, "gtol_rel": 1e-3, "maxiter": 3000})
+        assert res.success, res.message
+        assert np.max(np.abs(res.jac)) <= 1e-3 * c * g0
+        if method != "newton-cg":   # scipy's newton-cg stops on xtol only
+            # stopped by gtol_rel, not run on to the exact minimum (g = 0)
+            assert np.max(np.abs(res.jac)) > 1e-8 * c * g0
+        nits.append(res.nit)
+    if method in ("newton", "trust-exact"):
+        assert nits[0] == nits[1]
+
+
+@pytest.mark.parametrize("value, error", [(1.0, ValueError), (-0.1, ValueError),
+                                          ("1e-3", TypeError)])
+def test_gtol_rel_checked(value, error):
+    with pytest.raises(error, match="gtol_rel: expected"):
+        minimize(must_not_be_called, X0, method="newton", options={"gtol_rel": value},
+                 **NO_EVAL)
+
+
+# --------------------------------------------------------------------- disp
+@pytest.mark.parametrize("method", ALL)
+def test_disp_prints_one_line_per_iteration(method, capsys):
+    with pytest.warns(ConvergenceWarning):
+        res = run(method, options={"maxiter": 3, "disp": True})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == res.nit + 2          # the start, 3 iterations, the result
+    for k, line in enumerate(lines[:-1]):
+        assert line.startswith(f"{method}: iter {k:4d}  E = ")
+        E = float(line.split("E = ")[1].split()[0])
+        g = float(line.split("|g|_inf = ")[1].split()[0])
+        assert E == pytest.approx(res.history["fun"][k], rel=1e-8)
+        assert g == pytest.approx(res.history["grad_inf"][k], rel=1e-3)
+        assert ("mu = " in line) == (method in ("newton", "lm"))
+        assert ("lr = " in line) == (method == "gd")
+    assert res.message in lines[-1]
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_no_output_without_disp(method, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        run(method, options={"maxiter": 3, "disp": False})
+        run(method, options={"maxiter": 3})
+    assert capsys.readouterr().out == ""
 
 
 # ------------------------------------------------------------------ history
@@ -358,9 +464,44 @@ def test_nan_curvature_is_a_status(method):
     assert isinstance(res.message, str) and res.message
 
 
-def test_nan_gradient_status_is_5_for_own_methods():
-    for method in OWN:
-        with pytest.warns(ConvergenceWarning, match="Non-finite"):
-            res = run(method, jac=nan_after(3, rosen_der))
-        assert res.status == 5
-        assert np.all(np.isfinite(res.x))
+@pytest.mark.parametrize("method", ALL)
+def test_nan_gradient_status_is_5(method):
+    with pytest.warns(ConvergenceWarning, match="Non-finite"):
+        res = run(method, jac=nan_after(3, rosen_der))
+    assert res.status == 5
+    assert np.all(np.isfinite(res.x))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("method", ALL)
+def test_first_non_finite_f_stops(method, value):
+    """f turns NaN (or inf) at its 4th evaluation: every method stops right
+    there (status 5, said in the message) at its last finite point, instead
+    of backtracking or damping around it for hundreds of evaluations."""
+    def f(x, count=[0]):
+        count[0] += 1
+        return rosen(x) if count[0] <= 3 else value
+
+    with pytest.warns(ConvergenceWarning, match="Non-finite value of f"):
+        res = run(method, fun=f)
+    assert (res.status, res.success, res.nfev) == (5, False, 4)
+    assert res.fun == rosen(res.x) and np.isfinite(res.fun)
+
+
+def test_non_finite_start_is_a_status():
+    for method in ALL:
+        with pytest.warns(ConvergenceWarning, match="Non-finite f or gradient at w0"):
+            res = run(method, fun=lambda x: np.nan)
+        assert (res.status, res.nit, res.nfev) == (5, 0, 1), method
+
+
+@pytest.mark.parametrize("method, options", [("newton-cg", {"xtol": 0.1}),
+                                             ("l-bfgs-b", {"ftol": 1e-2})])
+def test_scipy_stopping_short_of_gtol_says_so(method, options):
+    """scipy's own stopping test (xtol, ftol) met before gtol: success is
+    False and the message must not claim success."""
+    with pytest.warns(ConvergenceWarning):
+        res = run(method, options=options)
+    assert (res.success, res.status) == (False, 3)
+    assert np.max(np.abs(res.jac)) > 1e-6
+    assert "success" not in res.message.lower() and "gtol" in res.message

@@ -295,3 +295,35 @@ def test_newton_stops_cleanly_when_gtol_is_unattainable():
     assert res.status == 3
     assert np.max(np.abs(res.jac)) < 1e-12
     assert res.nit < 200
+
+
+# ------------------------------------------- derivatives passed explicitly
+@pytest.mark.parametrize("method, name", [("newton", "jac"), ("bfgs", "jac"),
+                                          ("gd", "jac"), ("newton", "hess"),
+                                          ("trust-ncg", "hessp"),
+                                          ("lm", "gauss_newton")])
+def test_given_derivative_replaces_the_objectives(method, name):
+    """jac, hess, hessp and gauss_newton passed with an Objective are used,
+    each alike (as scipy uses whatever it is given): a gradient scaled by 2
+    is seen in res.jac."""
+    net = sopt.mlp([1, 2, 1])
+    X, t = _regression_data(N=8)
+    obj = sopt.Objective(net, X, t)
+    calls = []
+    own = {"jac": obj.jac, "hess": obj.hess, "hessp": obj.hessp,
+           "gauss_newton": lambda w: obj.hessian(w, method="gauss_newton")}[name]
+    scale = 2.0 if name == "jac" else 1.0
+
+    def given(*args):
+        calls.append(1)
+        return scale * own(*args)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sopt.optimize.ConvergenceWarning)
+        res = minimize(obj, net.init_weights(seed=0), method=method,
+                       options={"maxiter": 2}, **{name: given})
+    assert calls
+    if name == "jac":
+        np.testing.assert_allclose(res.jac, 2 * obj.jac(res.x), rtol=1e-12)
+    if name == "jac" and method != "bfgs":   # scipy's: history re-evaluates g
+        assert res.njev == len(calls)

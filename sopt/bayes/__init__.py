@@ -2,7 +2,7 @@
 its evidence, predictive error bars and moderated outputs (PRML sec. 5.7;
 MacKay 1992), and estimators in scikit-learn's conventions."""
 from ._estimators import BayesianMLPClassifier, BayesianMLPRegressor, NotFittedError
-from ._evidence import EvidenceResult, evidence_fit, weight_groups
+from ._evidence import AllPrunedWarning, EvidenceResult, evidence_fit, weight_groups
 from ._moderation import kappa, moderated_logistic, moderated_softmax
 from ._posterior import (LaplacePosterior, NotAtMinimumWarning,
                          NotPositiveDefiniteError,
@@ -16,4 +16,4 @@ __all__ = ["laplace", "LaplacePosterior", "evidence_fit", "EvidenceResult",
            "weight_groups", "kappa", "moderated_logistic", "moderated_softmax",
            "clip_negative_eigenvalues", "BayesianMLPRegressor",
            "BayesianMLPClassifier", "NotFittedError", "NotAtMinimumWarning",
-           "NotPositiveDefiniteError"]
+           "NotPositiveDefiniteError", "AllPrunedWarning"]

@@ -7,10 +7,12 @@ declaratively at ``fit``, inputs with ``validate_data``, and they work in
 ``Pipeline``, ``GridSearchCV``, ``cross_val_score(n_jobs=...)``, ``clone``
 and pickling. ``fit`` runs :func:`sopt.bayes.evidence_fit` from
 ``n_restarts`` random initial weight vectors and keeps the run with the
-highest log evidence. Inputs are *not* scaled internally: the prior
-N(0, 1/alpha) is on the raw weights, so put a ``StandardScaler`` in front
-when the features have very different scales. Regression targets are not
-scaled either; beta starts at 1/var(y) unless given.
+highest log evidence. ``fit`` standardises X's columns (and, for the
+regressor, each column of y) before the evidence fit, so the fit does not
+depend on their units or offsets (the prior N(0, 1/alpha) is on the
+weights of the standardised problem); everything a user reads back
+(predictions, error bars, ``beta_``, the log evidences, ``coefs_``) is in
+the user's units.
 
 Cost of one evidence cycle: one training run (``method``, ``max_iter``
 iterations at most) and one W x W Hessian with its Cholesky factorisation,
@@ -25,7 +27,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -33,7 +36,7 @@ from ..activations import ACTIVATIONS, Activation, get_activation
 from ..network import Network, mlp
 from .._validation import check_estimator_data, check_positive_int
 from ..optimize import METHODS, ConvergenceWarning
-from ._evidence import GROUPINGS, evidence_fit
+from ._evidence import BETA_MAX, GROUPINGS, AllPrunedWarning, all_pruned, evidence_fit
 from ._posterior import NotPositiveDefiniteError
 
 Array = np.ndarray
@@ -41,10 +44,27 @@ Array = np.ndarray
 __all__ = ["BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError"]
 
 
-def _check_hidden(hidden) -> tuple:
-    """Layer sizes as a tuple of positive ints (an int is one layer)."""
+def _check_hidden(hidden, owner: str) -> tuple:
+    """Layer sizes as a tuple of positive ints: an int is one layer, a list,
+    tuple or 1-D array one entry per layer (the type of the container is
+    checked by the parameter constraints; a bool or an array of another
+    rank is refused here, in scikit-learn's words)."""
+    if isinstance(hidden, (bool, np.bool_)) or (isinstance(hidden, np.ndarray)
+                                                and hidden.ndim != 1):
+        raise InvalidParameterError(
+            f"The 'hidden' parameter of {owner} must be 'auto', a positive int "
+            f"or a sequence (list, tuple, 1-D array) of positive ints. Got "
+            f"{hidden!r} instead.")
     sizes = (hidden,) if isinstance(hidden, numbers.Integral) else tuple(hidden)
     return tuple(check_positive_int(m, f"hidden[{i}]") for i, m in enumerate(sizes))
+
+
+def _column_scaling(A: Array) -> tuple[Array, Array]:
+    """Column means and standard deviations of A (N, D), each (D,); a
+    column constant up to round-off gets scale 1 (it is only centred), as
+    scikit-learn's StandardScaler does, so that it cannot produce NaN."""
+    scaler = StandardScaler().fit(A)
+    return scaler.mean_, scaler.scale_
 
 
 def _check_activation(activation) -> Activation:
@@ -53,6 +73,9 @@ def _check_activation(activation) -> Activation:
         raise ValueError(f"activation: {act.name!r} is for output layers only")
     return act
 
+
+#: The default initial prior precision (of the standardised weights).
+ALPHA_START = 0.01
 
 #: Hidden-layer sizes hidden="auto" tries after the linear model, in order.
 AUTO_HIDDEN = (2, 4, 8, 16)
@@ -68,6 +91,15 @@ def skip_layer_network(D: int, M: int, K: int, activation, output: str) -> Netwo
     return net
 
 
+def _better(candidate: float, best: float, tol: float) -> bool:
+    """Whether a larger model's log evidence beats the best so far. The
+    evidence loop stops once the log evidence moves by less than tol *
+    max(1, |ln p|) in a cycle, so smaller differences are not resolved
+    (e.g. a candidate whose hidden units are all switched off differs from
+    the linear model by that much): such a tie goes to the smaller model."""
+    return candidate - best > tol * max(1.0, abs(best))
+
+
 def _warm_start(net: Network, linear_w: Array):
     """init_weights(seed) of a skip-layer network whose skip weights and
     output biases are those of the fitted linear model (V, b2 = its W, b)."""
@@ -80,6 +112,32 @@ def _warm_start(net: Network, linear_w: Array):
     return init_weights
 
 
+def _layers_in_user_units(net: Network, params, x_mean: Array, x_scale: Array,
+                          y_mean: Array, y_scale: Array):
+    """coefs_, intercepts_ and skip_coef_ of a network fitted on standardised
+    inputs (X - x_mean) / x_scale and targets (t - y_mean) / y_scale,
+    rewritten to act on the user's X and give the user's units: weights
+    from the inputs are divided by x_scale (their biases take up the
+    centring), the output layer is multiplied by y_scale and its bias
+    shifted by y_mean. scikit-learn's orientation (fan_in, fan_out)."""
+    coefs, intercepts, skip = [], [], None
+    last = len(net.layers) - 1
+    for l, (layer, lp) in enumerate(zip(net.layers, params)):
+        weights, bias = [W.copy() for W in lp.weights], lp.bias.copy()
+        for i, src in enumerate(layer.sources):
+            if src.index == 0:                 # (fan_out, fan_in): columns are inputs
+                bias -= weights[i] @ (x_mean / x_scale)
+                weights[i] /= x_scale
+        if l == last:
+            weights = [y_scale[:, None] * W for W in weights]
+            bias = y_scale * bias + y_mean
+        coefs.append(weights[0].T.copy())
+        intercepts.append(bias)
+        if len(weights) > 1:
+            skip = weights[1].T.copy()
+    return coefs, intercepts, skip
+
+
 # ------------------------------------------------------------------- base
 class _BayesianMLPBase(BaseEstimator):
     """Parameters and the evidence fit shared by the regressor and the
@@ -87,7 +145,7 @@ class _BayesianMLPBase(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left"),
-                   "array-like"],
+                   list, tuple, np.ndarray],
         "activation": [StrOptions(set(ACTIVATIONS) - {"softmax"}), Activation, tuple],
         "alpha": [Interval(numbers.Real, 0, None, closed="neither")],
         "groups": [StrOptions(set(GROUPINGS))],
@@ -116,15 +174,28 @@ class _BayesianMLPBase(BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
-    def _evidence(self, X: Array, T: Array, output: str, beta0: float | None) -> None:
+    def _standardise_X(self, X: Array, fit: bool = False) -> Array:
+        """(X - x_mean_) / x_scale_, column by column; ``fit`` sets the two
+        from X first. The network only ever sees standardised inputs, so
+        its fit does not depend on the units of X's columns."""
+        if fit:
+            self.x_mean_, self.x_scale_ = _column_scaling(X)
+        if not hasattr(self, "x_mean_"):    # a fit saved before inputs were
+            return X                        # standardised: its network takes X
+        return (X - self.x_mean_) / self.x_scale_
+
+    def _evidence(self, X: Array, T: Array, output: str, beta0: float | None,
+                  shift: float = 0.0) -> None:
         """Evidence fits of the network (or, for hidden="auto", of each
-        candidate in turn); keep the best; set the fitted attributes."""
+        candidate in turn) on standardised X and T; keep the best; set the
+        fitted attributes. ``shift`` is added to every reported log
+        evidence (the Jacobian of the targets' standardisation)."""
         activation = _check_activation(self.activation)
         D, K = X.shape[1], T.shape[1]
         if isinstance(self.hidden, str):           # "auto", by the constraints
             net, best, runs, scores = self._select_hidden(X, T, output, beta0, activation)
         else:
-            hidden = _check_hidden(self.hidden)
+            hidden = _check_hidden(self.hidden, type(self).__name__)
             net = mlp([D, *hidden, K], hidden=activation, output=output)
             best, runs = self._restarts(net, X, T, self.alpha, beta0, net.init_weights)
             scores = {}
@@ -133,8 +204,8 @@ class _BayesianMLPBase(BaseEstimator):
                           f"settle within max_cycles={self.max_cycles} (tol="
                           f"{self.tol:g}); increase max_cycles.", ConvergenceWarning,
                           stacklevel=4)
-        self._set_fitted(net, best, np.array(runs))
-        self.evidence_by_hidden_ = scores
+        self._set_fitted(net, best, np.array(runs) + shift, shift)
+        self.evidence_by_hidden_ = {m: v + shift for m, v in scores.items()}
 
     def _select_hidden(self, X, T, output, beta0, activation):
         """hidden="auto": the linear model, then one tanh layer of M = 2, 4,
@@ -161,7 +232,8 @@ class _BayesianMLPBase(BaseEstimator):
             if self.verbose:
                 print(f"{type(self).__name__}: hidden=({M},) with skip layer, "
                       f"log evidence {scores[M]:.6g}", flush=True)
-            if scores[M] <= max(v for m, v in scores.items() if m != M):
+            if not _better(scores[M], max(v for m, v in scores.items() if m != M),
+                           self.tol):
                 break
             chosen = (net, cand, cand_runs)
         return (*chosen, scores)
@@ -170,7 +242,6 @@ class _BayesianMLPBase(BaseEstimator):
         """Evidence fits from n_restarts starts init_weights(seed=s + r),
         alpha and beta starting at alpha0 and beta0: the one with the
         highest log evidence, and every run's."""
-        n_outputs = T.shape[1]
         seed0, verbose = self._seed(), bool(self.verbose)
         best, runs, failure = None, [], None
         for r in range(self.n_restarts):
@@ -179,18 +250,7 @@ class _BayesianMLPBase(BaseEstimator):
                 print(f"{type(self).__name__}: restart {r + 1}/{self.n_restarts} "
                       f"(seed {seed})", flush=True)
             try:
-                res = evidence_fit(
-                    net, X, T, loss=self._loss(n_outputs),
-                    w0=init_weights(seed=seed), alpha=alpha0, beta=beta0,
-                    groups=self.groups, max_cycles=self.max_cycles, tol=self.tol,
-                    hessian=self.hessian, clip_negative=self.clip_negative,
-                    method=self.method, options={"maxiter": self.max_iter},
-                    verbose=verbose)
-            except MemoryError as err:
-                raise MemoryError(
-                    f"{type(self).__name__}: {err}. The estimator keeps the default "
-                    "limit: use fewer hidden units, or call sopt.bayes.evidence_fit "
-                    "with max_bytes=") from None
+                res = self._fit_once(net, X, T, alpha0, beta0, init_weights(seed=seed))
             except NotPositiveDefiniteError as err:
                 # a non-PD precision (exact Hessian, clip_negative=False, training
                 # stopped at a saddle) is a failure of this restart only
@@ -211,7 +271,45 @@ class _BayesianMLPBase(BaseEstimator):
                              f"failed; the last with: {failure}")
         return best, runs
 
-    def _set_fitted(self, net, best, runs: Array) -> None:
+    def _fit_once(self, net, X, T, alpha0, beta0, w0):
+        """One evidence fit from w0, alpha0, beta0. If it ends with every
+        weight switched off (the fixed point a too strong start falls into,
+        where evidence_fit warns), a second from the same w0 and the
+        default start for standardised data, alpha = ALPHA_START and beta
+        = 1 (noise variance = the targets' variance), and the one of the two
+        with the higher log evidence. On pure-noise targets the second run
+        prunes too, or has the lower evidence, and the first is kept."""
+        start = (ALPHA_START, None if beta0 is None else 1.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AllPrunedWarning)    # handled here
+            res = self._evidence_fit(net, X, T, alpha0, beta0, w0)
+        if not all_pruned(res) or (alpha0, beta0) == start:
+            return res
+        if self.verbose:
+            print(f"  every weight switched off: again from alpha={start[0]:g}"
+                  + ("" if beta0 is None else " and beta=1 (standardised targets)"),
+                  flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AllPrunedWarning)
+            retry = self._evidence_fit(net, X, T, *start, w0)
+        return retry if retry.log_evidence > res.log_evidence else res
+
+    def _evidence_fit(self, net, X, T, alpha0, beta0, w0):
+        """sopt.bayes.evidence_fit with the estimator's settings."""
+        try:
+            return evidence_fit(
+                net, X, T, loss=self._loss(T.shape[1]), w0=w0, alpha=alpha0,
+                beta=beta0, groups=self.groups, max_cycles=self.max_cycles,
+                tol=self.tol, hessian=self.hessian, clip_negative=self.clip_negative,
+                method=self.method, options={"maxiter": self.max_iter},
+                verbose=bool(self.verbose))
+        except MemoryError as err:
+            raise MemoryError(
+                f"{type(self).__name__}: {err}. The estimator keeps the default "
+                "limit: use fewer hidden units, or call sopt.bayes.evidence_fit "
+                "with max_bytes=") from None
+
+    def _set_fitted(self, net, best, runs: Array, shift: float) -> None:
         self.network_ = net
         self.posterior_ = best.posterior
         self.w_ = best.w.copy()
@@ -220,24 +318,28 @@ class _BayesianMLPBase(BaseEstimator):
         self.alpha_ = float(alpha[0]) if self.groups == "single" else alpha
         self.group_names_ = list(best.group_names)
         self.gamma_ = float(best.gamma)
-        self.log_evidence_ = float(best.log_evidence)
+        self.log_evidence_ = float(best.log_evidence) + shift
         self.n_iter_ = int(best.n_cycles)
         self.converged_ = bool(best.converged)
         self.history_ = best.history
         self.restarts_log_evidence_ = runs
         self.evidence_result_ = best
-        params = net.unpack(self.w_)
-        # scikit-learn's orientation: (fan_in, fan_out), the transpose of sopt's
-        self.coefs_ = [lp.weights[0].T.copy() for lp in params]
-        self.intercepts_ = [lp.bias.copy() for lp in params]
-        out = params[-1].weights
-        self.skip_coef_ = out[1].T.copy() if len(out) > 1 else None
+        self.coefs_, self.intercepts_, self.skip_coef_ = _layers_in_user_units(
+            net, net.unpack(self.w_), self.x_mean_, self.x_scale_,
+            *self._output_scaling(net.n_outputs))
         self.hidden_ = tuple(layer.size for layer in net.layers[:-1])
 
+    def _output_scaling(self, n_outputs: int) -> tuple[Array, Array]:
+        """Mean and scale that take the network's outputs to the user's:
+        none for the classifier's logits."""
+        return np.zeros(n_outputs), np.ones(n_outputs)
+
     def _validate_predict_X(self, X) -> Array:
+        """X checked against the fit, and standardised as in fit."""
         check_is_fitted(self, "posterior_")
-        return validate_data(self, check_estimator_data(X, "X"), dtype=np.float64,
-                             reset=False)
+        X = validate_data(self, check_estimator_data(X, "X"), dtype=np.float64,
+                          reset=False)
+        return self._standardise_X(X)
 
 
 # -------------------------------------------------------------- regressor
@@ -251,24 +353,29 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
 
     Parameters
     ----------
-    hidden : "auto" or tuple of int, default "auto"
-        Hidden layer sizes M_1, ..., M_L of a layered perceptron (``()``
-        gives the linear model). "auto" lets the evidence choose: the linear
-        model, then one hidden layer of 2, 4, 8, 16 units beside a linear
-        skip-layer connection, stopping when the log evidence stops growing
-        (``hidden_`` is the choice, ``evidence_by_hidden_`` the comparison).
+    hidden : "auto", int, or list, tuple or 1-D array of int, default "auto"
+        Hidden layer sizes M_1, ..., M_L of a layered perceptron (an int is
+        one layer; ``()`` gives the linear model). "auto" lets the evidence
+        choose: the linear model, then one hidden layer of 2, 4, 8, 16
+        units beside a linear skip-layer connection, stopping when the log
+        evidence stops growing by more than the evidence loop resolves
+        (tol * max(1, |ln p|); a tie keeps the smaller model; ``hidden_`` is
+        the choice, ``evidence_by_hidden_`` the comparison).
     activation : str, default "tanh"
         Hidden activation ("tanh", "logistic", "softplus", "relu", ...).
     alpha : float, default 0.01
-        Initial prior precision.
+        Initial prior precision of the weights of the standardised problem.
     beta : float or None, default None
-        Initial noise precision; None starts at 1/var(y).
+        Initial noise precision of y (in y's units); None starts at 1/var(y).
     groups : {"single", "layers", "inputs"}, default "single"
         One alpha for all weights; one per layer edge's weights and per
         layer's biases; or, in addition, one per input unit for the weights
         leaving it (automatic relevance determination: irrelevant inputs
         get large alphas). A group with no well-determined parameter is
-        switched off (its alpha capped at 1e10).
+        switched off (its alpha capped at 1e12). If every group ends
+        switched off from a start other than the default (alpha=0.01,
+        beta=1/var(y)), the fit is repeated from the default start and the
+        run with the higher log evidence kept.
     n_restarts : int, default 1
         Evidence fits from this many random initial weights; the one with
         the highest log evidence is kept. A restart whose Laplace precision
@@ -290,8 +397,9 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     verbose : bool or int, default False
         If true, print one line per restart and per evidence cycle.
 
-    Inputs are not scaled: standardise X yourself (a ``StandardScaler`` in
-    a ``Pipeline``) if its columns differ much in scale. Invalid parameters
+    Units: X's columns and y's columns are standardised inside ``fit``
+    (a constant column is only centred), so predictions scale and shift
+    with y and do not depend on the units of X. Invalid parameters
     raise scikit-learn's ``InvalidParameterError`` (a ValueError and a
     TypeError) at ``fit``; X or y of strings or complex numbers, or None,
     raise ``sopt._validation.DataTypeError``, also both (a TypeError by
@@ -300,21 +408,39 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
 
     Attributes
     ----------
-    alpha_ : float (groups="single") or (n_groups,) array
-    beta_ : float, noise precision
-    gamma_ : float, effective number of well-determined parameters
-    log_evidence_ : float, ln p(D | alpha_, beta_) of the kept run
-    n_iter_ : int, evidence cycles of the kept run
-    coefs_, intercepts_ : per layer (fan_in, fan_out) weights from the
-        previous layer, and biases
-    skip_coef_ : (D, K) weights of the skip-layer connection, or None
-    hidden_ : tuple, the hidden layer sizes fitted
-    evidence_by_hidden_ : dict {M: log evidence} of hidden="auto"'s
-        candidates (M = 0: the linear model); empty otherwise
-    history_ : dict of per-cycle lists (alpha, beta, gamma, log_evidence, ...)
-    posterior_ : LaplacePosterior; network_ : Network; w_ : (W,) w_MAP
+    In the user's units:
+
+    beta_ : noise precision of y, float (one output) or (K,) array (one
+        per column of y, each 1 / its noise variance)
+    log_evidence_ : float, ln p(y | alpha_, beta_) of the kept run; the
+        targets' density, so y in units s times larger gives N K ln s less
+        (the standardised problem's value is ``history_["log_evidence"]``)
     restarts_log_evidence_ : (n_restarts,) log evidence of every run
         (NaN for a failed one)
+    evidence_by_hidden_ : dict {M: log evidence} of hidden="auto"'s
+        candidates (M = 0: the linear model); empty otherwise
+    coefs_, intercepts_ : per layer (fan_in, fan_out) weights from the
+        previous layer, and biases, of the network written for the user's
+        X and y (weights from the inputs divided by ``x_scale_``, the
+        output layer times ``y_scale_`` plus ``y_mean_``)
+    skip_coef_ : (D, K) weights of the skip-layer connection, or None
+    x_mean_, x_scale_ : (D,) the standardisation of X's columns
+    y_mean_, y_scale_ : (K,) the standardisation of y's columns
+
+    Of the standardised problem, (X - x_mean_) / x_scale_ and
+    (y - y_mean_) / y_scale_:
+
+    alpha_ : float (groups="single") or (n_groups,) array, the prior
+        precision of the (standardised) weights
+    gamma_ : float, effective number of well-determined parameters (no units)
+    history_ : dict of per-cycle lists (alpha, beta, gamma, log_evidence, ...)
+    posterior_ : LaplacePosterior; network_ : Network; w_ : (W,) w_MAP;
+        evidence_result_ : the kept sopt.bayes.evidence_fit result
+
+    Other:
+
+    n_iter_ : int, evidence cycles of the kept run
+    hidden_ : tuple, the hidden layer sizes fitted
     converged_ : bool, whether the kept run settled within max_cycles
     n_features_in_ : int
     feature_names_in_ : names of the columns when X was a DataFrame
@@ -325,7 +451,7 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         "beta": [Interval(numbers.Real, 0, None, closed="neither"), None],
     }
 
-    def __init__(self, hidden="auto", activation="tanh", alpha=0.01, beta=None,
+    def __init__(self, hidden="auto", activation="tanh", alpha=ALPHA_START, beta=None,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="exact", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
@@ -347,15 +473,38 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
                              check_estimator_data(y, "y"), dtype=np.float64,
                              y_numeric=True, multi_output=True)
         T = y.reshape(len(y), -1)
-        beta = self.beta
-        if beta is None:
-            var = float(np.var(T))
-            beta = 1.0 / var if var > 0 else 1.0
-        self._evidence(X, T, "identity", beta)
+        Xs = self._standardise_X(X, fit=True)
+        self.y_mean_, self.y_scale_ = _column_scaling(T)
+        scale2 = self.y_scale_ ** 2
+        beta = 1.0 if self.beta is None else self._standardised_beta(scale2)
+        # ln p(t) = ln p(t_std) - N sum_k ln y_scale_k
+        shift = -len(T) * float(np.sum(np.log(self.y_scale_)))
+        self._evidence(Xs, (T - self.y_mean_) / self.y_scale_, "identity", beta, shift)
         self._y_1d = y.ndim == 1
-        self.beta_ = float(self.posterior_.beta)
+        beta_ = self.posterior_.beta / scale2
+        self.beta_ = float(beta_[0]) if len(beta_) == 1 else beta_
         self.n_outputs_ = T.shape[1]
         return self
+
+    def _output_scaling(self, n_outputs: int) -> tuple[Array, Array]:
+        return self.y_mean_, self.y_scale_
+
+    def _standardised_beta(self, scale2: Array) -> float:
+        """The initial beta of the standardised targets: the user's noise
+        precision times y's variance (for several outputs, the geometric
+        mean variance); a ValueError naming ``beta`` if that leaves the
+        floats."""
+        var = float(np.exp(np.mean(np.log(scale2))))
+        beta = self.beta * var
+        # evidence_fit caps beta at BETA_MAX over the targets' mean square
+        # (1 when standardised): a start beyond it is noise-free
+        # interpolation, and beyond the floats no start at all
+        if not (np.isfinite(beta) and 0 < beta <= BETA_MAX):
+            raise ValueError(
+                f"beta: {self.beta:g} is out of scale for y (variance {var:g}): "
+                f"beta * var(y) must be in (0, {BETA_MAX:g}]; pass a noise "
+                f"precision near 1 / var(y) = {1 / var:g}, or beta=None")
+        return beta
 
     def predict(self, X, return_std: bool = False):
         """Predictive mean y(x, w_MAP), (N,) for 1-D y else (N, K); with
@@ -363,11 +512,14 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         sqrt(1/beta + g^T A^{-1} g) (PRML eq. 5.173, noise included as in
         scikit-learn's BayesianRidge). Cost O(N K W^2) with std."""
         X = self._validate_predict_X(X)
+        # a fit saved before targets were standardised has neither attribute
+        y_mean, y_scale = getattr(self, "y_mean_", 0.0), getattr(self, "y_scale_", 1.0)
         if return_std:
             mean, var = self.posterior_.predict(X)
-            std = np.sqrt(var)
+            std = np.sqrt(var) * y_scale
         else:
             mean = self.network_.forward(self.w_, X)
+        mean = mean * y_scale + y_mean
         if self._y_1d:
             mean = mean[:, 0]
             if return_std:
@@ -388,17 +540,21 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
     instead). Labels can be any values; they are kept in ``classes_``.
 
     Parameters are those of :class:`BayesianMLPRegressor` without ``beta``.
-    Inputs are not scaled: standardise X yourself (a ``StandardScaler``).
+    X's columns are standardised inside ``fit``, so the probabilities do not
+    depend on their units.
 
     Attributes
     ----------
     classes_ : (n_classes,) the sorted labels
-    alpha_, gamma_, log_evidence_, n_iter_, coefs_, intercepts_, history_,
-    posterior_, network_, w_, restarts_log_evidence_, n_features_in_ :
-        as for :class:`BayesianMLPRegressor`.
+    alpha_, gamma_, log_evidence_, n_iter_, history_, posterior_, network_,
+    w_, restarts_log_evidence_, x_mean_, x_scale_, n_features_in_ :
+        as for :class:`BayesianMLPRegressor` (no targets to standardise:
+        the log evidence is that of the labels)
+    coefs_, intercepts_ : as for the regressor, for the user's X; the
+        output layer gives the logits
     """
 
-    def __init__(self, hidden="auto", activation="tanh", alpha=0.01,
+    def __init__(self, hidden="auto", activation="tanh", alpha=ALPHA_START,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="exact", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
@@ -422,7 +578,7 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
         else:
             T, output = np.eye(len(classes))[labels], "softmax"
         self.classes_ = classes
-        self._evidence(X, T, output, None)
+        self._evidence(self._standardise_X(X, fit=True), T, output, None)
         return self
 
     def predict_proba(self, X, method: str = "probit") -> Array:

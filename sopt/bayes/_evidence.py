@@ -34,7 +34,7 @@ from scipy.optimize import brentq
 
 from ..network import Network
 from ..objective import Objective
-from ..optimize import ConvergenceWarning, minimize
+from ..optimize import ConvergenceWarning, check_method_options, minimize
 from .._validation import (as_float_array, check_bool, check_choice, check_nonnegative,
                            check_positive, check_positive_int, check_weights)
 from ._posterior import (NEWTON_DECREMENT_WARN, LaplacePosterior,
@@ -49,6 +49,12 @@ GROUPINGS = ("single", "layers", "inputs")
 # exact; the precision A = alpha I + beta H stays well inside float64.
 BETA_MAX = 1e12
 ALPHA_MAX = 1e12
+
+
+class AllPrunedWarning(RuntimeWarning):
+    """:func:`evidence_fit` ended with every weight group switched off
+    (every alpha at :data:`ALPHA_MAX`) while the targets are not fitted
+    exactly: the model says the targets are noise around f(x; w = 0)."""
 
 
 def weight_groups(net: Network, grouping: str = "single") -> tuple[Array, list[str]]:
@@ -108,6 +114,11 @@ class EvidenceResult:
     @property
     def gamma(self) -> float:
         return self.posterior.gamma
+
+    @property
+    def alpha_per_weight(self) -> Array:
+        """alpha of each weight's group, (W,): what :func:`laplace` takes."""
+        return np.asarray(self.alpha, dtype=float)[self.groups]
 
 
 def _train(objective, w, alpha_w, beta, method, options):
@@ -248,7 +259,34 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
                       "minimum (lower options['gtol'] or raise options['maxiter']). "
                       + _not_at_minimum_message(post), NotAtMinimumWarning,
                       stacklevel=2)
+    if all_pruned(result):
+        warnings.warn(_all_pruned_message(result), AllPrunedWarning, stacklevel=2)
     return result
+
+
+def all_pruned(result: EvidenceResult) -> bool:
+    """Whether every weight group ended switched off (alpha at ALPHA_MAX)
+    while the targets are not fitted exactly (data error > 0)."""
+    return bool(np.all(result.alpha >= ALPHA_MAX) and result.posterior.data_error > 0)
+
+
+def _all_pruned_message(result: EvidenceResult) -> str:
+    """What the all-pruned fixed point means and what to try. It is the
+    evidence's answer for pure-noise targets; from too strong a start
+    (alpha / beta large against the targets' scale) the first cycle
+    shrinks every weight to ~0, where a tanh network's data gradient
+    nearly vanishes (hidden units at tanh(0) = 0), and the loop stays
+    there (alpha at the cap) whatever the data."""
+    start = result.history["alpha"][0]
+    beta0 = result.history["beta"][0]
+    return ("evidence_fit: every weight group was switched off (alpha at its cap "
+            f"{ALPHA_MAX:g}, gamma = {result.gamma:.3g}): the fit says the targets "
+            "are noise around the network's output at w = 0. If they are not, "
+            f"the start (alpha={np.max(start):g}"
+            + ("" if beta0 is None else f", beta={beta0:g}")
+            + ") was too strong a prior for them: start from a smaller alpha"
+            + ("" if beta0 is None else " or a larger beta (1 / variance of the targets)")
+            + ", or standardise the targets.")
 
 
 def _evidence_data(net: Network, X, T, loss: str = "sse", *args, **kwargs
@@ -285,7 +323,9 @@ def _fit(net: Network, make_objective, loss: str, beta_cap, w0=None,
     alpha_g = np.full(len(names), check_positive(alpha, "alpha"))
     w = (net.init_weights(seed=0) if w0 is None
          else check_weights(w0, net.n_weights, "w0").copy())
-    options = {"maxiter": 200, "gtol": 1e-7, **(options or {})}
+    # checked here as minimize would: _train divides gtol by beta first
+    method, options = check_method_options(method, options)
+    options = {"maxiter": 200, "gtol": 1e-7, **options}
     objective = make_objective()
     hist = {k: [] for k in ("alpha", "beta", "gamma", "gamma_groups", "log_evidence",
                             "data_error", "train_iterations", "train_converged")}

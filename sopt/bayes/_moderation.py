@@ -27,15 +27,28 @@ def moderated_softmax(a: Array, var: Array) -> Array:
     return softmax(kappa(var) * a)
 
 
+MC_BLOCK_VALUES = 1 << 20     # draws held at once: 8 MiB of float64
+
+
 def monte_carlo_softmax(a: Array, S: Array, n_samples: int, seed=0) -> Array:
     """E[softmax(a)] for a ~ N(a_MAP, S) per pattern, by ``n_samples`` draws.
-    a: (N, K), S: (N, K, K). Memory O(n_samples N K)."""
+    a: (N, K), S: (N, K, K).
+
+    Every row uses the same ``n_samples`` standard normal K-vectors from
+    ``seed`` (common random numbers), so a row's probabilities depend on
+    that row alone, not on what else is predicted with it. Rows are done in
+    blocks of at most ``MC_BLOCK_VALUES`` drawn values: memory
+    O(n_samples K + MC_BLOCK_VALUES), whatever N. Cost O(n_samples N K^2)."""
     n_samples = check_positive_int(n_samples, "n_samples")
-    rng = np.random.default_rng(seed)
     N, K = a.shape
+    e = np.random.default_rng(seed).standard_normal((n_samples, K))
     # factor each S_n (PSD, possibly singular: softmax logits share a shift)
     lam, V = np.linalg.eigh(S)
     root = V * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
-    e = rng.standard_normal((n_samples, N, K))
-    samples = a[None] + np.einsum("nkl,snl->snk", root, e)
-    return softmax(samples).mean(axis=0)
+    rows = max(1, MC_BLOCK_VALUES // (n_samples * K))
+    out = np.empty((N, K))
+    for start in range(0, N, rows):
+        block = slice(start, start + rows)
+        draws = a[None, block] + np.einsum("nkl,sl->snk", root[block], e)
+        out[block] = softmax(draws).mean(axis=0)
+    return out

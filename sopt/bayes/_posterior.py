@@ -17,8 +17,10 @@ import warnings
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
 
-from .._validation import (check_alpha, check_bool, check_choice, check_inputs,
-                           check_positive, check_positive_int, check_weights)
+from .._validation import (as_float_array, check_alpha, check_bool, check_choice,
+                           check_finite, check_inputs, check_positive,
+                           check_positive_int, check_weights)
+from ..activations import LOGISTIC, SOFTMAX
 from ..network import Network
 from ..objective import Objective
 from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_softmax
@@ -26,10 +28,15 @@ from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_soft
 Array = np.ndarray
 REGRESSION = ("sse",)
 CLASSIFICATION = ("binary_ce", "softmax_ce")
+# the output activation each classification loss's moderated predictive
+# assumes: sigma(kappa a) for binary_ce, softmax of the logits for softmax_ce
+PREDICTIVE_OUTPUT = {"binary_ce": LOGISTIC, "softmax_ce": SOFTMAX}
 # laplace warns when a Newton step from w_map would raise the log posterior
 # by more than this many nats (g^T A^{-1} g / 2): the Laplace log evidence is
 # then off by about as much, and log evidences are compared at ~1 nat.
 NEWTON_DECREMENT_WARN = 1e-2
+# gamma below -GAMMA_ROUND_OFF W_used is no round-off of terms in [0, 1]
+GAMMA_ROUND_OFF = np.sqrt(np.finfo(float).eps)
 
 
 class NotAtMinimumWarning(UserWarning):
@@ -94,6 +101,9 @@ class LaplacePosterior:
         # the N K data determine at most N K directions: the exact Hessian's
         # residual term can push the sum past that on a few data points
         self.gamma = min(float(np.sum(self.gamma_per_weight)), float(self.n_data))
+        if self.gamma < -GAMMA_ROUND_OFF * len(self.used):
+            warnings.warn(_negative_gamma_message(self.gamma, len(self.used), self.n_data),
+                          RuntimeWarning, stacklevel=3)
         self.data_error = data.value(w_map)
         # gradient of the regularised error beta E_D + alpha/2 |w|^2 (or
         # E_D + ...): zero at a true w_MAP
@@ -122,7 +132,13 @@ class LaplacePosterior:
         return self._covariance
 
     def solve(self, B) -> Array:
-        """A^{-1} B for B of shape (W_used,) or (W_used, P)."""
+        """A^{-1} B for B of shape (W_used,) or (W_used, P). Cost O(W^2 P)."""
+        B = as_float_array(B, "B")
+        n = len(self.used)
+        if B.ndim not in (1, 2) or B.shape[0] != n:
+            raise ValueError(f"B: expected shape ({n},) or ({n}, P) (the weights "
+                             f"in use, post.used), got {B.shape}")
+        check_finite(B, "B")
         return cho_solve(self._factor, B)
 
     def sample(self, n: int, seed=None) -> Array:
@@ -210,8 +226,10 @@ class LaplacePosterior:
         kappa(s^2) = (1 + pi s^2 / 8)^(-1/2) and s^2 = b^T A^{-1} b (PRML eqs.
         4.153-4.155, 5.190); for softmax outputs each logit is scaled by its
         own kappa, an approximation. ``method="mc"``: softmax outputs
-        averaged over ``n_samples`` draws of the linearised logits (for a
-        dask X_new, each block draws its own from ``seed``).
+        averaged over ``n_samples`` draws of the linearised logits, the same
+        standard normal draws from ``seed`` for every row (a row's
+        probabilities do not depend on the other rows or the dask blocks),
+        in blocks of rows of bounded memory.
         """
         if self.beta is not None:
             raise ValueError("predict_proba: this posterior is for regression; "
@@ -252,22 +270,35 @@ def _negative_eigenvalue_error(H: Array, alpha: Array, beta) -> NotPositiveDefin
 
 
 def clip_negative_eigenvalues(H: Array) -> Array:
-    """H with its negative eigenvalues set to zero (as Netlab's evidence does).
+    """H with its negative eigenvalues set to zero (as Netlab's evidence
+    does): a positive semi-definite (W, W) matrix, whatever scale the caller
+    multiplies it by (the evidence loop uses beta H with beta up to 1e12).
 
-    Where H + delta I is positive definite (its Cholesky factorisation
-    exists) for delta = 10 W eps |H|_inf, about the round-off of forming H
-    and of factorising it, no eigenvalue of H is below -delta: clipping
-    would move H by no more than that (a PSD H with a null space, as softmax
-    outputs give, is such a case), so H is returned as it is, for one
-    factorisation (W^3 / 3) instead of an eigendecomposition (about 9 W^3)."""
-    delta = 10 * len(H) * np.finfo(float).eps * float(np.abs(H).sum(axis=1).max(initial=0.0))
-    try:
-        cho_factor(H + delta * np.eye(len(H)), lower=True)
+    Two shortcuts avoid the eigendecomposition (about 9 W^3) where one or two
+    Cholesky factorisations (W^3 / 3 each) settle it: a positive definite H
+    is returned as it is; where only H + delta I is (delta = 10 W eps
+    |H|_inf, about the round-off of forming and factorising H), every
+    eigenvalue of H lies in [-delta, inf), and H + delta I is returned: it is
+    positive definite and within delta (2-norm) of the clipped matrix, as a
+    PSD H with a null space (softmax outputs) gives. Otherwise the
+    eigenvalues below zero are set to zero."""
+    if _is_positive_definite(H):
         return H
-    except LinAlgError:
-        pass
+    delta = 10 * len(H) * np.finfo(float).eps * float(np.abs(H).sum(axis=1).max(initial=0.0))
+    shifted = H + delta * np.eye(len(H))
+    if _is_positive_definite(shifted):
+        return shifted
     lam, V = eigh(H)
     return (V * np.maximum(lam, 0.0)) @ V.T
+
+
+def _is_positive_definite(H: Array) -> bool:
+    """Whether H has a Cholesky factor (an empty H has one)."""
+    try:
+        cho_factor(H, lower=True)
+        return True
+    except LinAlgError:
+        return False
 
 
 # what laplace and evidence_fit ask of an objective (sopt.Objective,
@@ -347,6 +378,7 @@ def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
     check_choice(loss, "loss", REGRESSION + CLASSIFICATION)
     check_choice(hessian, "hessian", ("exact", "gauss_newton"))
     clip_negative = check_bool(clip_negative, "clip_negative")
+    _check_predictive_output(net, loss)
     regression = loss in REGRESSION
     if regression:
         beta = check_positive(beta, "beta") if beta is not None else None
@@ -366,6 +398,28 @@ def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
         return LaplacePosterior(net, data, w_map, H, alpha, beta)
     except LinAlgError:
         raise _negative_eigenvalue_error(H, alpha[used], beta) from None
+
+
+def _negative_gamma_message(gamma: float, n_used: int, n_data: int) -> str:
+    return (f"laplace: gamma = {gamma:.3g} lies outside [0, min(W_used, N K)] = "
+            f"[0, {min(n_used, n_data)}]: the data Hessian at w_map has negative "
+            "eigenvalues (exact Hessian, clip_negative=False), so gamma and the "
+            "log evidence are not MacKay's. Pass clip_negative=True or "
+            "hessian='gauss_newton'.")
+
+
+def _check_predictive_output(net: Network, loss: str) -> None:
+    """Refuse a classification loss on outputs its predictive does not
+    model (softmax outputs with binary_ce would be read as logistic ones)."""
+    wanted = PREDICTIVE_OUTPUT.get(loss)
+    output = net.layers[-1].activation if net.layers else None
+    if wanted is not None and output is not wanted:
+        name = getattr(output, "name", type(output).__name__)
+        raise ValueError(
+            f"loss: the Laplace predictive for {loss!r} needs the built-in "
+            f"{wanted.name!r} output activation, the network's is {name!r}; "
+            + ("use loss='softmax_ce' for softmax outputs" if output is SOFTMAX
+               else f"build the network with output={wanted.name!r}"))
 
 
 def _not_at_minimum_message(post: LaplacePosterior) -> str:

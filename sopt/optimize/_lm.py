@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ._loop import MAX_DAMPING_RAISES, StepFailure
+from ._loop import MAX_DAMPING_RAISES, StepFailure, require_finite
 from ._newton import gradient_halved, round_off_of
 
 EPS = np.finfo(float).eps
@@ -35,9 +35,7 @@ class LevenbergMarquardtStep:
         return False
 
     def step(self, w, f, g):
-        G = self.problem.G(w)
-        if not np.all(np.isfinite(G)):
-            raise StepFailure(5, "Non-finite Gauss-Newton matrix.")
+        G = require_finite(self.problem.G(w), "Gauss-Newton matrix")
         I = np.eye(len(w))
         # mu below macheps max|G_ii| changes nothing in G + mu I: raises start
         # there at least (mu may have underflowed to 0 after many successes)
@@ -51,8 +49,8 @@ class LevenbergMarquardtStep:
                 self.damping = max(self.damping * self.mu_inc, floor)
                 continue
             w_new = w + p
-            f_new = self.problem.f(w_new)
-            if np.isfinite(f_new) and (f_new < f or self._endgame(w_new, f, g, p)):
+            f_new = require_finite(self.problem.f(w_new), "value of f at a trial point")
+            if f_new < f or self._endgame(w_new, f, g, p):
                 mu = self.damping
                 self.damping *= self.mu_dec
                 return w_new, f_new, {"damping": mu}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 
-from ._loop import MAX_DAMPING_RAISES, StepFailure
+from ._loop import MAX_DAMPING_RAISES, StepFailure, require_finite
 
 EPS = np.finfo(float).eps
 
@@ -35,7 +35,8 @@ def round_off_of(f: float) -> float:
 def gradient_halved(problem, w_new, g) -> bool:
     """|g(w_new)|_inf <= |g|_inf / 2: the merit test where f cannot rank
     two points (see :func:`armijo`)."""
-    return np.max(np.abs(problem.g(w_new))) <= 0.5 * np.max(np.abs(g))
+    g_new = require_finite(problem.g(w_new), "gradient at a trial point")
+    return np.max(np.abs(g_new)) <= 0.5 * np.max(np.abs(g))
 
 
 def armijo(problem, w, f, g, p, c1: float = 1e-4, max_halvings: int = 40):
@@ -49,7 +50,8 @@ def armijo(problem, w, f, g, p, c1: float = 1e-4, max_halvings: int = 40):
     halves there (a Newton step at a minimum still shrinks g quadratically,
     and is too short to leave the basin; requiring a halving stops the
     search once g is down to its own round-off). If no t passes,
-    :class:`RoundOff` is raised.
+    :class:`RoundOff` is raised. A non-finite f or gradient at a trial
+    point stops the search (:class:`StepFailure`, status 5).
     """
     gp = float(g @ p)
     round_off = round_off_of(f)
@@ -59,14 +61,13 @@ def armijo(problem, w, f, g, p, c1: float = 1e-4, max_halvings: int = 40):
         w_new = w + t * p
         if np.array_equal(w_new, w):
             break
-        f_new = problem.f(w_new)
-        if np.isfinite(f_new):
-            if f_new <= f + c1 * t * gp:
+        f_new = require_finite(problem.f(w_new), "value of f at a trial point")
+        if f_new <= f + c1 * t * gp:
+            return w_new, f_new, t
+        if -t * gp < round_off:
+            below_round_off = True
+            if f_new <= f or gradient_halved(problem, w_new, g):
                 return w_new, f_new, t
-            if -t * gp < round_off:
-                below_round_off = True
-                if f_new <= f or gradient_halved(problem, w_new, g):
-                    return w_new, f_new, t
         t *= 0.5
     if below_round_off:
         raise RoundOff
@@ -95,9 +96,7 @@ class NewtonStep:
 
     def _hessian(self, w):
         if self._w is None or not np.array_equal(w, self._w):
-            self._w, self._H = w.copy(), self.problem.H(w)
-            if not np.all(np.isfinite(self._H)):
-                raise StepFailure(5, "Non-finite Hessian.")
+            self._w, self._H = w.copy(), require_finite(self.problem.H(w), "Hessian")
         return self._H
 
     def _has_negative_curvature(self, H) -> bool:

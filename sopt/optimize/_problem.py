@@ -70,17 +70,21 @@ def make_problem(obj, jac=None, hess=None, hessp=None, gauss_newton=None) -> Pro
     An objective is anything with the objective protocol (duck-typed, no
     isinstance): fun/jac/hess/hessp and ``hessian(w, method="gauss_newton")``,
     e.g. a :class:`sopt.Objective` or a
-    :class:`sopt.distributed.ShardedObjective`."""
+    :class:`sopt.distributed.ShardedObjective`. Derivatives passed
+    explicitly replace the objective's own, each of them alike (as scipy
+    uses whatever it is given)."""
+    given = {"jac": jac, "hess": hess, "hessp": hessp, "gauss_newton": gauss_newton}
+    for name, f in given.items():
+        if f is not None and not callable(f):
+            raise TypeError(f"{name}: expected a callable, got {type(f).__name__}")
     if hasattr(obj, "fun") and hasattr(obj, "jac") and callable(getattr(obj, "fun")):
-        gn = gauss_newton or (lambda w: obj.hessian(w, method="gauss_newton"))
-        return Problem(obj.fun, obj.jac, hess or obj.hess, hessp or obj.hessp, gn)
+        own = {"jac": obj.jac, "hess": obj.hess, "hessp": obj.hessp,
+               "gauss_newton": lambda w: obj.hessian(w, method="gauss_newton")}
+        return Problem(obj.fun, **{k: own[k] if f is None else f
+                                   for k, f in given.items()})
     if not callable(obj):
         raise TypeError(f"obj: expected a sopt Objective or a callable f(w), "
                         f"got {type(obj).__name__}")
     if jac is None:
         raise ValueError("jac: a plain callable needs its gradient, jac=callable")
-    for name, f in (("jac", jac), ("hess", hess), ("hessp", hessp),
-                    ("gauss_newton", gauss_newton)):
-        if f is not None and not callable(f):
-            raise TypeError(f"{name}: expected a callable, got {type(f).__name__}")
-    return Problem(obj, jac, hess, hessp, gauss_newton)
+    return Problem(obj, **given)
