@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import saving
 from ..network import Network
-from ._estimators import BayesianMLPClassifier, BayesianMLPRegressor
+from ._estimators import BayesianMLPClassifier, BayesianMLPRegressor, _layers_in_user_units
 from ._evidence import EvidenceResult
 from ._posterior import CLASSIFICATION, REGRESSION, LaplacePosterior
 
@@ -113,11 +113,14 @@ def check_evidence_result(state: dict) -> dict:
     return state
 
 
-def check_estimator(state: dict) -> dict:
-    """A fitted estimator's network, weights and posterior agree; format 1
-    lacked ``hidden_``, ``skip_coef_`` and ``evidence_by_hidden_``, which are
-    recovered from the network and weights (``{}``: format 1 could not store
-    the int keys of hidden="auto", so its estimators had explicit sizes)."""
+def check_estimator(state: dict, scaled_outputs: bool = False) -> dict:
+    """A fitted estimator's network, weights and posterior agree. Format 1
+    lacked attributes that are recovered here: ``hidden_`` and
+    ``skip_coef_`` from the network and weights; ``evidence_by_hidden_ =
+    {}`` (format 1 could not store the int keys of hidden="auto", so its
+    estimators had explicit sizes); and the standardisation of X (and of y,
+    ``scaled_outputs``), which its fits did not have: mean 0 and scale 1,
+    which leave every prediction as it was."""
     if "posterior_" not in state:          # not fitted
         return state
     owner = "estimator"
@@ -129,13 +132,29 @@ def check_estimator(state: dict) -> dict:
     w = _array(state, owner, "w_", "f", (net.n_weights,))
     if "classes_" in state:
         _check_classes(state, net)
+    _unscaled(state, "x", net.n_inputs)
+    if scaled_outputs:
+        _unscaled(state, "y", net.n_outputs)
     if "hidden_" not in state:
         state["hidden_"] = tuple(layer.size for layer in net.layers[:-1])
     if "skip_coef_" not in state:
-        out = net.unpack(w)[-1].weights
-        state["skip_coef_"] = out[1].T.copy() if len(out) > 1 else None
+        zero, one = np.zeros(net.n_outputs), np.ones(net.n_outputs)
+        state["skip_coef_"] = _layers_in_user_units(
+            net, net.unpack(w), state["x_mean_"], state["x_scale_"], zero, one)[2]
     state.setdefault("evidence_by_hidden_", {})
     return state
+
+
+def _unscaled(state: dict, which: str, size: int) -> None:
+    """{which}_mean_ = 0 and {which}_scale_ = 1 if absent (a fit from before
+    standardisation), else checked: (size,) floats."""
+    for name, fill in ((f"{which}_mean_", np.zeros), (f"{which}_scale_", np.ones)):
+        state.setdefault(name, fill(size))
+        _array(state, "estimator", name, "f", (size,))
+
+
+def check_regressor(state: dict) -> dict:
+    return check_estimator(state, scaled_outputs=True)
 
 
 def _check_classes(state: dict, net: Network) -> None:
@@ -150,6 +169,6 @@ def register_all() -> None:
     """Make the objects of sopt.bayes storable by sopt.save."""
     for cls, check in ((LaplacePosterior, check_posterior),
                        (EvidenceResult, check_evidence_result),
-                       (BayesianMLPRegressor, check_estimator),
+                       (BayesianMLPRegressor, check_regressor),
                        (BayesianMLPClassifier, check_estimator)):
         saving.register(cls.__name__, cls, check=check)
