@@ -105,7 +105,7 @@ def test_sopt_file_is_npz_with_json_header(dag, tmp_path):
     sopt.save(tmp_path / "net.sopt", dag)
     with np.load(tmp_path / "net.sopt", allow_pickle=False) as z:
         header = json.loads(bytes(z["header"]).decode())
-    assert header["format"] == "sopt" and header["format_version"] == 1
+    assert header["format"] == "sopt" and header["format_version"] == sopt.saving.FORMAT_VERSION == 2
     assert header["sopt_version"] == sopt.__version__
     assert header["holds"] == "Network"
 
@@ -209,3 +209,173 @@ def test_file_written_by_format_version_1_still_loads():
     np.testing.assert_allclose(content["classifier"].predict_proba(X_new),
                                content["proba"], rtol=1e-12, atol=1e-14)
     assert set(content["classifier"].classes_) == {"yes", "no"}
+
+
+# ------------------------------------------------- what save refuses, clearly
+def test_a_value_that_contains_itself_is_refused_naming_it(tmp_path):
+    loop = [1.0]
+    loop.append(loop)
+    with pytest.raises(ValueError, match=r"obj\[1\] contains itself"):
+        sopt.save(tmp_path / "x.sopt", loop)
+    est = BayesianMLPRegressor()
+    est.me_ = est               # an object that refers to itself could not be rebuilt
+    with pytest.raises(ValueError, match=r"BayesianMLPRegressor\.me_ contains itself"):
+        sopt.save(tmp_path / "x.sopt", est)
+    nested = []
+    for _ in range(sopt.saving.MAX_NESTING + 1):
+        nested = [nested]
+    with pytest.raises(ValueError, match="nested more than"):
+        sopt.save(tmp_path / "x.sopt", nested)
+    assert not list(tmp_path.iterdir())
+
+
+def _tanh_lookalike():
+    """An activation of the user's own, named like the built-in tanh."""
+    return sopt.Activation(np.sin, np.cos, lambda a: -np.sin(a), name="tanh")
+
+
+def test_user_code_named_like_a_builtin_is_refused(data, tmp_path):
+    net = sopt.Network(n_inputs=1)
+    net.add_layer(2, _tanh_lookalike(), inputs=[net.input])
+    net.add_layer(1, "identity", inputs=[1], output=True)
+    with pytest.raises(ValueError, match="user-defined activation 'tanh'"):
+        sopt.save(tmp_path / "x.sopt", net)
+    sse = sopt.losses.LOSSES["sse"]
+    with pytest.raises(ValueError, match="user-defined loss 'sse'"):
+        sopt.save(tmp_path / "x.sopt", sopt.Loss(sse.value, sse.grad, name="sse"))
+    X, t, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = BayesianMLPRegressor(hidden=(2,), activation=_tanh_lookalike(),
+                                   max_cycles=1).fit(X, t)
+    with pytest.raises(ValueError, match="user-defined activation 'tanh'"):
+        sopt.save(tmp_path / "x.sopt", est)
+    assert not list(tmp_path.iterdir())
+    sopt.save(tmp_path / "x.sopt", [sse, sopt.activations.TANH])     # the built-ins
+    assert sopt.load(tmp_path / "x.sopt") == [sse, sopt.activations.TANH]
+    assert sopt.load(tmp_path / "x.sopt")[0] is sse
+
+
+def test_a_subclass_of_a_registered_class_is_refused(tmp_path):
+    class MyRegressor(BayesianMLPRegressor):
+        def predict(self, X, return_std=False):
+            return 0.0
+    with pytest.raises(TypeError, match="cannot store a MyRegressor"):
+        sopt.save(tmp_path / "x.sopt", MyRegressor())
+
+
+# ----------------------------------------- everything comes back as it was
+def test_dict_keys_of_every_storable_kind_round_trip(tmp_path):
+    value = {0: "int", -3: np.arange(2), 2.5: "float", (1, (2, "a")): "tuple",
+             None: "none", "s": {True: 1.5, (): 0}, float("inf"): [], 10**30: "big"}
+    sopt.save(tmp_path / "d.sopt", value)
+    back = sopt.load(tmp_path / "d.sopt")
+    assert list(back) == list(value)
+    assert [type(k) for k in back] == [type(k) for k in value]
+    assert [type(k) for k in back["s"]] == [bool, tuple]
+    np.testing.assert_array_equal(back[-3], value[-3])
+    names = np.array(["x", "y"], dtype=object)        # scikit-learn's feature_names_in_
+    sopt.save(tmp_path / "d.sopt", names)
+    _assert_same(names, sopt.load(tmp_path / "d.sopt"))
+    with pytest.raises(TypeError, match="a dict key of type frozenset"):
+        sopt.save(tmp_path / "d.sopt", {frozenset(): 1})
+
+
+def _assert_same(a, b, where="obj"):
+    """a and b hold the same values: arrays of one dtype and shape with equal
+    entries (NaN where NaN), dicts with the same keys of the same types in
+    the same order, networks of the same topology; numbers equal bit for
+    bit (a NumPy scalar comes back as the Python number)."""
+    if isinstance(a, (float, np.floating)):
+        assert isinstance(b, float) and (a == b or (np.isnan(a) and np.isnan(b))), where
+        return
+    assert type(a) is type(b), f"{where}: {type(a)} != {type(b)}"
+    if isinstance(a, np.ndarray):
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), where
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif isinstance(a, dict):
+        assert [(k, type(k)) for k in a] == [(k, type(k)) for k in b], where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, sopt.Network):
+        assert repr(a) == repr(b), where
+        _assert_same([l.masks for l in a.layers], [l.masks for l in b.layers], where)
+    elif hasattr(a, "__dict__") and not isinstance(a, (sopt.Activation, sopt.Loss)):
+        _assert_same(vars(a), vars(b), where)
+    else:
+        assert a == b, where
+
+
+@pytest.fixture(scope="module")
+def fitted_by_default():
+    """Every estimator with its defaults (hidden="auto": a dict of log
+    evidences by hidden size), on data small enough to fit in a second."""
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (12, 2))
+    three = np.digitize(X[:, 0] + 0.3 * rng.standard_normal(12), [-0.3, 0.3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return X, {"regressor": BayesianMLPRegressor().fit(X, np.sin(3 * X[:, 0])),
+                   "two classes": BayesianMLPClassifier().fit(X, np.where(X[:, 1] > 0, "a", "b")),
+                   "three classes": BayesianMLPClassifier().fit(X, three)}
+
+
+@pytest.mark.parametrize("which", ["regressor", "two classes", "three classes"])
+def test_estimators_fitted_by_default_round_trip_exactly(which, fitted_by_default, tmp_path):
+    X, estimators = fitted_by_default
+    est = estimators[which]
+    assert est.evidence_by_hidden_ and 0 in est.evidence_by_hidden_
+    sopt.save(tmp_path / "e.sopt", est)
+    copy = sopt.load(tmp_path / "e.sopt")
+    _assert_same(est, copy)
+    for a, b in zip(_outputs(est, X), _outputs(copy, X)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_shared_network_is_stored_once_and_comes_back_shared(fitted, tmp_path):
+    reg = fitted[0]
+    sopt.save(tmp_path / "r.sopt", reg)
+    with np.load(tmp_path / "r.sopt", allow_pickle=False) as z:
+        header = bytes(z["header"]).decode()
+    assert header.count('"object": "Network"') == 1
+    assert header.count('"object": "LaplacePosterior"') == 1
+    copy = sopt.load(tmp_path / "r.sopt")
+    assert copy.posterior_.net is copy.network_
+    assert copy.evidence_result_.posterior is copy.posterior_
+
+
+# ----------------------------------------------------------- old files
+def test_format_1_objects_have_every_attribute_of_a_fresh_fit(fitted):
+    """What format 1 did not store is recovered (the hidden sizes, the skip
+    weights, the empty candidate table) or, needing the training data, is
+    the documented None (the posterior's gradient at w_MAP)."""
+    content = sopt.load(DATA / "format1.sopt")
+    for old, fresh in ((content["regressor"], fitted[0]), (content["classifier"], fitted[1])):
+        for a, b in ((old, fresh), (old.posterior_, fresh.posterior_),
+                     (old.evidence_result_, fresh.evidence_result_)):
+            assert set(vars(b)) <= set(vars(a)), set(vars(b)) - set(vars(a))
+        assert old.hidden_ == tuple(l.size for l in old.network_.layers[:-1])
+        assert old.skip_coef_ is None and old.evidence_by_hidden_ == {}
+        post = old.posterior_
+        assert post.gradient is None and post.data_gradient is None
+        assert post.newton_decrement is None
+    assert content["regressor"].hidden_ == (3,) and content["classifier"].hidden_ == (2,)
+
+
+def test_file_written_by_format_version_2_still_loads():
+    content = sopt.load(DATA / "format2.sopt")
+    X_new = content["X_new"]
+    # BLAS round-off between machines, as for format 1
+    np.testing.assert_allclose(content["auto"].predict(X_new), content["auto_mean"],
+                               rtol=1e-12, atol=1e-12)
+    auto = content["auto"]
+    assert {type(k) for k in auto.evidence_by_hidden_} == {int}
+    assert auto.hidden_ == (2,) and auto.skip_coef_.shape == (2, 1)    # a skip layer
+    assert content["zero_d"].shape == () and content["zero_d"] == 2.5
+    assert content["by_key"] == {0: "int", (1, 2): "tuple", 2.5: "float"}
+    np.testing.assert_allclose(content["regressor"].predict(X_new), content["mean"],
+                               rtol=1e-12, atol=1e-12)

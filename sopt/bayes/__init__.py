@@ -8,11 +8,9 @@ from ._posterior import (LaplacePosterior, NotAtMinimumWarning,
                          NotPositiveDefiniteError,
                          clip_negative_eigenvalues, laplace)
 
-from .. import saving as _saving
+from ._storage import register_all as _register_all
 
-for _cls in (LaplacePosterior, EvidenceResult, BayesianMLPRegressor, BayesianMLPClassifier):
-    _saving.register(_cls.__name__, _cls)
-del _cls
+_register_all()
 
 __all__ = ["laplace", "LaplacePosterior", "evidence_fit", "EvidenceResult",
            "weight_groups", "kappa", "moderated_logistic", "moderated_softmax",

@@ -74,6 +74,8 @@ class LaplacePosterior:
         at a mode); data_gradient : its data part (beta grad E_D or grad E_D).
     newton_decrement : g^T A^{-1} g / 2, the rise of the log posterior a
         Newton step from w_map would give; ~0 at a mode.
+        These three are None for a posterior read from a file of format
+        version 1, which did not store them: they need the training data.
     """
 
     def __init__(self, net: Network, data, w_map: Array, H: Array,

@@ -25,10 +25,14 @@ def main():
         warnings.simplefilter("ignore")
         reg = BayesianMLPRegressor(hidden=(3,), max_cycles=5).fit(X, t)
         clf = BayesianMLPClassifier(hidden=(2,), max_cycles=5).fit(X, labels)
+        # format 2: hidden="auto" (its table has int keys), 0-d arrays
+        auto = BayesianMLPRegressor().fit(X, t)
     mean, std = reg.predict(X_new, return_std=True)
     sopt.save(HERE / f"format{sopt.saving.FORMAT_VERSION}.sopt", {
         "regressor": reg, "classifier": clf, "X_new": X_new,
         "mean": mean, "std": std, "proba": clf.predict_proba(X_new),
+        "auto": auto, "auto_mean": auto.predict(X_new), "zero_d": np.array(2.5),
+        "by_key": {0: "int", (1, 2): "tuple", 2.5: "float"},
         "sopt_version": sopt.__version__})
 
 

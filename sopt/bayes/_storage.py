@@ -1,0 +1,174 @@
+"""How :func:`sopt.load` rebuilds the objects of sopt.bayes: the attributes
+read from a file are checked against the network they belong to (shapes and
+dtypes of what the methods use: a crafted file is a ValueError at load, not
+a numpy error later), and the state of an older file format is upgraded so
+that every documented attribute exists.
+
+Each check takes the dict of attributes read and returns it, upgraded;
+it costs O(W) besides one pass over each stored array's shape.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import saving
+from ..network import Network
+from ._estimators import BayesianMLPClassifier, BayesianMLPRegressor, _layers_in_user_units
+from ._evidence import EvidenceResult
+from ._posterior import CLASSIFICATION, REGRESSION, LaplacePosterior
+
+
+def _array(state: dict, owner: str, name: str, kinds: str, shape: tuple) -> np.ndarray:
+    """state[name], which must be an array of one of the dtype ``kinds`` and
+    of ``shape`` (None: any length on that axis)."""
+    a = state.get(name)
+    if not (isinstance(a, np.ndarray) and a.dtype.kind in kinds and a.ndim == len(shape)
+            and all(n is None or n == m for n, m in zip(shape, a.shape))):
+        raise ValueError(f"{owner}.{name}: expected an array of shape {shape} "
+                         f"(dtype kind {kinds!r}) for its network, got "
+                         f"{_what(a)}")
+    return a
+
+
+def _what(a) -> str:
+    if isinstance(a, np.ndarray):
+        return f"shape {a.shape}, dtype {a.dtype}"
+    return type(a).__name__
+
+
+def _optional_array(state: dict, owner: str, name: str, shape: tuple) -> None:
+    """state[name] absent (an older file: set to None), None, or a float
+    array of ``shape``."""
+    if state.setdefault(name, None) is not None:
+        _array(state, owner, name, "f", shape)
+
+
+def _number(state: dict, owner: str, name: str, kind=numbers.Real) -> None:
+    v = state.get(name)
+    if isinstance(v, bool) or not isinstance(v, kind):
+        raise ValueError(f"{owner}.{name}: expected a number, got {type(v).__name__}")
+
+
+def _network(state: dict, owner: str, name: str) -> Network:
+    net = state.get(name)
+    if not isinstance(net, Network):
+        raise ValueError(f"{owner}.{name}: expected a Network, got {type(net).__name__}")
+    return net
+
+
+def check_posterior(state: dict) -> dict:
+    """A LaplacePosterior's attributes. Format 1 stored no ``gradient``,
+    ``data_gradient`` or ``newton_decrement`` (they need the training data,
+    which the file does not hold): they are set to None."""
+    owner = "LaplacePosterior"
+    net = _network(state, owner, "net")
+    W = net.n_weights
+    _array(state, owner, "w_map", "f", (W,))        # first: bounds what follows
+    _array(state, owner, "alpha", "f", (W,))
+    used = np.flatnonzero(net.active_weights())
+    if not np.array_equal(_array(state, owner, "used", "iu", (None,)), used):
+        raise ValueError(f"{owner}.used: not the weights in use of its network")
+    Wu = (len(used), len(used))
+    for name in ("precision", "data_hessian"):
+        _array(state, owner, name, "f", Wu)
+    factor = state.get("_factor")
+    if not (isinstance(factor, tuple) and len(factor) == 2 and isinstance(factor[1], bool)):
+        raise ValueError(f"{owner}._factor: expected (Cholesky factor, lower)")
+    _array({"_factor": factor[0]}, owner, "_factor", "f", Wu)
+    _optional_array(state, owner, "_covariance", Wu)
+    _array(state, owner, "gamma_per_weight", "f", Wu[:1])
+    for name in ("log_det", "gamma", "data_error", "weight_error", "log_evidence"):
+        _number(state, owner, name)
+    _number(state, owner, "n_data", numbers.Integral)
+    _check_loss(state, owner)
+    for name in ("data_gradient", "gradient"):
+        _optional_array(state, owner, name, Wu[:1])
+    if state.setdefault("newton_decrement", None) is not None:
+        _number(state, owner, "newton_decrement")
+    return state
+
+
+def _check_loss(state: dict, owner: str) -> None:
+    """Regression has a noise precision beta > 0; classification none."""
+    loss, beta = state.get("loss"), state.get("beta")
+    if loss in REGRESSION:
+        _number(state, owner, "beta")
+        if not beta > 0:
+            raise ValueError(f"{owner}.beta: expected a noise precision > 0, got {beta}")
+    elif loss not in CLASSIFICATION or beta is not None:
+        raise ValueError(f"{owner}: loss {str(loss)[:30]!r} with beta {beta!r}")
+
+
+def check_evidence_result(state: dict) -> dict:
+    owner = "EvidenceResult"
+    post = state.get("posterior")
+    if not isinstance(post, LaplacePosterior):
+        raise ValueError(f"{owner}.posterior: expected a LaplacePosterior")
+    W = post.net.n_weights
+    _array(state, owner, "w", "f", (W,))
+    _array(state, owner, "alpha", "f", (None,))
+    _array(state, owner, "groups", "iu", (W,))
+    return state
+
+
+def check_estimator(state: dict, scaled_outputs: bool = False) -> dict:
+    """A fitted estimator's network, weights and posterior agree. Format 1
+    lacked attributes that are recovered here: ``hidden_`` and
+    ``skip_coef_`` from the network and weights; ``evidence_by_hidden_ =
+    {}`` (format 1 could not store the int keys of hidden="auto", so its
+    estimators had explicit sizes); and the standardisation of X (and of y,
+    ``scaled_outputs``), which its fits did not have: mean 0 and scale 1,
+    which leave every prediction as it was."""
+    if "posterior_" not in state:          # not fitted
+        return state
+    owner = "estimator"
+    net = _network(state, owner, "network_")
+    post = state["posterior_"]
+    if not isinstance(post, LaplacePosterior) or post.net.n_weights != net.n_weights \
+            or post.net.n_inputs != net.n_inputs:
+        raise ValueError(f"{owner}.posterior_: expected a LaplacePosterior of network_")
+    w = _array(state, owner, "w_", "f", (net.n_weights,))
+    if "classes_" in state:
+        _check_classes(state, net)
+    _unscaled(state, "x", net.n_inputs)
+    if scaled_outputs:
+        _unscaled(state, "y", net.n_outputs)
+    if "hidden_" not in state:
+        state["hidden_"] = tuple(layer.size for layer in net.layers[:-1])
+    if "skip_coef_" not in state:
+        zero, one = np.zeros(net.n_outputs), np.ones(net.n_outputs)
+        state["skip_coef_"] = _layers_in_user_units(
+            net, net.unpack(w), state["x_mean_"], state["x_scale_"], zero, one)[2]
+    state.setdefault("evidence_by_hidden_", {})
+    return state
+
+
+def _unscaled(state: dict, which: str, size: int) -> None:
+    """{which}_mean_ = 0 and {which}_scale_ = 1 if absent (a fit from before
+    standardisation), else checked: (size,) floats."""
+    for name, fill in ((f"{which}_mean_", np.zeros), (f"{which}_scale_", np.ones)):
+        state.setdefault(name, fill(size))
+        _array(state, "estimator", name, "f", (size,))
+
+
+def check_regressor(state: dict) -> dict:
+    return check_estimator(state, scaled_outputs=True)
+
+
+def _check_classes(state: dict, net: Network) -> None:
+    """One label per output, or two for one logistic output."""
+    classes = _array(state, "classifier", "classes_", "biufUO", (None,))
+    if len(classes) != max(2, net.n_outputs):
+        raise ValueError(f"classifier.classes_: {len(classes)} labels for a network "
+                         f"of {net.n_outputs} output(s)")
+
+
+def register_all() -> None:
+    """Make the objects of sopt.bayes storable by sopt.save."""
+    for cls, check in ((LaplacePosterior, check_posterior),
+                       (EvidenceResult, check_evidence_result),
+                       (BayesianMLPRegressor, check_regressor),
+                       (BayesianMLPClassifier, check_estimator)):
+        saving.register(cls.__name__, cls, check=check)
