@@ -25,6 +25,7 @@ added dicts with keys other than strings and 0-d arrays.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import json
 import os
@@ -57,6 +58,16 @@ class _Codec(NamedTuple):
 
 
 _CODECS: dict[str, _Codec] = {}
+# tag -> module whose import registers it: classes whose module is heavy
+# (the estimators import scikit-learn) are registered when first used
+_REGISTERED_ON_IMPORT: dict[str, str] = {}
+
+
+def register_on_import(tag: str, module: str) -> None:
+    """``tag`` is registered by importing ``module`` (an absolute name), which
+    :func:`load` does on meeting the tag; saving needs no more, since an
+    instance exists only once its module has been imported."""
+    _REGISTERED_ON_IMPORT[tag] = module
 
 
 def register(tag: str, cls: type, encode: Callable | None = None,
@@ -279,6 +290,8 @@ class _Decoder:
 
     def _object(self, node):
         tag, number = node["object"], node["id"]
+        if isinstance(tag, str) and tag not in _CODECS and tag in _REGISTERED_ON_IMPORT:
+            importlib.import_module(_REGISTERED_ON_IMPORT[tag])
         if tag not in _CODECS or not isinstance(number, int) or isinstance(number, bool) \
                 or number in self.objects:
             raise ValueError(f"unknown object type or repeated id in {str(node)[:60]!r}")

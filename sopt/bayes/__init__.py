@@ -1,7 +1,9 @@
 """Bayesian neural networks by the Laplace approximation: the posterior,
 its evidence, predictive error bars and moderated outputs (PRML sec. 5.7;
-MacKay 1992), and estimators in scikit-learn's conventions."""
-from ._estimators import BayesianMLPClassifier, BayesianMLPRegressor, NotFittedError
+MacKay 1992), and estimators in scikit-learn's conventions.
+
+The estimators (and scikit-learn with them) are imported on first use:
+``import sopt`` does not import scikit-learn."""
 from ._evidence import AllPrunedWarning, EvidenceResult, evidence_fit, weight_groups
 from ._moderation import kappa, moderated_logistic, moderated_softmax
 from ._posterior import (LaplacePosterior, NotAtMinimumWarning,
@@ -17,3 +19,16 @@ __all__ = ["laplace", "LaplacePosterior", "evidence_fit", "EvidenceResult",
            "clip_negative_eigenvalues", "BayesianMLPRegressor",
            "BayesianMLPClassifier", "NotFittedError", "NotAtMinimumWarning",
            "NotPositiveDefiniteError", "AllPrunedWarning"]
+
+_ESTIMATOR_NAMES = ("BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError")
+
+
+def __getattr__(name: str):
+    if name in _ESTIMATOR_NAMES:
+        from . import _estimators
+        return getattr(_estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_ESTIMATOR_NAMES))

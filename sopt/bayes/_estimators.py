@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.preprocessing import StandardScaler
@@ -35,14 +36,21 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..activations import ACTIVATIONS, Activation, get_activation
 from ..network import Network, mlp
 from .._validation import check_estimator_data, check_positive_int
-from ..optimize import METHODS, ConvergenceWarning
+from ..optimize import METHODS
+from ..optimize import ConvergenceWarning as _SolverConvergenceWarning
 from ._evidence import BETA_MAX, GROUPINGS, AllPrunedWarning, all_pruned, evidence_fit
 from ._posterior import NotPositiveDefiniteError
+from ._storage import register_estimators
 
 Array = np.ndarray
 
 __all__ = ["BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError"]
 
+
+
+class ConvergenceWarning(_SolverConvergenceWarning, _SklearnConvergenceWarning):
+    """The evidence iterations did not settle: sopt's ConvergenceWarning and
+    scikit-learn's, so either's warnings filter applies."""
 
 def _check_hidden(hidden, owner: str) -> tuple:
     """Layer sizes as a tuple of positive ints: an int is one layer, a list,
@@ -596,3 +604,6 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
         """The most probable class label for each row of X, (N,)."""
         P = self.predict_proba(X)
         return self.classes_[np.argmax(P, axis=1)]
+
+
+register_estimators(BayesianMLPRegressor, BayesianMLPClassifier)

@@ -32,6 +32,7 @@ import numpy as np
 from scipy.linalg import eigh
 from scipy.optimize import brentq
 
+from .._threads import blas_threads_for
 from ..network import Network
 from ..objective import Objective
 from ..optimize import ConvergenceWarning, check_method_options, minimize
@@ -250,9 +251,12 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     (0, BETA_MAX / mean(t^2)], alpha in (0, ALPHA_MAX], gamma in [0, N K].
     """
     if isinstance(net, Network):
-        result = _evidence_data(net, *args, **kwargs)
+        with blas_threads_for(net.n_weights):
+            result = _evidence_data(net, *args, **kwargs)
     else:
-        result = _evidence_objective(check_objective(net), *args, **kwargs)
+        objective = check_objective(net)
+        with blas_threads_for(objective.net.n_weights):
+            result = _evidence_objective(objective, *args, **kwargs)
     post = result.posterior
     if post.newton_decrement > NEWTON_DECREMENT_WARN:    # training stopped early
         warnings.warn("evidence_fit: the last cycle's training stopped short of a "

@@ -12,6 +12,7 @@ weights in use (``post.used`` indexes them in the full vector).
 """
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -21,6 +22,7 @@ from .._validation import (as_float_array, check_alpha, check_bool, check_choice
                            check_finite, check_inputs, check_positive,
                            check_positive_int, check_weights)
 from ..activations import LOGISTIC, SOFTMAX
+from .._threads import blas_threads_for
 from ..network import Network
 from ..objective import Objective
 from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_softmax
@@ -48,6 +50,15 @@ class NotAtMinimumWarning(UserWarning):
 class NotPositiveDefiniteError(ValueError):
     """The Laplace precision A is not positive definite: w_map is not a
     minimum of the regularised error (a ValueError, as before)."""
+
+
+def _on_small_blas(method):
+    """Run a posterior method under :func:`blas_threads_for` its W_used."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with blas_threads_for(len(self.used)):
+            return method(self, *args, **kwargs)
+    return run
 
 
 class LaplacePosterior:
@@ -131,6 +142,7 @@ class LaplacePosterior:
             self._covariance = cho_solve(self._factor, np.eye(len(self.used)))
         return self._covariance
 
+    @_on_small_blas
     def solve(self, B) -> Array:
         """A^{-1} B for B of shape (W_used,) or (W_used, P). Cost O(W^2 P)."""
         B = as_float_array(B, "B")
@@ -141,6 +153,7 @@ class LaplacePosterior:
         check_finite(B, "B")
         return cho_solve(self._factor, B)
 
+    @_on_small_blas
     def sample(self, n: int, seed=None) -> Array:
         """n weight vectors from N(w_MAP, A^{-1}), shape (n, W) (full layout;
         masked entries stay at w_MAP's)."""
@@ -185,6 +198,7 @@ class LaplacePosterior:
         f, S = self.net.linearise(self.w_map, X, of=of)
         return f, S[:, :, self.used]
 
+    @_on_small_blas
     def predict(self, X_new, full_cov: bool = False, include_noise: bool = True):
         """Regression predictive: mean y(x, w_MAP), (N, K), and variance
         1/beta + g^T A^{-1} g with g = dy/dw (PRML eq. 5.173), (N, K); with
@@ -209,6 +223,7 @@ class LaplacePosterior:
                 var = var + 1.0 / self.beta
         return mean, var
 
+    @_on_small_blas
     def logit_variance(self, X_new) -> tuple[Array, Array]:
         """a_MAP (N, K) and the (N, K, K) covariance B A^{-1} B^T of the
         linearised output pre-activations, B = d a/dw."""
@@ -218,6 +233,7 @@ class LaplacePosterior:
         a, G = self._linearise(X_new, "a")
         return a, self._function_variance(G, True)
 
+    @_on_small_blas
     def predict_proba(self, X_new, method: str = "probit", n_samples: int = 1000,
                       seed=0) -> Array:
         """Moderated class probabilities, (N, K).
@@ -348,9 +364,12 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
     (W^3 / 3); memory O(W^2).
     """
     if isinstance(net, Network):
-        post = _laplace_data(net, *args, **kwargs)
+        with blas_threads_for(net.n_weights):
+            post = _laplace_data(net, *args, **kwargs)
     else:
-        post = _laplace_objective(check_objective(net), *args, **kwargs)
+        objective = check_objective(net)
+        with blas_threads_for(objective.net.n_weights):
+            post = _laplace_objective(objective, *args, **kwargs)
     if post.newton_decrement > NEWTON_DECREMENT_WARN:
         warnings.warn(_not_at_minimum_message(post), NotAtMinimumWarning, stacklevel=2)
     return post

@@ -15,7 +15,6 @@ import numpy as np
 
 from .. import saving
 from ..network import Network
-from ._estimators import BayesianMLPClassifier, BayesianMLPRegressor, _layers_in_user_units
 from ._evidence import EvidenceResult
 from ._posterior import CLASSIFICATION, REGRESSION, LaplacePosterior
 
@@ -139,6 +138,7 @@ def check_estimator(state: dict, scaled_outputs: bool = False) -> dict:
         state["hidden_"] = tuple(layer.size for layer in net.layers[:-1])
     if "skip_coef_" not in state:
         zero, one = np.zeros(net.n_outputs), np.ones(net.n_outputs)
+        from ._estimators import _layers_in_user_units
         state["skip_coef_"] = _layers_in_user_units(
             net, net.unpack(w), state["x_mean_"], state["x_scale_"], zero, one)[2]
     state.setdefault("evidence_by_hidden_", {})
@@ -166,9 +166,16 @@ def _check_classes(state: dict, net: Network) -> None:
 
 
 def register_all() -> None:
-    """Make the objects of sopt.bayes storable by sopt.save."""
+    """Make the objects of sopt.bayes storable by sopt.save; the estimators
+    when their module is imported (it imports scikit-learn)."""
     for cls, check in ((LaplacePosterior, check_posterior),
-                       (EvidenceResult, check_evidence_result),
-                       (BayesianMLPRegressor, check_regressor),
-                       (BayesianMLPClassifier, check_estimator)):
+                       (EvidenceResult, check_evidence_result)):
         saving.register(cls.__name__, cls, check=check)
+    for tag in ("BayesianMLPRegressor", "BayesianMLPClassifier"):
+        saving.register_on_import(tag, "sopt.bayes._estimators")
+
+
+def register_estimators(regressor: type, classifier: type) -> None:
+    """Called by the estimators' module once its classes exist."""
+    saving.register(regressor.__name__, regressor, check=check_regressor)
+    saving.register(classifier.__name__, classifier, check=check_estimator)

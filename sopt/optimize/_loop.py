@@ -11,7 +11,6 @@ import warnings
 
 import numpy as np
 from scipy.optimize import OptimizeResult
-from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 
 
 #: Most raises of the damping (mu of Newton or Levenberg-Marquardt) within one
@@ -21,9 +20,10 @@ from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 MAX_DAMPING_RAISES = 100
 
 
-class ConvergenceWarning(SklearnConvergenceWarning):
-    """A solver stopped before reaching its tolerance (a scikit-learn
-    ConvergenceWarning, so one warnings filter serves both)."""
+class ConvergenceWarning(UserWarning):
+    """A solver stopped before reaching its tolerance (a UserWarning, as
+    scikit-learn's ConvergenceWarning is; the estimators of sopt.bayes warn
+    with a subclass of both, so scikit-learn's filters apply to them)."""
 
 
 class StepFailure(Exception):

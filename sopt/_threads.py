@@ -1,0 +1,39 @@
+"""BLAS threads for sopt's own small dense work.
+
+OpenBLAS and MKL start as many threads as there are cores, which pays for
+large matrices on an idle machine; for the W x W factorisations, solves and
+eigendecompositions of the Bayesian layer at the sizes it meets, on a
+machine that is busy with anything else (cross-validation in parallel, a
+Dask worker, another job), the threads wait on each other instead, and one
+Cholesky factorisation can take 100-1000 times as long
+(``experiments/bench_blas_threads.py`` sweeps sizes and thread counts;
+docs/PERFORMANCE.md has the table the threshold comes from).
+
+:func:`blas_threads_for` runs a block on one BLAS thread when the matrices
+are below :data:`BLAS_MIN_SIZE` and restores the caller's setting after it;
+above, it leaves the caller's setting alone. threadpoolctl (a dependency of
+scikit-learn, and of sopt) sets and restores the limit; it is imported on
+first use. Setting the limit costs about half a millisecond, so it is taken
+around whole operations (an evidence fit, a posterior, a prediction), never
+per matrix product.
+"""
+from __future__ import annotations
+
+import contextlib
+
+#: Matrices of this order and above keep the caller's BLAS threads: below
+#: it no operation of the sweep (Cholesky, solve, eigh, product) was faster
+#: on 2 threads than on 1 on a busy 2-core machine.
+BLAS_MIN_SIZE = 2048
+
+
+@contextlib.contextmanager
+def blas_threads_for(size: int):
+    """One BLAS thread for the block if ``size`` (the order of the dense
+    matrices it works on) is below :data:`BLAS_MIN_SIZE`; else no change."""
+    if size >= BLAS_MIN_SIZE:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
