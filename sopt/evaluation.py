@@ -59,6 +59,12 @@ class BatchPass:
         return weight_gradient(self.net, self.fp, self.backward.deltas, out)
 
 
+#: Curvature matrices up to this size are kept with their evaluation, so
+#: that the objective and its with_alpha copies build each once per w
+#: (memory: one more W x W matrix, W up to 8192).
+KEEP_CURVATURE_BYTES = 512 * 2**20
+
+
 class Evaluation:
     """The objective E(w) = sum_n E_n(w) + alpha/2 |w|^2 at one w.
 
@@ -73,7 +79,7 @@ class Evaluation:
     default allocator). The Objective recycles only its own last one.
     """
 
-    __slots__ = ("objective", "w", "_whole", "_decay", "_has_decay")
+    __slots__ = ("objective", "w", "_whole", "_decay", "_has_decay", "_curvatures")
 
     def __init__(self, objective, w: Array, recycle: "Evaluation | None" = None):
         self.objective = objective
@@ -86,6 +92,21 @@ class Evaluation:
                        else BatchPass(objective.net, objective.rule, self.w,
                                       objective.X, objective.T,
                                       None if recycle is None else recycle._whole))
+        self._curvatures: dict = {}     # data-term matrices, by (method, algorithm)
+
+    @property
+    def prior(self) -> Array:
+        """The weight decay on each weight, (W,) (alpha on the weights in use)."""
+        return self._decay
+
+    def with_prior(self, decay: Array) -> "Evaluation":
+        """The same data term at the same w under another weight decay
+        ``decay`` (W,): shares the passes and every curvature matrix built."""
+        new = object.__new__(Evaluation)
+        new.objective, new.w, new._whole = self.objective, self.w, self._whole
+        new._curvatures = self._curvatures
+        new._decay, new._has_decay = decay, bool(np.any(decay))
+        return new
 
     def batches(self, size: int | None = None) -> Iterator[BatchPass]:
         """The data as batches of at most ``size`` patterns (default: the
@@ -145,17 +166,23 @@ class Evaluation:
     def curvature(self, method: str, algorithm: str = "structured") -> Array:
         """The W x W exact Hessian (``method="exact"``, by ``algorithm``
         "structured" or "rop") or Gauss-Newton matrix, weight decay included."""
-        net = self.objective.net
-        size = self.objective.chunk_size
         check_choice(method, "method", ("exact", "gauss_newton"))
         check_choice(algorithm, "algorithm", ("structured", "rop"))
-        if algorithm == "rop" and method == "exact":
-            H = _hessian.rop_hessian(net, self.batches(size))
-        else:
-            size = size or _hessian.patterns_per_chunk(net)
-            H = _hessian.curvature_matrix(net, self.batches(size), method == "exact")
+        data = self._curvatures.get((method, algorithm))
+        if data is None:
+            data = self._data_curvature(method, algorithm)
+            if data.nbytes <= KEEP_CURVATURE_BYTES:
+                self._curvatures[(method, algorithm)] = data
+        H = data.copy()
         H[np.diag_indices_from(H)] += self._decay
         return H
+
+    def _data_curvature(self, method: str, algorithm: str) -> Array:
+        net, size = self.objective.net, self.objective.chunk_size
+        if algorithm == "rop" and method == "exact":
+            return _hessian.rop_hessian(net, self.batches(size))
+        size = size or _hessian.patterns_per_chunk(net)
+        return _hessian.curvature_matrix(net, self.batches(size), method == "exact")
 
     def hessian_diagonal(self) -> Array:
         """Becker and Le Cun's diagonal approximation plus alpha, (W,)."""

@@ -135,6 +135,18 @@ class ObjectiveCallables:
         return self.hvp(w, p)
 
 
+class _KeptEvaluation:
+    """The last evaluation of an objective, shared with its with_alpha copies."""
+
+    __slots__ = ("evaluation",)
+
+    def __init__(self):
+        self.evaluation: Evaluation | None = None
+
+    def __reduce__(self):
+        return (_KeptEvaluation, ())   # an unpickled copy starts afresh
+
+
 class Objective(ObjectiveCallables):
     """E(w) = sum_n E_n(w) + alpha/2 w^T w for a network on a data set.
 
@@ -179,24 +191,22 @@ class Objective(ObjectiveCallables):
         self.loss = loss_obj
         self.T = _read_only_copy(
             check_targets(T, len(self.X), net.n_outputs, loss_obj))
-        self._last: Evaluation | None = None
+        self._kept = _KeptEvaluation()
         self.alpha = alpha
         self.chunk_size = (None if chunk_size is None
                            else check_positive_int(chunk_size, "chunk_size"))
-
-    def _prior_changed(self) -> None:
-        self._last = None
 
     def with_alpha(self, alpha) -> "Objective":
         """The same objective with weight decay ``alpha`` (a number or (W,)).
 
         The new Objective shares this one's read-only X and T (no copy, no
-        second check of the data) and keeps its own last evaluation. The
-        evidence framework uses it to retrain under new hyperparameters and,
-        with ``alpha=0``, to get the data term alone.
+        second check of the data) and its kept evaluation of the data term:
+        at a w either has evaluated, the other reuses the forward and
+        backward passes and any Hessian already built (the evidence
+        framework retrains under new hyperparameters, and takes the data
+        term alone with ``alpha=0``, at the same w).
         """
-        new = copy.copy(self)
-        new._last = None          # the copy must not overwrite this one's arrays
+        new = copy.copy(self)     # shares self._kept
         new.alpha = alpha
         return new
 
@@ -213,14 +223,18 @@ class Objective(ObjectiveCallables):
 
     def _at(self, w) -> Evaluation:
         w = check_weights(w, self.net.n_weights)
-        last = self._last
+        kept = self._kept
+        last = kept.evaluation
         if last is None or not np.array_equal(w, last.w):
-            # The last evaluation never left this object, so its arrays are
-            # free to overwrite; forget it first, so that a pass interrupted
-            # partway (an exception, Ctrl-C) cannot leave half-overwritten
-            # arrays recorded as the evaluation at the old w.
-            self._last = None
-            last = self._last = Evaluation(self, w, recycle=last)
+            # The kept evaluation never left this objective and its
+            # with_alpha copies, so its arrays are free to overwrite; forget
+            # it first, so that a pass interrupted partway (an exception,
+            # Ctrl-C) cannot leave half-overwritten arrays recorded as the
+            # evaluation at the old w.
+            kept.evaluation = None
+            last = kept.evaluation = Evaluation(self, w, recycle=last)
+        if last.prior is not self._decay:          # kept by a with_alpha copy
+            last = last.with_prior(self._decay)
         return last
 
     def pattern_errors(self, w) -> Array:

@@ -177,3 +177,27 @@ def test_grouped_alphas_and_gauss_newton():
     # the kept posterior has the per-weight prior of the groups
     groups, _ = sopt.bayes.weight_groups(reg.network_, "layers")
     assert np.array_equal(reg.posterior_.alpha, reg.alpha_[groups])
+
+
+def test_an_evidence_fit_builds_each_hessian_once(monkeypatch):
+    """Training at each cycle's alpha and the data term of the Laplace step
+    are with_alpha copies of one objective: they share the evaluation at a
+    w, so no dense Hessian is built twice at the same weights."""
+    from sopt.evaluation import Evaluation
+    built = []
+    original = Evaluation._data_curvature
+
+    def counting(self, method, algorithm):
+        built.append((method, self.w.tobytes()))
+        return original(self, method, algorithm)
+
+    monkeypatch.setattr(Evaluation, "_data_curvature", counting)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    t = np.sin(X[:, 0]) + 0.1 * rng.standard_normal(60)
+    net = sopt.mlp([3, 5, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evidence_fit(net, X, t, w0=net.init_weights(seed=0))
+    assert res.n_cycles >= 3
+    assert len(built) == len(set(built))

@@ -54,11 +54,11 @@ def test_at_makes_a_new_pass_and_the_methods_keep_the_last(problem):
     net, obj, w = problem
     assert obj.at(w) is not obj.at(w)
     obj.value(w)
-    kept = obj._last
+    kept = obj._kept.evaluation
     obj.gradient(w.copy())                # same w: the same evaluation
-    assert obj._last is kept
+    assert obj._kept.evaluation is kept
     obj.gradient(w + 1e-3)
-    assert obj._last is not kept
+    assert obj._kept.evaluation is not kept
 
 
 def test_chunked_evaluation_equals_whole_batch(problem):
