@@ -339,9 +339,9 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
     """The Laplace posterior at w_map. Two call forms::
 
         laplace(net, X, T, w_map, loss="sse", alpha=0.01, beta=None,
-                hessian="exact", clip_negative=False, max_bytes=None)
+                hessian="exact", clip_negative=True, max_bytes=None)
         laplace(objective, w_map, alpha=0.01, beta=None, hessian="exact",
-                clip_negative=False, max_bytes=None)
+                clip_negative=True, max_bytes=None)
 
     The second takes the network, the data and the loss from an objective:
     a :class:`sopt.Objective` or a :class:`sopt.distributed.ShardedObjective`
@@ -359,6 +359,9 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
     beta : noise precision (regression only)
     hessian : "exact" or "gauss_newton" (outer product, PSD)
     clip_negative : set negative eigenvalues of the data Hessian to zero
+        (default True, as :func:`evidence_fit` and the estimators: with
+        False, an indefinite exact Hessian at w_map gives an error, or a
+        gamma outside [0, min(W, N K)] with a warning)
 
     Cost: the W x W Hessian (O(N W^2)) and one Cholesky factorisation
     (W^3 / 3); memory O(W^2).
@@ -377,13 +380,13 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
 
 def _laplace_data(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
                   beta: float | None = None, hessian: str = "exact",
-                  clip_negative: bool = False, max_bytes: float | None = None):
+                  clip_negative: bool = True, max_bytes: float | None = None):
     return _posterior(net, lambda: Objective(net, X, T, loss=loss), loss, w_map,
                       alpha, beta, hessian, clip_negative, max_bytes)
 
 
 def _laplace_objective(objective, w_map, alpha=0.01, beta: float | None = None,
-                       hessian: str = "exact", clip_negative: bool = False,
+                       hessian: str = "exact", clip_negative: bool = True,
                        max_bytes: float | None = None):
     return _posterior(objective.net, lambda: objective.with_alpha(0.0),
                       objective.loss.name, w_map, alpha, beta, hessian,
