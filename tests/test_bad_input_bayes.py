@@ -1,4 +1,4 @@
-"""Issue 14 part B, Bayes: the evidence framework on small and noise-free
+"""Bayes: the evidence framework on small and noise-free
 data, laplace away from a minimum, and argument checks of the posterior."""
 from __future__ import annotations
 

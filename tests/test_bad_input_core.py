@@ -1,4 +1,4 @@
-"""Issue 14 part B, core: no stale answers, no overflow in the general chain
+"""Core: no stale answers, no overflow in the general chain
 rule, clear errors for bad arguments (sparse X, 0-d arrays, empty v,
 one-unit softmax)."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 14 (part A): bad input to finite_diff, sopt.testing, mlp /
+"""Bad input to finite_diff, sopt.testing, mlp /
 init_weights and the command line is refused with a clear error naming the
 argument, before any work is done."""
 from __future__ import annotations

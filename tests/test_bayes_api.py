@@ -341,7 +341,7 @@ def test_evidence_result_matches_its_posterior_when_max_cycles_runs_out():
 
 
 def test_evidence_fit_validates_max_cycles_and_tol():
-    """Bad input is a ValueError naming the argument (DESIGN.md), not an
+    """Bad input is a ValueError naming the argument (docs/DESIGN.md, "Errors and input checks"), not an
     UnboundLocalError from the loop or a silent never-converging run."""
     X, t = sine(30)
     net = sopt.mlp([1, 1], output="identity")

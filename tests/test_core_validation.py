@@ -1,4 +1,4 @@
-"""Bad input gives a ValueError/TypeError that names the argument (DESIGN.md:
+"""Bad input gives a ValueError/TypeError that names the argument (docs/DESIGN.md:
 "never a numpy broadcast error from deep inside")."""
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ equations, never with sopt's backward pass:
     delta_k = y_k - t_k,          delta_j = (1 - z_j^2) sum_k w_kj delta_k
     dE/dw_kj = sum_n delta_k z_j,  dE/dw_ji = sum_n delta_j x_i   (+ biases)
 
-Weight layout (DESIGN.md): W1 (M, D) row-major, b1, W2 (K, M) row-major, b2.
+Weight layout (docs/DESIGN.md): W1 (M, D) row-major, b1, W2 (K, M) row-major, b2.
 """
 import numpy as np
 import pytest

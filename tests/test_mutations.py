@@ -1,4 +1,4 @@
-"""Tests that kill mutations the rest of the suite let through (issue 14).
+"""Tests that kill mutations the rest of the suite let through (each a change the other tests did not notice).
 
 Each test names the mutation it is there for; each was checked by applying
 the mutation, seeing the test fail, and reverting.

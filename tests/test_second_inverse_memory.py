@@ -250,7 +250,7 @@ def test_inverse_outer_product_rejects_non_integer_block_size():
 def test_max_bytes_is_validated(max_bytes, exc):
     """A NaN limit silently disables the guard (need > nan is False); a
     string gives a bare "'>' not supported" TypeError. Both should name
-    max_bytes (DESIGN: bad input -> clear ValueError/TypeError)."""
+    max_bytes (docs/DESIGN.md: bad input -> clear ValueError/TypeError)."""
     net, obj, w = _net_with_100_weights()
     with pytest.raises(exc, match="max_bytes"):
         obj.hessian(w, max_bytes=max_bytes)

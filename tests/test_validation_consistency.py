@@ -1,4 +1,4 @@
-"""One bad input, one exception type, in every module that takes it (issue 12).
+"""One bad input, one exception type, in every module that takes it.
 
 The rule (``sopt/_validation.py``): a value of the wrong *type* (a string
 where a number is expected, complex where real, an object array, None where
