@@ -1,4 +1,4 @@
-"""Bayesian MLPs against what users compare them with, on real data (issue 11).
+"""Bayesian MLPs against what users compare them with, on real data.
 
 Run:  python experiments/bench_bayes.py [--quick] [--only NAME,...]
                                         [--no-peers] [--hidden [SIZES]]
@@ -66,7 +66,7 @@ from sopt.bayes import BayesianMLPClassifier, BayesianMLPRegressor
 
 GP_MAX_TRAIN = 2000          # the exact GP is O(N^3): skipped above this
 ECE_BINS = 15                # the issue's number of confidence bins
-NLL_TARGET = 0.02            # issue 11: sopt NLL <= best baseline + 0.02
+NLL_TARGET = 0.02            # target: sopt NLL <= best baseline + 0.02
 
 # name -> (task, loader, hidden sizes of the issue's table)
 DATASETS = {

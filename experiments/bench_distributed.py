@@ -1,4 +1,4 @@
-"""Cost of the sharded objective against the in-memory one (issue 13).
+"""Cost of the sharded objective against the in-memory one.
 
 On a LocalCluster of single-threaded worker processes, with N patterns of a
 10-20-1 tanh network created on the workers (dask.array, never gathered):

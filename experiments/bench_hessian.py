@@ -104,7 +104,7 @@ def _mlp_views(w, D, M, K):
 def numpy_gradient(w, X, T, D, M, K):
     """The D-M-K tanh/sse gradient as the simplest numpy code would write it
     (np.tanh, natural expressions, no generality, no buffer reuse): the
-    reference of the first-order targets (issue 15)."""
+    reference of the first-order targets."""
     W1, b1, W2, b2 = _mlp_views(w, D, M, K)
     z = np.tanh(X @ W1.T + b1)
     r = z @ W2.T + b2 - T                    # delta_out = y - t
@@ -312,8 +312,8 @@ def second_order(D, M, K, N, repeat, chunked_peer) -> dict:
     return row
 
 
-TARGETS = {"gradient": 1.5, "hvp": 2.0, "exact": 1 / 3}   # sopt / JAX, issue 3
-NUMPY_TARGETS = {"gradient": 1.2, "hvp": 1.3}   # sopt / simplest numpy, issue 15
+TARGETS = {"gradient": 1.5, "hvp": 2.0, "exact": 1 / 3}   # sopt / JAX
+NUMPY_TARGETS = {"gradient": 1.2, "hvp": 1.3}   # sopt / simplest numpy
 
 
 def print_first_order(name, r):

@@ -1,5 +1,5 @@
 """Held-out NLL of the Laplace predictive of a linear softmax model against
-its prior precision alpha (issue 11: why the Bayesian classifier loses to
+its prior precision alpha (why the Laplace classifier loses to
 LogisticRegression on near-separable data).
 
 Run:  python experiments/laplace_alpha_scan.py [--alphas 0.3,1,3,5.2] [--sets digits,wine]
