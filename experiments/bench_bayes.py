@@ -22,7 +22,7 @@ deviation). Metrics on the held-out part, per point:
 
 Models. sopt's ``BayesianMLPRegressor`` / ``BayesianMLPClassifier`` with
 default settings; when their default ``hidden`` is not "auto" (or with
-``--hidden``) also with the hidden sizes of the issue's table. Baselines:
+``--hidden``) also with the hidden sizes of the comparison table. Baselines:
 ``BayesianRidge``, ``ARDRegression``, ``GaussianProcessRegressor`` (ARD RBF +
 white noise; skipped above 2000 training points) for regression;
 ``LogisticRegression`` for classification. Optional peer (``--no-peers`` to
@@ -65,10 +65,10 @@ import sopt
 from sopt.bayes import BayesianMLPClassifier, BayesianMLPRegressor
 
 GP_MAX_TRAIN = 2000          # the exact GP is O(N^3): skipped above this
-ECE_BINS = 15                # the number of confidence bins
+ECE_BINS = 15                # Guo et al. 2017 use 15 bins
 NLL_TARGET = 0.02            # target: sopt NLL <= best baseline + 0.02
 
-# name -> (task, loader, hidden sizes of the table)
+# name -> (task, loader, hidden sizes compared)
 DATASETS = {
     "diabetes": ("regression", lambda: datasets.load_diabetes(return_X_y=True), (5,)),
     "friedman1": ("regression", lambda: datasets.make_friedman1(
