@@ -16,6 +16,8 @@ import pytest
 from sopt.experiments import bayes_classification as bc
 from sopt.experiments import bayes_regression as br
 
+pytestmark = pytest.mark.slow     # runs sopt's experiments
+
 
 @pytest.fixture(scope="module")
 def report(quick_reproduction):

@@ -7,18 +7,10 @@ four-point Hessian to ~1e-8 (round-off / eps^2), so 1e-7 / 1e-6 / 1e-5 leave
 two or more orders of magnitude of headroom while a wrong derivative gives
 O(1e-2)-O(1).
 
-Timings are not deterministic. Only orderings that survive a loaded machine
-are asserted (measured over repeated quick runs, idle and with a competing
-BLAS-heavy process): the four-point Hessian (2W^2 calls of E, slope >= 2)
-grows at least one power of W faster than the backprop gradient (slope
-~0.3-0.8 at these sizes: per-call overheads), the exact Hessian faster than
-the gradient, and on the sizes where both were timed the four-point Hessian's
-time grows faster than the exact one's. The bare comparison "slope of the
-four-point Hessian > slope of the exact Hessian" is NOT asserted: in quick
-mode the four-point Hessian is only timed for W <= 60, where its calls are
-overhead-bound (slope ~2.0-2.5), while the exact Hessian is fitted on
-W = 58..450, where its slope (1.2-2.1, up to ~2.7 when a multi-threaded BLAS
-competes for the cores) overlaps that range.
+Timings are not deterministic, and no test asserts one: the fitted
+cost slopes and their ordering are printed by ``sopt reproduce derivatives``
+(its notes compare them) and measured by ``experiments/bench_hessian.py``.
+Only that the timing table covers the sizes in order is checked.
 """
 from __future__ import annotations
 
@@ -26,6 +18,8 @@ import numpy as np
 import pytest
 
 from sopt.experiments import derivatives, training
+
+pytestmark = pytest.mark.slow     # runs sopt's experiments
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -109,14 +103,7 @@ def test_derivatives_step_sweep(deriv):
     assert 1e-10 < s["best_rel_err_fd"] < 1e-6
 
 
-def test_derivatives_cost_ordering(deriv):
-    s = deriv[1]["summary"]
-    assert s["slope_fd"] > s["slope_gradient"] + 1.0
-    assert s["slope_exact"] > s["slope_gradient"]
-    assert s["slope_fd_gradient"] > s["slope_gradient"]
-    # four-point vs exact on the same sizes (see the module docstring)
-    assert s["slope_fd_over_exact"] > 0.5
-    assert s["fd_over_exact_at_largest_fd_W"] > 10
+def test_derivatives_timing_table_covers_the_sizes_in_order(deriv):
     rows = deriv[1]["tables"]["Time per call (ms, medians)"]
     assert [r["W"] for r in rows] == sorted(r["W"] for r in rows)
 

@@ -33,6 +33,8 @@ import pytest
 
 from sopt.experiments import classification, regression
 
+pytestmark = pytest.mark.slow     # runs sopt's experiments
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -8,6 +8,8 @@ import pytest
 from sopt.cli import main
 from sopt.experiments import NAMES, load
 
+pytestmark = pytest.mark.slow     # runs sopt's experiments
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
