@@ -394,10 +394,14 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         Hidden layer sizes M_1, ..., M_L of a layered perceptron (an int is
         one layer; ``()`` gives the linear model). "auto" lets the evidence
         choose: the linear model, then one hidden layer of 2, 4, 8, 16
-        units beside a linear skip-layer connection, stopping when the log
-        evidence stops growing by more than the evidence loop resolves
-        (tol * max(1, |ln p|); a tie keeps the smaller model; ``hidden_`` is
-        the choice, ``evidence_by_hidden_`` the comparison).
+        units beside a linear skip-layer connection, each started from the
+        linear fit (and fitted again from ``alpha`` if its hidden units end
+        unused), stopping at the first size whose log evidence does not beat
+        the best by more than the evidence loop resolves (tol * max(1,
+        |ln p|); a tie keeps the smaller model), or, while no hidden layer
+        has beaten the linear model and the candidate's units are unused,
+        at the second such size in a row (``hidden_`` is the choice,
+        ``evidence_by_hidden_`` the comparison).
     activation : str, default "tanh"
         Hidden activation ("tanh", "logistic", "softplus", "relu", ...).
     alpha : float, default 0.01
