@@ -31,7 +31,7 @@ def test_auto_picks_fewer_hidden_units_on_a_linear_target():
     assert len(sine.hidden_) == 1 and sine.hidden_[0] >= 2
     assert sine.skip_coef_.shape == (1, 1)
     # the choice is the evidence's: the kept model has the highest score,
-    # and the search stopped at the first candidate that did not improve
+    # and the search stopped at a candidate that did not improve
     for est in (linear, sine):
         scores = est.evidence_by_hidden_
         kept = est.hidden_[0] if est.hidden_ else 0
