@@ -108,6 +108,25 @@ def _better(candidate: float, best: float, tol: float) -> bool:
     return candidate - best > tol * max(1.0, abs(best))
 
 
+def _search_goes_on(misses: int, helped: bool, unused: bool) -> bool:
+    """Whether hidden="auto" tries the next size after ``misses`` successive
+    candidates that did not beat the best. A miss ends the search if a
+    hidden layer has beaten the linear model (the evidence has passed its
+    peak) or if the candidate used its hidden units and still lost (more
+    units cost more Occam factor). A candidate that left its units unused
+    (``unused``: less than one well-determined parameter more than the
+    linear model) ties with the linear model and says nothing about a
+    larger one: the next size is tried, and a second such miss ends it."""
+    return not helped and unused and misses < 2
+
+
+def _units_unused(candidate, linear) -> bool:
+    """Whether a skip-layer candidate's evidence fit left its hidden units
+    unused: less than one well-determined parameter (gamma, PRML eq.
+    5.179) more than the linear model's."""
+    return bool(candidate.gamma < linear.gamma + 1.0)
+
+
 def _warm_start(net: Network, linear_w: Array):
     """init_weights(seed) of a skip-layer network whose skip weights and
     output biases are those of the fitted linear model (V, b2 = its W, b)."""
@@ -219,32 +238,50 @@ class _BayesianMLPBase(BaseEstimator):
         """hidden="auto": the linear model, then one tanh layer of M = 2, 4,
         8, ... units beside a linear skip-layer connection (so each network
         contains the linear model), while the log evidence grows (PRML sec.
-        5.7.2; MacKay 1992). The ln(M! 2^M) of the weight-space symmetries is
-        left out: units the evidence switches off make those modes coincide,
-        and the term would reward unused units. Each network starts from the
-        linear model's fit: its skip weights and output biases, and its
-        alpha and beta."""
+        5.7.2; MacKay 1992); see :func:`_search_goes_on` for when it stops.
+        The ln(M! 2^M) of the weight-space symmetries is left out: units the
+        evidence switches off make those modes coincide, and the term would
+        reward unused units. Cost: one evidence fit per candidate tried."""
         D, K = X.shape[1], T.shape[1]
         net = mlp([D, K], output=output)
         best, runs = self._restarts(net, X, T, self.alpha, beta0, net.init_weights)
         chosen, scores = (net, best, runs), {0: float(best.log_evidence)}
-        # the linear fit's weights, and its hyperparameters (geometric mean
-        # over groups) as the starting point of every candidate's evidence loop
-        linear_w, alpha0 = best.w, float(np.exp(np.mean(np.log(best.alpha))))
-        beta_lin = best.beta if best.beta is not None else beta0
+        linear, misses, helped = best, 0, False
         for M in AUTO_HIDDEN:
             net = skip_layer_network(D, M, K, activation, output)
-            init = _warm_start(net, linear_w)
-            cand, cand_runs = self._restarts(net, X, T, alpha0, beta_lin, init)
+            cand, cand_runs = self._fit_candidate(net, X, T, linear, beta0)
             scores[M] = float(cand.log_evidence)
             if self.verbose:
                 print(f"{type(self).__name__}: hidden=({M},) with skip layer, "
                       f"log evidence {scores[M]:.6g}", flush=True)
-            if not _better(scores[M], max(v for m, v in scores.items() if m != M),
-                           self.tol):
+            if _better(scores[M], float(chosen[1].log_evidence), self.tol):
+                chosen, misses, helped = (net, cand, cand_runs), 0, True
+                continue
+            misses += 1
+            if not _search_goes_on(misses, helped, _units_unused(cand, linear)):
                 break
-            chosen = (net, cand, cand_runs)
         return (*chosen, scores)
+
+    def _fit_candidate(self, net, X, T, linear, beta0):
+        """Evidence fits of a skip-layer candidate: its skip weights, output
+        biases and beta start at the linear fit's, alpha first at the linear
+        fit's (geometric mean over groups; cheap, and the units settle where
+        the linear model leaves off). That alpha is huge when the linear
+        model explains nothing, and from it the first cycle shrinks the
+        hidden units to tanh(0) = 0, where their gradient vanishes and the
+        loop keeps them off: if it ends with them unused, the candidate is
+        fitted again from the estimator's own alpha and the run with the
+        higher log evidence kept."""
+        beta = linear.beta if linear.beta is not None else beta0
+        init = _warm_start(net, linear.w)
+        alpha_lin = float(np.exp(np.mean(np.log(linear.alpha))))
+        cand, runs = self._restarts(net, X, T, alpha_lin, beta, init)
+        if not _units_unused(cand, linear) or alpha_lin == self.alpha:
+            return cand, runs
+        if self.verbose:
+            print(f"  hidden units unused: again from alpha={self.alpha:g}", flush=True)
+        fresh, fresh_runs = self._restarts(net, X, T, self.alpha, beta, init)
+        return (fresh, fresh_runs) if fresh.log_evidence > cand.log_evidence else (cand, runs)
 
     def _restarts(self, net, X, T, alpha0, beta0, init_weights):
         """Evidence fits from n_restarts starts init_weights(seed=s + r),
@@ -365,10 +402,14 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         Hidden layer sizes M_1, ..., M_L of a layered perceptron (an int is
         one layer; ``()`` gives the linear model). "auto" lets the evidence
         choose: the linear model, then one hidden layer of 2, 4, 8, 16
-        units beside a linear skip-layer connection, stopping when the log
-        evidence stops growing by more than the evidence loop resolves
-        (tol * max(1, |ln p|); a tie keeps the smaller model; ``hidden_`` is
-        the choice, ``evidence_by_hidden_`` the comparison).
+        units beside a linear skip-layer connection, each started from the
+        linear fit (and fitted again from ``alpha`` if its hidden units end
+        unused), stopping at the first size whose log evidence does not beat
+        the best by more than the evidence loop resolves (tol * max(1,
+        |ln p|); a tie keeps the smaller model), or, while no hidden layer
+        has beaten the linear model and the candidate's units are unused,
+        at the second such size in a row (``hidden_`` is the choice,
+        ``evidence_by_hidden_`` the comparison).
     activation : str, default "tanh"
         Hidden activation ("tanh", "logistic", "softplus", "relu", ...).
     alpha : float, default 0.01
