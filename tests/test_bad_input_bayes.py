@@ -148,12 +148,13 @@ def test_beta_reestimate_is_the_stationary_point_when_gamma_exceeds_n():
     from sopt.bayes._evidence import BETA_MAX, _beta_stationary
     X, t = _sine(3)
     net = sopt.mlp([1, 10, 1])
-    post = evidence_fit(net, X, t, max_cycles=1, beta=1.0).posterior
+    # the exact Hessian's residual term lifts gamma past N on 3 points
+    post = evidence_fit(net, X, t, max_cycles=1, beta=1.0, hessian="exact").posterior
     assert post.gamma_per_weight.sum() > 3 and post.gamma == 3
     beta = _beta_stationary(post, BETA_MAX)
     assert 0 < beta < post.beta
     again = laplace(net, X, t, post.w_map, alpha=post.alpha, beta=beta,
-                    clip_negative=True)
+                    hessian="exact", clip_negative=True)
     residual_dof = 3 - again.gamma_per_weight.sum()
     assert residual_dof > 0
     assert residual_dof == pytest.approx(2 * beta * again.data_error, rel=1e-8)

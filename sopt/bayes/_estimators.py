@@ -433,10 +433,13 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         fit raises that ValueError.
     max_cycles, tol : evidence cycles at most, and the relative change of
         alpha, beta and log evidence that counts as settled.
-    hessian : {"exact", "gauss_newton"}, default "exact"
-        Curvature of the Laplace precision.
+    hessian : {"gauss_newton", "exact"}, default "gauss_newton"
+        Curvature of the Laplace precision: the Gauss-Newton matrix (PSD;
+        what the default's error bars were chosen on:
+        ``experiments/curvature_choice.py``), or the exact Hessian.
     clip_negative : bool, default True
-        Clip negative data-Hessian eigenvalues (Netlab's remedy).
+        With hessian="exact": clip negative data-Hessian eigenvalues
+        (Netlab's remedy).
     method, max_iter : training method of :func:`sopt.optimize.minimize`
         (default "newton": damped Newton on the exact Hessian; each cycle
         starts from the last w_MAP) and its iteration limit per cycle.
@@ -502,7 +505,7 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
 
     def __init__(self, hidden="auto", activation="tanh", alpha=ALPHA_START, beta=None,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
-                 hessian="exact", clip_negative=True, method="newton",
+                 hessian="gauss_newton", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
         self._store_params(locals())
 
@@ -605,7 +608,7 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
 
     def __init__(self, hidden="auto", activation="tanh", alpha=ALPHA_START,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
-                 hessian="exact", clip_negative=True, method="newton",
+                 hessian="gauss_newton", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False):
         self._store_params(locals())
 

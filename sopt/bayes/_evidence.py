@@ -242,10 +242,11 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     both forms follow the same path (to round-off).
 
     Each cycle costs one training run (``method``, default damped Newton on
-    the exact Hessian, from the last cycle's w_MAP) and one W x W Hessian
-    with its factorisation.
-    ``clip_negative`` (default True, as Netlab) clips negative data-Hessian
-    eigenvalues so that an unconverged w_MAP does not stop the loop.
+    the exact Hessian, from the last cycle's w_MAP) and one W x W curvature
+    matrix of the data term with its factorisation: ``hessian``, the
+    Gauss-Newton matrix by default (as :func:`laplace`), or the exact
+    Hessian, whose negative eigenvalues ``clip_negative`` (default True, as
+    Netlab) clips so that an unconverged w_MAP does not stop the loop.
     ``max_bytes`` bounds the dense Hessian (passed to :func:`laplace`).
     On small or noise-free data see the module docstring: beta stays in
     (0, BETA_MAX / mean(t^2)], alpha in (0, ALPHA_MAX], gamma in [0, N K].
@@ -308,7 +309,7 @@ def _evidence_objective(objective, *args, **kwargs) -> EvidenceResult:
 
 def _fit(net: Network, make_objective, loss: str, beta_cap, w0=None,
          alpha: float = 0.01, beta: float | None = None, groups: str = "single",
-         max_cycles: int = 50, tol: float = 1e-4, hessian: str = "exact",
+         max_cycles: int = 50, tol: float = 1e-4, hessian: str = "gauss_newton",
          clip_negative: bool = True, method: str = "newton",
          options: dict | None = None, verbose: bool = False,
          max_bytes: float | None = None) -> EvidenceResult:
