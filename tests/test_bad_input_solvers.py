@@ -196,7 +196,8 @@ def test_lm_damping_loop_is_bounded_by_a_count():
     f, w0 = _nowhere_lower()
     problem = make_problem(f, jac=lambda x: np.ones(2),
                            gauss_newton=lambda x: np.eye(2))
-    rule = LevenbergMarquardtStep(problem, mu=1e-300, mu_max=1e300, mu_inc=1.5)
+    rule = LevenbergMarquardtStep(problem, mu=1e-300, mu_max=1e300, mu_inc=1.5,
+                                  update="tenfold")
     with pytest.raises(Exception, match="Damping") as info:
         rule.step(w0, 0.0, np.ones(2))
     assert info.value.status == 4

@@ -21,8 +21,12 @@ with the result's message (scipy's own printing is not used).
 
 Per method: newton ``mu_min`` (1e-8) and ``mu_max`` (1e10), both finite > 0
 with mu_min <= mu_max, ``c1`` (1e-4, in (0, 1)); lm ``mu`` (0.005),
-``mu_max`` (1e10), finite > 0 with mu <= mu_max, ``mu_dec`` (0.1, in
-(0, 1)), ``mu_inc`` (10, > 1); gd ``lr`` (0.01, finite > 0); for scipy's
+``mu_max`` (1e10), finite > 0 with mu <= mu_max, ``update`` ("gain", mu
+following the gain ratio, or "tenfold", trainlm's rule), ``mu_dec`` (0.1,
+in (0, 1)) and ``mu_inc`` (10, > 1) with update="tenfold" only (a
+ValueError otherwise), ``hybrid`` (True: switch to newton on the exact
+Hessian where the residuals are large, see :mod:`._lm`; needs the
+Hessian, ignored without one); gd ``lr`` (0.01, finite > 0); for scipy's
 methods the options in :data:`OPTIONS` (trust radii, ``eta``,
 ``c1``/``c2``, ``maxcor``, ...), passed on to scipy, in scipy's domains:
 0 <= eta < 1/4, initial_trust_radius < max_trust_radius and c1 < c2
@@ -91,7 +95,8 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
     w0 : (W,) array
     method : str
         ``"newton"`` (exact Hessian, Cholesky-damped, Armijo line search),
-        ``"lm"`` (Levenberg-Marquardt on the Gauss-Newton matrix), ``"gd"``;
+        ``"lm"`` (Levenberg-Marquardt on the Gauss-Newton matrix, turning
+        to newton where the residuals stay large), ``"gd"``;
         scipy's ``"trust-exact"``, ``"trust-ncg"``, ``"trust-krylov"``,
         ``"newton-cg"``, ``"dogleg"`` (positive definite Hessians only),
         ``"bfgs"``, ``"l-bfgs-b"``, ``"cg"``.

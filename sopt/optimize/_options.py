@@ -16,7 +16,8 @@ from functools import partial
 
 from scipy.optimize import OptimizeWarning
 
-from .._validation import check_bool, check_int, check_real
+from .._validation import check_bool, check_choice, check_int, check_real
+from ._lm import UPDATES
 
 POSITIVE = partial(check_real, low=0.0, low_open=True)            # finite > 0
 NONNEGATIVE = partial(check_real, low=0.0)
@@ -45,7 +46,8 @@ WOLFE = {"c1": UNIT, "c2": UNIT, "return_all": check_bool}
 
 OPTIONS = {
     "newton": {"mu_min": POSITIVE, "mu_max": POSITIVE, "c1": UNIT},
-    "lm": {"mu": POSITIVE, "mu_dec": UNIT, "mu_inc": ABOVE_ONE, "mu_max": POSITIVE},
+    "lm": {"mu": POSITIVE, "mu_dec": UNIT, "mu_inc": ABOVE_ONE, "mu_max": POSITIVE,
+           "update": partial(check_choice, choices=UPDATES), "hybrid": check_bool},
     "gd": {"lr": POSITIVE},
     "trust-exact": TRUST, "dogleg": TRUST, "trust-ncg": TRUST,
     "trust-krylov": {**TRUST, "inexact": check_bool},
