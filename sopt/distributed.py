@@ -100,9 +100,10 @@ def _check_dask_array(A, name: str, ndims: tuple) -> None:
 class ShardedObjective(ObjectiveCallables):
     """E(w) = sum_n E_n(w) + alpha/2 w^T w with the patterns on a Dask cluster.
 
-    Same protocol as :class:`sopt.Objective` (``value``, ``gradient``,
-    ``hvp``, ``gnvp``, ``hessian``, ``fun``/``jac``/``hess``/``hessp``,
-    the LinearOperators, ``net``, ``loss``, ``alpha``, ``n_patterns``), so
+    A :class:`sopt.objective.ObjectiveProtocol`, as :class:`sopt.Objective`
+    is (``value``, ``gradient``, ``hvp``, ``gnvp``, ``hessian``,
+    ``fun``/``jac``/``hess``/``hessp``, the LinearOperators, ``net``,
+    ``loss``, ``alpha``, ``n_patterns``), so
     :func:`sopt.optimize.minimize` runs on it unchanged. Every derivative
     equals the in-memory one on the same data up to the order of summation.
 

@@ -7,8 +7,11 @@ activation: for the canonical pairs sse + identity, binary_ce + logistic and
 softmax_ce + softmax the output error signal is delta_k = dE/da_k = y_k - t_k
 (PRML eqs. 4.91, 5.18), and the value is computed from the pre-activations a
 in a stable form (log-sigmoid, log-sum-exp), so saturated outputs never
-produce log(0). Adding a loss is one :class:`Loss`; adding a pairing, one
-entry of :data:`PAIRINGS`.
+produce log(0). A loss may also say which likelihood p(t | y) it is the
+negative log of (:data:`LIKELIHOODS`): the Bayesian layer reads its noise
+precision, normaliser, predictive output and target sampler from there, not
+from the loss's name. Adding a loss is one :class:`Loss`; adding a pairing,
+one entry of :data:`PAIRINGS`.
 """
 from __future__ import annotations
 
@@ -20,6 +23,71 @@ import numpy as np
 from .activations import ACTIVATIONS, Activation, from_table, reduce_by_name
 
 Array = np.ndarray
+
+
+# ----- likelihoods: p(t | y) = exp(-beta E_n(y, t)) / Z(beta) -----
+@dataclass(frozen=True)
+class Likelihood:
+    """A conditional distribution of the targets of which a loss is the
+    negative log (up to the normaliser): p(t | y) = exp(-beta E_n) / Z.
+
+    Parameters
+    ----------
+    name : str
+    log_normaliser : callable (beta or None) -> float
+        ln Z per target value (N K of them): the log evidence adds
+        -N K ln Z. beta None means no noise precision (beta = 1).
+    predictive_output : str or None
+        The built-in output activation the moderated predictive assumes
+        (None: any output).
+    sample : callable (y, rng, beta or None) -> (N, K) targets
+        Draws t ~ p(t | y) for outputs y (N, K).
+    noise_precision : bool
+        Whether a noise precision beta may scale E_D (Gaussian noise); the
+        others are normalised for beta = 1 only.
+    """
+
+    name: str
+    log_normaliser: Callable
+    predictive_output: str | None
+    sample: Callable
+    noise_precision: bool = False
+
+
+def _gaussian_log_normaliser(beta) -> float:
+    # Z = (2 pi / beta)^(1/2) per target value (PRML eq. 5.175's N K/2 ln beta/2pi)
+    beta = 1.0 if beta is None else beta
+    return -0.5 * (np.log(beta) - np.log(2 * np.pi))
+
+
+def _normalised(beta) -> float:
+    # exp(-E_n) of a cross-entropy is already a distribution over t: Z = 1
+    return 0.0
+
+
+def _gaussian_sample(y, rng, beta):
+    std = 1.0 if beta is None else 1.0 / np.sqrt(beta)
+    return y + std * rng.standard_normal(y.shape)
+
+
+def _bernoulli_sample(y, rng, beta):
+    return (rng.random(y.shape) < y).astype(float)
+
+
+def _categorical_sample(y, rng, beta):
+    # one class per row from the row's probabilities, by inverse CDF
+    u = rng.random((len(y), 1))
+    k = np.minimum((np.cumsum(y, axis=1) < u).sum(axis=1), y.shape[1] - 1)
+    return np.eye(y.shape[1])[k]
+
+
+#: The likelihoods a :class:`Loss` can declare, by name.
+LIKELIHOODS: dict[str, Likelihood] = {lik.name: lik for lik in (
+    Likelihood("gaussian", _gaussian_log_normaliser, None, _gaussian_sample,
+               noise_precision=True),
+    Likelihood("bernoulli", _normalised, "logistic", _bernoulli_sample),
+    Likelihood("categorical", _normalised, "softmax", _categorical_sample),
+)}
 
 
 @dataclass(frozen=True)
@@ -43,6 +111,14 @@ class Loss:
     diagonal_hess : bool
         d2E/dy2 is diagonal and PSD, so sqrt of its diagonal factors the
         Gauss-Newton curvature of an elementwise output activation.
+    likelihood : "gaussian", "bernoulli", "categorical" or None
+        The p(t | y) of :data:`LIKELIHOODS` with E_n = -ln p(t_n | y_n) up
+        to its normaliser; None for a loss with no probabilistic reading
+        (the Laplace posterior and the evidence refuse it).
+    noise_precision : bool
+        A noise precision beta scales E_D (beta E_D in the log posterior,
+        -N K ln Z(beta) in the log evidence); only for a likelihood that
+        has one (Gaussian).
     """
 
     value: Callable[[Array, Array], Array]
@@ -52,6 +128,47 @@ class Loss:
     targets: str = "real"
     outputs: tuple[str, ...] | None = None
     diagonal_hess: bool = False
+    likelihood: str | None = None
+    noise_precision: bool = False
+
+    def __post_init__(self):
+        if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood: expected one of {sorted(LIKELIHOODS)} "
+                             f"or None, got {self.likelihood!r}")
+        if self.noise_precision and not (self.likelihood is not None and
+                                         LIKELIHOODS[self.likelihood].noise_precision):
+            raise ValueError(f"noise_precision: the likelihood {self.likelihood!r} "
+                             "has no noise precision (only 'gaussian' has one)")
+
+    def _likelihood(self) -> Likelihood:
+        if self.likelihood is None:
+            raise ValueError(f"loss: {self.name!r} has no likelihood "
+                             "(Loss.likelihood is None)")
+        return LIKELIHOODS[self.likelihood]
+
+    def log_normaliser(self, beta: float | None = None) -> float:
+        """ln Z per target value of p(t | y) = exp(-beta E_n) / Z(beta)
+        (beta None: no noise precision, beta = 1)."""
+        return self._likelihood().log_normaliser(beta)
+
+    @property
+    def predictive_output(self) -> str | None:
+        """The built-in output activation the likelihood's predictive
+        assumes (logistic for bernoulli, softmax for categorical), or None:
+        any output, or no likelihood."""
+        if self.likelihood is None:
+            return None
+        return LIKELIHOODS[self.likelihood].predictive_output
+
+    def sample_targets(self, y, rng, beta: float | None = None) -> Array:
+        """Targets drawn from p(t | y) for outputs y (N, K), e.g. for
+        posterior predictive checks: y plus Gaussian noise of variance
+        1/beta; 0/1 with P(t_k = 1) = y_k; one-hot rows with class
+        probabilities y. ``rng`` a numpy Generator (or a seed)."""
+        y = np.asarray(y, dtype=float)
+        if y.ndim != 2:
+            raise ValueError(f"y: expected outputs of shape (N, K), got {y.shape}")
+        return self._likelihood().sample(y, np.random.default_rng(rng), beta)
 
     def __repr__(self) -> str:
         return f"Loss({self.name!r})"
@@ -81,7 +198,8 @@ def _sse_hess(y, T):
     return _diag(np.ones_like(y))
 
 
-SSE = Loss(_sse, _sse_grad, _sse_hess, "sse", diagonal_hess=True)
+SSE = Loss(_sse, _sse_grad, _sse_hess, "sse", diagonal_hess=True,
+           likelihood="gaussian", noise_precision=True)
 
 
 # Outputs y given as numbers alone (a user activation: no logits to work
@@ -119,7 +237,7 @@ def _binary_ce_hess(y, T):
 
 BINARY_CE = Loss(_binary_ce, _binary_ce_grad, _binary_ce_hess, "binary_ce",
                  targets="unit", outputs=("logistic", "softmax"),
-                 diagonal_hess=True)
+                 diagonal_hess=True, likelihood="bernoulli")
 
 
 # --- cross-entropy for K exclusive classes (PRML eq. 5.24) ---
@@ -137,7 +255,7 @@ def _softmax_ce_hess(y, T):
 
 SOFTMAX_CE = Loss(_softmax_ce, _softmax_ce_grad, _softmax_ce_hess,
                   "softmax_ce", targets="simplex", outputs=("softmax",),
-                  diagonal_hess=True)
+                  diagonal_hess=True, likelihood="categorical")
 
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (SSE, BINARY_CE, SOFTMAX_CE)}
 

@@ -6,6 +6,7 @@ have zero gradient and zero Hessian rows whatever alpha is.
 from __future__ import annotations
 
 import copy
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
@@ -64,10 +65,92 @@ def _read_only_copy(a: Array) -> Array:
 HESSIAN_METHODS = ("exact", "fd", "mixed", "gauss_newton", "diagonal")
 
 
+@runtime_checkable
+class ObjectiveProtocol(Protocol):
+    """What an objective provides: everything the solvers
+    (:func:`sopt.optimize.minimize`) and the Bayesian layer
+    (:func:`sopt.bayes.laplace`, :func:`sopt.bayes.evidence_fit`) ask of one.
+
+    :class:`Objective` (data in memory) and
+    :class:`sopt.distributed.ShardedObjective` (data on a Dask cluster)
+    provide it; so can any class of the user's. Deriving from
+    :class:`ObjectiveCallables` gives ``alpha`` and the scipy callables from
+    the rest. ``isinstance(obj, ObjectiveProtocol)`` checks that every
+    member is there (not their signatures); :func:`missing_members` names
+    those that are not.
+
+    Attributes
+    ----------
+    net : Network
+    loss : Loss
+        Its ``likelihood`` fields are what the Bayesian layer reads.
+    n_patterns : int
+        N, the number of patterns summed over.
+    alpha : float or (W,) array
+        The weight-decay coefficient; assignable.
+
+    Methods
+    -------
+    value(w), gradient(w)
+        E(w) and dE/dw, (W,).
+    hvp(w, V), gnvp(w, V)
+        Hessian- and Gauss-Newton-vector products, V of shape (W,) or (W, P).
+    hessian(w, method="exact", ...)
+        The dense (W, W) Hessian; ``method`` one of :data:`HESSIAN_METHODS`.
+    hessian_diagonal(w)
+        Becker and Le Cun's diagonal approximation, (W,).
+    with_alpha(alpha)
+        The same objective with another weight decay (sharing the data).
+    fun(w), jac(w), hess(w), hessp(w, p)
+        scipy.optimize's callables.
+    """
+
+    net: Network
+    loss: Loss
+    n_patterns: int
+    alpha: object
+
+    def value(self, w) -> float: ...
+
+    def gradient(self, w) -> Array: ...
+
+    def hvp(self, w, v) -> Array: ...
+
+    def gnvp(self, w, v) -> Array: ...
+
+    def hessian(self, w, method: str = "exact", **kwargs) -> Array: ...
+
+    def hessian_diagonal(self, w) -> Array: ...
+
+    def with_alpha(self, alpha) -> "ObjectiveProtocol": ...
+
+    def fun(self, w) -> float: ...
+
+    def jac(self, w) -> Array: ...
+
+    def hess(self, w) -> Array: ...
+
+    def hessp(self, w, p) -> Array: ...
+
+
+#: The members of :class:`ObjectiveProtocol`, in the order documented.
+OBJECTIVE_MEMBERS: tuple[str, ...] = (
+    *ObjectiveProtocol.__annotations__,
+    *(name for name, f in vars(ObjectiveProtocol).items()
+      if callable(f) and not name.startswith("_")))
+
+
+def missing_members(obj) -> list[str]:
+    """The members of :class:`ObjectiveProtocol` that ``obj`` lacks."""
+    return [name for name in OBJECTIVE_MEMBERS if not hasattr(obj, name)]
+
+
 class ObjectiveCallables:
     """What every objective derives from its value, gradient, hvp, gnvp and
     hessian: scipy.optimize's callables and the LinearOperators (shared by
-    :class:`Objective` and :class:`sopt.distributed.ShardedObjective`)."""
+    :class:`Objective` and :class:`sopt.distributed.ShardedObjective`).
+    With ``net``, ``loss``, ``n_patterns`` and those five, a subclass has
+    all of :class:`ObjectiveProtocol`."""
 
     @property
     def alpha(self):

@@ -171,7 +171,7 @@ def check_network(net: Network, w, X, T=None, loss="sse", alpha: float = 0.0,
     rng = np.random.default_rng(seed)
     X = as_float_array(X, "X")
     if T is None:
-        T = random_targets(rng, len(X), net.n_outputs, get_loss(loss).name)
+        T = random_targets(rng, len(X), net.n_outputs, loss)
     obj = Objective(net, X, T, loss=loss, alpha=alpha)
     w = as_float_array(w, "w", bool_ok=False)
     kw = dict(n_directions=n_directions, eps=eps, seed=seed)
@@ -238,11 +238,17 @@ def check_loss(loss, y, T, eps: float | None = None) -> dict:
     return out
 
 
-def random_targets(rng, n: int, k: int, loss_name: str) -> Array:
-    """Targets valid for a built-in loss: Gaussian, in [0, 1], or one-hot."""
-    if loss_name == "binary_ce":
+def random_targets(rng, n: int, k: int, loss_name) -> Array:
+    """Targets valid for a loss (``loss_name``: its name or the Loss), by
+    what its ``targets``
+    field accepts: standard normal ("real"), uniform in [0, 1] ("unit", soft
+    targets, which exercise more of the loss than 0/1 ones) or one-hot rows
+    ("simplex"). For targets drawn from a loss's likelihood given outputs,
+    see :meth:`sopt.losses.Loss.sample_targets`."""
+    targets = get_loss(loss_name).targets
+    if targets == "unit":
         return rng.random((n, k))
-    if loss_name == "softmax_ce":
+    if targets == "simplex":
         return np.eye(k)[rng.integers(0, k, n)]
     return rng.standard_normal((n, k))
 

@@ -11,7 +11,7 @@ import pytest
 import sopt
 from sopt.activations import ACTIVATIONS, RELU
 from sopt.losses import SOFTMAX_CE, OutputError
-from sopt.optimize._newton import armijo
+from sopt.optimize._line_search import armijo
 from sopt.optimize._problem import make_problem
 
 
@@ -41,6 +41,15 @@ def test_armijo_halves_when_the_full_step_does_not_decrease_enough():
     assert t == 0.5
     np.testing.assert_array_equal(w_new, [0.0])
     assert f_new == 0.0
+
+
+def test_line_search_names_still_import_from_the_newton_module():
+    """Levenberg-Marquardt and older code import the line search's pieces
+    from sopt.optimize._newton; they are the line-search module's own."""
+    from sopt.optimize import _line_search, _newton
+    for name in ("armijo", "RoundOff", "ROUND_OFF_MESSAGE", "gradient_halved",
+                 "round_off_of"):
+        assert getattr(_newton, name) is getattr(_line_search, name)
 
 
 # ------------------------------------------------ gtol is on |g|_inf, not |g|_2

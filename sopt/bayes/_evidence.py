@@ -7,8 +7,10 @@ the hyperparameters from the Laplace posterior (PRML sec. 5.7.2).
 
 With weight groups (MacKay 1992; Netlab's ``mlpprior``) each group g has its
 own alpha_g = gamma_g / |w_g|^2, gamma_g = W_g - alpha_g tr_g(A^{-1}).
-Regression trains beta E_D + alpha/2 |w|^2, i.e. an Objective with decay
-alpha / beta; classification trains E_D + alpha/2 |w|^2.
+A loss with a noise precision (regression: sse) trains beta E_D +
+alpha/2 |w|^2, i.e. an Objective with decay alpha / beta, and has beta
+re-estimated; any other (classification) trains E_D + alpha/2 |w|^2. Which
+is which is read from the loss's ``noise_precision`` field.
 
 Small data and noise-free data. Eq. 5.180 is the fixed-point form of the
 stationarity condition of the evidence in beta, N K - gamma(beta) =
@@ -33,6 +35,7 @@ from scipy.linalg import eigh
 from scipy.optimize import brentq
 
 from .._threads import blas_threads_for
+from ..losses import Loss
 from ..network import Network
 from ..objective import Objective
 from ..optimize import ConvergenceWarning, check_method_options, minimize
@@ -40,7 +43,7 @@ from .._validation import (as_float_array, check_bool, check_choice, check_nonne
                            check_positive, check_positive_int, check_weights)
 from ._posterior import (NEWTON_DECREMENT_WARN, LaplacePosterior,
                          NotAtMinimumWarning, _not_at_minimum_message,
-                         check_objective, laplace)
+                         check_beta, check_objective, laplace, likelihood_loss)
 
 Array = np.ndarray
 GROUPINGS = ("single", "layers", "inputs")
@@ -239,7 +242,9 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     or anything :func:`laplace` accepts); each cycle trains
     ``objective.with_alpha(decay)`` (its own weight decay is replaced), so a
     sharded objective's data stay on the workers throughout. On the same data
-    both forms follow the same path (to round-off).
+    both forms follow the same path (to round-off). The loss is any that
+    :func:`laplace` takes (one that declares a likelihood); beta (default
+    1) is re-estimated for a loss with a noise precision only.
 
     Each cycle costs one training run (``method``, default damped Newton on
     the exact Hessian, from the last cycle's w_MAP) and one W x W curvature
@@ -294,20 +299,21 @@ def _all_pruned_message(result: EvidenceResult) -> str:
             + ", or standardise the targets.")
 
 
-def _evidence_data(net: Network, X, T, loss: str = "sse", *args, **kwargs
+def _evidence_data(net: Network, X, T, loss="sse", *args, **kwargs
                    ) -> EvidenceResult:
-    beta_max = (lambda: _beta_max(T)) if loss == "sse" else None
+    loss = likelihood_loss(loss)
+    beta_max = (lambda: _beta_max(T)) if loss.noise_precision else None
     return _fit(net, lambda: Objective(net, X, T, loss=loss), loss, beta_max,
                 *args, **kwargs)
 
 
 def _evidence_objective(objective, *args, **kwargs) -> EvidenceResult:
-    loss = objective.loss.name
-    beta_max = (lambda: _objective_beta_max(objective)) if loss == "sse" else None
+    loss = likelihood_loss(objective.loss)
+    beta_max = (lambda: _objective_beta_max(objective)) if loss.noise_precision else None
     return _fit(objective.net, lambda: objective, loss, beta_max, *args, **kwargs)
 
 
-def _fit(net: Network, make_objective, loss: str, beta_cap, w0=None,
+def _fit(net: Network, make_objective, loss: Loss, beta_cap, w0=None,
          alpha: float = 0.01, beta: float | None = None, groups: str = "single",
          max_cycles: int = 50, tol: float = 1e-4, hessian: str = "gauss_newton",
          clip_negative: bool = True, method: str = "newton",
@@ -315,11 +321,8 @@ def _fit(net: Network, make_objective, loss: str, beta_cap, w0=None,
          max_bytes: float | None = None) -> EvidenceResult:
     """The evidence loop, after the arguments are checked; the objective
     (``make_objective()``, any decay) is built once, after the checks."""
-    regression = loss == "sse"
-    if regression:
-        beta = 1.0 if beta is None else check_positive(beta, "beta")
-    elif beta is not None:
-        raise ValueError("beta: only regression (loss='sse') has a noise precision")
+    regression = loss.noise_precision
+    beta = check_beta(beta, loss, default=1.0)
     max_cycles = check_positive_int(max_cycles, "max_cycles")
     clip_negative = check_bool(clip_negative, "clip_negative")
     tol = check_nonnegative(tol, "tol")

@@ -1,9 +1,13 @@
 """The Laplace approximation of the posterior over weights (PRML sec. 5.7).
 
 Around w_MAP the posterior is N(w_MAP, A^{-1}) with precision
-A = diag(alpha) + beta H for regression (H the Hessian of the sum-of-squares
-data error E_D = 1/2 sum |y - t|^2, PRML eq. 5.166) and A = diag(alpha) + H
-for the cross-entropy errors (eq. 5.184). This module only does linear
+A = diag(alpha) + beta H for a loss with a noise precision (H the Hessian of
+the data error E_D, e.g. the sum-of-squares 1/2 sum |y - t|^2, PRML eq.
+5.166) and A = diag(alpha) + H otherwise (the cross-entropy errors, eq.
+5.184). What the loss means as a likelihood (Gaussian, Bernoulli,
+categorical; its noise precision, normaliser and predictive output) is read
+from the :class:`~sopt.losses.Loss`'s fields, never from its name. This
+module only does linear
 algebra on H (asked of the curvature code once) and on the output
 sensitivities d y/dw; it never differentiates anything itself.
 
@@ -21,18 +25,23 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangu
 from .._validation import (as_float_array, check_alpha, check_bool, check_choice,
                            check_finite, check_inputs, check_positive,
                            check_positive_int, check_weights)
-from ..activations import LOGISTIC, SOFTMAX
+from ..activations import ACTIVATIONS
 from .._threads import blas_threads_for
+from ..losses import LOSSES, Loss, get_loss
 from ..network import Network
-from ..objective import Objective
+from ..objective import (OBJECTIVE_MEMBERS, Objective, ObjectiveProtocol,
+                         missing_members)
 from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_softmax
 
 Array = np.ndarray
-REGRESSION = ("sse",)
-CLASSIFICATION = ("binary_ce", "softmax_ce")
-# the output activation each classification loss's moderated predictive
-# assumes: sigma(kappa a) for binary_ce, softmax of the logits for softmax_ce
-PREDICTIVE_OUTPUT = {"binary_ce": LOGISTIC, "softmax_ce": SOFTMAX}
+# The built-in losses by their likelihood, and the output activation each
+# classification loss's predictive assumes. Kept for code that imported
+# them: sopt.bayes itself reads the Loss's fields.
+REGRESSION = tuple(n for n, l in LOSSES.items() if l.likelihood == "gaussian")
+CLASSIFICATION = tuple(n for n, l in LOSSES.items()
+                       if l.likelihood in ("bernoulli", "categorical"))
+PREDICTIVE_OUTPUT = {n: ACTIVATIONS[l.predictive_output]
+                     for n, l in LOSSES.items() if l.predictive_output is not None}
 # laplace warns when a Newton step from w_map would raise the log posterior
 # by more than this many nats (g^T A^{-1} g / 2): the Laplace log evidence is
 # then off by about as much, and log evidences are compared at ~1 nat.
@@ -69,7 +78,10 @@ class LaplacePosterior:
     w_map : (W,) the mode, full layout.
     used : (W_used,) indices of the weights in use.
     precision : (W_used, W_used) A.
-    alpha : (W,) prior precisions; beta : noise precision (regression) or None.
+    alpha : (W,) prior precisions; beta : noise precision (a loss with
+        one, e.g. sse) or None.
+    loss : the loss's name; likelihood : its likelihood ("gaussian",
+        "bernoulli" or "categorical"), which decides the predictive.
     log_det : ln |A|.
     gamma_per_weight : (W_used,) 1 - alpha_i (A^{-1})_ii.
     gamma : effective number of well-determined parameters,
@@ -94,6 +106,7 @@ class LaplacePosterior:
         """``data``: the data term E_D as an objective without weight decay
         (``obj.with_alpha(0)``); ``H`` its Hessian on the weights in use."""
         self.net, self.loss, self.w_map = net, data.loss.name, w_map
+        self.likelihood = data.loss.likelihood
         self.used = np.flatnonzero(net.active_weights())
         self.alpha, self.beta = alpha, beta
         self.data_hessian = H
@@ -123,16 +136,17 @@ class LaplacePosterior:
         self.newton_decrement = 0.5 * float(self.gradient @ self.solve(self.gradient))
         wu = w_map[self.used]
         self.weight_error = 0.5 * float(np.sum(a * wu * wu))
-        self.log_evidence = self._log_evidence(a)
+        self.log_evidence = self._log_evidence(a, data.loss)
 
-    def _log_evidence(self, a: Array) -> float:
+    def _log_evidence(self, a: Array, loss: Loss) -> float:
+        """PRML eqs. 5.175 / 5.183: -M(w_MAP) - ln|A|/2 + (W/2) ln alpha
+        - N K ln Z(beta), Z the normaliser of the loss's likelihood (1 for
+        the cross-entropies, (2 pi / beta)^(1/2) for the Gaussian)."""
         log_prior_norm = 0.5 * float(np.sum(np.log(a)))     # (W/2) ln alpha
-        if self.beta is None:
-            E = self.data_error + self.weight_error
-            return -E - 0.5 * self.log_det + log_prior_norm
-        E = self.beta * self.data_error + self.weight_error
+        scale = 1.0 if self.beta is None else self.beta
+        E = scale * self.data_error + self.weight_error
         return (-E - 0.5 * self.log_det + log_prior_norm
-                + 0.5 * self.n_data * (np.log(self.beta) - np.log(2 * np.pi)))
+                - self.n_data * loss.log_normaliser(self.beta))
 
     @property
     def covariance(self) -> Array:
@@ -206,7 +220,7 @@ class LaplacePosterior:
         the function-space part alone. Cost O(N K W^2). X_new may be a dask
         array: computed block by block, numpy arrays returned (so for every
         method on new inputs)."""
-        if self.beta is None:
+        if self.likelihood != "gaussian":
             raise ValueError("predict: this posterior is for classification; "
                              "use predict_proba")
         full_cov = check_bool(full_cov, "full_cov")
@@ -217,10 +231,12 @@ class LaplacePosterior:
         mean, G = self._linearise(X_new, "y")
         var = self._function_variance(G, full_cov)
         if include_noise:
+            # without a noise precision exp(-E_n) is unit-variance noise
+            beta = 1.0 if self.beta is None else self.beta
             if full_cov:
-                var = var + np.eye(var.shape[1]) / self.beta
+                var = var + np.eye(var.shape[1]) / beta
             else:
-                var = var + 1.0 / self.beta
+                var = var + 1.0 / beta
         return mean, var
 
     @_on_small_blas
@@ -247,7 +263,7 @@ class LaplacePosterior:
         probabilities do not depend on the other rows or the dask blocks),
         in blocks of rows of bounded memory.
         """
-        if self.beta is not None:
+        if self.likelihood not in ("bernoulli", "categorical"):
             raise ValueError("predict_proba: this posterior is for regression; "
                              "use predict")
         check_choice(method, "method", ("probit", "mc"))
@@ -257,7 +273,7 @@ class LaplacePosterior:
             return blocks
         a, S = self.logit_variance(X_new)
         var = np.einsum("nkk->nk", S)
-        if self.loss == "binary_ce":
+        if self.likelihood == "bernoulli":
             if method == "mc":
                 raise ValueError("method: 'mc' is for softmax outputs; logistic "
                                  "outputs use the probit approximation")
@@ -317,22 +333,51 @@ def _is_positive_definite(H: Array) -> bool:
         return False
 
 
-# what laplace and evidence_fit ask of an objective (sopt.Objective,
-# sopt.distributed.ShardedObjective, or any object with these)
-OBJECTIVE_PROTOCOL = ("net", "loss", "n_patterns", "value", "gradient", "hessian",
-                      "with_alpha")
+# the members of sopt.objective.ObjectiveProtocol (the old name of the list)
+OBJECTIVE_PROTOCOL = OBJECTIVE_MEMBERS
 
 
 def check_objective(objective, name: str = "net"):
-    """objective, if it has what the Bayesian code needs; else TypeError."""
-    missing = [a for a in OBJECTIVE_PROTOCOL if not hasattr(objective, a)]
-    if missing:
+    """objective, if it is a :class:`sopt.objective.ObjectiveProtocol` on a
+    Network; else TypeError naming what it lacks."""
+    if not isinstance(objective, ObjectiveProtocol):
         raise TypeError(f"{name}: expected a Network (with X, T) or an objective "
-                        f"(sopt.Objective, sopt.distributed.ShardedObjective), got "
-                        f"{type(objective).__name__} (no {', '.join(missing)})")
+                        f"(sopt.objective.ObjectiveProtocol: sopt.Objective, "
+                        f"sopt.distributed.ShardedObjective), got "
+                        f"{type(objective).__name__} (no "
+                        f"{', '.join(missing_members(objective))})")
     if not isinstance(objective.net, Network):
         raise TypeError(f"{name}: the objective's net is not a Network")
     return objective
+
+
+def likelihood_loss(loss) -> Loss:
+    """The Loss of ``loss`` (a name, a Loss or a (value, grad, hess) tuple)
+    if it declares a likelihood; else ValueError naming ``loss``."""
+    loss = get_loss(loss)
+    if loss.likelihood is None:
+        raise ValueError(
+            f"loss: {loss.name!r} has no likelihood (Loss.likelihood is None), "
+            "and the Laplace posterior and the evidence need p(t | y) = "
+            "exp(-E_n) / Z: use a built-in loss or declare likelihood="
+            "'gaussian', 'bernoulli' or 'categorical' on the Loss")
+    return loss
+
+
+def check_beta(beta, loss: Loss, default: float | None = None):
+    """beta checked against the loss: a noise precision > 0 (``default``
+    when None) for a loss with one, None for any other."""
+    if loss.noise_precision:
+        if beta is None:
+            beta = default
+        if beta is None:
+            raise ValueError(f"beta: loss {loss.name!r} has a noise precision "
+                             "(Gaussian noise); it needs the noise precision beta")
+        return check_positive(beta, "beta")
+    if beta is not None:
+        raise ValueError(f"beta: only a loss with a noise precision (e.g. 'sse', "
+                         f"regression) has one; {loss.name!r} has none")
+    return None
 
 
 def laplace(net, *args, **kwargs) -> LaplacePosterior:
@@ -345,8 +390,7 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
 
     The second takes the network, the data and the loss from an objective:
     a :class:`sopt.Objective` or a :class:`sopt.distributed.ShardedObjective`
-    (or anything with ``net``, ``loss``, ``n_patterns``, ``value``,
-    ``gradient``, ``hessian`` and ``with_alpha``). Its own weight decay is
+    (anything with :class:`sopt.objective.ObjectiveProtocol`). Its own weight decay is
     ignored: the prior and noise precisions are the ``alpha`` and ``beta``
     given, and E_D and its Hessian come from ``objective.with_alpha(0)``.
     On the same data both forms give the same posterior (to round-off:
@@ -354,9 +398,11 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
 
     Parameters
     ----------
-    loss : "sse" (regression, needs ``beta``), "binary_ce" or "softmax_ce"
+    loss : "sse" (regression, needs ``beta``), "binary_ce", "softmax_ce",
+        or any Loss that declares a likelihood (its ``likelihood``,
+        ``noise_precision`` and predictive output are what is read)
     alpha : prior precision, a number or one per weight (W,)
-    beta : noise precision (regression only)
+    beta : noise precision (a loss with ``noise_precision`` only)
     hessian : "gauss_newton" (the default: sum_n J_n^T M_n J_n, PSD) or
         "exact" (the Hessian of E_D). On the estimators' default models the
         Gauss-Newton posterior's error bars covered the truth outside the
@@ -382,9 +428,10 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
     return post
 
 
-def _laplace_data(net: Network, X, T, w_map, loss: str = "sse", alpha=0.01,
+def _laplace_data(net: Network, X, T, w_map, loss="sse", alpha=0.01,
                   beta: float | None = None, hessian: str = "gauss_newton",
                   clip_negative: bool = True, max_bytes: float | None = None):
+    loss = likelihood_loss(loss)
     return _posterior(net, lambda: Objective(net, X, T, loss=loss), loss, w_map,
                       alpha, beta, hessian, clip_negative, max_bytes)
 
@@ -393,25 +440,18 @@ def _laplace_objective(objective, w_map, alpha=0.01, beta: float | None = None,
                        hessian: str = "gauss_newton", clip_negative: bool = True,
                        max_bytes: float | None = None):
     return _posterior(objective.net, lambda: objective.with_alpha(0.0),
-                      objective.loss.name, w_map, alpha, beta, hessian,
-                      clip_negative, max_bytes)
+                      likelihood_loss(objective.loss), w_map, alpha, beta,
+                      hessian, clip_negative, max_bytes)
 
 
-def _posterior(net: Network, data_term, loss: str, w_map, alpha, beta, hessian,
+def _posterior(net: Network, data_term, loss: Loss, w_map, alpha, beta, hessian,
                clip_negative, max_bytes) -> LaplacePosterior:
     """Check the arguments, then build the data term (``data_term()``, an
     objective without weight decay), its Hessian and the posterior."""
-    check_choice(loss, "loss", REGRESSION + CLASSIFICATION)
     check_choice(hessian, "hessian", ("exact", "gauss_newton"))
     clip_negative = check_bool(clip_negative, "clip_negative")
     _check_predictive_output(net, loss)
-    regression = loss in REGRESSION
-    if regression:
-        beta = check_positive(beta, "beta") if beta is not None else None
-        if beta is None:
-            raise ValueError("beta: regression (loss='sse') needs the noise precision beta")
-    elif beta is not None:
-        raise ValueError("beta: only regression (loss='sse') has a noise precision")
+    beta = check_beta(beta, loss)
     w_map = check_weights(w_map, net.n_weights).copy()
     alpha = np.broadcast_to(check_alpha(alpha, net.n_weights, positive=True),
                             (net.n_weights,)).astype(float)
@@ -434,17 +474,22 @@ def _negative_gamma_message(gamma: float, n_used: int, n_data: int) -> str:
             "hessian='gauss_newton'.")
 
 
-def _check_predictive_output(net: Network, loss: str) -> None:
-    """Refuse a classification loss on outputs its predictive does not
-    model (softmax outputs with binary_ce would be read as logistic ones)."""
-    wanted = PREDICTIVE_OUTPUT.get(loss)
+def _check_predictive_output(net: Network, loss: Loss) -> None:
+    """Refuse a loss on outputs its likelihood's predictive does not model
+    (softmax outputs with binary_ce would be read as logistic ones)."""
+    if loss.predictive_output is None:
+        return
+    wanted = ACTIVATIONS[loss.predictive_output]
     output = net.layers[-1].activation if net.layers else None
-    if wanted is not None and output is not wanted:
+    if output is not wanted:
         name = getattr(output, "name", type(output).__name__)
+        fitting = [n for n, l in LOSSES.items()
+                   if output is not None and l.predictive_output is not None
+                   and ACTIVATIONS[l.predictive_output] is output]
         raise ValueError(
-            f"loss: the Laplace predictive for {loss!r} needs the built-in "
+            f"loss: the Laplace predictive for {loss.name!r} needs the built-in "
             f"{wanted.name!r} output activation, the network's is {name!r}; "
-            + ("use loss='softmax_ce' for softmax outputs" if output is SOFTMAX
+            + (f"use loss={fitting[0]!r} for {name} outputs" if fitting
                else f"build the network with output={wanted.name!r}"))
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from .. import saving
 from ..network import Network
 from ._evidence import EvidenceResult
-from ._posterior import CLASSIFICATION, REGRESSION, LaplacePosterior
+from ..losses import LIKELIHOODS, LOSSES
+from ._posterior import LaplacePosterior
 
 
 def _array(state: dict, owner: str, name: str, kinds: str, shape: tuple) -> np.ndarray:
@@ -90,14 +91,28 @@ def check_posterior(state: dict) -> dict:
 
 
 def _check_loss(state: dict, owner: str) -> None:
-    """Regression has a noise precision beta > 0; classification none."""
+    """The likelihood is a known one (a file from before it was stored: that
+    of the built-in loss named), and beta fits it: a built-in loss has a
+    noise precision > 0 exactly when its Loss says so; another loss may
+    have one if its likelihood admits one."""
     loss, beta = state.get("loss"), state.get("beta")
-    if loss in REGRESSION:
+    built_in = LOSSES.get(loss) if isinstance(loss, str) else None
+    if built_in is not None:
+        state.setdefault("likelihood", built_in.likelihood)
+    likelihood = state.get("likelihood")
+    known = isinstance(likelihood, str) and likelihood in LIKELIHOODS
+    if built_in is not None:
+        ok = likelihood == built_in.likelihood and (beta is not None) == built_in.noise_precision
+    else:
+        ok = isinstance(loss, str) and known and (
+            beta is None or LIKELIHOODS[likelihood].noise_precision)
+    if not ok:
+        raise ValueError(f"{owner}: loss {str(loss)[:30]!r} ({str(likelihood)[:30]} "
+                         f"likelihood) with beta {beta!r}")
+    if beta is not None:
         _number(state, owner, "beta")
         if not beta > 0:
             raise ValueError(f"{owner}.beta: expected a noise precision > 0, got {beta}")
-    elif loss not in CLASSIFICATION or beta is not None:
-        raise ValueError(f"{owner}: loss {str(loss)[:30]!r} with beta {beta!r}")
 
 
 def check_evidence_result(state: dict) -> dict:

@@ -89,8 +89,8 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
     ----------
     obj : Objective or callable
         A :class:`sopt.Objective`, a
-        :class:`sopt.distributed.ShardedObjective` (anything with the
-        objective protocol), or a plain f(w) with ``jac`` (and
+        :class:`sopt.distributed.ShardedObjective` (anything with
+        :class:`sopt.objective.ObjectiveProtocol`), or a plain f(w) with ``jac`` (and
         ``hess``/``hessp``/``gauss_newton`` as the method needs).
     w0 : (W,) array
     method : str

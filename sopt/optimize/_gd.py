@@ -4,7 +4,7 @@ Computation 1, 1989). A baseline for comparisons, not a recommendation."""
 from __future__ import annotations
 
 from ._loop import StepFailure
-from ._newton import ROUND_OFF_MESSAGE, RoundOff, armijo
+from ._line_search import ROUND_OFF_MESSAGE, RoundOff, armijo
 
 
 class GradientDescentStep:

@@ -8,6 +8,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..objective import ObjectiveProtocol, missing_members
+
 
 @dataclass
 class Problem:
@@ -67,24 +69,25 @@ def _shaped(value, name: str, shape: tuple) -> np.ndarray:
 def make_problem(obj, jac=None, hess=None, hessp=None, gauss_newton=None) -> Problem:
     """A Problem from an objective or from a plain callable.
 
-    An objective is anything with the objective protocol (duck-typed, no
-    isinstance): fun/jac/hess/hessp and ``hessian(w, method="gauss_newton")``,
-    e.g. a :class:`sopt.Objective` or a
-    :class:`sopt.distributed.ShardedObjective`. Derivatives passed
-    explicitly replace the objective's own, each of them alike (as scipy
-    uses whatever it is given)."""
+    An objective is a :class:`sopt.objective.ObjectiveProtocol` (e.g. a
+    :class:`sopt.Objective` or a :class:`sopt.distributed.ShardedObjective`);
+    its fun/jac/hess/hessp and ``hessian(w, method="gauss_newton")`` are
+    used. Derivatives passed explicitly replace the objective's own, each of
+    them alike (as scipy uses whatever it is given). An object that is
+    neither an objective nor callable is a TypeError naming what it lacks."""
     given = {"jac": jac, "hess": hess, "hessp": hessp, "gauss_newton": gauss_newton}
     for name, f in given.items():
         if f is not None and not callable(f):
             raise TypeError(f"{name}: expected a callable, got {type(f).__name__}")
-    if hasattr(obj, "fun") and hasattr(obj, "jac") and callable(getattr(obj, "fun")):
+    if isinstance(obj, ObjectiveProtocol):
         own = {"jac": obj.jac, "hess": obj.hess, "hessp": obj.hessp,
                "gauss_newton": lambda w: obj.hessian(w, method="gauss_newton")}
         return Problem(obj.fun, **{k: own[k] if f is None else f
                                    for k, f in given.items()})
     if not callable(obj):
-        raise TypeError(f"obj: expected a sopt Objective or a callable f(w), "
-                        f"got {type(obj).__name__}")
+        raise TypeError(f"obj: expected a sopt Objective (ObjectiveProtocol) or "
+                        f"a callable f(w), got {type(obj).__name__} (no "
+                        f"{', '.join(missing_members(obj))})")
     if jac is None:
         raise ValueError("jac: a plain callable needs its gradient, jac=callable")
     return Problem(obj, **given)
