@@ -134,6 +134,47 @@ class _Hyper:
         return out
 
 
+
+class _CollapsedTarget(_Target):
+    """The posterior of w with the hyperparameters integrated out
+    analytically: for alpha_g ~ Gamma(a, b) the prior of w_g is the
+    multivariate Student-t int N(w_g | 0, I / alpha_g) Gamma(alpha_g | a, b)
+    d alpha_g, proportional to (b + |w_g|^2 / 2)^-(a + W_g / 2); for beta ~
+    Gamma(a, b) the likelihood becomes (b + E_D)^-(a + N K / 2) (Neal 1996,
+    sec. 3.2, notes the same integrals). HMC then moves w without waiting
+    for Gibbs steps, whose alternation mixes slowly when |w|^2 and alpha are
+    tightly coupled; alpha and beta are drawn afterwards from their Gamma
+    conditionals given each draw of w, which makes exact joint draws."""
+
+    def __init__(self, data, w_map: Array, used: Array, hyper: "_Hyper"):
+        super().__init__(data, w_map, used, np.ones(len(used)), None)
+        self.hyper = hyper
+        self.regression = hyper.n_data is not None
+
+    def _parts(self, u: Array):
+        """(U, dU/dE_D, dU/du of the prior term)."""
+        h = self.hyper
+        ww = np.bincount(h.groups, weights=u * u, minlength=h.n_groups)
+        c = h.shape + 0.5 * h.counts                         # (G,)
+        prior = float(np.sum(c * np.log(h.rate + 0.5 * ww)))
+        prior_grad = (c / (h.rate + 0.5 * ww))[h.groups] * u
+        e_d = float(self.data.value(self.full(u)))
+        if not self.regression:
+            return e_d + prior, 1.0, prior_grad
+        c_beta = h.shape + 0.5 * h.n_data
+        return (c_beta * np.log(h.rate + e_d) + prior, c_beta / (h.rate + e_d),
+                prior_grad)
+
+    def neg_log_dens(self, u: Array) -> float:
+        return self._parts(u)[0]
+
+    def grad_and_value(self, u: Array):
+        value, d_data, prior_grad = self._parts(u)
+        grad = d_data * self.data.gradient(self.w)[self.used] + prior_grad
+        self.n_gradients += 1
+        return grad, value
+
+
 def _metric(mici, kind: str, post: LaplacePosterior | None, diagonal: Array):
     """mici's matrix for the metric: the Laplace precision from its Cholesky
     factor (no second factorisation), its diagonal, or the identity."""
@@ -182,16 +223,18 @@ def _run_chain(mici, target: _Target, hyper: _Hyper | None, metric, u0: Array,
     state.mom = system.sample_momentum(state, rng)
     adapt_state = adapter.initialize(state, move)
     n_warmup, n_draws = opts["n_warmup"], opts["n_draws"]
-    rec = _empty_record(n_draws, len(u0), hyper, target.beta)
+    collapsed = isinstance(target, _CollapsedTarget)
+    rec = _empty_record(n_draws, len(u0), hyper, opts["beta"])
     for i in range(n_warmup + n_draws):
         state, _ = momentum.sample(state, rng)
         state, stats = move.sample(state, rng)
         hyper_now = None
         if hyper is not None:
             hyper_now = hyper.draw(target, state.pos, rng)
-            # mici caches U(w) in the state: a new state forgets the value
-            # computed under the old hyperparameters
-            state = mici.states.ChainState(pos=state.pos, mom=None, dir=1)
+            if not collapsed:
+                # mici caches U(w) in the state: a new state forgets the
+                # value computed under the old hyperparameters
+                state = mici.states.ChainState(pos=state.pos, mom=None, dir=1)
         if i < n_warmup:
             adapter.update(adapt_state, state, stats, move)
             if i == n_warmup - 1:
@@ -199,8 +242,8 @@ def _run_chain(mici, target: _Target, hyper: _Hyper | None, metric, u0: Array,
         else:
             # U(w) under the hyperparameters now in force, cached in the state
             # for the next transition
-            _store(rec, i - n_warmup, system.neg_log_dens(state), hyper,
-                   hyper_now, state, stats)
+            _store(rec, i - n_warmup, system.neg_log_dens(state),
+                   None if collapsed else hyper, hyper_now, state, stats)
         if opts["progress"] and (i + 1) % max(1, (n_warmup + n_draws) // 10) == 0:
             print(f"  {label}: iteration {i + 1}/{n_warmup + n_draws}, step size "
                   f"{integrator.step_size:.3g}", file=sys.stderr, flush=True)
@@ -232,6 +275,10 @@ def _store(rec: dict, j: int, neg_log_dens: float, hyper, hyper_now, state,
         if rec["beta"] is not None:
             rec["beta"][j] = beta
     rec["log_density"][j] = log_density
+    if hyper is None and hyper_now is not None:      # collapsed: U is marginal
+        rec["alpha"][j], beta = hyper_now
+        if rec["beta"] is not None:
+            rec["beta"][j] = beta
     rec["accept_stat"][j] = stats["accept_stat"]
     rec["tree_depth"][j] = stats["tree_depth"]
     rec["n_steps"][j] = stats["n_step"]
@@ -270,6 +317,14 @@ def sample_posterior(net, *args, **kwargs) -> SampledPosterior:
         shape and rate, on every alpha_g and on beta), or a pair (a, b).
     groups : "single", "layers" or "inputs" (:func:`weight_groups`): one
         alpha per group under a hyperprior.
+    hyper_update : under a hyperprior, "marginal" (default: HMC on w with
+        alpha and beta integrated out analytically, then alpha, beta drawn
+        from their Gamma conditionals at every draw of w) or "gibbs" (Neal's
+        alternation: HMC on w given alpha, beta, then a Gibbs draw of them).
+        On wine with Gamma(1e-3, 1e-3), "gibbs" gave the right predictive
+        but mixed badly (2 x 1000 draws: R-hat 1.36, ESS 5, ~155 leapfrog
+        steps per iteration): under the vague prior alpha and |w|^2 are
+        tightly coupled and the alternation moves them slowly.
     posterior : a :class:`LaplacePosterior` at w_map to take the metric and
         the start's scale from (else built by :func:`laplace` with
         ``hessian``, negative curvature clipped).
@@ -353,7 +408,8 @@ def _precisions(loss: str, alpha, beta, posterior, n_weights: int):
 def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
             n_warmup=500, n_chains=2, metric="laplace", seed=0, target_accept=0.8,
             hyperprior=None, groups="single", posterior=None, max_tree_depth=10,
-            jitter=0.1, hessian="exact", progress=False) -> SampledPosterior:
+            jitter=0.1, hessian="exact", hyper_update="marginal",
+            progress=False) -> SampledPosterior:
     """Check everything, then build the metric, run the chains in turn and
     gather them (``data``: E_D as an objective without weight decay)."""
     loss = data.loss.name
@@ -362,8 +418,10 @@ def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
     opts = _options(n_draws, n_warmup, n_chains, target_accept, max_tree_depth,
                     jitter, progress, metric)
     prior = _hyperprior(hyperprior)
+    check_choice(hyper_update, "hyper_update", ("marginal", "gibbs"))
     w_map = check_weights(w_map, net.n_weights, "w_map").copy()
     alpha, beta = _precisions(loss, alpha, beta, posterior, net.n_weights)
+    opts["beta"] = beta
     group_index, names = weight_groups(net, groups)
     used = np.flatnonzero(net.active_weights())
     mici = _import_mici()
@@ -381,7 +439,9 @@ def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
                          opts["jitter"], rng)
         records, n_gradients = [], 0
         for c, u0 in enumerate(starts):
-            target = _Target(data, w_map, used, alpha[used], beta)
+            target = (_CollapsedTarget(data, w_map, used, hyper)
+                      if hyper is not None and hyper_update == "marginal"
+                      else _Target(data, w_map, used, alpha[used], beta))
             _check_start(target, w_map[used], u0)
             records.append(_run_chain(mici, target, hyper, mici_metric, u0, rng,
                                       opts, f"chain {c + 1}/{len(starts)}"))
