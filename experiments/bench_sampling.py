@@ -12,6 +12,18 @@ MAP and alpha by evidence_fit; then NLL per held-out point of
 with fit time, max R-hat, min bulk ESS and divergences of each sampler run.
 
     python experiments/bench_sampling.py [--draws 1000] [--warmup 500]
+
+Measured (--draws 500 --warmup 300, 2 chains, shared 2-core machine):
+
+    data    Laplace  HMC    HMC+hyp  LR    | t_HMC  t_hyp | R-hat fix/hyp  ESS fix/hyp
+    wine    0.111    0.073  0.037    0.042 |  21 s  514 s | 1.012/1.689    403/3
+    iris    0.110    0.069  0.046    0.162 |   6 s   11 s | 1.006/1.064    436/34
+    cancer  0.096    0.094  0.092    0.085 |   7 s   12 s | 1.012/1.067    459/44
+
+At the evidence alpha the chains mix (~7 leapfrog steps, no divergences).
+With alpha integrated out under Gamma(1e-3, 1e-3) they do not: the NLL
+agrees with the reference numbers but R-hat and ESS say the draws are not
+yet trustworthy (and sample_posterior warns).
 """
 from __future__ import annotations
 
