@@ -9,6 +9,8 @@ from ._moderation import kappa, moderated_logistic, moderated_softmax
 from ._posterior import (LaplacePosterior, NotAtMinimumWarning,
                          NotPositiveDefiniteError,
                          clip_negative_eigenvalues, laplace)
+from ._sampled import SampledPosterior, SamplingWarning
+from ._sampling import sample_posterior
 
 from ._storage import register_all as _register_all
 
@@ -18,7 +20,8 @@ __all__ = ["laplace", "LaplacePosterior", "evidence_fit", "EvidenceResult",
            "weight_groups", "kappa", "moderated_logistic", "moderated_softmax",
            "clip_negative_eigenvalues", "BayesianMLPRegressor",
            "BayesianMLPClassifier", "NotFittedError", "NotAtMinimumWarning",
-           "NotPositiveDefiniteError", "AllPrunedWarning"]
+           "NotPositiveDefiniteError", "AllPrunedWarning", "sample_posterior",
+           "SampledPosterior", "SamplingWarning"]
 
 _ESTIMATOR_NAMES = ("BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError")
 

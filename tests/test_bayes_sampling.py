@@ -1,0 +1,236 @@
+"""sopt.bayes.sample_posterior: draws against closed forms, the metric's
+effect, the Gibbs conditionals, the predictives and the argument checks.
+
+Tolerances are Monte Carlo errors from the bulk ESS the sampler reports: a
+mean is checked to 5 standard errors (sd / sqrt(ESS)), a variance of a
+whitened coordinate (true value 1) to 5 sqrt(2 / ESS), the standard error
+of a sample variance of a near-Gaussian quantity. Seeds are fixed, so the
+tests are deterministic; 5 sigma keeps a correct sampler from failing
+under another seed."""
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import sopt
+from sopt.bayes import SamplingWarning, sample_posterior
+from sopt.bayes._diagnostics import ess_bulk, rhat
+from sopt.bayes._sampling import _CollapsedTarget, _Hyper, _Target
+
+pytest.importorskip("mici")
+
+
+def _linear_problem(scales=(1.0, 1.0), n=30, seed=0):
+    """A linear network y = w^T x + b on correlated inputs, and its design
+    matrix Phi (N, W) read off the network itself (y(e_i) - y(0))."""
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, 2))
+    X = np.column_stack([Z[:, 0], 0.8 * Z[:, 0] + 0.6 * Z[:, 1]]) * np.asarray(scales)
+    t = X @ (np.array([0.5, -1.0]) / np.asarray(scales)) + 0.3 + 0.5 * rng.standard_normal(n)
+    net = sopt.mlp([2, 1])
+    W = net.n_weights
+    y0 = net.forward(np.zeros(W), X)[:, 0]
+    Phi = np.column_stack([net.forward(np.eye(W)[i], X)[:, 0] - y0 for i in range(W)])
+    return net, X, t, Phi
+
+
+def _closed_form(Phi, t, alpha, beta):
+    """Posterior mean and precision of Bayesian linear regression (PRML
+    eqs. 3.53-3.54)."""
+    A = alpha * np.eye(Phi.shape[1]) + beta * Phi.T @ Phi
+    return np.linalg.solve(A, beta * Phi.T @ t), A
+
+
+def test_conjugate_regression_matches_closed_form():
+    net, X, t, Phi = _linear_problem()
+    alpha, beta = 0.5, 4.0
+    m, A = _closed_form(Phi, t, alpha, beta)
+    sp = sample_posterior(net, X, t, m, loss="sse", alpha=alpha, beta=beta,
+                          n_draws=300, n_warmup=100, seed=1)
+    w = sp.draws.reshape(-1, net.n_weights)
+    # whiten with the true posterior: z = L^T (w - m) ~ N(0, I) exactly
+    L = np.linalg.cholesky(A)
+    z = (w - m) @ L
+    ess = ess_bulk(z.reshape(sp.n_chains, sp.n_draws, -1))
+    assert np.all(ess > 150)
+    np.testing.assert_array_less(np.abs(z.mean(axis=0)), 5 / np.sqrt(ess))
+    C = np.cov(z.T)
+    np.testing.assert_array_less(np.abs(np.diag(C) - 1), 5 * np.sqrt(2 / ess))
+    off = C[np.triu_indices(len(C), 1)]
+    assert np.all(np.abs(off) < 5 / np.sqrt(ess.min()))
+    # the predictive: mean phi^T m, variance 1/beta + phi^T A^-1 phi
+    mean, var = sp.predict(X[:3])
+    phi = Phi[:3]
+    exact_var = 1 / beta + np.einsum("nw,nw->n", phi, np.linalg.solve(A, phi.T).T)
+    sd_f = np.sqrt(exact_var - 1 / beta)
+    np.testing.assert_array_less(np.abs(mean[:, 0] - phi @ m), 5 * sd_f / np.sqrt(ess.min()))
+    np.testing.assert_allclose(var[:, 0], exact_var,
+                               atol=5 * np.sqrt(2 / ess.min()) * sd_f.max() ** 2)
+    assert sp.max_rhat < 1.05 and sp.n_divergent == 0
+
+
+def test_laplace_metric_beats_identity_on_a_badly_scaled_posterior():
+    # inputs on scales 10 and 0.1: posterior sds differ by 100, and the
+    # correlated inputs tilt it; the Laplace metric makes it isotropic
+    net, X, t, Phi = _linear_problem(scales=(10.0, 0.1))
+    m, _ = _closed_form(Phi, t, 1e-4, 4.0)
+    cost = {}
+    for metric in ("laplace", "identity"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            sp = sample_posterior(net, X, t, m, loss="sse", alpha=1e-4, beta=4.0,
+                                  metric=metric, n_draws=100, n_warmup=100,
+                                  n_chains=1, seed=2, max_tree_depth=6)
+        cost[metric] = sp.n_gradients / sp.min_ess
+    # the identity metric needs ~100x the steps per effective draw here
+    # (tree depth at its cap); the Laplace metric a handful
+    assert cost["identity"] > 10 * cost["laplace"]
+
+
+def _fixed_w_target(seed=0):
+    net, X, t, _ = _linear_problem(seed=seed)
+    data = sopt.Objective(net, X, t, loss="sse")
+    w = np.array([0.7, -1.2, 0.4])
+    used = np.arange(net.n_weights)
+    return net, data, w, used
+
+
+def test_gibbs_step_draws_alpha_and_beta_from_their_conditionals():
+    net, data, w, used = _fixed_w_target()
+    groups = np.array([0, 0, 1])         # two weights, then the bias
+    a, b = 2.0, 0.5
+    hyper = _Hyper(groups, 2, a, b, n_data=data.n_patterns)
+    target = _Target(data, w, used, np.ones(3), 1.0)
+    rng = np.random.default_rng(3)
+    draws = [hyper.draw(target, w, rng) for _ in range(3000)]
+    alpha = np.array([d[0] for d in draws])
+    beta = np.array([d[1] for d in draws])
+    e_d = data.value(w)
+    for g, idx in enumerate(([0, 1], [2])):
+        shape, rate = a + len(idx) / 2, b + np.sum(w[idx] ** 2) / 2
+        assert stats.kstest(alpha[:, g], stats.gamma(shape, scale=1 / rate).cdf).pvalue > 1e-3
+    shape, rate = a + data.n_patterns / 2, b + e_d
+    assert stats.kstest(beta, stats.gamma(shape, scale=1 / rate).cdf).pvalue > 1e-3
+
+
+def test_collapsed_target_gradient_matches_finite_differences():
+    net, data, w, used = _fixed_w_target()
+    hyper = _Hyper(np.array([0, 0, 1]), 2, 1e-3, 1e-3, n_data=data.n_patterns)
+    target = _CollapsedTarget(data, w, used, hyper)
+    g, value = target.grad_and_value(w.copy())
+    assert value == pytest.approx(target.neg_log_dens(w.copy()))
+    eps = 1e-6
+    fd = [(target.neg_log_dens(w + eps * e) - target.neg_log_dens(w - eps * e)) / (2 * eps)
+          for e in np.eye(3)]
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_hyperprior_marginal_and_gibbs_agree_on_alpha():
+    # the two ways of integrating alpha and beta sample one joint posterior:
+    # their means of ln alpha and ln beta agree within Monte Carlo error
+    net, X, t, Phi = _linear_problem()
+    m, _ = _closed_form(Phi, t, 1.0, 4.0)
+    out = {}
+    for update in ("marginal", "gibbs"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            sp = sample_posterior(net, X, t, m, loss="sse", alpha=1.0, beta=4.0,
+                                  hyperprior=(1.0, 1.0), hyper_update=update,
+                                  n_draws=300, n_warmup=100, seed=4)
+        h = np.concatenate([np.log(sp.alpha), np.log(sp.beta)[:, :, None]], axis=2)
+        flat = h.reshape(-1, 2)
+        out[update] = (flat.mean(axis=0), flat.std(axis=0) / np.sqrt(ess_bulk(h)))
+    (m1, s1), (m2, s2) = out["marginal"], out["gibbs"]
+    np.testing.assert_array_less(np.abs(m1 - m2), 5 * np.hypot(s1, s2))
+
+
+def test_predict_proba_averages_probabilities_not_logits():
+    # one input x = 1, two classes: the logit gap is the weight of class 0
+    net = sopt.mlp([1, 2], output="softmax")
+    X = np.array([[1.0], [-1.0], [0.5], [0.0]])
+    T = np.eye(2)[[0, 1, 0, 1]]
+    w0 = np.zeros(net.n_weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        sp = sample_posterior(net, X, T, w0, loss="softmax_ce", alpha=1.0,
+                              n_draws=4, n_warmup=4, metric="identity")
+    # draws with class-0 logit 10 and -2 at x = 1: mean probability
+    # (0.99995 + 0.119) / 2 = 0.56, while the mean logit 4 would give 0.98
+    draws = np.zeros((1, 2, net.n_weights))
+    draws[0, 0, 0], draws[0, 1, 0] = 10.0, -2.0       # weight from x to class 0
+    sp.draws = draws
+    p = sp.predict_proba(np.array([[1.0]]))[0, 0]
+    expected = np.mean([1 / (1 + np.exp(-10.0)), 1 / (1 + np.exp(2.0))])
+    assert p == pytest.approx(expected, rel=1e-12)
+    assert abs(p - 1 / (1 + np.exp(-4.0))) > 0.4
+
+
+def test_classification_draws_and_probabilities():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 2))
+    y = (X[:, 0] + 0.5 * rng.standard_normal(40) > 0).astype(int)
+    net = sopt.mlp([2, 2], output="softmax")
+    w = sopt.optimize.minimize(sopt.Objective(net, X, y, loss="softmax_ce", alpha=1.0),
+                               np.zeros(net.n_weights)).x
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        sp = sample_posterior(net, X, y, w, loss="softmax_ce", alpha=1.0,
+                              n_draws=200, n_warmup=100, seed=6)
+    p = sp.predict_proba(X)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert sp.draws.shape == (2, 200, net.n_weights)
+    # 400 draws: R-hat's own noise is ~0.02 at this length
+    assert sp.rhat.shape == (net.n_weights,) and sp.max_rhat < 1.05
+    with pytest.raises(ValueError, match="predict_proba"):
+        sp.predict(X)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"n_draws": 0}, "n_draws"), ({"n_chains": 0}, "n_chains"),
+    ({"n_warmup": -1}, "n_warmup"), ({"target_accept": 1.0}, "target_accept"),
+    ({"target_accept": 0.0}, "target_accept"), ({"metric": "dense"}, "metric"),
+    ({"hyperprior": "cauchy"}, "hyperprior"), ({"hyper_update": "joint"}, "hyper_update"),
+    ({"alpha": None}, "alpha"), ({"beta": None}, "beta"),
+])
+def test_bad_settings_name_the_argument(kwargs, name):
+    net, X, t, _ = _linear_problem()
+    args = {"alpha": 1.0, "beta": 1.0, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        sample_posterior(net, X, t, np.zeros(3), loss="sse", **args)
+
+
+def test_non_finite_start_and_wrong_types_are_errors():
+    net, X, t, _ = _linear_problem()
+    with pytest.raises(ValueError, match="w_map"), np.errstate(over="ignore"):
+        sample_posterior(net, X, t, np.full(3, 1e200), loss="sse", alpha=1.0,
+                         beta=1.0, metric="identity")
+    with pytest.raises(TypeError, match="n_draws"):
+        sample_posterior(net, X, t, np.zeros(3), loss="sse", alpha=1.0, beta=1.0,
+                         n_draws=10.5)
+    with pytest.raises(TypeError, match="net"):
+        sample_posterior("net", X, t)
+
+
+def test_short_chains_warn():
+    net, X, t, Phi = _linear_problem()
+    m, _ = _closed_form(Phi, t, 1.0, 4.0)
+    with pytest.warns(SamplingWarning, match="ESS"):
+        sample_posterior(net, X, t, m, loss="sse", alpha=1.0, beta=4.0,
+                         n_draws=20, n_warmup=10)
+
+
+def test_diagnostics_on_known_chains():
+    rng = np.random.default_rng(7)
+    iid = rng.standard_normal((4, 1000, 2))
+    assert np.all(np.abs(ess_bulk(iid) / 4000 - 1) < 0.15)
+    assert np.all(rhat(iid) < 1.01)
+    # AR(1) with phi = 0.8: ESS = M S (1 - phi) / (1 + phi) = 444
+    ar = np.zeros((4, 2000, 1))
+    e = rng.standard_normal(ar.shape)
+    for s in range(1, 2000):
+        ar[:, s] = 0.8 * ar[:, s - 1] + e[:, s]
+    assert ess_bulk(ar)[0] == pytest.approx(8000 * 0.2 / 1.8, rel=0.25)
+    shifted = iid.copy()
+    shifted[0] += 1.0
+    assert np.all(rhat(shifted) > 1.05)
