@@ -39,11 +39,12 @@ from .._threads import blas_threads_for
 from .._validation import (check_alpha, check_bool, check_choice, check_int,
                            check_positive, check_positive_int, check_real,
                            check_weights)
+from ..losses import Loss
 from ..network import Network
 from ..objective import Objective
 from ._evidence import weight_groups
-from ._posterior import (CLASSIFICATION, REGRESSION, LaplacePosterior,
-                         _check_predictive_output, check_objective, laplace)
+from ._posterior import (LaplacePosterior, _check_predictive_output, check_objective,
+                         laplace, likelihood_loss)
 from ._sampled import SampledPosterior, warn_if_unconverged
 
 Array = np.ndarray
@@ -347,8 +348,8 @@ def sample_posterior(net, *args, **kwargs) -> SampledPosterior:
     return _sample_objective(objective, *args, **kwargs)
 
 
-def _sample_data(net: Network, X, T, w_map, loss: str = "sse", **kwargs):
-    check_choice(loss, "loss", REGRESSION + CLASSIFICATION)
+def _sample_data(net: Network, X, T, w_map, loss="sse", **kwargs):
+    loss = likelihood_loss(loss)
     return _sample(net, Objective(net, X, T, loss=loss), w_map, **kwargs)
 
 
@@ -383,7 +384,7 @@ def _hyperprior(hyperprior) -> tuple[float, float] | None:
             check_positive(hyperprior[1], "hyperprior rate"))
 
 
-def _precisions(loss: str, alpha, beta, posterior, n_weights: int):
+def _precisions(loss: Loss, alpha, beta, posterior, n_weights: int):
     """alpha (W,) and beta, checked; taken from ``posterior`` when left out."""
     if posterior is not None and not isinstance(posterior, LaplacePosterior):
         raise TypeError(f"posterior: expected a LaplacePosterior, got "
@@ -394,7 +395,7 @@ def _precisions(loss: str, alpha, beta, posterior, n_weights: int):
         alpha = posterior.alpha
     alpha = np.broadcast_to(check_alpha(alpha, n_weights, positive=True),
                             (n_weights,)).astype(float)
-    if loss in REGRESSION:
+    if loss.noise_precision:
         if beta is None and posterior is not None:
             beta = posterior.beta
         if beta is None:
@@ -412,8 +413,10 @@ def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
             progress=False) -> SampledPosterior:
     """Check everything, then build the metric, run the chains in turn and
     gather them (``data``: E_D as an objective without weight decay)."""
-    loss = data.loss.name
-    check_choice(loss, "loss", REGRESSION + CLASSIFICATION)
+    loss = likelihood_loss(data.loss)
+    if loss.likelihood == "gaussian" and not loss.noise_precision:
+        raise ValueError(f"loss: {loss.name!r} is Gaussian without a noise "
+                         "precision; sampling needs one (noise_precision=True)")
     _check_predictive_output(net, loss)
     opts = _options(n_draws, n_warmup, n_chains, target_accept, max_tree_depth,
                     jitter, progress, metric)
@@ -447,7 +450,7 @@ def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
                                       opts, f"chain {c + 1}/{len(starts)}"))
             n_gradients += target.n_gradients
     gathered = _gather(records, hyper is not None, n_gradients)
-    out = SampledPosterior(net, loss, w_map, used, gathered, names, alpha,
+    out = SampledPosterior(net, loss.name, w_map, used, gathered, names, alpha,
                            hyper is not None, time.perf_counter() - start)
     warn_if_unconverged(out, stacklevel=3)
     return out
