@@ -44,7 +44,7 @@ class Edge:
 
     ``weights`` is where the (fan_out, fan_in) matrix W_e sits in w
     (row-major); ``mask`` its read-only 0/1 mask, or None. The network's own
-    edges carry no numbers; a pass binds them (:meth:`at`, :meth:`along`) to
+    edges hold no weights; a pass binds them (:meth:`at`, :meth:`along`) to
     the effective (masked) matrix ``W`` at one w and the effective block ``V``
     (fan_out, fan_in, P) of P weight directions. The edge rule is written
     once: its forward and backward shares here, its weight gradient and
@@ -116,6 +116,7 @@ class Layer:
     def size(self) -> int:
         return self.node.size
 
+    # one field of every edge, for callers that want only that
     @property
     def sources(self) -> tuple[Node, ...]:
         return tuple(e.source for e in self.edges)
@@ -166,6 +167,11 @@ class ForwardPass:
     @property
     def y(self) -> Array:
         return self.z[-1]
+
+    @property
+    def weights(self) -> list:
+        """Per layer, the masked edge matrices the pass used (from ``edges``)."""
+        return [tuple(e.W for e in edges) for edges in self.edges]
 
     def dh(self, l: int) -> Array:
         """h'(a_l), shape (N, M_l) (elementwise activations only)."""
@@ -326,9 +332,8 @@ class Network:
         mask_list = self._resolve_masks(masks or {}, sources, size)
 
         edges, start = [], self._n_weights
-        for src in sources:
-            edges.append(Edge(src, size, slice(start, start + size * src.size),
-                              mask_list[len(edges)]))
+        for src, mask in zip(sources, mask_list):
+            edges.append(Edge(src, size, slice(start, start + size * src.size), mask))
             start += size * src.size
         bias = slice(start, start + size)
 
