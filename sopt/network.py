@@ -4,7 +4,8 @@ the forward pass and its adjoint (the backward sweep of error signals).
 A :class:`Network` holds architecture only; weights live in one flat float64
 vector ``w`` (the currency of the library, as in scipy). Layers are added in
 order; each is fed by the input and/or any earlier layers through one dense
-weight matrix per incoming edge, optionally masked entry by entry.
+weight matrix per incoming edge (:class:`Edge`), optionally masked entry by
+entry.
 
 Weight layout (fixed): layers in the order they were added; inside a layer its
 incoming edges in the order given, each matrix of shape (fan_out, fan_in)
