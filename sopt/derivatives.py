@@ -103,7 +103,10 @@ def weight_gradient(net: Network, fp: ForwardPass, deltas: list,
     for layer, edges, d in zip(net.layers, fp.edges, deltas):
         for e in edges:
             edge_gradient(e, d, fp.z[e.source.index], out)
-        out[layer.bias_slice] = column_sums(d.reshape(N, -1)).reshape(d.shape[1:]).T
+        if d.ndim == 2:         # straight into out: no temporary on the gradient's path
+            column_sums(d, out=out[layer.bias_slice])
+        else:
+            out[layer.bias_slice] = column_sums(d.reshape(N, -1)).reshape(d.shape[1:]).T
     return out
 
 

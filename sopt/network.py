@@ -39,7 +39,7 @@ class Node:
         return f"<Node {kind}, {self.size} units>"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class Edge:
     """One incoming edge src -> l of a layer: a_l += W_e z_src.
 
@@ -51,6 +51,9 @@ class Edge:
     once: its forward and backward shares here, its weight gradient and
     R-passes in :mod:`sopt.derivatives`. Arrays x, delta have N patterns on
     axis 0, optionally P signals or directions on axis 1.
+
+    Read-only by convention: not frozen, because every pass binds a fresh
+    copy of each edge and a frozen dataclass takes five times as long to make.
     """
 
     source: Node
@@ -71,7 +74,7 @@ class Edge:
     def at(self, w: Array) -> "Edge":
         """This edge bound to its effective matrix at w: the view of w if
         unmasked, else the masked copy."""
-        W = self.view(w)
+        W = w[self.weights].reshape(self.fan_out, self.source.size)
         return Edge(self.source, self.fan_out, self.weights, self.mask,
                     W if self.mask is None else W * self.mask)
 
