@@ -3,7 +3,9 @@
 Pure functions of a forward pass and its backward sweep (the products take
 a :class:`sopt.evaluation.BatchPass`, which holds both). Every pass is a few
 matrix products over the whole batch; loops run over layers and edges only,
-never over patterns or units.
+never over patterns or units. The derivative rules of one edge
+(:class:`sopt.network.Edge`) are the ``edge_*`` functions; every pass here
+and in :mod:`sopt.hessian` applies them.
 """
 from __future__ import annotations
 
@@ -11,28 +13,100 @@ import functools
 
 import numpy as np
 
-from .network import ForwardPass, Network, matmul_rows
+from ._validation import check_inputs, check_positive_int, check_weights
+from .network import Edge, ForwardPass, Network, add_to, matmul_rows
 
 Array = np.ndarray
 
+#: Doubles of output sensitivities computed per chunk of patterns (~32 MB).
+SENSITIVITY_DOUBLES = 4 * 2**20
 
+
+def items_in_budget(doubles_each: int, budget: int, most: int | None = None) -> int:
+    """How many items of ``doubles_each`` doubles of work memory fit in
+    ``budget`` doubles: at least 1, at most ``most`` (if given). The one
+    rule by which every chunked pass sizes its chunks."""
+    n = budget // max(1, doubles_each)
+    return max(1, n if most is None else min(most, n))
+
+
+# ----- the derivative rules of one edge a_l += W_e x -----
+def edge_gradient(e: Edge, delta: Array, x: Array, out: Array,
+                  add: bool = False) -> None:
+    """Write sum_n delta_n x_n^T, masked, into the edge's rows of ``out``:
+    (W,) for delta (N, fan_out) and x (N, fan_in); (W, P) when one of them
+    carries P signals or directions on axis 1 (then ``add`` adds instead of
+    writing). Cost 2 N P fan_out fan_in flops."""
+    N, (fo, fi) = len(delta), e.shape
+    if delta.ndim == x.ndim == 2:                 # straight into out
+        G = np.matmul(delta.T, x, out=out[e.weights].reshape(fo, fi))
+        if e.mask is not None:
+            G *= e.mask
+        return
+    if x.ndim == 2:                               # P signals on delta
+        G = (delta.reshape(N, -1).T @ x).reshape(-1, fo, fi)
+        m, order = e.mask, (1, 2, 0)
+    else:                                         # P directions on x
+        G = (delta.T @ x.reshape(N, -1)).reshape(fo, -1, fi)
+        m, order = None if e.mask is None else e.mask[:, None, :], (0, 2, 1)
+    if m is not None:
+        G *= m
+    G = G.transpose(order).reshape(fo * fi, -1)
+    if add:
+        out[e.weights] += G
+    else:
+        out[e.weights] = G
+
+
+def edge_pattern_gradients(e: Edge, delta: Array, x: Array, out: Array) -> None:
+    """Write delta_n x_n^T for every pattern and signal, masked, into the
+    edge's columns of ``out`` (N, P, W), for delta (N, P, fan_out) and x
+    (N, fan_in). Memory N P fan_out fan_in doubles."""
+    G = delta[:, :, :, None] * x[:, None, None, :]
+    if e.mask is not None:
+        G *= e.mask
+    out[:, :, e.weights] = G.reshape(G.shape[:2] + (-1,))
+
+
+def edge_r_forward(e: Edge, x: Array, Rx: Array | None, acc: Array | None) -> Array:
+    """acc + x V_e^T + R{x} W_e^T, the edge's share of R{a_l}, (N, P, fan_out),
+    for x (N, fan_in) and R{x} (N, P, fan_in) (None for the input); ``e`` is
+    bound to W and V. ``acc`` (None: nothing yet) is added to in place."""
+    N, P = len(x), e.V.shape[2]
+    term = (x @ e.V.transpose(1, 2, 0).reshape(e.source.size, -1)).reshape(N, P, -1)
+    acc = term if acc is None else np.add(acc, term, out=acc)
+    if Rx is not None:
+        acc += matmul_rows(Rx, e.W.T)
+    return acc
+
+
+def edge_r_backward(e: Edge, delta: Array, Rdelta: Array, adjoints: list) -> None:
+    """adjoints[src] += R{delta W_e} = R{delta} W_e + delta V_e, shape
+    (N, P, fan_in), for delta (N, fan_out) and R{delta} (N, P, fan_out)."""
+    N, (fo, fi) = len(delta), e.shape
+    Vd = (delta @ e.V.reshape(fo, -1)).reshape(N, fi, -1).transpose(0, 2, 1)
+    add_to(adjoints, e.source.index, matmul_rows(Rdelta, e.W) + Vd)
+
+
+# ----- passes over the network -----
 def weight_gradient(net: Network, fp: ForwardPass, deltas: list,
                     out: Array | None = None) -> Array:
-    """sum_n dE/dw from the backward sweep's ``deltas``, shape (W,).
-    Cost Theta(N W).
+    """sum_n dE/dw from the backward sweep's ``deltas``: (W,) for deltas
+    (N, M_l), (W, P) for P signals, deltas (N, P, M_l). Cost Theta(P N W).
 
     dE_n/dw_ji = delta_j z_i (PRML eq. 5.53); biases get sum_n delta_j.
-    Masked weights get exactly zero. ``out`` (W,), if given, is overwritten.
+    Masked weights get exactly zero. ``out``, if given, is overwritten.
     """
+    N = len(deltas[-1])
     if out is None:
-        out = np.empty(net.n_weights)
-    for layer, delta in zip(net.layers, deltas):
-        for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
-            G = out[s].reshape(layer.size, src.size)
-            np.matmul(delta.T, fp.z[src.index], out=G)
-            if m is not None:
-                G *= m
-        column_sums(delta, out=out[layer.bias_slice])
+        out = np.empty((net.n_weights,) + deltas[-1].shape[1:-1])
+    for layer, edges, d in zip(net.layers, fp.edges, deltas):
+        for e in edges:
+            edge_gradient(e, d, fp.z[e.source.index], out)
+        if d.ndim == 2:         # straight into out: no temporary on the gradient's path
+            column_sums(d, out=out[layer.bias_slice])
+        else:
+            out[layer.bias_slice] = column_sums(d.reshape(N, -1)).reshape(d.shape[1:]).T
     return out
 
 
@@ -50,56 +124,31 @@ def _ones(n: int) -> Array:
     return ones
 
 
-def _edge_directions(V: Array, s: slice, fan_out: int, fan_in: int,
-                     mask: Array | None) -> Array:
-    """The (fan_out, fan_in, P) block of P weight directions for one edge."""
-    Ve = V[s].reshape(fan_out, fan_in, V.shape[1])
-    return Ve if mask is None else Ve * mask[:, :, None]
+def directed_edges(fp: ForwardPass, V: Array) -> list:
+    """Per layer, the pass's edges bound also to their blocks of the (W, P)
+    directions V (:meth:`Edge.along`; masked copies where masked)."""
+    return [tuple(e.along(V) for e in edges) for edges in fp.edges]
 
 
-def _directions(net: Network, V: Array) -> list:
-    return [[_edge_directions(V, s, layer.size, src.size, m)
-             for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks)]
-            for layer in net.layers]
-
-
-def r_forward(net: Network, Ws: list, fp: ForwardPass, V: Array,
-              dirs: list | None = None) -> tuple[list, list]:
+def r_forward(net: Network, fp: ForwardPass, V: Array,
+              edges: list | None = None) -> tuple[list, list]:
     """Directional derivatives R{a_l} = (d a_l/dw) V and R{z_l}, each (N, P, M_l).
 
     R{a_l} = sum_e (V_e z_src + W_e R{z_src}) + v_b, R{z_l} = h'(a_l) R{a_l}
     (softmax: its Jacobian times R{a}); R{z_0} = 0. Lists indexed by node
-    (entry 0 is None). Cost Theta(P N W).
+    (entry 0 is None). ``edges``: :func:`directed_edges` of V, if made
+    already. Cost Theta(P N W).
     """
-    N, P = len(fp.y), V.shape[1]
-    dirs = _directions(net, V) if dirs is None else dirs
+    edges = directed_edges(fp, V) if edges is None else edges
     Ra, Rz = [None], [None]
     for li, layer in enumerate(net.layers):
         acc = None
-        for src, W, Ve in zip(layer.sources, Ws[li], dirs[li]):
-            term = (fp.z[src.index] @ Ve.transpose(1, 2, 0).reshape(src.size, -1)
-                    ).reshape(N, P, -1)
-            acc = term if acc is None else np.add(acc, term, out=acc)
-            if src.index:
-                acc += matmul_rows(Rz[src.index], W.T)
+        for e in edges[li]:
+            acc = edge_r_forward(e, fp.z[e.source.index], Rz[e.source.index], acc)
         acc += V[layer.bias_slice].T            # (P, M_l), broadcast over n
         Ra.append(acc)
         Rz.append(fp.times_dh(li + 1, acc))
     return Ra, Rz
-
-
-def weight_vjp(net: Network, fp: ForwardPass, deltas: list) -> Array:
-    """sum_n delta_l^T z_src for P signals: deltas (N, P, M_l) -> (W, P)."""
-    N, P = deltas[-1].shape[:2]
-    out = np.empty((net.n_weights, P))
-    for layer, d in zip(net.layers, deltas):
-        for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
-            G = (d.reshape(N, -1).T @ fp.z[src.index]).reshape(P, layer.size, src.size)
-            if m is not None:
-                G *= m
-            out[s] = G.transpose(1, 2, 0).reshape(-1, P)
-        out[layer.bias_slice] = column_sums(d.reshape(N, -1)).reshape(P, -1).T
-    return out
 
 
 def gauss_newton_vector_products(batch, V: Array) -> Array:
@@ -109,10 +158,10 @@ def gauss_newton_vector_products(batch, V: Array) -> Array:
     backward pass for J^T (M J V) (Schraudolph, Neural Computation 14,
     2002). (W, P); cost Theta(P N W), memory O(P N U)."""
     net, fp = batch.net, batch.fp
-    Ra, _ = r_forward(net, fp.weights, fp, V)
+    Ra, _ = r_forward(net, fp, V)
     seeds = batch.rule.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1],
                                          gauss_newton=True)
-    return weight_vjp(net, fp, net.backward(fp, seeds).deltas)
+    return weight_gradient(net, fp, net.backward(fp, seeds).deltas)
 
 
 def hessian_vector_products(batch, V: Array) -> Array:
@@ -131,36 +180,94 @@ def hessian_vector_products(batch, V: Array) -> Array:
     Returns (W, P).
     """
     net, fp = batch.net, batch.fp
-    N, P = len(fp.y), V.shape[1]
-    layers = net.layers
-    Ws = fp.weights
-    dirs = _directions(net, V)
-    Ra, Rz = r_forward(net, Ws, fp, V, dirs)
+    edges = directed_edges(fp, V)
+    Ra, Rz = r_forward(net, fp, V, edges)
+    # R{dE/dW_e}[j, i, p] = sum_n Rd[n, p, j] z[n, i] + d[n, j] Rz[n, p, i]
+    out = weight_gradient(net, fp, _r_backward(batch, edges, Ra))
+    for layer_edges, d in zip(fp.edges, batch.backward.deltas):
+        for e in layer_edges:
+            if e.source.index:
+                edge_gradient(e, d, Rz[e.source.index], out, add=True)
+    return out
+
+
+def _r_backward(batch, edges: list, Ra: list) -> list:
+    """R{delta_l} for every layer (index l - 1), (N, P, M_l), from R{a} and
+    the directed ``edges`` (see :func:`hessian_vector_products`)."""
+    fp, layers = batch.fp, batch.net.layers
     deltas, gz = batch.backward
+    N, P = Ra[-1].shape[:2]
     Rdelta: list = [None] * len(layers)
-    Rg: list = [None] * (len(layers) + 1)
+    Rg: list = [None] * (len(layers) + 1)      # R{dE/dz}, by node
     Rdelta[-1] = batch.rule.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1])
     for li in range(len(layers) - 1, -1, -1):
-        layer, l = layers[li], li + 1
+        l = li + 1
         if li < len(layers) - 1:
-            rg = Rg[l] if Rg[l] is not None else np.zeros((N, P, layer.size))
+            rg = Rg[l] if Rg[l] is not None else np.zeros((N, P, layers[li].size))
             Rd = (fp.d2h(l) * gz[li])[:, None, :] * Ra[l]
             Rdelta[li] = np.add(Rd, fp.times_dh(l, rg), out=Rd)
-        Rd, d = Rdelta[li], deltas[li]
-        for src, W, Ve in zip(layer.sources, Ws[li], dirs[li]):
-            if src.index:
-                back = (matmul_rows(Rd, W)
-                        + (d @ Ve.reshape(layer.size, -1)).reshape(N, src.size, P)
-                        .transpose(0, 2, 1))
-                Rg[src.index] = back if Rg[src.index] is None else Rg[src.index] + back
-    # R{dE/dW_e}[j, i, p] = sum_n Rd[n, p, j] z[n, i] + d[n, j] Rz[n, p, i]
-    out = weight_vjp(net, fp, Rdelta)
-    for layer, d in zip(layers, deltas):
-        for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
-            if src.index:
-                fo, fi = layer.size, src.size
-                G = (d.T @ Rz[src.index].reshape(N, -1)).reshape(fo, P, fi)
-                if m is not None:
-                    G *= m[:, None, :]
-                out[s] += G.transpose(0, 2, 1).reshape(fo * fi, P)
+        for e in edges[li]:
+            if e.source.index:
+                edge_r_backward(e, deltas[li], Rdelta[li], Rg)
+    return Rdelta
+
+
+# ----- derivatives of the outputs -----
+def input_jacobian(net: Network, w, X) -> Array:
+    """dy_k/dx_i by backpropagation, shape (N, K, D).
+
+    Backpropagates the K signals dy_k/da_j from the output units (PRML
+    sec. 5.3.4), then J_ki = sum_j w_ji dy_k/da_j over the input edges.
+    Cost Theta(K N W); memory O(K N U).
+    """
+    w = check_weights(w, net.n_weights)
+    X = check_inputs(X, net.n_inputs)
+    fp = net.propagate(w, X)
+    return net.input_adjoint(w, net.backward(fp, net.output_seeds(fp)).deltas)
+
+
+def output_sensitivities(net: Network, w, X, of: str = "a",
+                         chunk_size: int | None = None) -> Array:
+    """Per-pattern d a_out/dw (``of="a"``) or dy/dw (``of="y"``), (N, K, W).
+
+    Computed chunk by chunk (default: about 32 MB of result per chunk).
+    Cost Theta(K N W); memory N K W doubles for the result.
+    """
+    return linearise(net, w, X, of, chunk_size)[1]
+
+
+def linearise(net: Network, w, X, of: str = "a", chunk_size: int | None = None):
+    """(f, S) from one forward pass: f the output pre-activations
+    (``of="a"``) or outputs (``of="y"``), (N, K), and S = df/dw as in
+    :func:`output_sensitivities`, (N, K, W); what a linearised (Laplace)
+    predictive needs. Cost Theta(K N W); memory N K W doubles for S."""
+    w = check_weights(w, net.n_weights)
+    X = check_inputs(X, net.n_inputs)
+    if of not in ("a", "y"):
+        raise ValueError(f"of: expected 'a' or 'y', got {of!r}")
+    K, W = net.n_outputs, net.n_weights
+    size = (items_in_budget(K * W, SENSITIVITY_DOUBLES) if chunk_size is None
+            else check_positive_int(chunk_size, "chunk_size"))
+    f, S = np.empty((len(X), K)), np.empty((len(X), K, W))
+    for start in range(0, len(X), size):
+        rows = slice(start, start + size)
+        fp = net.propagate(w, X[rows])
+        seeds = (net.output_seeds(fp) if of == "y"
+                 else np.broadcast_to(np.eye(K), (len(fp.y), K, K)))
+        f[rows] = fp.y if of == "y" else fp.a[-1]
+        S[rows] = weight_sensitivities(net, fp, seeds)
+    return f, S
+
+
+def weight_sensitivities(net: Network, fp: ForwardPass, seeds: Array) -> Array:
+    """Per-pattern derivatives of P signals with respect to w, (N, P, W),
+    for ``seeds`` (N, P, K) = d(signal_p)/da_out. Cost Theta(P N W);
+    memory N P W doubles."""
+    N, P = seeds.shape[:2]
+    out = np.empty((N, P, net.n_weights))
+    deltas = net.backward(fp, seeds).deltas
+    for layer, edges, delta in zip(net.layers, fp.edges, deltas):
+        for e in edges:
+            edge_pattern_gradients(e, delta, fp.z[e.source.index], out)
+        out[:, :, layer.bias_slice] = delta
     return out

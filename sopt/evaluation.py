@@ -155,8 +155,7 @@ class Evaluation:
         V, single = _directions(v, self.w.size)
         out = np.zeros(V.shape)
         # bound the (N, P, units) work arrays of the R-passes to ~64 MB
-        units = sum(layer.size for layer in self.objective.net.layers)
-        size = max(1, _hessian.CHUNK_DOUBLES // (4 * units * V.shape[1]))
+        size = _hessian.r_pass_chunk(self.objective.net, V.shape[1])
         for batch in self.batches(self.objective.chunk_size or size):
             out += product(batch, V)
         if self._has_decay:

@@ -31,8 +31,8 @@ import numpy as np
 
 from ._validation import (DEFAULT_MAX_BYTES, check_dense_size,  # noqa: F401 (re-exported)
                           check_positive_int)
-from .derivatives import hessian_vector_products
-from .network import ForwardPass, Layer, Network
+from .derivatives import edge_gradient, hessian_vector_products, items_in_budget
+from .network import ForwardPass, Layer, Network, add_to
 
 Array = np.ndarray
 
@@ -55,16 +55,13 @@ class _Own:
 
     @classmethod
     def of(cls, layer: Layer) -> "_Own":
-        M = layer.size
-        blocks, masks = [], []
-        for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
-            blocks.append(s.start + np.arange(M * src.size).reshape(M, src.size))
-            masks.append(np.ones((M, src.size)) if m is None else m)
-        blocks.append(layer.bias_slice.start + np.arange(M)[:, None])
-        masks.append(np.ones((M, 1)))
-        has_mask = any(m is not None for m in layer.masks)
-        return cls(np.hstack(blocks), np.hstack(masks) if has_mask else None,
-                   layer.weight_slices[0].start)
+        M, edges = layer.size, layer.edges
+        cols = np.hstack([e.indices() for e in edges]
+                         + [layer.bias_slice.start + np.arange(M)[:, None]])
+        mask = None
+        if any(e.mask is not None for e in edges):
+            mask = np.hstack([e.dense_mask() for e in edges] + [np.ones((M, 1))])
+        return cls(cols, mask, edges[0].weights.start)
 
 
 def _inputs_with_one(fp: ForwardPass, layer: Layer) -> Array:
@@ -78,18 +75,18 @@ def _unit_offsets(net: Network) -> list[int]:
     return list(np.cumsum([0] + [layer.size for layer in net.layers]))
 
 
-def _pre_jacobians(net: Network, Ws: list, hp: list, offs: list, n: int) -> list:
+def _pre_jacobians(net: Network, edges: list, hp: list, offs: list, n: int) -> list:
     """P_m = d a_m / d a_{<m}, shape (n, M_m, offs[m]): how each layer's
     pre-activations depend on those of all earlier layers (zero where there is
     no path). P_m = sum_{e: src -> m} W_e diag(h'_src) [P_src | I | 0]."""
     P = []
     for li, layer in enumerate(net.layers):
         Pm = np.zeros((n, layer.size, offs[li]))
-        for src, W in zip(layer.sources, Ws[li]):
-            if src.index == 0:
+        for e in edges[li]:
+            if e.source.index == 0:
                 continue
-            si = src.index - 1
-            Wh = W[None, :, :] * hp[si][:, None, :]
+            si = e.source.index - 1
+            Wh = e.W[None, :, :] * hp[si][:, None, :]
             Pm[:, :, offs[si]:offs[si + 1]] += Wh
             if offs[si]:
                 Pm[:, :, :offs[si]] += Wh @ P[si]
@@ -269,13 +266,12 @@ def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
     n = len(fp.y)
     for li, layer in enumerate(net.layers):
         d = deltas[li]
-        for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
-            if src.index == 0:
+        for e in layer.edges:
+            if e.source.index == 0:
                 continue
-            si = src.index - 1
+            src, si = e.source, e.source.index - 1
             Dh = d[:, :, None] * hp[si][:, None, :]            # (n, M_l, M_src)
-            rows = s.start + np.arange(layer.size * src.size).reshape(layer.size, src.size)
-            row_mask = np.ones((layer.size, src.size)) if m is None else m
+            rows, row_mask = e.indices(), e.dense_mask()
             # weights of src itself: d a_src,i / d w_(i, f) = z^src_f
             C = (Dh.reshape(n, -1).T @ Zs[si]).reshape(layer.size, src.size, -1)
             C *= row_mask[:, :, None]
@@ -308,8 +304,15 @@ def patterns_per_chunk(net: Network) -> int:
     per = offs[-1] ** 2 + sum(m * o for m, o in zip(sizes, offs[:-1]))
     per += sum(sizes[l] * sizes[k] + fans[l] * fans[k]
                for l in range(L) for k in range(l, L))
-    budget = min(CHUNK_DOUBLES, max(2**20, net.n_weights**2 // 4))
-    return max(1, budget // per)
+    return items_in_budget(per, min(CHUNK_DOUBLES, max(2**20, net.n_weights**2 // 4)))
+
+
+def r_pass_chunk(net: Network, other: int, most: int | None = None) -> int:
+    """Patterns (for ``other`` directions) or directions (for ``other``
+    patterns) per chunk of the R-passes, so that their (N, P, units) work
+    arrays stay near CHUNK_DOUBLES; at most ``most``."""
+    units = sum(layer.size for layer in net.layers)
+    return items_in_budget(4 * units * other, CHUNK_DOUBLES, most)
 
 
 def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
@@ -333,7 +336,7 @@ def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
         fp = batch.fp
         hp = [fp.dh(li + 1) if layer.activation.elementwise else None
               for li, layer in enumerate(net.layers)]
-        P = _pre_jacobians(net, fp.weights, hp, offs, len(fp.y))
+        P = _pre_jacobians(net, fp.edges, hp, offs, len(fp.y))
         C = _curvature_weights(net, batch, exact)
         Zs = [_inputs_with_one(fp, layer) for layer in net.layers]
         acc.add(_unit_curvature(P, C, offs), offs, Zs)
@@ -350,9 +353,8 @@ def rop_hessian(net: Network, batches) -> Array:
     :func:`curvature_matrix`. No weight decay."""
     W = net.n_weights
     H = np.zeros((W, W))
-    units = sum(layer.size for layer in net.layers)
     for batch in batches:
-        block = max(1, min(W, CHUNK_DOUBLES // max(1, 4 * len(batch.fp.y) * units)))
+        block = r_pass_chunk(net, len(batch.fp.y), most=W)
         for start in range(0, W, block):
             E = np.zeros((W, min(block, W - start)))
             E[start + np.arange(E.shape[1]), np.arange(E.shape[1])] = 1.0
@@ -381,7 +383,6 @@ def diagonal_approximation(batch) -> Array:
     gz = batch.backward.z_adjoints
     M = batch.rule.curvature(fp.a[-1], fp.y, batch.T)
     layers = net.layers
-    Ws = fp.weights
     D: list = [None] * len(layers)
     D[-1] = np.einsum("nkk->nk", M)
     acc: list = [None] * (len(layers) + 1)
@@ -391,13 +392,11 @@ def diagonal_approximation(batch) -> Array:
         if li < len(layers) - 1:
             s = acc[li + 1] if acc[li + 1] is not None else 0.0
             D[li] = fp.dh(li + 1) ** 2 * s + fp.d2h(li + 1) * gz[li]
-        for src, s_, W, m in zip(layer.sources, layer.weight_slices, Ws[li], layer.masks):
-            z = fp.z[src.index]
-            G = D[li].T @ (z * z)
-            out[s_] = (G if m is None else G * m).ravel()
-            if src.index:
-                contrib = D[li] @ (W * W)
-                acc[src.index] = contrib if acc[src.index] is None else acc[src.index] + contrib
+        for e in fp.edges[li]:
+            z = fp.z[e.source.index]
+            edge_gradient(e, D[li], z * z, out)
+            if e.source.index:      # the backward rule through the squared weights
+                add_to(acc, e.source.index, D[li] @ (e.W * e.W))
         out[layer.bias_slice] = D[li].sum(axis=0)
     return out
 

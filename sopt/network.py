@@ -4,7 +4,8 @@ the forward pass and its adjoint (the backward sweep of error signals).
 A :class:`Network` holds architecture only; weights live in one flat float64
 vector ``w`` (the currency of the library, as in scipy). Layers are added in
 order; each is fed by the input and/or any earlier layers through one dense
-weight matrix per incoming edge, optionally masked entry by entry.
+weight matrix per incoming edge (:class:`Edge`), optionally masked entry by
+entry.
 
 Weight layout (fixed): layers in the order they were added; inside a layer its
 incoming edges in the order given, each matrix of shape (fan_out, fan_in)
@@ -38,20 +39,99 @@ class Node:
         return f"<Node {kind}, {self.size} units>"
 
 
+@dataclass(eq=False, slots=True)
+class Edge:
+    """One incoming edge src -> l of a layer: a_l += W_e z_src.
+
+    ``weights`` is where the (fan_out, fan_in) matrix W_e sits in w
+    (row-major); ``mask`` its read-only 0/1 mask, or None. The network's own
+    edges hold no weights; a pass binds them (:meth:`at`, :meth:`along`) to
+    the effective (masked) matrix ``W`` at one w and the effective block ``V``
+    (fan_out, fan_in, P) of P weight directions. The edge rule is written
+    once: its forward and backward shares here, its weight gradient and
+    R-passes in :mod:`sopt.derivatives`. Arrays x, delta have N patterns on
+    axis 0, optionally P signals or directions on axis 1.
+
+    Read-only by convention: not frozen, because every pass binds a fresh
+    copy of each edge and a frozen dataclass takes five times as long to make.
+    """
+
+    source: Node
+    fan_out: int
+    weights: slice
+    mask: Array | None = None
+    W: Array | None = None
+    V: Array | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.fan_out, self.source.size)
+
+    def view(self, w: Array) -> Array:
+        """W_e as stored in w, a (fan_out, fan_in) view (masked entries as stored)."""
+        return w[self.weights].reshape(self.shape)
+
+    def at(self, w: Array) -> "Edge":
+        """This edge bound to its effective matrix at w: the view of w if
+        unmasked, else the masked copy."""
+        W = w[self.weights].reshape(self.fan_out, self.source.size)
+        return Edge(self.source, self.fan_out, self.weights, self.mask,
+                    W if self.mask is None else W * self.mask)
+
+    def along(self, V: Array) -> "Edge":
+        """This bound edge with its block of the (W, P) directions V, masked."""
+        Ve = V[self.weights].reshape(self.shape + V.shape[1:])
+        if self.mask is not None:
+            Ve = Ve * self.mask[:, :, None]
+        return Edge(self.source, self.fan_out, self.weights, self.mask, self.W, Ve)
+
+    def indices(self) -> Array:
+        """Position in w of every entry of W_e, (fan_out, fan_in) integers."""
+        size = self.fan_out * self.source.size
+        return self.weights.start + np.arange(size).reshape(self.shape)
+
+    def dense_mask(self) -> Array:
+        """The mask, or ones where there is none, (fan_out, fan_in)."""
+        return np.ones(self.shape) if self.mask is None else self.mask
+
+    def forward(self, x: Array, out: Array | None = None) -> Array:
+        """x W_e^T, the edge's share of a_l, (N, fan_out) for x (N, fan_in)."""
+        return np.matmul(x, self.W.T, out=out)
+
+    def backward(self, delta: Array, adjoints: list, out: Array | None = None) -> None:
+        """adjoints[src] += delta W_e, the edge's share of dE/dz_src, for delta
+        (N, [P,] fan_out); ``out`` receives the first share where it can."""
+        i = self.source.index
+        add_to(adjoints, i, matmul_rows(delta, self.W,
+                                        out if adjoints[i] is None else None))
+
+
 @dataclass(frozen=True, eq=False)
 class Layer:
-    """A layer: its units, activation, incoming edges and weight slices."""
+    """A layer: its units, activation, incoming edges (in layout order) and
+    where its bias sits in w."""
 
     node: Node
     activation: Activation
-    sources: tuple[Node, ...]
-    masks: tuple[Array | None, ...]
-    weight_slices: tuple[slice, ...]
+    edges: tuple[Edge, ...]
     bias_slice: slice
 
     @property
     def size(self) -> int:
         return self.node.size
+
+    # one field of every edge, for callers that want only that
+    @property
+    def sources(self) -> tuple[Node, ...]:
+        return tuple(e.source for e in self.edges)
+
+    @property
+    def masks(self) -> tuple[Array | None, ...]:
+        return tuple(e.mask for e in self.edges)
+
+    @property
+    def weight_slices(self) -> tuple[slice, ...]:
+        return tuple(e.weights for e in self.edges)
 
 
 class LayerParams(NamedTuple):
@@ -74,15 +154,16 @@ class ForwardPass:
     """Pre-activations a[l] and outputs z[l] of every node (z[0] is X, a[0]
     None), with h'(a_l) and h''(a_l) computed on first use and kept: the
     backward, R- and Hessian passes all need them, and each costs a pass over
-    N x M_l values. ``weights`` holds the masked edge matrices the pass used
-    (Network.effective_weights), so the passes after it need not rebuild them.
+    N x M_l values. ``edges`` holds, per layer (index l - 1), its edges bound
+    to the masked matrices the pass used (:meth:`Edge.at`), so the passes
+    after it need not rebuild them.
     ``spare`` maps l to an array h'(a_l) may be written into (a recycled pass)."""
 
-    __slots__ = ("a", "z", "weights", "_acts", "_dh", "_d2h", "_spare")
+    __slots__ = ("a", "z", "edges", "_acts", "_dh", "_d2h", "_spare")
 
-    def __init__(self, a: list, z: list, activations: list, weights: list,
+    def __init__(self, a: list, z: list, activations: list, edges: list,
                  spare: dict | None = None):
-        self.a, self.z, self._acts, self.weights = a, z, activations, weights
+        self.a, self.z, self._acts, self.edges = a, z, activations, edges
         self._dh: dict = {}
         self._d2h: dict = {}
         self._spare = spare or {}
@@ -90,6 +171,11 @@ class ForwardPass:
     @property
     def y(self) -> Array:
         return self.z[-1]
+
+    @property
+    def weights(self) -> list:
+        """Per layer, the masked edge matrices the pass used (from ``edges``)."""
+        return [tuple(e.W for e in edges) for edges in self.edges]
 
     def dh(self, l: int) -> Array:
         """h'(a_l), shape (N, M_l) (elementwise activations only)."""
@@ -135,6 +221,15 @@ def matmul_rows(A: Array, B: Array, out: Array | None = None) -> Array:
     if A.ndim == 2:
         return np.matmul(A, B, out=out)
     return (A.reshape(-1, A.shape[-1]) @ B).reshape(A.shape[:-1] + (B.shape[1],))
+
+
+def add_to(terms: list, i: int, term: Array) -> None:
+    """terms[i] += term, or terms[i] = term where nothing is there yet (the
+    sums over consumers of the adjoint passes; the first term is owned)."""
+    if terms[i] is None:
+        terms[i] = term
+    else:
+        terms[i] += term
 
 
 def _spare_arrays(reuse: "Backward | None", delta_out: Array) -> dict:
@@ -240,9 +335,9 @@ class Network:
         sources = self._resolve_inputs(inputs, index)
         mask_list = self._resolve_masks(masks or {}, sources, size)
 
-        slices, start = [], self._n_weights
-        for src in sources:
-            slices.append(slice(start, start + size * src.size))
+        edges, start = [], self._n_weights
+        for src, mask in zip(sources, mask_list):
+            edges.append(Edge(src, size, slice(start, start + size * src.size), mask))
             start += size * src.size
         bias = slice(start, start + size)
 
@@ -251,8 +346,7 @@ class Network:
         self._consumers.append([])
         for e, src in enumerate(sources):
             self._consumers[src.index].append((index, e))
-        self._layers.append(Layer(node, act, sources, tuple(mask_list),
-                                  tuple(slices), bias))
+        self._layers.append(Layer(node, act, tuple(edges), bias))
         self._n_weights = bias.stop
         if output:
             self._output = node
@@ -317,10 +411,8 @@ class Network:
         return self._views(w)
 
     def _views(self, w: Array) -> list[LayerParams]:
-        return [LayerParams(
-            tuple(w[s].reshape(layer.size, src.size)
-                  for s, src in zip(layer.weight_slices, layer.sources)),
-            w[layer.bias_slice]) for layer in self._layers]
+        return [LayerParams(tuple(e.view(w) for e in layer.edges), w[layer.bias_slice])
+                for layer in self._layers]
 
     def parameters(self, w) -> list[Array]:
         """Flat list of views in layout order: [W_1e..., b_1, W_2e..., b_2, ...]."""
@@ -334,7 +426,7 @@ class Network:
                           if isinstance(item, LayerParams) else (item,))]
         shapes = []
         for layer in self._layers:
-            shapes += [(layer.size, src.size) for src in layer.sources]
+            shapes += [e.shape for e in layer.edges]
             shapes.append((layer.size,))
         if len(flat) != len(shapes):
             raise ValueError(f"params: expected {len(shapes)} arrays in layout "
@@ -362,33 +454,32 @@ class Network:
         scale = check_nonnegative(scale, "scale")
         rng = np.random.default_rng(seed)
         w = np.zeros(self._n_weights)
-        params = self._views(w)
-        for layer, lp in zip(self._layers, params):
-            fan_in = sum((m.sum(axis=1) if m is not None else
-                          np.full(layer.size, src.size))
-                         for m, src in zip(layer.masks, layer.sources))
+        for layer in self._layers:
+            fan_in = sum(e.dense_mask().sum(axis=1) for e in layer.edges)
             std = scale / np.sqrt(np.maximum(fan_in, 1))[:, None]
-            for W, m in zip(lp.weights, layer.masks):
+            for e in layer.edges:
+                W = e.view(w)
                 W[...] = rng.standard_normal(W.shape) * std
-                if m is not None:
-                    W *= m
+                if e.mask is not None:
+                    W *= e.mask
         return w
 
     def active_weights(self) -> Array:
         """1.0 for every weight and bias in use, 0.0 for masked-out entries, (W,)."""
         active = np.ones(self._n_weights)
         for layer in self._layers:
-            for s, m in zip(layer.weight_slices, layer.masks):
-                if m is not None:
-                    active[s] = m.ravel()
+            for e in layer.edges:
+                if e.mask is not None:
+                    active[e.weights] = e.mask.ravel()
         return active
 
     def effective_weights(self, w: Array) -> list[tuple[Array, ...]]:
         """Per layer, the edge matrices with masks applied (views if unmasked)."""
-        return [tuple(w[s].reshape(layer.size, src.size) if m is None
-                      else w[s].reshape(layer.size, src.size) * m
-                      for s, src, m in zip(layer.weight_slices, layer.sources, layer.masks))
-                for layer in self._layers]
+        return [tuple(e.W for e in edges) for edges in self.edges_at(w)]
+
+    def edges_at(self, w: Array) -> list[tuple[Edge, ...]]:
+        """Per layer, its edges bound to their effective matrices at w."""
+        return [tuple(e.at(w) for e in layer.edges) for layer in self._layers]
 
     # ----- forward pass and its adjoint -----
     def forward(self, w, X) -> Array:
@@ -407,19 +498,19 @@ class Network:
         self.output  # raises if no output layer
         old = reuse.recyclable() if reuse is not None and len(reuse.y) == len(X) else None
         a, z = [None], [X]
-        weights = self.effective_weights(w)
-        for l, (layer, Ws) in enumerate(zip(self._layers, weights), start=1):
-            bias = w[layer.bias_slice]
-            act = np.matmul(z[layer.sources[0].index], Ws[0].T,
-                            out=None if old is None else old["a"][l])
-            for src, W in zip(layer.sources[1:], Ws[1:]):
-                act += z[src.index] @ W.T
-            act += bias
+        bound = self.edges_at(w)
+        for l, (layer, edges) in enumerate(zip(self._layers, bound), start=1):
+            first, *rest = edges
+            act = first.forward(z[first.source.index],
+                                out=None if old is None else old["a"][l])
+            for e in rest:
+                act += e.forward(z[e.source.index])
+            act += w[layer.bias_slice]
             a.append(act)
             spare = None if old is None or old["z"][l] is old["a"][l] else old["z"][l]
             z.append(layer.activation.value(act, out=spare))
         return ForwardPass(a, z, [None] + [layer.activation for layer in self._layers],
-                           weights, None if old is None else dict(old["dh"]))
+                           bound, None if old is None else dict(old["dh"]))
 
     def backward(self, fp: ForwardPass, delta_out: Array,
                  reuse: Backward | None = None) -> Backward:
@@ -433,7 +524,6 @@ class Network:
         ``reuse``: a sweep of the same shapes that is no longer needed, whose
         arrays are overwritten (the same numbers).
         """
-        Ws = fp.weights
         L = len(self._layers)
         deltas: list = [None] * L
         grads_z: list = [None] * (L + 1)
@@ -446,27 +536,21 @@ class Network:
                 if g is None:      # unit feeds nothing: no error reaches it
                     g = grads_z[l] = np.zeros(delta_out.shape[:-1] + (layer.size,))
                 deltas[l - 1] = fp.times_dh(l, g, out=spare.get(("delta", l)))
-            delta = deltas[l - 1]
-            for src, W in zip(layer.sources, Ws[l - 1]):
-                if src.index == 0:
-                    continue
-                if grads_z[src.index] is None:
-                    grads_z[src.index] = matmul_rows(delta, W, spare.get(("z", src.index)))
-                else:
-                    grads_z[src.index] += matmul_rows(delta, W)
+            for e in fp.edges[l - 1]:
+                if e.source.index:      # dE/dx is not needed here
+                    e.backward(deltas[l - 1], grads_z, spare.get(("z", e.source.index)))
         return Backward(deltas, grads_z[1:-1] + [None])
 
     def input_adjoint(self, w: Array, deltas: list) -> Array:
         """dE/dx = sum over edges from the input of delta_l W_e, shape (N, [P,] D)."""
-        total = None
-        for layer, Ws, delta in zip(self._layers, self.effective_weights(w), deltas):
-            for src, W in zip(layer.sources, Ws):
-                if src.index == 0:
-                    contrib = matmul_rows(delta, W)
-                    total = contrib if total is None else total + contrib
-        if total is None:
-            total = np.zeros(deltas[-1].shape[:-1] + (self.n_inputs,))
-        return total
+        total = [None]          # indexed by node: only the input's entry is used
+        for edges, delta in zip(self.edges_at(w), deltas):
+            for e in edges:
+                if e.source.index == 0:
+                    e.backward(delta, total)
+        if total[0] is None:
+            return np.zeros(deltas[-1].shape[:-1] + (self.n_inputs,))
+        return total[0]
 
     def output_seeds(self, fp: ForwardPass) -> Array:
         """dy_k/da_k' at the output layer, shape (N, K, K)."""
@@ -474,62 +558,25 @@ class Network:
         return fp.times_dh(len(self._layers),
                            np.broadcast_to(np.eye(K), (len(fp.y), K, K)))
 
+    # ----- derivatives of the outputs (sopt.derivatives computes them) -----
     def jacobian(self, w, X) -> Array:
-        """dy_k/dx_i by backpropagation, shape (N, K, D).
-
-        Backpropagates the K signals dy_k/da_j from the output units (PRML
-        sec. 5.3.4), then J_ki = sum_j w_ji dy_k/da_j over the input edges.
-        Cost Theta(K N W); memory O(K N U).
-        """
-        w = check_weights(w, self._n_weights)
-        X = check_inputs(X, self.n_inputs)
-        fp = self.propagate(w, X)
-        return self.input_adjoint(w, self.backward(fp, self.output_seeds(fp)).deltas)
+        """dy_k/dx_i by backpropagation, shape (N, K, D); cost Theta(K N W).
+        See :func:`sopt.derivatives.input_jacobian`."""
+        from .derivatives import input_jacobian
+        return input_jacobian(self, w, X)
 
     def output_sensitivities(self, w, X, of: str = "a",
                              chunk_size: int | None = None) -> Array:
         """Per-pattern d a_out/dw (``of="a"``) or dy/dw (``of="y"``), (N, K, W).
-
-        Computed chunk by chunk (default: about 32 MB of result per chunk).
-        Cost Theta(K N W); memory N K W doubles for the result.
-        """
-        return self.linearise(w, X, of, chunk_size)[1]
+        See :func:`sopt.derivatives.output_sensitivities`."""
+        from .derivatives import output_sensitivities
+        return output_sensitivities(self, w, X, of, chunk_size)
 
     def linearise(self, w, X, of: str = "a", chunk_size: int | None = None):
-        """(f, S) from one forward pass: f the output pre-activations
-        (``of="a"``) or outputs (``of="y"``), (N, K), and S = df/dw as in
-        :meth:`output_sensitivities`, (N, K, W); what a linearised
-        (Laplace) predictive needs."""
-        w = check_weights(w, self._n_weights)
-        X = check_inputs(X, self.n_inputs)
-        if of not in ("a", "y"):
-            raise ValueError(f"of: expected 'a' or 'y', got {of!r}")
-        K, W = self.n_outputs, self._n_weights
-        size = (max(1, (4 * 2**20) // (K * W)) if chunk_size is None
-                else check_positive_int(chunk_size, "chunk_size"))
-        f, S = np.empty((len(X), K)), np.empty((len(X), K, W))
-        for start in range(0, len(X), size):
-            rows = slice(start, start + size)
-            fp = self.propagate(w, X[rows])
-            seeds = (self.output_seeds(fp) if of == "y"
-                     else np.broadcast_to(np.eye(K), (len(fp.y), K, K)))
-            f[rows] = fp.y if of == "y" else fp.a[-1]
-            S[rows] = self._weight_sensitivities(fp, seeds)
-        return f, S
-
-    def _weight_sensitivities(self, fp: ForwardPass, seeds: Array) -> Array:
-        """Per-pattern derivatives of P signals with respect to w, (N, P, W),
-        for ``seeds`` (N, P, K) = d(signal_p)/da_out. Memory N P W doubles."""
-        N, P = seeds.shape[:2]
-        out = np.empty((N, P, self._n_weights))
-        for layer, delta in zip(self._layers, self.backward(fp, seeds).deltas):
-            for src, s, m in zip(layer.sources, layer.weight_slices, layer.masks):
-                G = delta[:, :, :, None] * fp.z[src.index][:, None, None, :]
-                if m is not None:
-                    G *= m
-                out[:, :, s] = G.reshape(N, P, -1)
-            out[:, :, layer.bias_slice] = delta
-        return out
+        """(f, S) from one forward pass: the outputs (or pre-activations) and
+        their sensitivities. See :func:`sopt.derivatives.linearise`."""
+        from .derivatives import linearise
+        return linearise(self, w, X, of, chunk_size)
 
     def __repr__(self) -> str:
         parts = [f"input({self.n_inputs})"]

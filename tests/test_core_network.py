@@ -82,6 +82,56 @@ def test_layout_is_what_forward_uses():
 
 
 @pytest.mark.parametrize("seed", range(6))
+def test_a_layers_edges_are_its_inputs_in_layout_order(seed):
+    """Each layer's edges: its sources in the order given, consecutive
+    (fan_out, fan_in) blocks of w, then the bias; the per-edge tuples are
+    views of the same list, and an edge bound at w holds the masked matrix
+    the forward pass uses."""
+    net = testing.random_network(seed, mask_prob=0.5, skip_prob=0.6)
+    w = np.random.default_rng(seed).standard_normal(net.n_weights)
+    start = 0
+    for layer, lp, bound in zip(net.layers, net.unpack(w), net.edges_at(w)):
+        assert layer.sources == tuple(e.source for e in layer.edges)
+        assert layer.weight_slices == tuple(e.weights for e in layer.edges)
+        assert all(m is e.mask for m, e in zip(layer.masks, layer.edges))
+        for e, W, b in zip(layer.edges, lp.weights, bound):
+            assert e.shape == (layer.size, e.source.size) == W.shape
+            assert e.weights.start == start and e.weights.stop == start + W.size
+            np.testing.assert_array_equal(e.indices().ravel(), np.arange(start, start + W.size))
+            np.testing.assert_array_equal(b.W, W * e.dense_mask())
+            assert b.source is e.source and e.W is None
+            start += W.size
+        assert layer.bias_slice == slice(start, start + layer.size)
+        start += layer.size
+    assert start == net.n_weights
+    for mine, theirs in zip(net.effective_weights(w), net.edges_at(w)):
+        for W, e in zip(mine, theirs):
+            np.testing.assert_array_equal(W, e.W)
+
+
+def test_items_in_budget_is_at_least_one_and_at_most_most():
+    from sopt.derivatives import items_in_budget
+    assert items_in_budget(10, 100) == 10
+    assert items_in_budget(1000, 100) == 1          # one item, however large
+    assert items_in_budget(0, 100) == 100            # free items: the budget
+    assert items_in_budget(10, 100, most=3) == 3
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_network_derivative_methods_are_the_derivatives_functions(seed):
+    from sopt import derivatives
+    net = testing.random_network(seed, mask_prob=0.5)
+    rng = np.random.default_rng(seed)
+    w, X = rng.standard_normal(net.n_weights), rng.standard_normal((4, net.n_inputs))
+    np.testing.assert_array_equal(net.jacobian(w, X), derivatives.input_jacobian(net, w, X))
+    for of in ("a", "y"):
+        np.testing.assert_array_equal(net.output_sensitivities(w, X, of, 3),
+                                      derivatives.output_sensitivities(net, w, X, of, 3))
+        for mine, theirs in zip(net.linearise(w, X, of), derivatives.linearise(net, w, X, of)):
+            np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("seed", range(6))
 def test_pack_unpack_round_trip(seed):
     net = testing.random_network(seed)
     w = np.random.default_rng(seed).standard_normal(net.n_weights)
