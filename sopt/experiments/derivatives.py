@@ -218,7 +218,7 @@ def _cost_problem(M: int, N: int, rng):
     calls = {"gradient": lambda: obj.at(w).gradient(),
              "fd_gradient": lambda: finite_diff.gradient(obj.value, w),
              "hvp": lambda: obj.at(w).hvp(v),
-             "exact": lambda: obj.hessian(w),
+             "exact": lambda: obj.at(w).curvature("exact"),
              "mixed": lambda: obj.hessian(w, method="mixed"),
              "fd": lambda: obj.hessian(w, method="fd")}
     return net.n_weights, calls
