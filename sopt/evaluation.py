@@ -167,12 +167,13 @@ class Evaluation:
         "structured" or "rop") or Gauss-Newton matrix, weight decay included."""
         check_choice(method, "method", ("exact", "gauss_newton"))
         check_choice(algorithm, "algorithm", ("structured", "rop"))
-        data = self._curvatures.get((method, algorithm))
-        if data is None:
-            data = self._data_curvature(method, algorithm)
-            if data.nbytes <= KEEP_CURVATURE_BYTES:
-                self._curvatures[(method, algorithm)] = data
-        H = data.copy()
+        key = (method, algorithm)
+        if key in self._curvatures:
+            H = self._curvatures[key].copy()
+        else:
+            H = self._data_curvature(method, algorithm)
+            if H.nbytes <= KEEP_CURVATURE_BYTES:
+                self._curvatures[key] = H.copy()    # the caller may change H
         H[np.diag_indices_from(H)] += self._decay
         return H
 
