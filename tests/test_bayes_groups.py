@@ -10,6 +10,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.preprocessing import StandardScaler
 
 import sopt
+from problems import noisy_sine, quiet_evidence_fit
 from sopt.bayes import (BayesianMLPClassifier, BayesianMLPRegressor, evidence_fit, laplace,
                         weight_groups)
 from sopt.bayes._evidence import ALPHA_MAX, _reestimate
@@ -94,13 +95,9 @@ def test_laplace_takes_the_alphas_of_an_evidence_result(groups):
     """The posterior of an evidence fit is what laplace gives at its w, beta
     and alphas: one alpha (an array of one, as EvidenceResult.alpha holds)
     or one per weight from its groups."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((30, 2))
-    t = np.sin(X[:, 0]) + 0.05 * rng.standard_normal(30)
+    X, t = noisy_sine(30, 2, 0.05)
     net = sopt.mlp([2, 3, 1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        r = evidence_fit(net, X, t, w0=net.init_weights(seed=0), groups=groups)
+    r = quiet_evidence_fit(net, X, t, groups=groups)
     alpha = r.alpha if groups == "single" else r.alpha_per_weight
     post = laplace(net, X, t, r.w, alpha=alpha, beta=r.beta, clip_negative=True)
     assert post.log_evidence == r.log_evidence

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import sopt
+from problems import noisy_sine, quiet_evidence_fit
 from sopt.bayes import BayesianMLPRegressor, evidence_fit
 
 SIGMA = 0.1
@@ -192,12 +193,7 @@ def test_an_evidence_fit_builds_each_hessian_once(monkeypatch):
         return original(self, method, algorithm)
 
     monkeypatch.setattr(Evaluation, "_data_curvature", counting)
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 3))
-    t = np.sin(X[:, 0]) + 0.1 * rng.standard_normal(60)
-    net = sopt.mlp([3, 5, 1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = evidence_fit(net, X, t, w0=net.init_weights(seed=0))
+    X, t = noisy_sine(60, 3, 0.1)
+    res = quiet_evidence_fit(sopt.mlp([3, 5, 1]), X, t)
     assert res.n_cycles >= 3
     assert len(built) == len(set(built))
