@@ -88,6 +88,35 @@ def test_bayesian_objects_round_trip_bit_identical(how, which, fitted, data, tmp
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.fixture(scope="module")
+def sampled(data):
+    """Estimators fitted with inference="sampling" (few draws; a hyperprior
+    for the classifier, so that per-draw alphas are stored too)."""
+    pytest.importorskip("mici")
+    X, t, _ = data
+    settings = dict(hidden=(), max_cycles=4, inference="sampling", n_draws=8, n_warmup=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = BayesianMLPRegressor(**settings).fit(X, t)
+        clf = BayesianMLPClassifier(hyperprior="gamma", **settings).fit(
+            X, np.where(X[:, 1] > 0, "up", "down"))
+    return reg, clf
+
+
+@pytest.mark.parametrize("how", ROUND_TRIPS)
+@pytest.mark.parametrize("which", [0, 1])
+def test_sampled_estimators_round_trip_bit_identical(how, which, sampled, data, tmp_path):
+    est = sampled[which]
+    copy = ROUND_TRIPS[how](est, tmp_path / "f")
+    for a, b in zip(_outputs(est, data[2]), _outputs(copy, data[2])):
+        np.testing.assert_array_equal(a, b)
+    sp, sp2 = est.sampled_posterior_, copy.sampled_posterior_
+    np.testing.assert_array_equal(sp2.draws, sp.draws)
+    assert sp2.net is copy.network_
+    assert (copy.rhat_, copy.ess_, copy.n_divergent_) == (est.rhat_, est.ess_, est.n_divergent_)
+    assert sp2.summary() == sp.summary()
+
+
 def test_objective_and_evidence_result_pickle(data, dag):
     X, t, _ = data
     obj = sopt.Objective(dag, X, t, alpha=0.1)
