@@ -389,6 +389,8 @@ def test_format_1_objects_have_every_attribute_of_a_fresh_fit(fitted):
             assert set(vars(b)) <= set(vars(a)), set(vars(b)) - set(vars(a))
         assert old.hidden_ == tuple(l.size for l in old.network_.layers[:-1])
         assert old.skip_coef_ is None and old.evidence_by_hidden_ == {}
+        # parameters added since take their defaults: the older fit's inference
+        assert old.get_params()["inference"] == "laplace" and old.hyperprior is None
         post = old.posterior_
         assert post.gradient is None and post.data_gradient is None
         assert post.newton_decrement is None

@@ -9,6 +9,8 @@ it costs O(W) besides one pass over each stored array's shape.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 
 import numpy as np
@@ -182,14 +184,19 @@ def check_evidence_result(state: dict) -> dict:
     return state
 
 
-def check_estimator(state: dict, scaled_outputs: bool = False) -> dict:
+def check_estimator(state: dict, scaled_outputs: bool = False,
+                    defaults: dict | None = None) -> dict:
     """A fitted estimator's network, weights and posterior agree. Format 1
     lacked attributes that are recovered here: ``hidden_`` and
     ``skip_coef_`` from the network and weights; ``evidence_by_hidden_ =
     {}`` (format 1 could not store the int keys of hidden="auto", so its
     estimators had explicit sizes); and the standardisation of X (and of y,
     ``scaled_outputs``), which its fits did not have: mean 0 and scale 1,
-    which leave every prediction as it was."""
+    which leave every prediction as it was. A parameter added since the
+    file was written takes its default (``defaults``: the constructor's),
+    which is what the older fit did, so get_params and clone work."""
+    for name, value in (defaults or {}).items():
+        state.setdefault(name, value)
     if "posterior_" not in state:          # not fitted
         return state
     owner = "estimator"
@@ -239,8 +246,8 @@ def _unscaled(state: dict, which: str, size: int) -> None:
         _array(state, "estimator", name, "f", (size,))
 
 
-def check_regressor(state: dict) -> dict:
-    return check_estimator(state, scaled_outputs=True)
+def _constructor_defaults(cls: type) -> dict:
+    return {name: p.default for name, p in inspect.signature(cls).parameters.items()}
 
 
 def _check_classes(state: dict, net: Network) -> None:
@@ -264,5 +271,7 @@ def register_all() -> None:
 
 def register_estimators(regressor: type, classifier: type) -> None:
     """Called by the estimators' module once its classes exist."""
-    saving.register(regressor.__name__, regressor, check=check_regressor)
-    saving.register(classifier.__name__, classifier, check=check_estimator)
+    saving.register(regressor.__name__, regressor, check=functools.partial(
+        check_estimator, scaled_outputs=True, defaults=_constructor_defaults(regressor)))
+    saving.register(classifier.__name__, classifier, check=functools.partial(
+        check_estimator, defaults=_constructor_defaults(classifier)))
