@@ -746,7 +746,8 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
                                  "averages over the draws (leave method=None)")
             P = sampled.predict_proba(X)
         else:
-            P = self.posterior_.predict_proba(X, method=method or "probit")
+            method = "probit" if method is None else method
+            P = self.posterior_.predict_proba(X, method=method)
         if len(self.classes_) == 2:
             return np.column_stack([1.0 - P[:, 0], P[:, 0]])
         return P
