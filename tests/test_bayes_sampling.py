@@ -187,7 +187,8 @@ def test_classification_draws_and_probabilities():
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    ({"n_draws": 0}, "n_draws"), ({"n_chains": 0}, "n_chains"),
+    ({"n_draws": 0}, "n_draws"), ({"n_draws": 3}, "n_draws"),
+    ({"n_chains": 0}, "n_chains"),
     ({"n_warmup": -1}, "n_warmup"), ({"target_accept": 1.0}, "target_accept"),
     ({"target_accept": 0.0}, "target_accept"), ({"metric": "dense"}, "metric"),
     ({"hyperprior": "cauchy"}, "hyperprior"), ({"hyper_update": "joint"}, "hyper_update"),

@@ -88,6 +88,35 @@ def test_bayesian_objects_round_trip_bit_identical(how, which, fitted, data, tmp
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.fixture(scope="module")
+def sampled(data):
+    """Estimators fitted with inference="sampling" (few draws; a hyperprior
+    for the classifier, so that per-draw alphas are stored too)."""
+    pytest.importorskip("mici")
+    X, t, _ = data
+    settings = dict(hidden=(), max_cycles=4, inference="sampling", n_draws=8, n_warmup=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = BayesianMLPRegressor(**settings).fit(X, t)
+        clf = BayesianMLPClassifier(hyperprior="gamma", **settings).fit(
+            X, np.where(X[:, 1] > 0, "up", "down"))
+    return reg, clf
+
+
+@pytest.mark.parametrize("how", ROUND_TRIPS)
+@pytest.mark.parametrize("which", [0, 1])
+def test_sampled_estimators_round_trip_bit_identical(how, which, sampled, data, tmp_path):
+    est = sampled[which]
+    copy = ROUND_TRIPS[how](est, tmp_path / "f")
+    for a, b in zip(_outputs(est, data[2]), _outputs(copy, data[2])):
+        np.testing.assert_array_equal(a, b)
+    sp, sp2 = est.sampled_posterior_, copy.sampled_posterior_
+    np.testing.assert_array_equal(sp2.draws, sp.draws)
+    assert sp2.net is copy.network_
+    assert (copy.rhat_, copy.ess_, copy.n_divergent_) == (est.rhat_, est.ess_, est.n_divergent_)
+    assert sp2.summary() == sp.summary()
+
+
 def test_objective_and_evidence_result_pickle(data, dag):
     X, t, _ = data
     obj = sopt.Objective(dag, X, t, alpha=0.1)
@@ -360,6 +389,8 @@ def test_format_1_objects_have_every_attribute_of_a_fresh_fit(fitted):
             assert set(vars(b)) <= set(vars(a)), set(vars(b)) - set(vars(a))
         assert old.hidden_ == tuple(l.size for l in old.network_.layers[:-1])
         assert old.skip_coef_ is None and old.evidence_by_hidden_ == {}
+        # parameters added since take their defaults: the older fit's inference
+        assert old.get_params()["inference"] == "laplace" and old.hyperprior is None
         post = old.posterior_
         assert post.gradient is None and post.data_gradient is None
         assert post.newton_decrement is None

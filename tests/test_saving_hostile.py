@@ -266,6 +266,35 @@ def test_posterior_arrays_of_the_wrong_shape_are_refused(name, files, tmp_path):
         sopt.load(path)
 
 
+@pytest.fixture(scope="module")
+def sampled_file(tmp_path_factory):
+    """Bytes of a saved SampledPosterior of a masked network, hyperprior on."""
+    pytest.importorskip("mici")
+    net, w = _valid_objects()["net_w"]
+    X = np.linspace(-1, 1, 12).reshape(6, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sp = sopt.bayes.sample_posterior(net, X, X[:, :1] ** 2, w, alpha=1.0, beta=10.0,
+                                         n_draws=4, n_warmup=2, hyperprior="gamma")
+    path = tmp_path_factory.mktemp("sampled") / "sp.sopt"
+    sopt.save(path, sp)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["draws", "used", "prior_alpha", "log_density",
+                                  "divergent", "beta", "alpha", "rhat", "step_size"])
+def test_sampled_posterior_arrays_of_the_wrong_shape_are_refused(name, sampled_file,
+                                                                 tmp_path):
+    key = _posterior_key(sampled_file, name)
+
+    def shrink(arrays):            # the last axis: draws sets M and S for the rest
+        return {**arrays, key: arrays[key][..., :-1]}
+    path = tmp_path / "forged.sopt"
+    path.write_bytes(_forge(sampled_file, edit_arrays=shrink))
+    with pytest.raises(ValueError, match=f"SampledPosterior.{name}"):
+        sopt.load(path)
+
+
 def test_network_mask_of_the_wrong_shape_is_refused(files, tmp_path):
     def widen(arrays):
         return {k: np.ones((3, 3)) if a.shape == (3, 2) else a for k, a in arrays.items()}

@@ -49,6 +49,25 @@ def test_pipeline_grid_search_and_parallel_cross_validation(diabetes):
     assert np.all(serial > 0.4) and search.best_score_ > 0.4
 
 
+def test_sampling_estimator_in_a_pipeline_with_clone_and_cross_validation(diabetes):
+    pytest.importorskip("mici")
+    X, y = diabetes[0][:90], diabetes[1][:90]
+    pipe = make_pipeline(StandardScaler(), BayesianMLPRegressor(
+        hidden=(), inference="sampling", n_draws=50, n_warmup=50, random_state=1))
+    twin = clone(pipe)
+    assert twin.get_params()["bayesianmlpregressor__n_draws"] == 50
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scores = cross_val_score(twin, X, y, cv=3)
+        twin.fit(X, y)
+    est = twin[-1]
+    assert est.sampled_posterior_.draws.shape[:2] == (2, 50)
+    # a linear model's R^2 on diabetes is about 0.5 (0.3-0.6 on 30-row folds)
+    assert np.all(scores > 0.2)
+    with pytest.raises(NotFittedError):
+        clone(twin).predict(X)
+
+
 def test_clone_keeps_parameters_and_drops_the_fit(diabetes):
     X, y = diabetes
     est = BayesianMLPRegressor(hidden=(2,), alpha=0.5, max_cycles=2)

@@ -40,6 +40,8 @@ from ..optimize import METHODS
 from ..optimize import ConvergenceWarning as _SolverConvergenceWarning
 from ._evidence import BETA_MAX, GROUPINGS, AllPrunedWarning, all_pruned, evidence_fit
 from ._posterior import NotPositiveDefiniteError
+from ._sampled import SampledPosterior, SamplingWarning, convergence_problems
+from ._sampling import MIN_DRAWS, sample_posterior
 from ._storage import register_estimators
 
 Array = np.ndarray
@@ -51,6 +53,13 @@ __all__ = ["BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError"]
 class ConvergenceWarning(_SolverConvergenceWarning, _SklearnConvergenceWarning):
     """The evidence iterations did not settle: sopt's ConvergenceWarning and
     scikit-learn's, so either's warnings filter applies."""
+
+
+class SamplingConvergenceWarning(SamplingWarning, ConvergenceWarning):
+    """inference="sampling": the chains may not have converged (R-hat,
+    bulk ESS or divergences). sopt's SamplingWarning and ConvergenceWarning
+    and scikit-learn's ConvergenceWarning at once."""
+
 
 def _check_hidden(hidden, owner: str) -> tuple:
     """Layer sizes as a tuple of positive ints: an int is one layer, a list,
@@ -185,6 +194,11 @@ class _BayesianMLPBase(BaseEstimator):
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "inference": [StrOptions({"laplace", "sampling"})],
+        "n_draws": [Interval(numbers.Integral, MIN_DRAWS, None, closed="left")],
+        "n_warmup": [Interval(numbers.Integral, 0, None, closed="left")],
+        "n_chains": [Interval(numbers.Integral, 1, None, closed="left")],
+        "hyperprior": [StrOptions({"gamma"}), None],
     }
 
     def _store_params(self, params: dict) -> None:
@@ -379,6 +393,43 @@ class _BayesianMLPBase(BaseEstimator):
         none for the classifier's logits."""
         return np.zeros(n_outputs), np.ones(n_outputs)
 
+    def _infer(self, X: Array, T: Array) -> None:
+        """inference="sampling": draws of the weights by dynamic HMC
+        (:func:`sample_posterior`) on the standardised problem the evidence
+        fit saw, started at w_MAP with the kept Laplace posterior as metric
+        and its alpha (and beta) as the prior's; sets ``sampled_posterior_``,
+        ``rhat_``, ``ess_`` and ``n_divergent_``. With "laplace" it removes
+        them, so that a refit does not predict from an earlier fit's draws.
+        Cost: n_chains (n_warmup + n_draws) iterations of about
+        2^tree_depth gradients, O(N W) each."""
+        for name in ("sampled_posterior_", "rhat_", "ess_", "n_divergent_"):
+            self.__dict__.pop(name, None)
+        if self.inference == "laplace":
+            return
+        if self.verbose:
+            print(f"{type(self).__name__}: sampling {self.n_chains} chain(s) of "
+                  f"{self.n_warmup} + {self.n_draws} iterations", flush=True)
+        with warnings.catch_warnings():
+            # warned below in the estimator's words and class
+            warnings.simplefilter("ignore", SamplingWarning)
+            sp = sample_posterior(
+                self.network_, X, T, self.w_, loss=self._loss(T.shape[1]),
+                posterior=self.posterior_, n_draws=self.n_draws,
+                n_warmup=self.n_warmup, n_chains=self.n_chains, seed=self._seed(),
+                hyperprior=self.hyperprior, groups=self.groups,
+                progress=bool(self.verbose))
+        self.sampled_posterior_ = sp
+        self.rhat_, self.ess_ = sp.max_rhat, sp.min_ess
+        self.n_divergent_ = sp.n_divergent
+        if self.verbose:
+            print(f"  max R-hat {self.rhat_:.4g}, min bulk ESS {self.ess_:.0f}, "
+                  f"{self.n_divergent_} divergent, {sp.fit_time:.3g} s", flush=True)
+        problems = convergence_problems(sp)
+        if problems:
+            warnings.warn(f"{type(self).__name__}: the posterior draws may not have "
+                          f"converged: {'; '.join(problems)}. Increase n_warmup and "
+                          "n_draws.", SamplingConvergenceWarning, stacklevel=4)
+
     def _validate_predict_X(self, X) -> Array:
         """X checked against the fit, and standardised as in fit."""
         check_is_fitted(self, "posterior_")
@@ -445,9 +496,29 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         starts from the last w_MAP) and its iteration limit per cycle.
     random_state : int, RandomState or None, default 0
         Restart r starts from ``net.init_weights(seed=s + r)`` with s the
-        int random_state (None or a RandomState draws s).
+        int random_state (None or a RandomState draws s); with
+        inference="sampling" it also seeds the sampler (the int itself, or
+        a further draw), so one random_state makes the whole fit repeatable.
     verbose : bool or int, default False
-        If true, print one line per restart and per evidence cycle.
+        If true, print one line per restart and per evidence cycle (and,
+        sampling, the chains' progress to stderr and their diagnostics).
+    inference : {"laplace", "sampling"}, default "laplace"
+        What the predictions average over. "laplace": the Laplace posterior
+        at w_MAP (linearised error bars, moderated probabilities).
+        "sampling": after the same evidence fit, draws of the weights by
+        dynamic HMC (:func:`sopt.bayes.sample_posterior`) on the
+        standardised problem, the Laplace precision as metric, the prior at
+        the evidence's alpha (and beta); predictions average over the draws.
+    n_draws, n_warmup, n_chains : int, default 1000, 500, 2
+        inference="sampling": recorded iterations per chain (at least 4),
+        step-size adaptation iterations, and chains. A
+        ``SamplingConvergenceWarning`` (scikit-learn's and sopt's
+        ConvergenceWarning) when R-hat >= 1.01, the bulk ESS < 100 per chain
+        or a transition diverged.
+    hyperprior : None or "gamma", default None
+        inference="sampling": None keeps alpha (and beta) at the evidence
+        values; "gamma" puts Gamma(1e-3, 1e-3) on each alpha group (``groups``)
+        and on beta and integrates them out (slower to mix: check ``rhat_``).
 
     Units: X's columns and y's columns are standardised inside ``fit``
     (a constant column is only centred), so predictions scale and shift
@@ -489,6 +560,15 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     posterior_ : LaplacePosterior; network_ : Network; w_ : (W,) w_MAP;
         evidence_result_ : the kept sopt.bayes.evidence_fit result
 
+    With inference="sampling" only:
+
+    sampled_posterior_ : SampledPosterior, the draws of the standardised
+        problem's weights and their diagnostics
+    rhat_ : float, the largest rank-normalised split R-hat (over the weights,
+        the log density and, with a hyperprior, the log precisions)
+    ess_ : float, the smallest bulk ESS over the same quantities
+    n_divergent_ : int, divergent transitions
+
     Other:
 
     n_iter_ : int, evidence cycles of the kept run
@@ -506,7 +586,8 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     def __init__(self, hidden="auto", activation="tanh", alpha=ALPHA_START, beta=None,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="gauss_newton", clip_negative=True, method="newton",
-                 max_iter=200, random_state=0, verbose=False):
+                 max_iter=200, random_state=0, verbose=False, inference="laplace",
+                 n_draws=1000, n_warmup=500, n_chains=2, hyperprior=None):
         self._store_params(locals())
 
     def __sklearn_tags__(self):
@@ -531,7 +612,9 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         beta = 1.0 if self.beta is None else self._standardised_beta(scale2)
         # ln p(t) = ln p(t_std) - N sum_k ln y_scale_k
         shift = -len(T) * float(np.sum(np.log(self.y_scale_)))
-        self._evidence(Xs, (T - self.y_mean_) / self.y_scale_, "identity", beta, shift)
+        Ts = (T - self.y_mean_) / self.y_scale_
+        self._evidence(Xs, Ts, "identity", beta, shift)
+        self._infer(Xs, Ts)
         self._y_1d = y.ndim == 1
         beta_ = self.posterior_.beta / scale2
         self.beta_ = float(beta_[0]) if len(beta_) == 1 else beta_
@@ -562,11 +645,18 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         """Predictive mean y(x, w_MAP), (N,) for 1-D y else (N, K); with
         ``return_std`` also the predictive standard deviation
         sqrt(1/beta + g^T A^{-1} g) (PRML eq. 5.173, noise included as in
-        scikit-learn's BayesianRidge). Cost O(N K W^2) with std."""
+        scikit-learn's BayesianRidge). Cost O(N K W^2) with std. Fitted with
+        inference="sampling": the mean of y(x, w_s) over the draws, and the
+        standard deviation of y(x, w_s) across them with the mean noise
+        variance added, cost O(S N W) for S draws in all."""
         X = self._validate_predict_X(X)
         # a fit saved before targets were standardised has neither attribute
         y_mean, y_scale = getattr(self, "y_mean_", 0.0), getattr(self, "y_scale_", 1.0)
-        if return_std:
+        sampled = getattr(self, "sampled_posterior_", None)
+        if sampled is not None:
+            mean, var = sampled.predict(X)
+            std = np.sqrt(var) * y_scale
+        elif return_std:
             mean, var = self.posterior_.predict(X)
             std = np.sqrt(var) * y_scale
         else:
@@ -591,7 +681,9 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
     approximation; ``method="mc"`` averages over the linearised logits
     instead). Labels can be any values; they are kept in ``classes_``.
 
-    Parameters are those of :class:`BayesianMLPRegressor` without ``beta``.
+    Parameters are those of :class:`BayesianMLPRegressor` without ``beta``
+    (with inference="sampling", ``predict_proba`` averages the network's
+    probabilities over the draws, never its logits).
     X's columns are standardised inside ``fit``, so the probabilities do not
     depend on their units.
 
@@ -604,12 +696,15 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
         the log evidence is that of the labels)
     coefs_, intercepts_ : as for the regressor, for the user's X; the
         output layer gives the logits
+    sampled_posterior_, rhat_, ess_, n_divergent_ : inference="sampling"
+        only, as for the regressor
     """
 
     def __init__(self, hidden="auto", activation="tanh", alpha=ALPHA_START,
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="gauss_newton", clip_negative=True, method="newton",
-                 max_iter=200, random_state=0, verbose=False):
+                 max_iter=200, random_state=0, verbose=False, inference="laplace",
+                 n_draws=1000, n_warmup=500, n_chains=2, hyperprior=None):
         self._store_params(locals())
 
     @staticmethod
@@ -630,16 +725,29 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
         else:
             T, output = np.eye(len(classes))[labels], "softmax"
         self.classes_ = classes
-        self._evidence(self._standardise_X(X, fit=True), T, output, None)
+        Xs = self._standardise_X(X, fit=True)
+        self._evidence(Xs, T, output, None)
+        self._infer(Xs, T)
         return self
 
-    def predict_proba(self, X, method: str = "probit") -> Array:
-        """Moderated class probabilities, (N, n_classes) in ``classes_``
-        order (two classes: columns [1 - p, p]). ``method``: "probit"
-        (default) or "mc" (softmax outputs only, 1000 draws of the
-        linearised logits). Cost O(N K W^2)."""
+    def predict_proba(self, X, method: str | None = None) -> Array:
+        """Class probabilities, (N, n_classes) in ``classes_`` order (two
+        classes: columns [1 - p, p]). Laplace: the moderated ones;
+        ``method`` "probit" (None: the default) or "mc" (softmax outputs
+        only, 1000 draws of the linearised logits), cost O(N K W^2).
+        inference="sampling": the probabilities averaged over the draws
+        (``method`` must be None), cost O(S N W) for S draws in all."""
         X = self._validate_predict_X(X)
-        P = self.posterior_.predict_proba(X, method=method)
+        sampled = getattr(self, "sampled_posterior_", None)
+        if sampled is not None:
+            if method is not None:
+                raise ValueError(f"method: {method!r} is for the Laplace posterior; "
+                                 "fitted with inference='sampling', predict_proba "
+                                 "averages over the draws (leave method=None)")
+            P = sampled.predict_proba(X)
+        else:
+            method = "probit" if method is None else method
+            P = self.posterior_.predict_proba(X, method=method)
         if len(self.classes_) == 2:
             return np.column_stack([1.0 - P[:, 0], P[:, 0]])
         return P

@@ -192,9 +192,9 @@ class SampledPosterior:
                 f"min_ess={self.min_ess:.0f}, divergent={self.n_divergent})")
 
 
-def warn_if_unconverged(post: SampledPosterior, stacklevel: int = 3) -> None:
-    """A :class:`SamplingWarning` naming each failed check (R-hat, bulk ESS,
-    divergences); silent when all pass."""
+def convergence_problems(post: SampledPosterior) -> list[str]:
+    """Each failed check (R-hat, bulk ESS, divergences) in words; empty when
+    all pass."""
     problems = []
     if not post.max_rhat < RHAT_WARN:
         problems.append(f"max R-hat {post.max_rhat:.3f} >= {RHAT_WARN}")
@@ -205,9 +205,15 @@ def warn_if_unconverged(post: SampledPosterior, stacklevel: int = 3) -> None:
     if post.n_divergent:
         problems.append(f"{post.n_divergent} divergent transition(s) of "
                         f"{post.divergent.size}")
+    return problems
+
+
+def warn_if_unconverged(post: SampledPosterior, stacklevel: int = 3) -> None:
+    """A :class:`SamplingWarning` naming each failed check (R-hat, bulk ESS,
+    divergences); silent when all pass."""
+    problems = convergence_problems(post)
     if problems:
         warnings.warn("sample_posterior: the chains may not have converged: "
                       + "; ".join(problems) + ". Run longer (n_warmup, n_draws), "
                       "raise target_accept (divergences), or check the metric.",
                       SamplingWarning, stacklevel=stacklevel)
-

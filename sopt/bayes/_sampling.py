@@ -49,6 +49,8 @@ from ._sampled import SampledPosterior, warn_if_unconverged
 
 Array = np.ndarray
 METRICS = ("laplace", "diagonal", "identity")
+#: The fewest draws per chain the diagnostics can be computed from.
+MIN_DRAWS = 4
 # Gamma(1e-3, 1e-3) on each precision: mean 1, and nearly the scale-free
 # 1/alpha on the scales of interest (1e-3 << alpha << 1e3), as in Neal
 # (1996) and BUGS's examples; the conditionals stay proper (shape
@@ -304,7 +306,8 @@ def sample_posterior(net, *args, **kwargs) -> SampledPosterior:
         hyperprior, the start of the per-group precisions (group means of it).
         May be left out when ``posterior`` is given (its alpha is taken).
     beta : noise precision (regression: fixed, or the start with a hyperprior).
-    n_draws, n_warmup, n_chains : recorded iterations per chain, warm-up
+    n_draws, n_warmup, n_chains : recorded iterations per chain (at least
+        4, for the split R-hat), warm-up
         iterations (step-size adaptation; discarded), chains (run in turn).
     metric : "laplace" (dense: the Laplace precision A at w_map, its
         Cholesky factor reused), "diagonal" (diag A: for large W; from
@@ -360,7 +363,8 @@ def _sample_objective(objective, w_map, **kwargs):
 def _options(n_draws, n_warmup, n_chains, target_accept, max_tree_depth, jitter,
              progress, metric) -> dict:
     check_choice(metric, "metric", METRICS)
-    return {"n_draws": check_positive_int(n_draws, "n_draws"),
+    # split R-hat halves each chain, and each half needs two draws
+    return {"n_draws": check_int(n_draws, "n_draws", low=MIN_DRAWS),
             "n_warmup": check_int(n_warmup, "n_warmup", low=0),
             "n_chains": check_positive_int(n_chains, "n_chains"),
             "target_accept": check_real(target_accept, "target_accept", 0.0, 1.0,

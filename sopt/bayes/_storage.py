@@ -9,6 +9,8 @@ it costs O(W) besides one pass over each stored array's shape.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 
 import numpy as np
@@ -18,6 +20,7 @@ from ..network import Network
 from ._evidence import EvidenceResult
 from ..losses import LIKELIHOODS, LOSSES
 from ._posterior import LaplacePosterior
+from ._sampled import SampledPosterior
 
 
 def _array(state: dict, owner: str, name: str, kinds: str, shape: tuple) -> np.ndarray:
@@ -115,6 +118,60 @@ def _check_loss(state: dict, owner: str) -> None:
             raise ValueError(f"{owner}.beta: expected a noise precision > 0, got {beta}")
 
 
+def check_sampled(state: dict) -> dict:
+    """A SampledPosterior's attributes: the draws and every per-draw record
+    of M chains of S draws, against its network's weights in use."""
+    owner = "SampledPosterior"
+    net = _network(state, owner, "net")
+    W = net.n_weights
+    _array(state, owner, "w_map", "f", (W,))
+    _array(state, owner, "prior_alpha", "f", (W,))
+    used = np.flatnonzero(net.active_weights())
+    if not np.array_equal(_array(state, owner, "used", "iu", (None,)), used):
+        raise ValueError(f"{owner}.used: not the weights in use of its network")
+    M, S, _ = _array(state, owner, "draws", "f", (None, None, W)).shape
+    if M < 1 or S < 4:
+        raise ValueError(f"{owner}.draws: expected at least 1 chain of 4 draws, "
+                         f"got {M} of {S}")
+    for name, kinds in (("log_density", "f"), ("accept_stat", "f"), ("tree_depth", "iu"),
+                        ("n_steps", "iu"), ("divergent", "b")):
+        _array(state, owner, name, kinds, (M, S))
+    _array(state, owner, "step_size", "f", (M,))
+    for name in ("rhat", "ess"):
+        _array(state, owner, name, "f", (len(used),))
+    for name in ("rhat_log_density", "ess_log_density", "fit_time"):
+        _number(state, owner, name)
+    _number(state, owner, "n_gradients", numbers.Integral)
+    _check_sampled_hyper(state, owner, M, S)
+    return state
+
+
+def _check_sampled_hyper(state: dict, owner: str, M: int, S: int) -> None:
+    """The loss is a built-in one; beta per draw exactly when it has a noise
+    precision; alpha per draw and the hyperparameters' diagnostics exactly
+    under a hyperprior, one per group (and one for beta)."""
+    loss = LOSSES.get(state.get("loss")) if isinstance(state.get("loss"), str) else None
+    if loss is None:
+        raise ValueError(f"{owner}.loss: expected a built-in loss name")
+    if (state.get("beta") is not None) != loss.noise_precision:
+        raise ValueError(f"{owner}.beta: per-draw noise precisions exactly for a "
+                         f"loss with one ({loss.name!r})")
+    if loss.noise_precision:
+        _array(state, owner, "beta", "f", (M, S))
+    names, hierarchical = state.get("group_names"), state.get("hierarchical")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"{owner}.group_names: expected a list of names")
+    if not isinstance(hierarchical, bool):
+        raise ValueError(f"{owner}.hierarchical: expected True or False")
+    n_hyper = len(names) + int(loss.noise_precision)
+    for name, shape in (("alpha", (M, S, len(names))), ("rhat_hyper", (n_hyper,)),
+                        ("ess_hyper", (n_hyper,))):
+        if hierarchical:
+            _array(state, owner, name, "f", shape)
+        elif state.get(name) is not None:
+            raise ValueError(f"{owner}.{name}: expected None without a hyperprior")
+
+
 def check_evidence_result(state: dict) -> dict:
     owner = "EvidenceResult"
     post = state.get("posterior")
@@ -127,14 +184,19 @@ def check_evidence_result(state: dict) -> dict:
     return state
 
 
-def check_estimator(state: dict, scaled_outputs: bool = False) -> dict:
+def check_estimator(state: dict, scaled_outputs: bool = False,
+                    defaults: dict | None = None) -> dict:
     """A fitted estimator's network, weights and posterior agree. Format 1
     lacked attributes that are recovered here: ``hidden_`` and
     ``skip_coef_`` from the network and weights; ``evidence_by_hidden_ =
     {}`` (format 1 could not store the int keys of hidden="auto", so its
     estimators had explicit sizes); and the standardisation of X (and of y,
     ``scaled_outputs``), which its fits did not have: mean 0 and scale 1,
-    which leave every prediction as it was."""
+    which leave every prediction as it was. A parameter added since the
+    file was written takes its default (``defaults``: the constructor's),
+    which is what the older fit did, so get_params and clone work."""
+    for name, value in (defaults or {}).items():
+        state.setdefault(name, value)
     if "posterior_" not in state:          # not fitted
         return state
     owner = "estimator"
@@ -157,7 +219,23 @@ def check_estimator(state: dict, scaled_outputs: bool = False) -> dict:
         state["skip_coef_"] = _layers_in_user_units(
             net, net.unpack(w), state["x_mean_"], state["x_scale_"], zero, one)[2]
     state.setdefault("evidence_by_hidden_", {})
+    _check_estimator_draws(state, net)
     return state
+
+
+def _check_estimator_draws(state: dict, net: Network) -> None:
+    """inference="sampling": the draws are of network_, and the diagnostics
+    read from them are numbers."""
+    if "sampled_posterior_" not in state:
+        return
+    sp = state["sampled_posterior_"]
+    if not (isinstance(sp, SampledPosterior) and sp.net.n_weights == net.n_weights
+            and sp.net.n_inputs == net.n_inputs and sp.net.n_outputs == net.n_outputs):
+        raise ValueError("estimator.sampled_posterior_: expected a SampledPosterior "
+                         "of network_")
+    for name in ("rhat_", "ess_"):
+        _number(state, "estimator", name)
+    _number(state, "estimator", "n_divergent_", numbers.Integral)
 
 
 def _unscaled(state: dict, which: str, size: int) -> None:
@@ -168,8 +246,8 @@ def _unscaled(state: dict, which: str, size: int) -> None:
         _array(state, "estimator", name, "f", (size,))
 
 
-def check_regressor(state: dict) -> dict:
-    return check_estimator(state, scaled_outputs=True)
+def _constructor_defaults(cls: type) -> dict:
+    return {name: p.default for name, p in inspect.signature(cls).parameters.items()}
 
 
 def _check_classes(state: dict, net: Network) -> None:
@@ -184,7 +262,8 @@ def register_all() -> None:
     """Make the objects of sopt.bayes storable by sopt.save; the estimators
     when their module is imported (it imports scikit-learn)."""
     for cls, check in ((LaplacePosterior, check_posterior),
-                       (EvidenceResult, check_evidence_result)):
+                       (EvidenceResult, check_evidence_result),
+                       (SampledPosterior, check_sampled)):
         saving.register(cls.__name__, cls, check=check)
     for tag in ("BayesianMLPRegressor", "BayesianMLPClassifier"):
         saving.register_on_import(tag, "sopt.bayes._estimators")
@@ -192,5 +271,7 @@ def register_all() -> None:
 
 def register_estimators(regressor: type, classifier: type) -> None:
     """Called by the estimators' module once its classes exist."""
-    saving.register(regressor.__name__, regressor, check=check_regressor)
-    saving.register(classifier.__name__, classifier, check=check_estimator)
+    saving.register(regressor.__name__, regressor, check=functools.partial(
+        check_estimator, scaled_outputs=True, defaults=_constructor_defaults(regressor)))
+    saving.register(classifier.__name__, classifier, check=functools.partial(
+        check_estimator, defaults=_constructor_defaults(classifier)))
