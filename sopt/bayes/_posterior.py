@@ -31,7 +31,8 @@ from ..losses import LOSSES, Loss, get_loss
 from ..network import Network
 from ..objective import (OBJECTIVE_MEMBERS, Objective, ObjectiveProtocol,
                          missing_members)
-from ._moderation import moderated_logistic, moderated_softmax, monte_carlo_softmax
+from ._moderation import (moderated_logistic, moderated_softmax, monte_carlo_softmax,
+                          shift_free_variances)
 
 Array = np.ndarray
 # The built-in losses by their likelihood, and the output activation each
@@ -257,7 +258,11 @@ class LaplacePosterior:
         ``method="probit"``: sigma(kappa(s^2) a_MAP) with
         kappa(s^2) = (1 + pi s^2 / 8)^(-1/2) and s^2 = b^T A^{-1} b (PRML eqs.
         4.153-4.155, 5.190); for softmax outputs each logit is scaled by its
-        own kappa, an approximation. ``method="mc"``: softmax outputs
+        own kappa, an approximation, with s^2 its variance after the common
+        shift of all K logits is taken out (softmax ignores the shift and no
+        data determine it, so its prior variance would only flatten every
+        row: :func:`~sopt.bayes._moderation.shift_free_variances`).
+        ``method="mc"``: softmax outputs
         averaged over ``n_samples`` draws of the linearised logits, the same
         standard normal draws from ``seed`` for every row (a row's
         probabilities do not depend on the other rows or the dask blocks),
@@ -280,7 +285,7 @@ class LaplacePosterior:
             return moderated_logistic(a, var)
         if method == "mc":
             return monte_carlo_softmax(a, S, n_samples, seed)
-        return moderated_softmax(a, var)
+        return moderated_softmax(a, shift_free_variances(S))
 
     def __repr__(self) -> str:
         beta = "" if self.beta is None else f", beta={self.beta:.4g}"
