@@ -40,14 +40,13 @@ from ..optimize import METHODS
 from ..optimize import ConvergenceWarning as _SolverConvergenceWarning
 from ._evidence import BETA_MAX, GROUPINGS, AllPrunedWarning, all_pruned, evidence_fit
 from ._posterior import NotPositiveDefiniteError
-from ._sampled import SampledPosterior, SamplingWarning, convergence_problems
+from ._sampled import SamplingWarning, convergence_problems
 from ._sampling import MIN_DRAWS, sample_posterior
 from ._storage import register_estimators
 
 Array = np.ndarray
 
 __all__ = ["BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError"]
-
 
 
 class ConvergenceWarning(_SolverConvergenceWarning, _SklearnConvergenceWarning):
@@ -339,29 +338,28 @@ class _BayesianMLPBase(BaseEstimator):
         with the higher log evidence. On pure-noise targets the second run
         prunes too, or has the lower evidence, and the first is kept."""
         start = (ALPHA_START, None if beta0 is None else 1.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AllPrunedWarning)    # handled here
-            res = self._evidence_fit(net, X, T, alpha0, beta0, w0)
+        res = self._evidence_fit(net, X, T, alpha0, beta0, w0)
         if not all_pruned(res) or (alpha0, beta0) == start:
             return res
         if self.verbose:
             print(f"  every weight switched off: again from alpha={start[0]:g}"
                   + ("" if beta0 is None else " and beta=1 (standardised targets)"),
                   flush=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AllPrunedWarning)
-            retry = self._evidence_fit(net, X, T, *start, w0)
+        retry = self._evidence_fit(net, X, T, *start, w0)
         return retry if retry.log_evidence > res.log_evidence else res
 
     def _evidence_fit(self, net, X, T, alpha0, beta0, w0):
-        """sopt.bayes.evidence_fit with the estimator's settings."""
+        """sopt.bayes.evidence_fit with the estimator's settings; its
+        AllPrunedWarning is handled by :meth:`_fit_once`."""
         try:
-            return evidence_fit(
-                net, X, T, loss=self._loss(T.shape[1]), w0=w0, alpha=alpha0,
-                beta=beta0, groups=self.groups, max_cycles=self.max_cycles,
-                tol=self.tol, hessian=self.hessian, clip_negative=self.clip_negative,
-                method=self.method, options={"maxiter": self.max_iter},
-                verbose=bool(self.verbose))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AllPrunedWarning)
+                return evidence_fit(
+                    net, X, T, loss=self._loss(T.shape[1]), w0=w0, alpha=alpha0,
+                    beta=beta0, groups=self.groups, max_cycles=self.max_cycles,
+                    tol=self.tol, hessian=self.hessian,
+                    clip_negative=self.clip_negative, method=self.method,
+                    options={"maxiter": self.max_iter}, verbose=bool(self.verbose))
         except MemoryError as err:
             raise MemoryError(
                 f"{type(self).__name__}: {err}. The estimator keeps the default "

@@ -34,7 +34,6 @@ import numpy as np
 from scipy.linalg import eigh
 from scipy.optimize import brentq
 
-from .._threads import blas_threads_for
 from ..losses import Loss
 from ..network import Network
 from ..objective import Objective
@@ -43,7 +42,7 @@ from .._validation import (as_float_array, check_bool, check_choice, check_nonne
                            check_positive, check_positive_int, check_weights)
 from ._posterior import (NEWTON_DECREMENT_WARN, LaplacePosterior,
                          NotAtMinimumWarning, _not_at_minimum_message,
-                         check_beta, check_objective, laplace, likelihood_loss)
+                         check_beta, in_either_form, laplace, likelihood_loss)
 
 Array = np.ndarray
 GROUPINGS = ("single", "layers", "inputs")
@@ -256,13 +255,7 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     On small or noise-free data see the module docstring: beta stays in
     (0, BETA_MAX / mean(t^2)], alpha in (0, ALPHA_MAX], gamma in [0, N K].
     """
-    if isinstance(net, Network):
-        with blas_threads_for(net.n_weights):
-            result = _evidence_data(net, *args, **kwargs)
-    else:
-        objective = check_objective(net)
-        with blas_threads_for(objective.net.n_weights):
-            result = _evidence_objective(objective, *args, **kwargs)
+    result = in_either_form(net, args, kwargs, _evidence_data, _evidence_objective)
     post = result.posterior
     if post.newton_decrement > NEWTON_DECREMENT_WARN:    # training stopped early
         warnings.warn("evidence_fit: the last cycle's training stopped short of a "

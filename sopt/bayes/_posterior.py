@@ -277,12 +277,11 @@ class LaplacePosterior:
         if blocks is not None:
             return blocks
         a, S = self.logit_variance(X_new)
-        var = np.einsum("nkk->nk", S)
         if self.likelihood == "bernoulli":
             if method == "mc":
                 raise ValueError("method: 'mc' is for softmax outputs; logistic "
                                  "outputs use the probit approximation")
-            return moderated_logistic(a, var)
+            return moderated_logistic(a, np.einsum("nkk->nk", S))
         if method == "mc":
             return monte_carlo_softmax(a, S, n_samples, seed)
         return moderated_softmax(a, shift_free_variances(S))
@@ -356,6 +355,19 @@ def check_objective(objective, name: str = "net"):
     return objective
 
 
+def in_either_form(net, args: tuple, kwargs: dict, on_data, on_objective):
+    """The two call forms of :func:`laplace`, :func:`evidence_fit` and
+    :func:`sample_posterior`: ``on_data(net, X, T, ...)`` for a Network,
+    ``on_objective(objective, ...)`` for an objective (checked), either on
+    one BLAS thread below :data:`sopt._threads.BLAS_MIN_SIZE` weights."""
+    if isinstance(net, Network):
+        with blas_threads_for(net.n_weights):
+            return on_data(net, *args, **kwargs)
+    objective = check_objective(net)
+    with blas_threads_for(objective.net.n_weights):
+        return on_objective(objective, *args, **kwargs)
+
+
 def likelihood_loss(loss) -> Loss:
     """The Loss of ``loss`` (a name, a Loss or a (value, grad, hess) tuple)
     if it declares a likelihood; else ValueError naming ``loss``."""
@@ -421,13 +433,7 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
     Cost: the W x W Hessian (O(N W^2)) and one Cholesky factorisation
     (W^3 / 3); memory O(W^2).
     """
-    if isinstance(net, Network):
-        with blas_threads_for(net.n_weights):
-            post = _laplace_data(net, *args, **kwargs)
-    else:
-        objective = check_objective(net)
-        with blas_threads_for(objective.net.n_weights):
-            post = _laplace_objective(objective, *args, **kwargs)
+    post = in_either_form(net, args, kwargs, _laplace_data, _laplace_objective)
     if post.newton_decrement > NEWTON_DECREMENT_WARN:
         warnings.warn(_not_at_minimum_message(post), NotAtMinimumWarning, stacklevel=2)
     return post

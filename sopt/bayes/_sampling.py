@@ -35,7 +35,6 @@ import time
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .._threads import blas_threads_for
 from .._validation import (check_alpha, check_bool, check_choice, check_int,
                            check_positive, check_positive_int, check_real,
                            check_weights)
@@ -43,7 +42,7 @@ from ..losses import Loss
 from ..network import Network
 from ..objective import Objective
 from ._evidence import weight_groups
-from ._posterior import (LaplacePosterior, _check_predictive_output, check_objective,
+from ._posterior import (LaplacePosterior, _check_predictive_output, in_either_form,
                          laplace, likelihood_loss)
 from ._sampled import SampledPosterior, warn_if_unconverged
 
@@ -345,10 +344,7 @@ def sample_posterior(net, *args, **kwargs) -> SampledPosterior:
     Laplace metric adds O(W^2) per step); memory O(W^2) for the metric
     plus M S W doubles for the draws.
     """
-    if isinstance(net, Network):
-        return _sample_data(net, *args, **kwargs)
-    objective = check_objective(net)
-    return _sample_objective(objective, *args, **kwargs)
+    return in_either_form(net, args, kwargs, _sample_data, _sample_objective)
 
 
 def _sample_data(net: Network, X, T, w_map, loss="sse", **kwargs):
@@ -434,29 +430,28 @@ def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
     mici = _import_mici()
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
-    with blas_threads_for(len(used)):
-        post, diagonal = _curvature(data, w_map, used, alpha, beta, metric,
-                                    posterior, hessian)
-        mici_metric = _metric(mici, metric, post, diagonal)
-        hyper = None
-        if prior is not None:
-            n_data = data.n_patterns * net.n_outputs if beta is not None else None
-            hyper = _Hyper(group_index[used], len(names), *prior, n_data)
-        starts = _starts(w_map[used], post, diagonal, opts["n_chains"],
-                         opts["jitter"], rng)
-        records, n_gradients = [], 0
-        for c, u0 in enumerate(starts):
-            target = (_CollapsedTarget(data, w_map, used, hyper)
-                      if hyper is not None and hyper_update == "marginal"
-                      else _Target(data, w_map, used, alpha[used], beta))
-            _check_start(target, w_map[used], u0)
-            records.append(_run_chain(mici, target, hyper, mici_metric, u0, rng,
-                                      opts, f"chain {c + 1}/{len(starts)}"))
-            n_gradients += target.n_gradients
+    post, diagonal = _curvature(data, w_map, used, alpha, beta, metric,
+                                posterior, hessian)
+    mici_metric = _metric(mici, metric, post, diagonal)
+    hyper = None
+    if prior is not None:
+        n_data = data.n_patterns * net.n_outputs if beta is not None else None
+        hyper = _Hyper(group_index[used], len(names), *prior, n_data)
+    starts = _starts(w_map[used], post, diagonal, opts["n_chains"],
+                     opts["jitter"], rng)
+    records, n_gradients = [], 0
+    for c, u0 in enumerate(starts):
+        target = (_CollapsedTarget(data, w_map, used, hyper)
+                  if hyper is not None and hyper_update == "marginal"
+                  else _Target(data, w_map, used, alpha[used], beta))
+        _check_start(target, w_map[used], u0)
+        records.append(_run_chain(mici, target, hyper, mici_metric, u0, rng,
+                                  opts, f"chain {c + 1}/{len(starts)}"))
+        n_gradients += target.n_gradients
     gathered = _gather(records, hyper is not None, n_gradients)
     out = SampledPosterior(net, loss.name, w_map, used, gathered, names, alpha,
                            hyper is not None, time.perf_counter() - start)
-    warn_if_unconverged(out, stacklevel=3)
+    warn_if_unconverged(out, stacklevel=6)     # the caller of sample_posterior
     return out
 
 
