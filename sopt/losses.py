@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._validation import check_choice
 from .activations import ACTIVATIONS, Activation, from_table, reduce_by_name
 
 Array = np.ndarray
@@ -132,9 +133,8 @@ class Loss:
     noise_precision: bool = False
 
     def __post_init__(self):
-        if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood: expected one of {sorted(LIKELIHOODS)} "
-                             f"or None, got {self.likelihood!r}")
+        if self.likelihood is not None:
+            check_choice(self.likelihood, "likelihood", LIKELIHOODS)
         if self.noise_precision and not (self.likelihood is not None and
                                          LIKELIHOODS[self.likelihood].noise_precision):
             raise ValueError(f"noise_precision: the likelihood {self.likelihood!r} "

@@ -166,10 +166,6 @@ class ObjectiveCallables:
         self._alpha = alpha
         self._decay = alpha * self.net.active_weights()   # alpha on used weights
         self._has_decay = bool(np.any(self._decay))
-        self._prior_changed()
-
-    def _prior_changed(self) -> None:
-        """Drop whatever was kept under the old alpha (nothing by default)."""
 
     def _hessian_without_data_pass(self, w: Array, method: str, eps, max_bytes):
         """The checks every ``hessian(w, method)`` makes, and the methods
@@ -246,8 +242,8 @@ class Objective(ObjectiveCallables):
         Patterns per chunk for the batched passes (bounds memory at
         O(chunk * units)); None means all at once.
 
-    The scipy-ready callables are ``fun``, ``jac``, ``hess`` and ``hessp``. ``at(w)`` gives the
-    evaluation at w (forward pass held, backward pass on first use); the
+    The scipy-ready callables are ``fun``, ``jac``, ``hess`` and ``hessp``.
+    ``at(w)`` gives the evaluation at w (forward pass held, backward pass on first use); the
     methods keep the last one, so ``fun(w)`` then ``jac(w)`` at the same w
     runs the forward pass once.
 

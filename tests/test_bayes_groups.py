@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 import sopt
 from problems import noisy_sine, quiet_evidence_fit
-from sopt.bayes import (BayesianMLPClassifier, BayesianMLPRegressor, evidence_fit, laplace,
+from sopt.bayes import (BayesianMLPClassifier, BayesianMLPRegressor, laplace,
                         weight_groups)
 from sopt.bayes._evidence import ALPHA_MAX, _reestimate
 

@@ -38,7 +38,8 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ._loop import MAX_DAMPING_RAISES, StepFailure, require_finite
-from ._newton import NewtonStep, gradient_halved, round_off_of
+from ._line_search import gradient_halved, round_off_of
+from ._newton import NewtonStep
 
 EPS = np.finfo(float).eps
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 
-# gradient_halved and round_off_of are imported from here by
-# Levenberg-Marquardt (and the line search by older code): the names stay
+# the line search's names stay importable from here, where they lived
 from ._line_search import (ROUND_OFF_MESSAGE, RoundOff, armijo,  # noqa: F401
                            gradient_halved, round_off_of)
 from ._loop import MAX_DAMPING_RAISES, StepFailure, require_finite
