@@ -271,3 +271,54 @@ def weight_sensitivities(net: Network, fp: ForwardPass, seeds: Array) -> Array:
             edge_pattern_gradients(e, delta, fp.z[e.source.index], out)
         out[:, :, layer.bias_slice] = delta
     return out
+
+
+def gauss_newton_seeds(batch) -> Array:
+    """S (N, R, K) with sum_r S[n, r]^T S[n, r] = M_n, the Gauss-Newton
+    curvature of the outputs of each pattern of ``batch`` (a
+    :class:`sopt.evaluation.BatchPass`): backpropagated like output
+    sensitivities, row r gives the factor s_r^T J_n with
+    J_n^T M_n J_n = sum_r (s_r^T J_n)^T (s_r^T J_n). The pairing's cheap
+    factor where there is one (R = K), else the eigendecomposition of M_n
+    with negative eigenvalues set to zero (a user loss whose d2E/dy2 is
+    not PSD). Cost O(N K^3) at most."""
+    fp, rule, T = batch.fp, batch.rule, batch.T
+    a, y = fp.a[-1], fp.y
+    B = rule.gauss_newton_factor(a, y, T)
+    if B is None:
+        lam, V = np.linalg.eigh(rule.gauss_newton_curvature(a, y, T))
+        return np.sqrt(np.maximum(lam, 0.0))[:, :, None] * np.swapaxes(V, 1, 2)
+    if B.ndim == 2:                       # diagonal factor, (N, K)
+        K = B.shape[1]
+        return B[:, :, None] * np.eye(K)
+    return B
+
+
+def gauss_newton_diagonal(batch) -> Array:
+    """diag(sum_n J_n^T M_n J_n) over the patterns of ``batch``, exactly:
+    sum_n sum_r (s_r^T J_n)^2 with the factors of :func:`gauss_newton_seeds`.
+    (W,); cost Theta(R N W) (R = K), memory N R W."""
+    S = weight_sensitivities(batch.net, batch.fp, gauss_newton_seeds(batch))
+    return np.einsum("nrw,nrw->w", S, S)
+
+
+def gauss_newton_block(batch, columns: Array) -> Array:
+    """The Gauss-Newton matrix's block on the weights ``columns``,
+    (C, C), over the patterns of ``batch``. Cost Theta(R N W + R N C^2),
+    memory N R W."""
+    S = weight_sensitivities(batch.net, batch.fp, gauss_newton_seeds(batch))[:, :, columns]
+    S = S.reshape(-1, len(columns))
+    return S.T @ S
+
+
+def output_curvature_block(batch, columns: Array) -> Array:
+    """sum_n J_n^T C_n J_n on the weights ``columns`` with C_n the exact
+    curvature d2E_n/da2 of the output pre-activations: the exact Hessian's
+    block for weights that enter the output pre-activations linearly (the
+    output layer's). (C, C); cost Theta(K N W + K^2 N C^2)."""
+    fp = batch.fp
+    K = batch.net.n_outputs
+    C = batch.rule.curvature(fp.a[-1], fp.y, batch.T)
+    eye = np.broadcast_to(np.eye(K), (len(fp.y), K, K))
+    J = weight_sensitivities(batch.net, fp, eye)[:, :, columns]
+    return np.einsum("nkw,nkl,nlv->wv", J, C, J)

@@ -341,6 +341,12 @@ class ShardedObjective(ObjectiveCallables):
         H[np.diag_indices(self.net.n_weights)] += self._decay
         return H
 
+    def sum_over_batches(self, w, statistic, *args, size: int | None = None):
+        """sum of ``statistic(batch, *args)`` over every shard's batches
+        (see :meth:`sopt.Objective.sum_over_batches`), added on the cluster."""
+        w = check_weights(w, self.net.n_weights)
+        return self._sum("sum_over_batches", w, statistic, *args, size=size)
+
     def hessian_diagonal(self, w) -> Array:
         """Becker and Le Cun's diagonal approximation plus alpha, shape (W,)."""
         w = check_weights(w, self.net.n_weights)

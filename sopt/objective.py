@@ -320,6 +320,19 @@ class Objective(ObjectiveCallables):
         """E_n(w) for every pattern, shape (N,); no weight decay."""
         return self._at(w).pattern_errors()
 
+    def sum_over_batches(self, w, statistic, *args, size: int | None = None):
+        """sum over batches of ``statistic(batch, *args)`` (an array), each
+        batch a :class:`~sopt.evaluation.BatchPass` of at most ``size``
+        patterns at w: how a posterior structure gathers its own curvature
+        statistics (no weight decay). ``statistic`` must be picklable (a
+        module-level function) for :class:`sopt.distributed.ShardedObjective`."""
+        w = check_weights(w, self.net.n_weights)
+        total = None
+        for batch in self._at(w).batches(size):
+            term = np.asarray(statistic(batch, *args), dtype=float)
+            total = term.copy() if total is None else total + term
+        return total
+
     def value(self, w) -> float:
         """E(w). Cost Theta(N W)."""
         return self._at(w).value()

@@ -1,0 +1,13 @@
+"""The registry of posterior structures: one line per structure
+(see :mod:`sopt.bayes._structure` for what a structure provides)."""
+from ._dense import Dense
+from ._diagonal import Diagonal
+from ._structure import STRUCTURES
+from ._subset import LastLayer, Subset
+
+STRUCTURES.update({
+    "dense": Dense,
+    "diagonal": Diagonal,
+    "last_layer": LastLayer,
+    "subset": Subset,
+})
