@@ -246,14 +246,19 @@ def test_zero_dimensional_arrays_round_trip(tmp_path):
 
 
 def _posterior_key(raw: bytes, name: str) -> str:
+    """The array key of the stored attribute or state entry ``name`` (a dotted
+    name reaches into a nested dict: "curvature.H")."""
     import io
     with np.load(io.BytesIO(raw), allow_pickle=False) as z:
         content = json.loads(bytes(z["header"]).decode())["content"]
-    node = content["state"]["dict"][name]
-    return node["array"] if name != "_factor" else node["tuple"][0]["array"]
+    node = content["state"]
+    for part in name.split("."):
+        node = node["dict"][part]
+    return node["array"]
 
 
-@pytest.mark.parametrize("name", ["w_map", "precision", "_factor", "used", "alpha"])
+@pytest.mark.parametrize("name", ["w_map", "alpha", "data_gradient", "curvature.covered",
+                                  "curvature.H"])
 def test_posterior_arrays_of_the_wrong_shape_are_refused(name, files, tmp_path):
     raw = files["posterior"]
     key = _posterior_key(raw, name)

@@ -4,12 +4,18 @@ MacKay 1992), and estimators in scikit-learn's conventions.
 
 The estimators (and scikit-learn with them) are imported on first use:
 ``import sopt`` does not import scikit-learn."""
-from ._evidence import AllPrunedWarning, EvidenceResult, evidence_fit, weight_groups
+from ._evidence import (AllPrunedWarning, EvidenceResult, evidence_fit, optimize_prior,
+                        weight_groups)
 from ._moderation import kappa, moderated_logistic, moderated_softmax
 from ._posterior import (LaplacePosterior, NotAtMinimumWarning,
                          NotPositiveDefiniteError,
                          clip_negative_eigenvalues, laplace)
+from ._dense import Dense
+from ._diagonal import Diagonal
 from ._sampled import SampledPosterior, SamplingWarning
+from ._structure import Curvature, Precision, StructureSpec
+from ._structures import STRUCTURES
+from ._subset import LastLayer, Subset
 from ._sampling import sample_posterior
 
 from ._storage import register_all as _register_all
@@ -21,7 +27,8 @@ __all__ = ["laplace", "LaplacePosterior", "evidence_fit", "EvidenceResult",
            "clip_negative_eigenvalues", "BayesianMLPRegressor",
            "BayesianMLPClassifier", "NotFittedError", "NotAtMinimumWarning",
            "NotPositiveDefiniteError", "AllPrunedWarning", "sample_posterior",
-           "SampledPosterior", "SamplingWarning"]
+           "SampledPosterior", "SamplingWarning", "optimize_prior", "STRUCTURES", "StructureSpec",
+           "Curvature", "Precision", "Dense", "Diagonal", "LastLayer", "Subset"]
 
 _ESTIMATOR_NAMES = ("BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError")
 

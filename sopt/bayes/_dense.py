@@ -63,8 +63,8 @@ class DenseCurvature(Curvature):
         covered, H = state["covered"], state["H"]
         if not (isinstance(H, np.ndarray) and H.dtype == float
                 and H.shape == (len(covered),) * 2):
-            raise ValueError("dense curvature: H is not a float matrix of its "
-                             "covered weights")
+            raise ValueError(f"H: expected a float ({len(covered)}, {len(covered)}) "
+                             f"matrix for the covered weights")
         return cls(covered, state["kind"], H)
 
 

@@ -59,8 +59,8 @@ class DiagonalCurvature(Curvature):
         covered, d = state["covered"], state["d"]
         if not (isinstance(d, np.ndarray) and d.dtype == float
                 and d.shape == (len(covered),)):
-            raise ValueError("diagonal curvature: d is not a float vector of its "
-                             "covered weights")
+            raise ValueError(f"d: expected a float ({len(covered)},) vector for "
+                             "the covered weights")
         return cls(covered, state["kind"], d)
 
 

@@ -40,6 +40,8 @@ from ..optimize import METHODS
 from ..optimize import ConvergenceWarning as _SolverConvergenceWarning
 from ._evidence import BETA_MAX, GROUPINGS, AllPrunedWarning, all_pruned, evidence_fit
 from ._posterior import NotPositiveDefiniteError
+from ._structure import StructureSpec
+from ._structures import STRUCTURES
 from ._sampled import SamplingWarning, convergence_problems
 from ._sampling import MIN_DRAWS, sample_posterior
 from ._storage import register_estimators
@@ -198,6 +200,7 @@ class _BayesianMLPBase(BaseEstimator):
         "n_warmup": [Interval(numbers.Integral, 0, None, closed="left")],
         "n_chains": [Interval(numbers.Integral, 1, None, closed="left")],
         "hyperprior": [StrOptions({"gamma"}), None],
+        "structure": [StrOptions(set(STRUCTURES)), StructureSpec],
     }
 
     def _store_params(self, params: dict) -> None:
@@ -357,7 +360,7 @@ class _BayesianMLPBase(BaseEstimator):
                 return evidence_fit(
                     net, X, T, loss=self._loss(T.shape[1]), w0=w0, alpha=alpha0,
                     beta=beta0, groups=self.groups, max_cycles=self.max_cycles,
-                    tol=self.tol, hessian=self.hessian,
+                    tol=self.tol, structure=self.structure, hessian=self.hessian,
                     clip_negative=self.clip_negative, method=self.method,
                     options={"maxiter": self.max_iter}, verbose=bool(self.verbose))
         except MemoryError as err:
@@ -489,6 +492,11 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     clip_negative : bool, default True
         With hessian="exact": clip negative data-Hessian eigenvalues
         (Netlab's remedy).
+    structure : str or sopt.bayes.StructureSpec, default "dense"
+        How the posterior holds the curvature (:func:`sopt.bayes.laplace`):
+        "dense" (W x W), "diagonal", "kfac", "lowrank", "last_layer", ...;
+        the others trade accuracy of the predictive for memory and time on
+        large networks (see ``experiments/bench_bayes.py``).
     method, max_iter : training method of :func:`sopt.optimize.minimize`
         (default "newton": damped Newton on the exact Hessian; each cycle
         starts from the last w_MAP) and its iteration limit per cycle.
@@ -585,7 +593,8 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="gauss_newton", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False, inference="laplace",
-                 n_draws=1000, n_warmup=500, n_chains=2, hyperprior=None):
+                 n_draws=1000, n_warmup=500, n_chains=2, hyperprior=None,
+                 structure="dense"):
         self._store_params(locals())
 
     def __sklearn_tags__(self):
@@ -702,7 +711,8 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
                  groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                  hessian="gauss_newton", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False, inference="laplace",
-                 n_draws=1000, n_warmup=500, n_chains=2, hyperprior=None):
+                 n_draws=1000, n_warmup=500, n_chains=2, hyperprior=None,
+                 structure="dense"):
         self._store_params(locals())
 
     @staticmethod

@@ -27,11 +27,11 @@ or weights at zero, would otherwise drive them to infinity.
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg import eigh
 from scipy.optimize import brentq
 
 from ..losses import Loss
@@ -141,13 +141,14 @@ def _train(objective, w, alpha_w, beta, method, options):
     return res
 
 
-def _cycle_once(objective, w, alpha_g, beta, groups, hessian, clip, method,
-                options, max_bytes):
+def _cycle_once(objective, w, alpha_g, beta, groups, structure, hessian, clip,
+                method, options, max_bytes):
     res = _train(objective, w, alpha_g[groups], beta, method, options)
     with warnings.catch_warnings():     # evidence_fit warns once, at the end
         warnings.simplefilter("ignore", NotAtMinimumWarning)
         post = laplace(objective, res.x, alpha=alpha_g[groups], beta=beta,
-                       hessian=hessian, clip_negative=clip, max_bytes=max_bytes)
+                       structure=structure, hessian=hessian, clip_negative=clip,
+                       max_bytes=max_bytes)
     return res, post
 
 
@@ -183,10 +184,9 @@ def _objective_beta_max(objective) -> float:
 def _beta_stationary(post: LaplacePosterior, beta_max: float) -> float:
     """The root in (0, beta_max] of N K - gamma(beta) = 2 beta E_D at the
     posterior's w and alpha (the condition behind PRML eq. 5.180); beta_max
-    if there is none below it. One W_used^3 eigendecomposition."""
-    scale = 1.0 / np.sqrt(post.alpha[post.used])
-    nu = np.maximum(eigh(scale[:, None] * post.data_hessian * scale,
-                         eigvals_only=True), 0.0)
+    if there is none below it. One eigendecomposition in the posterior's
+    structure (dense: W_used^3)."""
+    nu = np.maximum(post.curvature.scaled_eigenvalues(post.alpha[post.used]), 0.0)
 
     def excess(beta):
         return post.n_data - np.sum(beta * nu / (1.0 + beta * nu)) \
@@ -198,12 +198,13 @@ def _beta_stationary(post: LaplacePosterior, beta_max: float) -> float:
 
 
 def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta,
-                beta_max: float = BETA_MAX):
+                beta_max: float = BETA_MAX, alpha_g: Array | None = None):
     """alpha_g = gamma_g / |w_g|^2 (eq. 5.178 per group) and beta (eq. 5.180).
 
     A group whose gamma_g is zero up to round-off has no well-determined
     parameter: its weights are switched off (MacKay's pruning), and its
-    alpha is capped at ALPHA_MAX instead of reaching 0 / 0."""
+    alpha is capped at ALPHA_MAX instead of reaching 0 / 0. A group with no
+    weight the posterior covers (a subset structure) keeps ``alpha_g``'s."""
     used = post.used
     w = post.w_map[used]
     if np.any(gamma_g < -1e-8 * max(1.0, len(used))):
@@ -215,8 +216,12 @@ def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta,
     gamma_g = np.maximum(gamma_g, 0.0)
     ww_g = np.bincount(groups[used], weights=w * w, minlength=len(gamma_g))
     with np.errstate(divide="ignore", invalid="ignore"):
-        alpha_g = np.where(gamma_g > 0, gamma_g / ww_g, ALPHA_MAX)
-    alpha_g = np.minimum(np.nan_to_num(alpha_g, nan=ALPHA_MAX), ALPHA_MAX)
+        alpha_g_new = np.where(gamma_g > 0, gamma_g / ww_g, ALPHA_MAX)
+    new_alpha = np.minimum(np.nan_to_num(alpha_g_new, nan=ALPHA_MAX), ALPHA_MAX)
+    if alpha_g is not None:
+        covered = np.bincount(groups[used], minlength=len(gamma_g)) > 0
+        new_alpha = np.where(covered, new_alpha, alpha_g)
+    alpha_g = new_alpha
     if beta is None:
         return alpha_g, None
     residual_dof = post.n_data - post.gamma_per_weight.sum()    # N K - gamma
@@ -233,10 +238,11 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     and the log evidence change by less than ``tol`` (relative) in a cycle.
     Two call forms::
 
-        evidence_fit(net, X, T, loss="sse", w0=None, alpha=0.01, beta=None, ...)
-        evidence_fit(objective, w0=None, alpha=0.01, beta=None, ...)
+        evidence_fit(objective, w0=None, *, alpha=0.01, beta=None,
+                     structure="dense", groups="single", ...)
+        evidence_fit(net, X, T, loss="sse", w0=None, alpha=0.01, ...)  # convenience
 
-    The second takes the network, the data and the loss from an objective
+    The first takes the network, the data and the loss from an objective
     (a :class:`sopt.Objective`, a :class:`sopt.distributed.ShardedObjective`,
     or anything :func:`laplace` accepts); each cycle trains
     ``objective.with_alpha(decay)`` (its own weight decay is replaced), so a
@@ -247,7 +253,10 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
 
     Each cycle costs one training run (``method``, default damped Newton on
     the exact Hessian, from the last cycle's w_MAP) and one W x W curvature
-    matrix of the data term with its factorisation: ``hessian``, the
+    matrix of the data term with its factorisation (``structure``, as in
+    :func:`laplace`: "dense" by default, "diagonal", "kfac", "lowrank",
+    "last_layer"; a subset structure re-estimates only the alphas of the
+    groups it covers): ``hessian``, the
     Gauss-Newton matrix by default (as :func:`laplace`), or the exact
     Hessian, whose negative eigenvalues ``clip_negative`` (default True, as
     Netlab) clips so that an unconverged w_MAP does not stop the loop.
@@ -308,7 +317,8 @@ def _evidence_objective(objective, *args, **kwargs) -> EvidenceResult:
 
 def _fit(net: Network, make_objective, loss: Loss, beta_cap, w0=None,
          alpha: float = 0.01, beta: float | None = None, groups: str = "single",
-         max_cycles: int = 50, tol: float = 1e-4, hessian: str = "gauss_newton",
+         max_cycles: int = 50, tol: float = 1e-4, structure="dense",
+         hessian: str = "gauss_newton",
          clip_negative: bool = True, method: str = "newton",
          options: dict | None = None, verbose: bool = False,
          max_bytes: float | None = None) -> EvidenceResult:
@@ -333,7 +343,7 @@ def _fit(net: Network, make_objective, loss: Loss, beta_cap, w0=None,
     converged = False
     post = None
     for cycle in range(1, max_cycles + 1):
-        res, post = _cycle_once(objective, w, alpha_g, beta, group_index,
+        res, post = _cycle_once(objective, w, alpha_g, beta, group_index, structure,
                                 hessian, clip_negative, method, options, max_bytes)
         w = res.x
         for key, value in (("alpha", alpha_g.copy()), ("beta", beta),
@@ -348,7 +358,8 @@ def _fit(net: Network, make_objective, loss: Loss, beta_cap, w0=None,
                   f"gamma {post.gamma:.3f} log evidence {post.log_evidence:.4f}", flush=True)
         gamma_g = _group_gamma(post, group_index, len(names))
         hist["gamma_groups"].append(gamma_g)
-        new_alpha, new_beta = _reestimate(post, group_index, gamma_g, beta, beta_max)
+        new_alpha, new_beta = _reestimate(post, group_index, gamma_g, beta, beta_max,
+                                          alpha_g)
         if _settled(hist, alpha_g, new_alpha, beta, new_beta, tol):
             converged = True
             break
@@ -356,6 +367,61 @@ def _fit(net: Network, make_objective, loss: Loss, beta_cap, w0=None,
             alpha_g, beta = new_alpha, new_beta
     return EvidenceResult(post, w, alpha_g, beta if regression else None,
                           group_index, names, cycle, converged, hist)
+
+
+def optimize_prior(posterior: LaplacePosterior, groups: str = "single",
+                   max_cycles: int = 100, tol: float = 1e-6,
+                   update_beta: bool = True) -> EvidenceResult:
+    """MacKay's re-estimates of alpha (per group) and beta at a FIXED w_MAP
+    and curvature: each cycle is one :meth:`LaplacePosterior.with_prior`
+    (no data pass, no training), until alpha and beta change by less than
+    ``tol`` (relative). What a large network can afford where retraining
+    per cycle is not (laplace-torch's ``optimize_prior_precision`` also
+    keeps the mode fixed; it climbs the same evidence by gradient steps).
+    The result's ``w`` is the posterior's w_map; ``n_cycles`` counts
+    re-factorisations."""
+    max_cycles = check_positive_int(max_cycles, "max_cycles")
+    tol = check_nonnegative(tol, "tol")
+    update_beta = check_bool(update_beta, "update_beta")
+    group_index, names = weight_groups(posterior.net, groups)
+    counts = np.bincount(group_index, minlength=len(names))
+    alpha_g = np.bincount(group_index, weights=posterior.alpha,
+                          minlength=len(names)) / np.maximum(counts, 1)
+    if not np.allclose(alpha_g[group_index], posterior.alpha, rtol=1e-12, atol=0):
+        raise ValueError(f"posterior: its alpha is not constant on the {groups!r} groups")
+    beta, post = posterior.beta, posterior
+    hist = {k: [] for k in ("alpha", "beta", "gamma", "log_evidence")}
+    converged = False
+    for cycle in range(1, max_cycles + 1):
+        for key, value in (("alpha", alpha_g.copy()), ("beta", beta),
+                           ("gamma", post.gamma), ("log_evidence", post.log_evidence)):
+            hist[key].append(value)
+        gamma_g = _group_gamma(post, group_index, len(names))
+        new_alpha, new_beta = _reestimate(post, group_index, gamma_g, beta,
+                                          BETA_MAX, alpha_g)
+        new_beta = new_beta if update_beta else beta
+        change = max(_relative(new_alpha, alpha_g),
+                     0.0 if beta is None else _relative(new_beta, beta))
+        alpha_g, beta = new_alpha, new_beta
+        post = post.with_prior(alpha_g[group_index], beta)
+        if change < tol:
+            converged = True
+            break
+    return EvidenceResult(post, post.w_map, alpha_g, beta, group_index, names,
+                          cycle, converged, hist)
+
+
+def _objective_form_signature() -> inspect.Signature:
+    """evidence_fit(objective, w0=None, *, alpha=..., ...) as help() shows it:
+    the options of :func:`_fit`, keyword-only after w0."""
+    params = list(inspect.signature(_fit).parameters.values())[4:]
+    first = [inspect.Parameter("objective", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+             params[0]]
+    rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params[1:]]
+    return inspect.Signature(first + rest, return_annotation=EvidenceResult)
+
+
+evidence_fit.__signature__ = _objective_form_signature()
 
 
 def _relative(new, old) -> float:

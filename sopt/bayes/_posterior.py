@@ -16,21 +16,28 @@ weights in use (``post.used`` indexes them in the full vector).
 """
 from __future__ import annotations
 
+import copy
 import functools
+import inspect
 import warnings
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
+from scipy.linalg import LinAlgError
 
 from .._validation import (as_float_array, check_alpha, check_bool, check_choice,
                            check_finite, check_inputs, check_positive,
                            check_positive_int, check_weights)
 from ..activations import ACTIVATIONS
 from .._threads import blas_threads_for
-from ..losses import LOSSES, Loss, get_loss
+from ..derivatives import SENSITIVITY_DOUBLES, items_in_budget
+from ..losses import LIKELIHOODS, LOSSES, Loss, get_loss
 from ..network import Network
 from ..objective import (OBJECTIVE_MEMBERS, Objective, ObjectiveProtocol,
                          missing_members)
+from . import _structures  # noqa: F401  (fills the registry)
+from ._dense import clip_negative_eigenvalues  # noqa: F401  (public via sopt.bayes)
+from ._structure import (CURVATURE_CLASSES, Curvature, Linearisation, StructureSpec, check_assemble,
+                         get_structure)
 from ._moderation import (moderated_logistic, moderated_softmax, monte_carlo_softmax,
                           shift_free_variances)
 
@@ -47,6 +54,8 @@ PREDICTIVE_OUTPUT = {n: ACTIVATIONS[l.predictive_output]
 # by more than this many nats (g^T A^{-1} g / 2): the Laplace log evidence is
 # then off by about as much, and log evidences are compared at ~1 nat.
 NEWTON_DECREMENT_WARN = 1e-2
+# version of LaplacePosterior.state (the file format has its own)
+POSTERIOR_STATE_VERSION = 1
 # gamma below -GAMMA_ROUND_OFF W_used is no round-off of terms in [0, 1]
 GAMMA_ROUND_OFF = np.sqrt(np.finfo(float).eps)
 
@@ -72,29 +81,39 @@ def _on_small_blas(method):
 
 
 class LaplacePosterior:
-    """N(w_MAP, A^{-1}) on the weights in use, A factorised once (Cholesky).
+    """N(w_MAP, A^{-1}) on the covered weights, A in one curvature structure
+    (dense by default; see :mod:`sopt.bayes._structure`) factorised once.
+    The log evidence, gamma and every predictive are written here once, on
+    the structure's primitives.
 
     Attributes
     ----------
     w_map : (W,) the mode, full layout.
-    used : (W_used,) indices of the weights in use.
-    precision : (W_used, W_used) A.
+    used : (W_c,) indices of the weights the posterior covers: the weights
+        in use (subset structures: theirs; the others are fixed at w_MAP).
+    structure : the structure's name ("dense", "diagonal", "kfac", ...);
+        curvature : its :class:`~sopt.bayes._structure.Curvature` (H);
+        factorised : its :class:`~sopt.bayes._structure.Precision` (A).
+    precision : (W_c, W_c) A, assembled (dense structure: held; others:
+        assembled on request, small W only); data_hessian : H likewise;
+        covariance : A^{-1} likewise.
     alpha : (W,) prior precisions; beta : noise precision (a loss with
         one, e.g. sse) or None.
     loss : the loss's name; likelihood : its likelihood ("gaussian",
         "bernoulli" or "categorical"), which decides the predictive.
     log_det : ln |A|.
-    gamma_per_weight : (W_used,) 1 - alpha_i (A^{-1})_ii.
+    gamma_per_weight : (W_c,) 1 - alpha_i (A^{-1})_ii.
     gamma : effective number of well-determined parameters,
-        sum_i lambda_i / (alpha + lambda_i) = W_used - tr(diag(alpha) A^{-1})
+        sum_i lambda_i / (alpha + lambda_i) = W_c - tr(diag(alpha) A^{-1})
         (PRML eq. 5.179; with one alpha per group, summed over groups),
         capped at the number of observations N K (MacKay 1992: no more
         parameters are determined than there are data; the cap bites only
         when the exact Hessian's residual term lifts the sum above N K).
-        In [0, min(W_used, N K)] when H is PSD (clipped or Gauss-Newton).
+        In [0, min(W_c, N K)] when H is PSD (clipped or Gauss-Newton).
     log_evidence : ln p(D | alpha, beta) (PRML eq. 5.175 for regression,
-        eq. 5.183 for classification), without the ln(M! 2^M) symmetry term.
-    gradient : (W_used,) gradient of the regularised error at w_map (zero
+        eq. 5.183 for classification), without the ln(M! 2^M) symmetry term;
+        the prior's terms over the covered weights only.
+    gradient : (W_c,) gradient of the regularised error at w_map (zero
         at a mode); data_gradient : its data part (beta grad E_D or grad E_D).
     newton_decrement : g^T A^{-1} g / 2, the rise of the log posterior a
         Newton step from w_map would give; ~0 at a mode.
@@ -102,94 +121,157 @@ class LaplacePosterior:
         version 1, which did not store them: they need the training data.
     """
 
-    def __init__(self, net: Network, data, w_map: Array, H: Array,
+    def __init__(self, net: Network, data, w_map: Array, curvature: Curvature,
                  alpha: Array, beta: float | None):
         """``data``: the data term E_D as an objective without weight decay
-        (``obj.with_alpha(0)``); ``H`` its Hessian on the weights in use."""
+        (``obj.with_alpha(0)``); ``curvature`` its curvature at w_map."""
         self.net, self.loss, self.w_map = net, data.loss.name, w_map
         self.likelihood = data.loss.likelihood
-        self.used = np.flatnonzero(net.active_weights())
+        self.curvature = curvature
         self.alpha, self.beta = alpha, beta
-        self.data_hessian = H
-        a = alpha[self.used]
+        self.n_data = data.n_patterns * net.n_outputs
+        self.data_error = data.value(w_map)
         scale = 1.0 if beta is None else beta
-        self.precision = scale * H
-        self.precision[np.diag_indices_from(self.precision)] += a
-        self._factor = cho_factor(self.precision, lower=True)
-        L = self._factor[0]
-        self.log_det = 2.0 * float(np.sum(np.log(np.diag(L))))
-        self._covariance = None
+        self.data_gradient = scale * data.gradient(w_map)[curvature.covered]
+        self._derive()
+
+    def _derive(self) -> None:
+        """Everything that follows from the curvature, alpha, beta, the data
+        error and gradient: one factorisation (LinAlgError if A is not
+        positive definite). Also what loading a saved posterior runs."""
+        self.used = self.curvature.covered
+        self.structure = self.curvature.name
+        a = self.alpha[self.used]
+        scale = 1.0 if self.beta is None else self.beta
+        self.factorised = self.curvature.precision(a, scale)
+        self.log_det = self.factorised.log_det
         # gamma_i = 1 - alpha_i (A^{-1})_ii: summed over a group, MacKay's
         # gamma_g = W_g - alpha_g tr_g(A^{-1}) (PRML eq. 5.179 for one group)
-        self.gamma_per_weight = 1.0 - a * np.diag(self.covariance)
-        self.n_data = data.n_patterns * net.n_outputs
+        self.gamma_per_weight = 1.0 - a * self.factorised.inverse_diagonal()
         # the N K data determine at most N K directions: the exact Hessian's
         # residual term can push the sum past that on a few data points
         self.gamma = min(float(np.sum(self.gamma_per_weight)), float(self.n_data))
         if self.gamma < -GAMMA_ROUND_OFF * len(self.used):
             warnings.warn(_negative_gamma_message(self.gamma, len(self.used), self.n_data),
-                          RuntimeWarning, stacklevel=3)
-        self.data_error = data.value(w_map)
-        # gradient of the regularised error beta E_D + alpha/2 |w|^2 (or
-        # E_D + ...): zero at a true w_MAP
-        self.data_gradient = scale * data.gradient(w_map)[self.used]
-        self.gradient = self.data_gradient + a * w_map[self.used]
-        self.newton_decrement = 0.5 * float(self.gradient @ self.solve(self.gradient))
-        wu = w_map[self.used]
+                          RuntimeWarning, stacklevel=4)
+        wu = self.w_map[self.used]
+        if self.data_gradient is None:          # format 1 stored no gradient
+            self.gradient = self.newton_decrement = None
+        else:
+            # gradient of the regularised error beta E_D + alpha/2 |w|^2 (or
+            # E_D + ...): zero at a true w_MAP
+            self.gradient = self.data_gradient + a * wu
+            self.newton_decrement = 0.5 * float(self.gradient @ self.solve(self.gradient))
         self.weight_error = 0.5 * float(np.sum(a * wu * wu))
-        self.log_evidence = self._log_evidence(a, data.loss)
+        self.log_evidence = self._log_evidence(a)
 
-    def _log_evidence(self, a: Array, loss: Loss) -> float:
+    def _log_evidence(self, a: Array) -> float:
         """PRML eqs. 5.175 / 5.183: -M(w_MAP) - ln|A|/2 + (W/2) ln alpha
         - N K ln Z(beta), Z the normaliser of the loss's likelihood (1 for
         the cross-entropies, (2 pi / beta)^(1/2) for the Gaussian)."""
         log_prior_norm = 0.5 * float(np.sum(np.log(a)))     # (W/2) ln alpha
         scale = 1.0 if self.beta is None else self.beta
         E = scale * self.data_error + self.weight_error
-        return (-E - 0.5 * self.log_det + log_prior_norm
-                - self.n_data * loss.log_normaliser(self.beta))
+        log_z = LIKELIHOODS[self.likelihood].log_normaliser(self.beta)
+        return -E - 0.5 * self.log_det + log_prior_norm - self.n_data * log_z
+
+    def with_prior(self, alpha, beta: float | None = None) -> "LaplacePosterior":
+        """The posterior at the same w_map and curvature under other
+        hyperparameters (``beta`` for a loss with a noise precision only):
+        no pass over the data, one factorisation in the structure (dense
+        W^3 / 3; K-FAC O(W) on its eigendecomposed factors). w_map is then
+        not the mode of the new posterior: its ``newton_decrement`` says
+        by how much (the evidence at a fixed mode, as laplace-torch's
+        prior optimisation uses)."""
+        W = self.net.n_weights
+        alpha = np.broadcast_to(check_alpha(alpha, W, positive=True), (W,)).astype(float)
+        if (beta is None) != (self.beta is None):
+            raise ValueError("beta: give a noise precision exactly when the "
+                             f"posterior has one (its beta is {self.beta})")
+        beta = None if beta is None else check_positive(beta, "beta")
+        new = copy.copy(self)
+        new.alpha, new.beta = alpha, beta
+        if self.data_gradient is not None and beta is not None:
+            new.data_gradient = self.data_gradient * (beta / self.beta)
+        new._derive()
+        return new
+
+    # ----- saving: an explicit, versioned state, not the attributes -----
+    def state(self) -> dict:
+        """What rebuilds this posterior (:meth:`from_state`): the network,
+        the mode, the hyperparameters, the data error and gradient at the
+        mode and the structure's curvature state; everything else is derived
+        again on loading (one factorisation)."""
+        return {"version": POSTERIOR_STATE_VERSION, "net": self.net,
+                "loss": self.loss, "likelihood": self.likelihood,
+                "w_map": self.w_map, "alpha": self.alpha, "beta": self.beta,
+                "n_data": self.n_data, "data_error": self.data_error,
+                "data_gradient": self.data_gradient, "structure": self.structure,
+                "curvature_class": type(self.curvature).__name__,
+                "curvature": self.curvature.state()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "LaplacePosterior":
+        """The posterior of a :meth:`state` dict (checked by the caller:
+        sopt.bayes._storage)."""
+        post = cls.__new__(cls)
+        for name in ("net", "loss", "w_map", "likelihood"):     # __init__'s order
+            setattr(post, name, state[name])
+        curvature_class = CURVATURE_CLASSES[state["curvature_class"]]
+        post.curvature = curvature_class.from_state(state["curvature"], post.net)
+        post.curvature.name = state["structure"]
+        for name in ("alpha", "beta", "n_data", "data_error", "data_gradient"):
+            setattr(post, name, state[name])
+        post._derive()
+        return post
+
+    # ----- dense views (the dense structure holds them; others assemble) -----
+    @property
+    def precision(self) -> Array:
+        """A, (W_c, W_c)."""
+        return self.factorised.matrix()
+
+    @property
+    def data_hessian(self) -> Array:
+        """H (scaled by neither alpha nor beta), (W_c, W_c)."""
+        return self.curvature.matrix()
 
     @property
     def covariance(self) -> Array:
-        """A^{-1}, (W_used, W_used), from the Cholesky factor (W^3 / 3); the
-        constructor already needs its diagonal for gamma."""
-        if self._covariance is None:
-            self._covariance = cho_solve(self._factor, np.eye(len(self.used)))
-        return self._covariance
+        """A^{-1}, (W_c, W_c): the dense structure's (kept), else W_c solves."""
+        held = getattr(self.factorised, "covariance", None)
+        if held is not None:
+            return held
+        check_assemble(len(self.used), "covariance", self.structure)
+        return self.solve(np.eye(len(self.used)))
+
+    @property
+    def _factor(self):
+        """The dense structure's Cholesky factor (L, lower)."""
+        return self.factorised.factor
 
     @_on_small_blas
     def solve(self, B) -> Array:
-        """A^{-1} B for B of shape (W_used,) or (W_used, P). Cost O(W^2 P)."""
+        """A^{-1} B for B of shape (W_c,) or (W_c, P). Cost: the
+        structure's (dense O(W^2 P))."""
         B = as_float_array(B, "B")
         n = len(self.used)
         if B.ndim not in (1, 2) or B.shape[0] != n:
-            raise ValueError(f"B: expected shape ({n},) or ({n}, P) (the weights "
-                             f"in use, post.used), got {B.shape}")
+            raise ValueError(f"B: expected shape ({n},) or ({n}, P) (the covered "
+                             f"weights, post.used), got {B.shape}")
         check_finite(B, "B")
-        return cho_solve(self._factor, B)
+        return self.factorised.solve(B)
 
     @_on_small_blas
     def sample(self, n: int, seed=None) -> Array:
         """n weight vectors from N(w_MAP, A^{-1}), shape (n, W) (full layout;
-        masked entries stay at w_MAP's)."""
+        uncovered entries stay at w_MAP's)."""
         n = check_positive_int(n, "n")
         rng = np.random.default_rng(seed)
-        L = self._factor[0]
-        # w = w_MAP + L^{-T} e with A = L L^T gives covariance A^{-1}
         e = rng.standard_normal((len(self.used), n))
         out = np.tile(self.w_map, (n, 1))
-        out[:, self.used] += solve_triangular(L, e, lower=True, trans="T").T
+        out[:, self.used] += self.factorised.draw(e).T
         return out
-
-    def _function_variance(self, G: Array, full: bool) -> Array:
-        """Rows of G (N, K, W_used): var g^T A^{-1} g (N, K) or the (N, K, K)
-        covariances, via V = L^{-1} G^T."""
-        N, K, _ = G.shape
-        V = solve_triangular(self._factor[0], G.reshape(N * K, -1).T, lower=True)
-        V = V.T.reshape(N, K, -1)
-        if full:
-            return np.einsum("nkw,nlw->nkl", V, V)
-        return np.einsum("nkw,nkw->nk", V, V)
 
     def _by_blocks(self, X_new, method: str, *args):
         """``method`` on each row block of a dask array X_new, the results
@@ -206,21 +288,31 @@ class LaplacePosterior:
             return tuple(np.concatenate(p) for p in zip(*parts))
         return np.concatenate(parts)
 
-    def _linearise(self, X, of: str):
-        """f(X) at w_MAP (outputs y or pre-activations a) and df/dw on the
-        weights in use, from one forward pass."""
+    def _outputs_and_covariance(self, X, of: str, full: bool):
+        """f(X) at w_MAP (outputs y or pre-activations a), (N, K), and
+        J A^{-1} J^T, (N, K) or (N, K, K), in row blocks of bounded memory."""
         X = check_inputs(X, self.net.n_inputs, "X_new")
-        f, S = self.net.linearise(self.w_map, X, of=of)
-        return f, S[:, :, self.used]
+        K = self.net.n_outputs
+        per_row = getattr(self.factorised, "doubles_per_row", None)
+        per_row = K * self.net.n_weights if per_row is None else per_row(K)
+        size = items_in_budget(per_row, SENSITIVITY_DOUBLES)
+        f = np.empty((len(X), K))
+        var = np.empty((len(X), K, K) if full else (len(X), K))
+        for start in range(0, len(X), size):
+            rows = slice(start, start + size)
+            lin = Linearisation(self.net, self.w_map, X[rows], of)
+            f[rows] = lin.f
+            var[rows] = self.factorised.output_covariance(lin, full)
+        return f, var
 
     @_on_small_blas
     def predict(self, X_new, full_cov: bool = False, include_noise: bool = True):
         """Regression predictive: mean y(x, w_MAP), (N, K), and variance
         1/beta + g^T A^{-1} g with g = dy/dw (PRML eq. 5.173), (N, K); with
         ``full_cov`` the (N, K, K) covariance. ``include_noise=False`` gives
-        the function-space part alone. Cost O(N K W^2). X_new may be a dask
-        array: computed block by block, numpy arrays returned (so for every
-        method on new inputs)."""
+        the function-space part alone. Cost: N K of the structure's variance
+        (dense O(N K W^2)). X_new may be a dask array: computed block by
+        block, numpy arrays returned (so for every method on new inputs)."""
         if self.likelihood != "gaussian":
             raise ValueError("predict: this posterior is for classification; "
                              "use predict_proba")
@@ -229,8 +321,7 @@ class LaplacePosterior:
         blocks = self._by_blocks(X_new, "predict", full_cov, include_noise)
         if blocks is not None:
             return blocks
-        mean, G = self._linearise(X_new, "y")
-        var = self._function_variance(G, full_cov)
+        mean, var = self._outputs_and_covariance(X_new, "y", full_cov)
         if include_noise:
             # without a noise precision exp(-E_n) is unit-variance noise
             beta = 1.0 if self.beta is None else self.beta
@@ -247,8 +338,7 @@ class LaplacePosterior:
         blocks = self._by_blocks(X_new, "logit_variance")
         if blocks is not None:
             return blocks
-        a, G = self._linearise(X_new, "a")
-        return a, self._function_variance(G, True)
+        return self._outputs_and_covariance(X_new, "a", True)
 
     @_on_small_blas
     def predict_proba(self, X_new, method: str = "probit", n_samples: int = 1000,
@@ -292,8 +382,9 @@ class LaplacePosterior:
                 f"gamma={self.gamma:.3g}{beta}, log_evidence={self.log_evidence:.6g})")
 
 
-def _negative_eigenvalue_error(H: Array, alpha: Array, beta) -> NotPositiveDefiniteError:
-    lam = np.linalg.eigvalsh((beta or 1.0) * H + np.diag(alpha))
+def _negative_eigenvalue_error(curvature: Curvature, alpha: Array,
+                               beta) -> NotPositiveDefiniteError:
+    lam = np.linalg.eigvalsh((beta or 1.0) * curvature.matrix() + np.diag(alpha))
     n_neg = int(np.sum(lam <= 0))
     form = "alpha I + H" if beta is None else "alpha I + beta H"
     return NotPositiveDefiniteError(
@@ -303,38 +394,6 @@ def _negative_eigenvalue_error(H: Array, alpha: Array, beta) -> NotPositiveDefin
         "hessian='gauss_newton' (PSD by construction), or pass "
         "clip_negative=True (Netlab's remedy: negative eigenvalues of the data "
         "Hessian set to zero).")
-
-
-def clip_negative_eigenvalues(H: Array) -> Array:
-    """H with its negative eigenvalues set to zero (as Netlab's evidence
-    does): a positive semi-definite (W, W) matrix, whatever scale the caller
-    multiplies it by (the evidence loop uses beta H with beta up to 1e12).
-
-    Two shortcuts avoid the eigendecomposition (about 9 W^3) where one or two
-    Cholesky factorisations (W^3 / 3 each) settle it: a positive definite H
-    is returned as it is; where only H + delta I is (delta = 10 W eps
-    |H|_inf, about the round-off of forming and factorising H), every
-    eigenvalue of H lies in [-delta, inf), and H + delta I is returned: it is
-    positive definite and within delta (2-norm) of the clipped matrix, as a
-    PSD H with a null space (softmax outputs) gives. Otherwise the
-    eigenvalues below zero are set to zero."""
-    if _is_positive_definite(H):
-        return H
-    delta = 10 * len(H) * np.finfo(float).eps * float(np.abs(H).sum(axis=1).max(initial=0.0))
-    shifted = H + delta * np.eye(len(H))
-    if _is_positive_definite(shifted):
-        return shifted
-    lam, V = eigh(H)
-    return (V * np.maximum(lam, 0.0)) @ V.T
-
-
-def _is_positive_definite(H: Array) -> bool:
-    """Whether H has a Cholesky factor (an empty H has one)."""
-    try:
-        cho_factor(H, lower=True)
-        return True
-    except LinAlgError:
-        return False
 
 
 # the members of sopt.objective.ObjectiveProtocol (the old name of the list)
@@ -400,18 +459,18 @@ def check_beta(beta, loss: Loss, default: float | None = None):
 def laplace(net, *args, **kwargs) -> LaplacePosterior:
     """The Laplace posterior at w_map. Two call forms::
 
-        laplace(net, X, T, w_map, loss="sse", alpha=0.01, beta=None,
+        laplace(objective, w_map, *, alpha=0.01, beta=None, structure="dense",
                 hessian="gauss_newton", clip_negative=True, max_bytes=None)
-        laplace(objective, w_map, alpha=0.01, beta=None, hessian="gauss_newton",
-                clip_negative=True, max_bytes=None)
+        laplace(net, X, T, w_map, loss="sse", *, alpha=0.01, ...)   # convenience
 
-    The second takes the network, the data and the loss from an objective:
+    The first takes the network, the data and the loss from an objective:
     a :class:`sopt.Objective` or a :class:`sopt.distributed.ShardedObjective`
-    (anything with :class:`sopt.objective.ObjectiveProtocol`). Its own weight decay is
-    ignored: the prior and noise precisions are the ``alpha`` and ``beta``
-    given, and E_D and its Hessian come from ``objective.with_alpha(0)``.
-    On the same data both forms give the same posterior (to round-off:
-    a sharded sum is taken in another order).
+    (anything with :class:`sopt.objective.ObjectiveProtocol`). Its own weight
+    decay is ignored: the prior and noise precisions are the ``alpha`` and
+    ``beta`` given, and E_D and its curvature come from
+    ``objective.with_alpha(0)``. The second builds ``sopt.Objective(net, X,
+    T, loss=loss)`` first. On the same data both forms give the same
+    posterior (to round-off: a sharded sum is taken in another order).
 
     Parameters
     ----------
@@ -420,18 +479,28 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
         ``noise_precision`` and predictive output are what is read)
     alpha : prior precision, a number or one per weight (W,)
     beta : noise precision (a loss with ``noise_precision`` only)
+    structure : how the curvature is held, a name or a
+        :class:`~sopt.bayes.StructureSpec` (``sopt.bayes.LowRank(rank=50)``):
+        "dense" (the default: W x W, memory 8 W^2 bytes, W^3 / 3 per
+        factorisation), "diagonal" (memory 8 W), "kfac" (Kronecker factors
+        per layer, memory sum of fan_in^2 + fan_out^2), "lowrank",
+        "last_layer" (dense on the output layer's weights, the rest fixed)
+        or ``Subset(indices)``; see docs/DESIGN.md for each one's cost
     hessian : "gauss_newton" (the default: sum_n J_n^T M_n J_n, PSD) or
-        "exact" (the Hessian of E_D). On the estimators' default models the
-        Gauss-Newton posterior's error bars covered the truth outside the
-        data on 97% of a grid against 67% for the clipped exact Hessian
-        (``experiments/curvature_choice.py``; docs/PERFORMANCE.md)
+        "exact" (the Hessian of E_D; dense, lowrank and subset structures).
+        On the estimators' default models the Gauss-Newton posterior's error
+        bars covered the truth outside the data on 97% of a grid against 67%
+        for the clipped exact Hessian (``experiments/curvature_choice.py``;
+        docs/PERFORMANCE.md)
     clip_negative : set negative eigenvalues of the data Hessian to zero
         (default True, as :func:`evidence_fit` and the estimators: with
         False, an indefinite exact Hessian at w_map gives an error, or a
         gamma outside [0, min(W, N K)] with a warning)
+    max_bytes : bound on the dense W x W matrix (dense structure)
 
-    Cost: the W x W Hessian (O(N W^2)) and one Cholesky factorisation
-    (W^3 / 3); memory O(W^2).
+    Cost (dense): the W x W Hessian (O(N W^2)) and one Cholesky
+    factorisation (W^3 / 3); memory O(W^2). Other structures: their module's
+    docstring.
     """
     post = in_either_form(net, args, kwargs, _laplace_data, _laplace_objective)
     if post.newton_decrement > NEWTON_DECREMENT_WARN:
@@ -439,27 +508,35 @@ def laplace(net, *args, **kwargs) -> LaplacePosterior:
     return post
 
 
-def _laplace_data(net: Network, X, T, w_map, loss="sse", alpha=0.01,
-                  beta: float | None = None, hessian: str = "gauss_newton",
-                  clip_negative: bool = True, max_bytes: float | None = None):
+def _laplace_data(net: Network, X, T, w_map, loss="sse", *, alpha=0.01,
+                  beta: float | None = None, structure="dense",
+                  hessian: str = "gauss_newton", clip_negative: bool = True,
+                  max_bytes: float | None = None):
     loss = likelihood_loss(loss)
     return _posterior(net, lambda: Objective(net, X, T, loss=loss), loss, w_map,
-                      alpha, beta, hessian, clip_negative, max_bytes)
+                      alpha, beta, structure, hessian, clip_negative, max_bytes)
 
 
-def _laplace_objective(objective, w_map, alpha=0.01, beta: float | None = None,
-                       hessian: str = "gauss_newton", clip_negative: bool = True,
-                       max_bytes: float | None = None):
+def _laplace_objective(objective, w_map, *, alpha=0.01, beta: float | None = None,
+                       structure="dense", hessian: str = "gauss_newton",
+                       clip_negative: bool = True, max_bytes: float | None = None):
     return _posterior(objective.net, lambda: objective.with_alpha(0.0),
                       likelihood_loss(objective.loss), w_map, alpha, beta,
-                      hessian, clip_negative, max_bytes)
+                      structure, hessian, clip_negative, max_bytes)
 
 
-def _posterior(net: Network, data_term, loss: Loss, w_map, alpha, beta, hessian,
-               clip_negative, max_bytes) -> LaplacePosterior:
+laplace.__signature__ = inspect.signature(_laplace_objective)
+
+
+def _posterior(net: Network, data_term, loss: Loss, w_map, alpha, beta, structure,
+               hessian, clip_negative, max_bytes) -> LaplacePosterior:
     """Check the arguments, then build the data term (``data_term()``, an
-    objective without weight decay), its Hessian and the posterior."""
+    objective without weight decay), its curvature and the posterior."""
+    spec = get_structure(structure)
     check_choice(hessian, "hessian", ("exact", "gauss_newton"))
+    if hessian not in spec.kinds:
+        raise ValueError(f"hessian: the {spec.name!r} structure is built from "
+                         f"{' or '.join(map(repr, spec.kinds))} only, got {hessian!r}")
     clip_negative = check_bool(clip_negative, "clip_negative")
     _check_predictive_output(net, loss)
     beta = check_beta(beta, loss)
@@ -468,13 +545,12 @@ def _posterior(net: Network, data_term, loss: Loss, w_map, alpha, beta, hessian,
                             (net.n_weights,)).astype(float)
     data = data_term()
     used = np.flatnonzero(net.active_weights())
-    H = data.hessian(w_map, method=hessian, max_bytes=max_bytes)[np.ix_(used, used)]
-    if clip_negative:
-        H = clip_negative_eigenvalues(H)
+    curvature = spec.build(data, w_map, used, hessian, clip_negative, max_bytes)
     try:
-        return LaplacePosterior(net, data, w_map, H, alpha, beta)
+        return LaplacePosterior(net, data, w_map, curvature, alpha, beta)
     except LinAlgError:
-        raise _negative_eigenvalue_error(H, alpha[used], beta) from None
+        raise _negative_eigenvalue_error(curvature, alpha[curvature.covered],
+                                         beta) from None
 
 
 def _negative_gamma_message(gamma: float, n_used: int, n_data: int) -> str:

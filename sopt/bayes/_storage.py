@@ -19,7 +19,8 @@ from .. import saving
 from ..network import Network
 from ._evidence import EvidenceResult
 from ..losses import LIKELIHOODS, LOSSES
-from ._posterior import LaplacePosterior
+from ._posterior import POSTERIOR_STATE_VERSION, LaplacePosterior
+from ._structure import CURVATURE_CLASSES
 from ._sampled import SampledPosterior
 
 
@@ -61,10 +62,90 @@ def _network(state: dict, owner: str, name: str) -> Network:
     return net
 
 
+def encode_posterior(post: LaplacePosterior, enc) -> dict:
+    return enc.value(post.state(), "LaplacePosterior")
+
+
+def decode_posterior(node, dec) -> LaplacePosterior:
+    """A posterior from its :meth:`LaplacePosterior.state`, checked; a file
+    written before the state existed (its attributes, file format 1 or 2)
+    is read as a dense posterior with every documented attribute."""
+    state = dec.value(node)
+    if not isinstance(state, dict):
+        raise ValueError("LaplacePosterior: expected a dict")
+    if "curvature" not in state:
+        state = _dense_state_of_attributes(check_posterior(state))
+    state = check_posterior_state(state)
+    try:
+        return LaplacePosterior.from_state(state)
+    except np.linalg.LinAlgError:
+        raise ValueError("LaplacePosterior: its precision is not positive "
+                         "definite") from None
+    except (KeyError, TypeError, ValueError) as err:
+        # a curvature's own message starts with its field's name
+        raise ValueError(f"LaplacePosterior.curvature.{err}") from None
+
+
+_STATE_KEYS = ("version", "net", "loss", "likelihood", "w_map", "alpha", "beta",
+               "n_data", "data_error", "data_gradient", "structure",
+               "curvature_class", "curvature")
+
+
+def check_posterior_state(state: dict) -> dict:
+    """A :meth:`LaplacePosterior.state` dict against its network: shapes,
+    dtypes, the loss and beta, the curvature's class and its own check."""
+    owner = "LaplacePosterior"
+    missing = [k for k in _STATE_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"{owner}: the file lacks {missing[0]!r}")
+    if state.get("version") != POSTERIOR_STATE_VERSION:
+        raise ValueError(f"{owner}: state version {str(state.get('version'))[:20]!r}, "
+                         f"this sopt reads {POSTERIOR_STATE_VERSION}")
+    net = _network(state, owner, "net")
+    W = net.n_weights
+    _array(state, owner, "w_map", "f", (W,))
+    alpha = _array(state, owner, "alpha", "f", (W,))
+    if not np.all(alpha > 0):
+        raise ValueError(f"{owner}.alpha: expected prior precisions > 0")
+    for name in ("data_error",):
+        _number(state, owner, name)
+    _number(state, owner, "n_data", numbers.Integral)
+    _check_loss(state, owner)
+    if not isinstance(state.get("structure"), str) or \
+            state.get("curvature_class") not in CURVATURE_CLASSES:
+        raise ValueError(f"{owner}: unknown curvature structure "
+                         f"{str(state.get('curvature_class'))[:30]!r}")
+    curvature = state["curvature"]
+    if not isinstance(curvature, dict):
+        raise ValueError(f"{owner}.curvature: expected a dict")
+    used = np.flatnonzero(net.active_weights())
+    covered = _array(curvature, owner + ".curvature", "covered", "iu", (None,))
+    if not (np.all(np.isin(covered, used)) and np.all(np.diff(covered) > 0)):
+        raise ValueError(f"{owner}.curvature.covered: not increasing weights in use")
+    g = state.get("data_gradient")
+    if g is not None and not (isinstance(g, np.ndarray) and g.shape == covered.shape):
+        raise ValueError(f"{owner}.data_gradient: {_what(g)} for the {len(covered)} "
+                         f"weights of {owner}.curvature.covered")
+    _optional_array(state, owner, "data_gradient", (len(covered),))
+    return state
+
+
+def _dense_state_of_attributes(state: dict) -> dict:
+    """The state of a posterior stored as its attributes (format 1, 2)."""
+    curvature = {"covered": state["used"], "kind": "unrecorded",
+                 "H": state["data_hessian"]}
+    return {"version": POSTERIOR_STATE_VERSION, "structure": "dense",
+            "curvature_class": "DenseCurvature", "curvature": curvature,
+            **{k: state[k] for k in ("net", "loss", "likelihood", "w_map", "alpha",
+                                     "beta", "n_data", "data_error")},
+            "data_gradient": state.get("data_gradient")}
+
+
 def check_posterior(state: dict) -> dict:
-    """A LaplacePosterior's attributes. Format 1 stored no ``gradient``,
-    ``data_gradient`` or ``newton_decrement`` (they need the training data,
-    which the file does not hold): they are set to None."""
+    """A LaplacePosterior's attributes, as files of format 1 and 2 stored
+    them. Format 1 stored no ``gradient``, ``data_gradient`` or
+    ``newton_decrement`` (they need the training data, which the file does
+    not hold): they are set to None."""
     owner = "LaplacePosterior"
     net = _network(state, owner, "net")
     W = net.n_weights
@@ -261,8 +342,9 @@ def _check_classes(state: dict, net: Network) -> None:
 def register_all() -> None:
     """Make the objects of sopt.bayes storable by sopt.save; the estimators
     when their module is imported (it imports scikit-learn)."""
-    for cls, check in ((LaplacePosterior, check_posterior),
-                       (EvidenceResult, check_evidence_result),
+    saving.register("LaplacePosterior", LaplacePosterior, encode=encode_posterior,
+                    decode=decode_posterior)
+    for cls, check in ((EvidenceResult, check_evidence_result),
                        (SampledPosterior, check_sampled)):
         saving.register(cls.__name__, cls, check=check)
     for tag in ("BayesianMLPRegressor", "BayesianMLPClassifier"):

@@ -98,17 +98,25 @@ class Precision(abc.ABC):
         raise NotImplementedError
 
 
+CURVATURE_CLASSES: dict = {}
+
+
 class Curvature(abc.ABC):
     """H of the data term at w_MAP on the covered weights, in one structure.
 
     ``covered``: (W_c,) indices into the full weight vector. ``kind``:
     "gauss_newton" or "exact" (the matrix H approximates or is)."""
 
-    name: ClassVar[str]
+    name: str
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        CURVATURE_CLASSES[cls.__name__] = cls     # what a saved file may name
 
     def __init__(self, covered: Array, kind: str):
         self.covered = np.asarray(covered, dtype=np.intp)
         self.kind = kind
+        self.name = type(self).name     # a subset structure renames its own
 
     @abc.abstractmethod
     def precision(self, alpha: Array, scale: float) -> Precision:
@@ -167,6 +175,7 @@ def check_assemble(n: int, what: str, structure: str) -> None:
 
 # name -> spec class; filled by sopt.bayes._structures (one line per structure)
 STRUCTURES: dict[str, type] = {}
+
 
 
 def get_structure(structure) -> StructureSpec:

@@ -41,14 +41,20 @@ class Subset(StructureSpec):
 
     def build(self, data, w_map, used, kind, clip_negative, max_bytes):
         cols = np.intersect1d(self.columns(data.net), used)
+        curvature = DenseCurvature(cols, kind, self._block(data, w_map, cols, kind,
+                                                           max_bytes), clip_negative)
+        curvature.name = self.name
+        return curvature
+
+    def _block(self, data, w_map, cols: Array, kind: str, max_bytes) -> Array:
+        """H's (C, C) block on the weights ``cols``."""
         if kind == "exact" and not self._in_output_layer(data.net, cols):
             H = data.hessian(w_map, method="exact", max_bytes=max_bytes)
-            return DenseCurvature(cols, kind, H[np.ix_(cols, cols)], clip_negative)
+            return H[np.ix_(cols, cols)]
         statistic = gauss_newton_block if kind == "gauss_newton" else output_curvature_block
         net = data.net
         size = items_in_budget(net.n_outputs * net.n_weights, SENSITIVITY_DOUBLES)
-        H = data.sum_over_batches(w_map, statistic, cols, size=size)
-        return DenseCurvature(cols, kind, H, clip_negative)
+        return data.sum_over_batches(w_map, statistic, cols, size=size)
 
     @staticmethod
     def _in_output_layer(net, cols: Array) -> bool:
