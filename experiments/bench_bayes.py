@@ -178,10 +178,12 @@ def _timed_fit(est, X, y):
     return time.perf_counter() - t0
 
 
-def fit_sopt(task, Xtr, ytr, Xte, hidden=None):
-    """sopt's estimator with defaults (``hidden`` overrides the default)."""
+def fit_sopt(task, Xtr, ytr, Xte, hidden=None, structure="dense"):
+    """sopt's estimator with defaults (``hidden`` and ``structure`` override
+    them)."""
     cls = BayesianMLPRegressor if task == "regression" else BayesianMLPClassifier
-    est = cls() if hidden is None else cls(hidden=hidden)
+    est = cls(structure=structure) if hidden is None else cls(hidden=hidden,
+                                                              structure=structure)
     t = _timed_fit(est, Xtr, ytr)
     if task == "regression":
         return est.predict(Xte, return_std=True), t, None
@@ -352,6 +354,8 @@ def bench_dataset(name, args, peer_version):
     peer_hidden = table_hidden if args.hidden in (None, "table") else args.hidden
     models = [(label, "sopt", fit_sopt, (task, Xtr, ytr, Xte), {"hidden": h})
               for label, h in _sopt_variants(table_hidden, args.hidden)]
+    models += [(f"sopt {s}", "structure", fit_sopt, (task, Xtr, ytr, Xte),
+                {"structure": s}) for s in args.structures]
     if task == "regression":
         models += [("BayesianRidge", "baseline", fit_linear_bayes,
                     (BayesianRidge, Xtr, ytr, Xte), {}),
@@ -478,6 +482,19 @@ def print_warnings(rows):
             print(f"  {r['dataset']} / {r['model']}: {r['n_warnings']} x {r['first_warning'][:150]}")
 
 
+def _structure_list(s: str) -> list:
+    from sopt.bayes import STRUCTURES
+    if s == "none":
+        return []
+    names = [v for v in s.split(",") if v] or [
+        n for n in STRUCTURES if n not in ("dense", "subset")]
+    unknown = [n for n in names if n not in STRUCTURES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown structure(s) {unknown}; "
+                                         f"registered: {sorted(STRUCTURES)}")
+    return names
+
+
 def _hidden_arg(s: str):
     return "table" if s == "table" else tuple(int(v) for v in s.split(",") if v)
 
@@ -498,6 +515,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS and torch threads (default 1, see the docstring)")
     p.add_argument("--json", metavar="PATH", help="write all numbers here")
+    p.add_argument("--structures", type=_structure_list, default=_structure_list(""),
+                   help="comma-separated posterior structures to add as rows beside "
+                        "the default (dense) one; default: every registered one "
+                        "but dense and subset; 'none' for none")
     args = p.parse_args(argv)
     names = args.only or (list(QUICK) if args.quick else list(DATASETS))
     unknown = [n for n in names if n not in DATASETS]

@@ -179,7 +179,7 @@ def test_every_structure_saves_and_loads_exactly(name, tmp_path):
 
 def test_dense_refuses_what_it_cannot_hold_and_names_the_alternatives():
     obj, w, alpha, beta, _ = _problem("sse")
-    with pytest.raises(MemoryError, match="structure='kfac', 'diagonal'"):
+    with pytest.raises(MemoryError, match="or use a structure that does not hold the W x W matrix: structure='kfac', 'diagonal'"):
         laplace(obj, w, alpha=alpha, beta=beta, max_bytes=100)
 
 

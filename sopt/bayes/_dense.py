@@ -24,7 +24,7 @@ class Dense(StructureSpec):
         try:
             H = data.hessian(w_map, method=kind, max_bytes=max_bytes)
         except MemoryError as err:
-            raise MemoryError(f"{err} Use a structure that does not hold the "
+            raise MemoryError(f"{err}; or use a structure that does not hold the "
                               "W x W matrix: structure='kfac', 'diagonal', "
                               "'lowrank' or 'last_layer'.") from None
         return DenseCurvature(used, kind, H[np.ix_(used, used)], clip_negative)
