@@ -228,3 +228,21 @@ def test_optimize_prior_stops_where_the_evidence_is_stationary(loss):
     if b is not None:
         d_beta = (at(a, b * np.exp(h)) - at(a, b * np.exp(-h))) / (2 * h)
         assert abs(d_beta) < 1e-4, d_beta
+
+
+def test_estimators_take_a_structure():
+    from sopt.bayes import BayesianMLPClassifier, BayesianMLPRegressor
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (40, 2))
+    y = np.sin(2 * X[:, 0]) + 0.1 * rng.standard_normal(40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dense = BayesianMLPRegressor(hidden=(3,)).fit(X, y)
+        diag = BayesianMLPRegressor(hidden=(3,), structure="diagonal").fit(X, y)
+        last = BayesianMLPClassifier(hidden=(3,), structure="last_layer").fit(X, y > 0)
+    assert diag.posterior_.structure == "diagonal" and dense.posterior_.structure == "dense"
+    assert diag.log_evidence_ != dense.log_evidence_
+    assert last.posterior_.structure == "last_layer"
+    assert len(last.posterior_.used) == 3 + 1
+    with pytest.raises(ValueError, match="cannot compare network sizes"):
+        BayesianMLPRegressor(structure="last_layer").fit(X, y)
