@@ -2,12 +2,14 @@
 (see :mod:`sopt.bayes._structure` for what a structure provides)."""
 from ._dense import Dense
 from ._diagonal import Diagonal
+from ._kfac import KFAC
 from ._structure import STRUCTURES
 from ._subset import LastLayer, Subset
 
 STRUCTURES.update({
     "dense": Dense,
     "diagonal": Diagonal,
+    "kfac": KFAC,
     "last_layer": LastLayer,
     "subset": Subset,
 })
