@@ -19,7 +19,7 @@ from sopt.bayes import evidence_fit, laplace
 from sopt.bayes._subset import output_layer_weights
 
 RTOL = 1e-10      # see module docstring
-STRUCTURES = ["dense", "diagonal", "last_layer", "subset"]
+STRUCTURES = ["dense", "diagonal", "kfac", "last_layer", "subset"]
 
 
 def _problem(loss: str):
@@ -47,13 +47,34 @@ def _structure(name):
     return name
 
 
+def _kfac_reference(obj, w, H_gn):
+    """K-FAC as laplace-torch's KronLaplace holds it: per edge G_l ⊗ A_s with
+    G_l = sum_n B_n the (exact) Gauss-Newton block of layer l's biases and
+    A_s = (1/N) sum_n x_n x_n^T of the edge's source values; per bias G_l;
+    zero elsewhere."""
+    net = obj.net
+    z = net.propagate(w, obj.X).z
+    H = np.zeros_like(H_gn)
+    for layer in net.layers:
+        b = layer.bias_slice
+        G = H_gn[b, b]
+        H[b, b] = G
+        for e in layer.edges:
+            x = z[e.source.index]
+            H[e.weights, e.weights] = np.kron(G, x.T @ x / len(x))
+    return H
+
+
 def _reference(obj, w, alpha, beta, name, X_new):
     """log evidence, gamma and function-space covariance, densely."""
     net = obj.net
     H = obj.hessian(w, method="gauss_newton")
     cols = {"dense": np.arange(net.n_weights), "diagonal": np.arange(net.n_weights),
+            "kfac": np.arange(net.n_weights),
             "last_layer": output_layer_weights(net),
             "subset": np.array([0, 3, 10, 11, 12, 14])}[name]
+    if name == "kfac":
+        H = _kfac_reference(obj, w, H)
     H = H[np.ix_(cols, cols)]
     if name == "diagonal":
         H = np.diag(np.diag(H))
@@ -89,7 +110,7 @@ def test_structure_equals_dense_computation_of_its_precision(name, loss):
     np.testing.assert_allclose(var, cov, rtol=RTOL, atol=RTOL * np.abs(cov).max())
 
 
-@pytest.mark.parametrize("name", ["diagonal", "last_layer"])
+@pytest.mark.parametrize("name", ["diagonal", "kfac", "last_layer"])
 def test_structure_draws_have_its_covariance(name):
     """sample() draws from N(w_MAP, A^{-1}): with many draws the covariance of
     the covered weights is A^{-1} within Monte Carlo error; the others stay
@@ -152,20 +173,21 @@ def test_evidence_fit_with_a_subset_structure_keeps_uncovered_alphas():
     assert res.posterior.structure == "last_layer"
 
 
-def test_evidence_fit_on_the_diagonal_structure_reaches_its_fixed_point():
-    """At convergence alpha = gamma / |w|^2 of the diagonal posterior."""
+@pytest.mark.parametrize("name", ["diagonal", "kfac"])
+def test_evidence_fit_on_a_structure_reaches_its_fixed_point(name):
+    """At convergence alpha = gamma / |w|^2 of the structure's posterior."""
     obj, _, _, _, _ = _problem("softmax_ce")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = evidence_fit(obj, alpha=0.3, structure="diagonal", tol=1e-7,
+        res = evidence_fit(obj, alpha=0.3, structure=name, tol=1e-7,
                            max_cycles=200)
     post = res.posterior
-    assert res.converged and post.structure == "diagonal"
+    assert res.converged and post.structure == name
     w = post.w_map[post.used]
     np.testing.assert_allclose(res.alpha[0], post.gamma / (w @ w), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["diagonal", "last_layer"])
+@pytest.mark.parametrize("name", ["diagonal", "kfac", "last_layer"])
 def test_every_structure_saves_and_loads_exactly(name, tmp_path):
     obj, w, alpha, beta, X_new = _problem("sse")
     post = laplace(obj, w, alpha=alpha, beta=beta, structure=name)
@@ -191,7 +213,7 @@ def test_the_objective_form_signature_is_what_help_shows():
         assert params["structure"].default == "dense"
 
 
-@pytest.mark.parametrize("name", ["dense", "diagonal"])
+@pytest.mark.parametrize("name", ["dense", "diagonal", "kfac"])
 def test_with_prior_equals_a_new_laplace_at_the_same_weights(name):
     obj, w, alpha, beta, X_new = _problem("sse")
     post = laplace(obj, w, alpha=alpha, beta=beta, structure=name)
