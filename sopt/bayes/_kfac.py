@@ -388,6 +388,16 @@ class KFACPrecision(Precision):
     def matrix(self):
         return _assemble(self.curv, self.D, "the K-FAC precision")
 
+    def doubles_per_row(self, n_outputs: int) -> int:
+        """Work memory of :meth:`output_covariance` per input row: the
+        forward pass, K deltas per unit and their rotations, and a masked
+        block's Jacobian; never K W as the dense Jacobian would take."""
+        net = self.curv.net
+        units = net.n_inputs + sum(layer.size for layer in net.layers)
+        masked = sum(len(b.positions) for b in self.curv.blocks
+                     if isinstance(b, EigenBlock))
+        return (2 * n_outputs + 4) * units + n_outputs * masked
+
     def output_covariance(self, lin: Linearisation, full: bool):
         """J A^{-1} J^T per row without the Jacobian: per layer the deltas
         d (N, K, fan_out) rotated once by Q_G, per node x by Q_A; then
