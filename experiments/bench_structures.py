@@ -408,6 +408,23 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
+def clock() -> tuple[float, float]:
+    """(wall, CPU) seconds; CPU counts every thread of this process: on a
+    shared machine wall time also counts the waits for a core."""
+    return time.perf_counter(), time.process_time()
+
+
+def phases(t: list, predict_factor: float) -> dict:
+    """Wall and CPU seconds of fit, prior and predict from four clock()s,
+    the predictive scaled by predict_factor."""
+    out = {}
+    for i, name in enumerate(("fit", "prior", "predict")):
+        factor = predict_factor if name == "predict" else 1.0
+        out[name] = (t[i + 1][0] - t[i][0]) * factor
+        out[name + "_cpu"] = (t[i + 1][1] - t[i][1]) * factor
+    return out
+
+
 def scale_torch(data: dict, args) -> dict:
     """laplace-torch KronLaplace: fit, marglik prior optimisation, GLM probit
     predictive timed on args.n_test_timed points, scaled to all test points."""
@@ -420,20 +437,19 @@ def scale_torch(data: dict, args) -> dict:
     model = to_torch(net, data["w"])
     X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["labels"])
     la = KronLaplace(model, "classification", prior_precision=1.0)
-    t0 = time.perf_counter()
+    t = [clock()]
     la.fit(DataLoader(TensorDataset(X, y), batch_size=args.batch))
-    t1 = time.perf_counter()
+    t.append(clock())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)    # "link_approx is probit"
         la.optimize_prior_precision(method="marglik", pred_type="glm")
-    t2 = time.perf_counter()
+    t.append(clock())
     X_test = torch.from_numpy(data["X_test"][:args.n_test_timed])
     for chunk in torch.split(X_test, args.chunk):
         la(chunk, pred_type="glm", link_approx="probit")
-    t3 = time.perf_counter()
+    t.append(clock())
     n_test = len(data["X_test"])
-    return {"side": "laplace-torch KronLaplace", "fit": t1 - t0, "prior": t2 - t1,
-            "predict": (t3 - t2) * n_test / len(X_test),
+    return {"side": "laplace-torch KronLaplace", **phases(t, n_test / len(X_test)),
             "predict_note": f"timed on {len(X_test)} points, x{n_test / len(X_test):g}",
             "alpha": la.prior_precision.item(),
             "log_evidence": la.log_marginal_likelihood().item(),
@@ -447,12 +463,12 @@ def scale_sopt(data: dict, args) -> dict:
     obj = sopt.Objective(net, data["X"], np.eye(10)[data["labels"]], loss="softmax_ce")
     w, alpha = data["w"], 1.0
     warnings.simplefilter("ignore", sopt.bayes.NotAtMinimumWarning)
-    t0 = time.perf_counter()
+    t = [clock()]
     try:
         post = sopt_laplace(obj, w, alpha=alpha, structure="kfac")
     except TypeError as err:
         return {"side": "sopt kfac", "error": f"not available ({err})"}
-    t1 = time.perf_counter()
+    t.append(clock())
     for _ in range(100):
         new = post.gamma / float(w @ w)            # PRML eq. 5.178
         if abs(new - alpha) <= 1e-6 * alpha:
@@ -460,12 +476,12 @@ def scale_sopt(data: dict, args) -> dict:
         alpha = new
         post = (post.with_alpha(alpha) if hasattr(post, "with_alpha")
                 else sopt_laplace(obj, w, alpha=alpha, structure="kfac"))
-    t2 = time.perf_counter()
+    t.append(clock())
     # in row blocks: sopt's sensitivities of a block are (rows, K, W)
     for block in np.array_split(data["X_test"], max(1, len(data["X_test"]) // args.chunk)):
         post.predict_proba(block)
-    t3 = time.perf_counter()
-    return {"side": "sopt kfac", "fit": t1 - t0, "prior": t2 - t1, "predict": t3 - t2,
+    t.append(clock())
+    return {"side": "sopt kfac", **phases(t, 1.0),
             "predict_note": f"all {len(data['X_test'])} points", "alpha": alpha,
             "log_evidence": post.log_evidence, "peak_gb": peak_rss_gb()}
 
@@ -494,20 +510,25 @@ def run_side_in_child(side: str, path: str, args) -> dict:
 
 
 def print_scale(results: list[dict]) -> None:
-    print(f"{'side':<28}{'fit s':>9}{'prior s':>9}{'predict s':>11}{'total s':>10}"
-          f"{'alpha':>10}{'log evidence':>15}{'peak GB':>9}  note")
+    """Seconds per phase as wall / CPU, alpha, log evidence, peak memory."""
+    print(f"{'side':<27}{'fit s':>15}{'prior s':>15}{'predict s':>17}{'total s':>17}"
+          f"{'alpha':>9}{'log evidence':>14}{'peak GB':>8}  note")
     for r in results:
         if "error" in r:
-            print(f"{r['side']:<28}{r['error']}")
+            print(f"{r['side']:<27}{r['error']}")
             continue
-        total = r["fit"] + r["prior"] + r["predict"]
-        print(f"{r['side']:<28}{r['fit']:9.1f}{r['prior']:9.2f}{r['predict']:11.1f}"
-              f"{total:10.1f}{r['alpha']:10.4g}{r['log_evidence']:15.6g}"
-              f"{r['peak_gb']:9.2f}  predict {r['predict_note']}")
+        r["total"] = r["fit"] + r["prior"] + r["predict"]
+        r["total_cpu"] = r["fit_cpu"] + r["prior_cpu"] + r["predict_cpu"]
+        cols = "".join(f"{r[k]:>{n - 8}.1f} /{r[k + '_cpu']:>6.0f}"
+                       for k, n in (("fit", 15), ("prior", 15), ("predict", 17),
+                                    ("total", 17)))
+        print(f"{r['side']:<27}{cols}{r['alpha']:9.4g}{r['log_evidence']:14.6g}"
+              f"{r['peak_gb']:8.2f}  predict {r['predict_note']}")
+    print("(seconds: wall / CPU of all threads)")
     done = [r for r in results if "error" not in r]
     if len(done) == 2:
-        ratio = [(d["fit"] + d["prior"] + d["predict"]) for d in done]
-        print(f"total time sopt / laplace-torch = {ratio[1] / ratio[0]:.3g}")
+        print(f"total sopt / laplace-torch: wall {done[1]['total'] / done[0]['total']:.3g}, "
+              f"CPU {done[1]['total_cpu'] / done[0]['total_cpu']:.3g}")
 
 
 def run_scale(args) -> None:
