@@ -469,17 +469,10 @@ def scale_sopt(data: dict, args) -> dict:
     except TypeError as err:
         return {"side": "sopt kfac", "error": f"not available ({err})"}
     t.append(clock())
-    for _ in range(100):
-        new = post.gamma / float(w @ w)            # PRML eq. 5.178
-        if abs(new - alpha) <= 1e-6 * alpha:
-            break
-        alpha = new
-        post = (post.with_alpha(alpha) if hasattr(post, "with_alpha")
-                else sopt_laplace(obj, w, alpha=alpha, structure="kfac"))
+    post = sopt.bayes.optimize_prior(post, tol=1e-6).posterior   # PRML eq. 5.178
+    alpha = float(post.alpha[0])
     t.append(clock())
-    # in row blocks: sopt's sensitivities of a block are (rows, K, W)
-    for block in np.array_split(data["X_test"], max(1, len(data["X_test"]) // args.chunk)):
-        post.predict_proba(block)
+    post.predict_proba(data["X_test"])        # row blocks of bounded memory inside
     t.append(clock())
     return {"side": "sopt kfac", **phases(t, 1.0),
             "predict_note": f"all {len(data['X_test'])} points", "alpha": alpha,
