@@ -208,7 +208,7 @@ class _Softmax(Activation):
         raise TypeError("softmax is not elementwise; use vjp or jacobian")
 
     def second_derivative(self, a, z):
-        raise TypeError("softmax is not elementwise; see OutputError.curvature")
+        raise TypeError("softmax is not elementwise; see sopt.losses.OutputLoss.curvature")
 
     @staticmethod
     def jacobian(z: Array) -> Array:

@@ -131,7 +131,7 @@ def check_rows(seed: int = CHECK_SEED, n_patterns: int = 50,
         X = rng.standard_normal((n_patterns, net.n_inputs))
         T = random_targets(rng, n_patterns, net.n_outputs, loss)
         obj = Objective(net, X, T, loss=loss)
-        canonical = obj.rule.canonical
+        canonical = obj.output_loss.canonical
 
         # obj.at(w) is a new evaluation: each timed gradient runs the whole
         # forward and backward pass

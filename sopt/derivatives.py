@@ -159,7 +159,7 @@ def gauss_newton_vector_products(batch, V: Array) -> Array:
     2002). (W, P); cost Theta(P N W), memory O(P N U)."""
     net, fp = batch.net, batch.fp
     Ra, _ = r_forward(net, fp, V)
-    seeds = batch.rule.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1],
+    seeds = batch.output_loss.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1],
                                          gauss_newton=True)
     return weight_gradient(net, fp, net.backward(fp, seeds).deltas)
 
@@ -199,7 +199,7 @@ def _r_backward(batch, edges: list, Ra: list) -> list:
     N, P = Ra[-1].shape[:2]
     Rdelta: list = [None] * len(layers)
     Rg: list = [None] * (len(layers) + 1)      # R{dE/dz}, by node
-    Rdelta[-1] = batch.rule.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1])
+    Rdelta[-1] = batch.output_loss.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1])
     for li in range(len(layers) - 1, -1, -1):
         l = li + 1
         if li < len(layers) - 1:

@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from . import hessian as _hessian
+from ._deprecation import renamed_property
 from ._validation import as_float_array, check_choice, check_finite, check_positive_int
 from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
                           weight_gradient)
@@ -27,15 +28,17 @@ class BatchPass:
     """The forward pass of ``net`` at w over the patterns X with targets T,
     and its backward sweep of dE/da from the outputs, computed on first use
     and kept (a gradient and any number of Hessian-vector products share it).
+    ``output_loss`` (a :class:`sopt.losses.OutputLoss`) gives E_n and its
+    derivatives in the output pre-activations.
 
     Memory O(N U) for the pass (U units), as much again for the sweep.
     """
 
-    __slots__ = ("net", "rule", "fp", "T", "_backward", "_spare")
+    __slots__ = ("net", "output_loss", "fp", "T", "_backward", "_spare")
 
-    def __init__(self, net, rule, w: Array, X: Array, T: Array,
+    def __init__(self, net, output_loss, w: Array, X: Array, T: Array,
                  recycle: "BatchPass | None" = None):
-        self.net, self.rule, self.T = net, rule, T
+        self.net, self.output_loss, self.T = net, output_loss, T
         self.fp = net.propagate(w, X, reuse=None if recycle is None else recycle.fp)
         self._backward: Backward | None = None
         self._spare = None if recycle is None else recycle._backward
@@ -46,17 +49,19 @@ class BatchPass:
         if self._backward is None:
             fp = self.fp
             self._backward = self.net.backward(
-                fp, self.rule.delta(fp.a[-1], fp.y, self.T), reuse=self._spare)
+                fp, self.output_loss.delta(fp.a[-1], fp.y, self.T), reuse=self._spare)
             self._spare = None
         return self._backward
 
     def errors(self) -> Array:
         """E_n for every pattern, shape (N,)."""
-        return self.rule.values(self.fp.a[-1], self.fp.y, self.T)
+        return self.output_loss.values(self.fp.a[-1], self.fp.y, self.T)
 
     def gradient(self, out: Array | None = None) -> Array:
         """sum_n dE_n/dw, shape (W,); written into ``out`` if given."""
         return weight_gradient(self.net, self.fp, self.backward.deltas, out)
+
+    rule = renamed_property("rule", "output_loss")
 
 
 #: Curvature matrices up to this size are kept with their evaluation, so
@@ -89,7 +94,7 @@ class Evaluation:
         self.w = np.array(w, dtype=float, copy=True)
         self.w.setflags(write=False)
         self._whole = (None if objective.chunk_size is not None
-                       else BatchPass(objective.net, objective.rule, self.w,
+                       else BatchPass(objective.net, objective.output_loss, self.w,
                                       objective.X, objective.T,
                                       None if recycle is None else recycle._whole))
         self._curvatures: dict = {}     # data-term matrices, by (method, algorithm)
@@ -118,7 +123,7 @@ class Evaluation:
             return
         for start in range(0, obj.n_patterns, size):
             rows = slice(start, min(start + size, obj.n_patterns))
-            yield BatchPass(obj.net, obj.rule, self.w, obj.X[rows], obj.T[rows])
+            yield BatchPass(obj.net, obj.output_loss, self.w, obj.X[rows], obj.T[rows])
 
     def pattern_errors(self) -> Array:
         """E_n(w) for every pattern, shape (N,); no weight decay."""
@@ -197,7 +202,7 @@ class Evaluation:
         obj = self.objective
         block_size = check_positive_int(block_size, "block_size")
         fp = next(self.batches(obj.n_patterns)).fp
-        B = obj.rule.gauss_newton_factor(fp.a[-1], fp.y, obj.T)
+        B = obj.output_loss.gauss_newton_factor(fp.a[-1], fp.y, obj.T)
         if B is None:
             raise ValueError("loss: the outer-product inverse needs a loss whose "
                              "output curvature has a known factor (sse, "

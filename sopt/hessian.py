@@ -97,9 +97,10 @@ def _pre_jacobians(net: Network, edges: list, hp: list, offs: list, n: int) -> l
 def _curvature_weights(net, batch, exact: bool) -> list:
     """C_m: (n, K, K) at the outputs (exact or Gauss-Newton), and for hidden
     layers the diagonal g_m h''(a_m) as (n, M_m) (exact only, else None)."""
-    fp, rule, T = batch.fp, batch.rule, batch.T
+    fp, output_loss, T = batch.fp, batch.output_loss, batch.T
     a, y = fp.a[-1], fp.y
-    out = rule.curvature(a, y, T) if exact else rule.gauss_newton_curvature(a, y, T)
+    out = (output_loss.curvature(a, y, T) if exact
+           else output_loss.gauss_newton_curvature(a, y, T))
     gz = batch.backward.z_adjoints if exact else None
     hidden = [gz[li] * fp.d2h(li + 1) if exact else None
               for li in range(len(net.layers) - 1)]
@@ -381,7 +382,7 @@ def diagonal_approximation(batch) -> Array:
     """
     net, fp = batch.net, batch.fp
     gz = batch.backward.z_adjoints
-    M = batch.rule.curvature(fp.a[-1], fp.y, batch.T)
+    M = batch.output_loss.curvature(fp.a[-1], fp.y, batch.T)
     layers = net.layers
     D: list = [None] * len(layers)
     D[-1] = np.einsum("nkk->nk", M)

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._deprecation import renamed_attributes
 from ._validation import check_choice
 from .activations import ACTIVATIONS, Activation, from_table, reduce_by_name
 
@@ -431,9 +432,9 @@ def pairing_of(loss: Loss, activation: Activation) -> Pairing | None:
     return PAIRINGS.get((loss.name, activation.name))
 
 
-class OutputError:
-    """The error as a function of the output pre-activations: a loss paired
-    with the output activation.
+class OutputLoss:
+    """A loss paired with the output activation, as a function of the output
+    pre-activations a: E_n(h(a), t) and its derivatives in a.
 
     A pairing in :data:`PAIRINGS` uses its closed forms; any other goes
     through the chain rule dE/da = h'(a) dE/dy (softmax: its Jacobian), which
@@ -526,4 +527,7 @@ class OutputError:
     def __repr__(self) -> str:
         kind = ("canonical" if self.canonical
                 else "closed form" if self.pairing is not None else "chain rule")
-        return f"OutputError({self.loss.name} on {self.activation.name}, {kind})"
+        return f"OutputLoss({self.loss.name} on {self.activation.name}, {kind})"
+
+
+__getattr__ = renamed_attributes(__name__, {"OutputError": "OutputLoss"})

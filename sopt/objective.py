@@ -15,9 +15,10 @@ from ._validation import (as_float_array, check_choice, check_finite,
                           check_inputs, check_positive_int, check_weights)
 from ._validation import check_alpha as _check_alpha
 from . import finite_diff
+from ._deprecation import renamed_property
 from . import hessian as _hessian
 from .evaluation import Evaluation
-from .losses import Loss, OutputError, get_loss
+from .losses import Loss, OutputLoss, get_loss
 from .network import Network
 
 Array = np.ndarray
@@ -242,6 +243,10 @@ class Objective(ObjectiveCallables):
         Patterns per chunk for the batched passes (bounds memory at
         O(chunk * units)); None means all at once.
 
+    Attributes: ``net``, ``loss``, ``X``, ``T`` (below), ``alpha``,
+    ``chunk_size`` and ``output_loss``, the :class:`sopt.losses.OutputLoss`
+    of the loss on the network's output activation.
+
     The scipy-ready callables are ``fun``, ``jac``, ``hess`` and ``hessp``.
     ``at(w)`` gives the evaluation at w (forward pass held, backward pass on first use); the
     methods keep the last one, so ``fun(w)`` then ``jac(w)`` at the same w
@@ -265,8 +270,8 @@ class Objective(ObjectiveCallables):
         self.net = net
         self.X = _read_only_copy(check_inputs(X, net.n_inputs))
         loss_obj = get_loss(loss)
-        self.rule = OutputError(loss_obj, net.layers[-1].activation
-                                if net.layers else net.output)
+        self.output_loss = OutputLoss(loss_obj, net.layers[-1].activation
+                                      if net.layers else net.output)
         self.loss = loss_obj
         self.T = _read_only_copy(
             check_targets(T, len(self.X), net.n_outputs, loss_obj))
@@ -292,6 +297,8 @@ class Objective(ObjectiveCallables):
     @property
     def n_patterns(self) -> int:
         return len(self.X)
+
+    rule = renamed_property("rule", "output_loss")
 
     def at(self, w) -> Evaluation:
         """A new :class:`~sopt.evaluation.Evaluation` of the objective at w:
@@ -382,5 +389,5 @@ class Objective(ObjectiveCallables):
         return self._at(w).inverse_outer_product(block_size)
 
     def __repr__(self) -> str:
-        return (f"Objective({self.net!r}, N={self.n_patterns}, {self.rule!r}, "
+        return (f"Objective({self.net!r}, N={self.n_patterns}, {self.output_loss!r}, "
                 f"alpha={self.alpha})")

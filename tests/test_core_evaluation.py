@@ -13,7 +13,7 @@ import pytest
 
 import sopt
 from sopt.activations import ACTIVATIONS
-from sopt.losses import LOSSES, PAIRINGS, OutputError
+from sopt.losses import LOSSES, PAIRINGS, OutputLoss
 
 
 @pytest.fixture
@@ -89,8 +89,8 @@ def _look_alike(activation):
 def test_every_pairing_agrees_with_the_chain_rule(key):
     loss_name, act_name = key
     act = ACTIVATIONS[act_name]
-    table = OutputError(LOSSES[loss_name], act)
-    general = OutputError(LOSSES[loss_name], _look_alike(act))
+    table = OutputLoss(LOSSES[loss_name], act)
+    general = OutputLoss(LOSSES[loss_name], _look_alike(act))
     assert table.pairing is PAIRINGS[key] and general.pairing is None
     rng = np.random.default_rng(4)
     a = rng.normal(scale=2.0, size=(6, 3))

@@ -10,7 +10,7 @@ import pytest
 
 import sopt
 from sopt import testing
-from sopt.losses import OutputError, get_loss
+from sopt.losses import OutputLoss, get_loss
 
 from conftest import (ARCTAN_TRIPLE, EXACT_RTOL, FD_RTOL, LOGCOSH, PAIRING_IDS,
                       PAIRINGS, SWISH, fd_gradient, fd_jacobian, fd_rowwise_jacobian,
@@ -195,10 +195,10 @@ def test_chunked_objective_equals_unchunked(pairing, topology_seed):
 def test_canonical_delta_is_y_minus_t(output, loss, K, kind):
     net = build(1, "mixed", output, K)
     w, X, T = problem(net, kind, seed=2)
-    rule = OutputError(get_loss(loss), net.layers[-1].activation)
-    assert rule.canonical
+    output_loss = OutputLoss(get_loss(loss), net.layers[-1].activation)
+    assert output_loss.canonical
     fp = net.propagate(w, X)
-    delta = rule.delta(fp.a[-1], fp.y, T)
+    delta = output_loss.delta(fp.a[-1], fp.y, T)
     # exactly y - t, no chain rule round-off
     np.testing.assert_array_equal(delta, fp.y - T)
     # ... and it is dE_n/da: the general chain rule h'(a) dE/dy agrees, and so
@@ -206,7 +206,7 @@ def test_canonical_delta_is_y_minus_t(output, loss, K, kind):
     act = net.layers[-1].activation
     chain = act.vjp(fp.a[-1], fp.y, get_loss(loss).grad(fp.y, T))
     assert rel_err(delta, chain) <= 1e-12 * 1e3    # 1/(y(1-y)) amplifies round-off
-    values = lambda A: rule.values(A, act.h(A), T)          # noqa: E731
+    values = lambda A: output_loss.values(A, act.h(A), T)          # noqa: E731
     d_fd = fd_rowwise_jacobian(lambda A: values(A)[:, None], fp.a[-1])[:, 0, :]
     assert rel_err(delta, d_fd) <= FD_RTOL
 

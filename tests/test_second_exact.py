@@ -138,7 +138,7 @@ def test_cases_cover_the_topologies_and_the_user_parts():
     assert skips >= 10 and masks >= 10, (skips, masks)
     # both output paths are exercised: the canonical pairs (delta = y - t)
     # and the general chain rule for everything else
-    canonical = {c for c in CASES if build(c, 1)[1].rule.canonical}
+    canonical = {c for c in CASES if build(c, 1)[1].output_loss.canonical}
     assert canonical == {"identity-sse", "logistic-binary_ce-K1",
                          "logistic-binary_ce-K3", "softmax-softmax_ce",
                          "softmax-softmax_ce-labels", "softmax-softmax_ce-soft",

@@ -1,0 +1,55 @@
+"""Names renamed for clarity keep working for one release: each still gives
+what its new name gives, and warns with a DeprecationWarning that points at
+the line using it (the test file's, not sopt's)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sopt
+from sopt import losses
+
+
+def _problem(loss="sse", output="identity"):
+    net = sopt.mlp([2, 3, 2], output=output)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 2))
+    T = rng.random((5, 2)) if loss != "softmax_ce" else np.eye(2)[rng.integers(0, 2, 5)]
+    return net, sopt.Objective(net, X, T, loss=loss, alpha=0.1), net.init_weights(seed=1)
+
+
+def _warns(match: str):
+    """pytest.warns for a DeprecationWarning whose message names ``match``."""
+    return pytest.warns(DeprecationWarning, match=match)
+
+
+def _points_here(record) -> None:
+    assert {r.filename for r in record} == {__file__}, [r.filename for r in record]
+
+
+# ------------------------------------------------- sopt.losses.OutputLoss
+def test_output_error_is_output_loss():
+    with _warns("OutputError.*OutputLoss") as rec:
+        from sopt.losses import OutputError
+    _points_here(rec)
+    assert OutputError is losses.OutputLoss
+    with _warns("OutputError") as rec:
+        assert losses.OutputError is losses.OutputLoss
+    _points_here(rec)
+
+
+def test_objective_rule_is_output_loss():
+    _, obj, _ = _problem()
+    with _warns(r"Objective\.rule.*output_loss") as rec:
+        rule = obj.rule
+    _points_here(rec)
+    assert rule is obj.output_loss
+
+
+def test_batch_pass_rule_is_output_loss():
+    _, obj, w = _problem()
+    batch = next(obj.at(w).batches())
+    with _warns(r"BatchPass\.rule.*output_loss") as rec:
+        rule = batch.rule
+    _points_here(rec)
+    assert rule is batch.output_loss is obj.output_loss
