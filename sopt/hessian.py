@@ -18,7 +18,7 @@ The first two terms are computed together, block by block: every weight of
 layer l is (unit j, input f) with d a_lj / dw = z_f, so the block between
 layers l and l' is sum_n Lambda_n[j, j'] z_nf z'_nf', Lambda = d2E/(da da')
 seen through the output and every hidden layer's curvature. That is one
-matrix product over patterns per pair of layers (:class:`_KroneckerAccumulator`),
+matrix product over patterns per pair of layers (:class:`_ExactBlockAccumulator`),
 about N W_l^2 / 2 flops for a diagonal block against N K W^2 for J^T M J.
 The bilinear terms are small for shallow networks. ``algorithm="rop"``
 (R-propagation along every unit direction) is the independent check.
@@ -175,8 +175,9 @@ def _upper_pairs(B: Array) -> Array:
     return out.T
 
 
-class _KroneckerAccumulator:
-    """Accumulates sum_n Lambda_n^{ll'} (x) z_n^l z_n^l'^T over pattern chunks.
+class _ExactBlockAccumulator:
+    """Accumulates sum_n Lambda_n^{ll'} (x) z_n^l z_n^l'^T over pattern chunks:
+    the exact layer blocks of the Hessian (or of the Gauss-Newton matrix).
 
     Every weight of layer l is (unit j, input f) with d a_lj/dw = z^l_f (z^l =
     the layer's inputs and a 1 for the bias), so the block of H between
@@ -184,6 +185,12 @@ class _KroneckerAccumulator:
     product over patterns, (M_l M_l' x n)(n x F_l F_l'): 2 n W_l W_l' flops
     for l != l' and, using the symmetry in (j, j') and in (f, f'), about
     n W_l^2 / 2 for l = l' (against n K W^2 for J^T M J).
+
+    Exact, not Kronecker-factored: each pattern's Kronecker product is
+    summed as it is, with nothing dropped. K-FAC (Martens and Grosse, ICML
+    2015) approximates the same sum by the Kronecker product of the two
+    pattern sums, (sum_n Lambda_n) (x) (sum_n z_n z_n^T) / N, which equals
+    it only when Lambda_n and z_n z_n^T are uncorrelated over patterns.
     """
 
     def __init__(self, net: Network, own: list):
@@ -331,7 +338,7 @@ def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
     W = net.n_weights
     own = [_Own.of(layer) for layer in net.layers]
     offs = _unit_offsets(net)
-    acc = _KroneckerAccumulator(net, own)
+    acc = _ExactBlockAccumulator(net, own)
     H = np.zeros((W, W))
     for batch in batches:
         fp = batch.fp
