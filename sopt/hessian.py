@@ -41,8 +41,9 @@ CHUNK_DOUBLES = 8 * 2**20
 
 
 @dataclass(frozen=True)
-class _Own:
-    """Where a layer's own parameters sit, unit by unit.
+class _ParameterPositions:
+    """Where a layer's own parameters (its weights and biases) sit in w,
+    unit by unit.
 
     ``cols[j, f]`` is the index in w of the f-th parameter of unit j (the
     concatenated incoming weights of all edges, then the bias); ``mask[j, f]``
@@ -54,7 +55,7 @@ class _Own:
     start: int                  # first weight of the layer: the prefix length
 
     @classmethod
-    def of(cls, layer: Layer) -> "_Own":
+    def of(cls, layer: Layer) -> "_ParameterPositions":
         M, edges = layer.size, layer.edges
         cols = np.hstack([e.indices() for e in edges]
                          + [layer.bias_slice.start + np.arange(M)[:, None]])
@@ -193,10 +194,10 @@ class _ExactBlockAccumulator:
     it only when Lambda_n and z_n z_n^T are uncorrelated over patterns.
     """
 
-    def __init__(self, net: Network, own: list):
-        self.own = own
+    def __init__(self, net: Network, positions: list):
+        self.positions = positions
         self.sizes = [layer.size for layer in net.layers]
-        self.fans = [o.cols.shape[1] for o in own]
+        self.fans = [p.cols.shape[1] for p in positions]
         self.pairs_M = [_triu_pairs(m) for m in self.sizes]
         self.pairs_F = [_triu_pairs(f) for f in self.fans]
         L = len(self.sizes)
@@ -252,22 +253,22 @@ class _ExactBlockAccumulator:
     def _layout(self, l: int):
         """For the layer's weights in layout order: first index, and each
         weight's unit j, input f and mask (None without masks)."""
-        o = self.own[l]
-        pos = o.cols.ravel() - o.start
+        at = self.positions[l]
+        pos = at.cols.ravel() - at.start
         unit, inp = np.empty(len(pos), dtype=np.intp), np.empty(len(pos), dtype=np.intp)
         unit[pos], inp[pos] = np.divmod(np.arange(len(pos)), self.fans[l])
         mask = None
-        if o.mask is not None:
+        if at.mask is not None:
             mask = np.empty(len(pos))
-            mask[pos] = o.mask.ravel()
-        return o.start, unit, inp, mask
+            mask[pos] = at.mask.ravel()
+        return at.start, unit, inp, mask
 
 
-def _flat_mask(o: _Own) -> Array:
-    return np.ones(o.cols.size) if o.mask is None else o.mask.ravel()
+def _flat_mask(at: _ParameterPositions) -> Array:
+    return np.ones(at.cols.size) if at.mask is None else at.mask.ravel()
 
 
-def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
+def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, positions, Zs) -> None:
     """H += C_e + C_e^T for every edge e: src -> l with src a hidden layer,
     C_e[(j,i), w'] = sum_n delta_lj h'(a_src,i) d a_src,i / d w' (the term from
     a_lj = sum_i w_ji z_i being bilinear in w_ji and z_i)."""
@@ -283,10 +284,10 @@ def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
             # weights of src itself: d a_src,i / d w_(i, f) = z^src_f
             C = (Dh.reshape(n, -1).T @ Zs[si]).reshape(layer.size, src.size, -1)
             C *= row_mask[:, :, None]
-            if own[si].mask is not None:
-                C *= own[si].mask[None, :, :]
-            H[rows[:, :, None], own[si].cols[None, :, :]] += C
-            H[own[si].cols[None, :, :], rows[:, :, None]] += C
+            if positions[si].mask is not None:
+                C *= positions[si].mask[None, :, :]
+            H[rows[:, :, None], positions[si].cols[None, :, :]] += C
+            H[positions[si].cols[None, :, :], rows[:, :, None]] += C
             # weights of earlier layers l': through P_src
             for lp in range(si):
                 Psl = P[si][:, :, offs[lp]:offs[lp + 1]]         # (n, M_src, M_l')
@@ -294,8 +295,8 @@ def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
                     continue
                 X = (Dh[:, :, :, None] * Psl[:, None, :, :]).reshape(n, -1)
                 B = (X.T @ Zs[lp]).reshape(layer.size * src.size, -1)
-                B *= row_mask.ravel()[:, None] * _flat_mask(own[lp])[None, :]
-                r, c = rows.ravel(), own[lp].cols.ravel()
+                B *= row_mask.ravel()[:, None] * _flat_mask(positions[lp])[None, :]
+                r, c = rows.ravel(), positions[lp].cols.ravel()
                 H[r[:, None], c[None, :]] += B
                 H[c[:, None], r[None, :]] += B.T
 
@@ -304,10 +305,10 @@ def patterns_per_chunk(net: Network) -> int:
     """Patterns per chunk for :func:`curvature_matrix`, so that the work
     arrays stay near a quarter of the W x W result (at least 2^20 doubles,
     at most CHUNK_DOUBLES)."""
-    own = [_Own.of(layer) for layer in net.layers]
+    positions = [_ParameterPositions.of(layer) for layer in net.layers]
     offs = _unit_offsets(net)
     sizes = [layer.size for layer in net.layers]
-    fans = [o.cols.shape[1] for o in own]
+    fans = [p.cols.shape[1] for p in positions]
     L = len(sizes)
     per = offs[-1] ** 2 + sum(m * o for m, o in zip(sizes, offs[:-1]))
     per += sum(sizes[l] * sizes[k] + fans[l] * fans[k]
@@ -336,9 +337,9 @@ def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
     one batch (:func:`patterns_per_chunk` bounds them).
     """
     W = net.n_weights
-    own = [_Own.of(layer) for layer in net.layers]
+    positions = [_ParameterPositions.of(layer) for layer in net.layers]
     offs = _unit_offsets(net)
-    acc = _ExactBlockAccumulator(net, own)
+    acc = _ExactBlockAccumulator(net, positions)
     H = np.zeros((W, W))
     for batch in batches:
         fp = batch.fp
@@ -350,7 +351,7 @@ def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
         acc.add(_unit_curvature(P, C, offs), offs, Zs)
         if exact:
             _add_bilinear_terms(H, net, fp, batch.backward.deltas, hp, P, offs,
-                                own, Zs)
+                                positions, Zs)
     acc.scatter(H)
     return H
 

@@ -53,3 +53,12 @@ def test_batch_pass_rule_is_output_loss():
         rule = batch.rule
     _points_here(rec)
     assert rule is batch.output_loss is obj.output_loss
+
+
+# ------------------------------------------------ sopt.optimize.STEP_RULES
+def test_optimize_own_is_step_rules():
+    with _warns(r"sopt\.optimize\.OWN.*STEP_RULES") as rec:
+        own = sopt.optimize.OWN
+    _points_here(rec)
+    assert own is sopt.optimize.STEP_RULES
+    assert set(own) == {"newton", "lm", "gd"}
