@@ -187,7 +187,7 @@ class Evaluation:
         if algorithm == "rop" and method == "exact":
             return _hessian.rop_hessian(net, self.batches(size))
         size = size or _hessian.patterns_per_chunk(net)
-        return _hessian.curvature_matrix(net, self.batches(size), method == "exact")
+        return _hessian.curvature_matrix(net, self.batches(size), kind=method)
 
     def hessian_diagonal(self) -> Array:
         """Becker and Le Cun's diagonal approximation plus alpha, (W,)."""

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._deprecation import warn_renamed
 from ._validation import (DEFAULT_MAX_BYTES, check_dense_size,  # noqa: F401 (re-exported)
-                          check_positive_int)
+                          check_choice, check_positive_int)
 from .derivatives import edge_gradient, hessian_vector_products, items_in_budget
 from .network import ForwardPass, Layer, Network, add_to
 
@@ -95,9 +96,11 @@ def _pre_jacobians(net: Network, edges: list, hp: list, offs: list, n: int) -> l
     return P
 
 
-def _curvature_weights(net, batch, exact: bool) -> list:
-    """C_m: (n, K, K) at the outputs (exact or Gauss-Newton), and for hidden
-    layers the diagonal g_m h''(a_m) as (n, M_m) (exact only, else None)."""
+def _curvature_weights(net, batch, kind: str) -> list:
+    """C_m: (n, K, K) at the outputs (``kind`` "exact" or "gauss_newton"),
+    and for hidden layers the diagonal g_m h''(a_m) as (n, M_m) (exact
+    only, else None)."""
+    exact = kind == "exact"
     fp, output_loss, T = batch.fp, batch.output_loss, batch.T
     a, y = fp.a[-1], fp.y
     out = (output_loss.curvature(a, y, T) if exact
@@ -324,11 +327,17 @@ def r_pass_chunk(net: Network, other: int, most: int | None = None) -> int:
     return items_in_budget(4 * units * other, CHUNK_DOUBLES, most)
 
 
-def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
-    """The exact Hessian (``exact=True``) or the Gauss-Newton matrix of
-    sum_n E_n over the patterns of ``batches`` (an iterable of
-    :class:`sopt.evaluation.BatchPass` at one w), shape (W, W), no weight
-    decay; see the module docstring.
+#: The dense matrices :func:`curvature_matrix` builds.
+CURVATURE_KINDS = ("exact", "gauss_newton")
+
+
+def curvature_matrix(net: Network, batches, kind: str = "exact", *,
+                     exact: bool | None = None) -> Array:
+    """The exact Hessian (``kind="exact"``) or the Gauss-Newton matrix
+    (``kind="gauss_newton"``) of sum_n E_n over the patterns of ``batches``
+    (an iterable of :class:`sopt.evaluation.BatchPass` at one w), shape
+    (W, W), no weight decay; see the module docstring. ``exact`` (a bool,
+    also accepted in place of ``kind``) is the deprecated spelling.
 
     Cost: O(N W^2) flops in a few large matrix products (dominated by
     about N (sum_l W_l^2 / 2 + sum_{l<l'} 2 W_l W_l') for the blocks) plus
@@ -336,6 +345,7 @@ def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
     about as much again for the block accumulators, and the work arrays of
     one batch (:func:`patterns_per_chunk` bounds them).
     """
+    kind = _curvature_kind(kind, exact)
     W = net.n_weights
     positions = [_ParameterPositions.of(layer) for layer in net.layers]
     offs = _unit_offsets(net)
@@ -346,14 +356,32 @@ def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
         hp = [fp.dh(li + 1) if layer.activation.elementwise else None
               for li, layer in enumerate(net.layers)]
         P = _pre_jacobians(net, fp.edges, hp, offs, len(fp.y))
-        C = _curvature_weights(net, batch, exact)
+        C = _curvature_weights(net, batch, kind)
         Zs = [_inputs_with_one(fp, layer) for layer in net.layers]
         acc.add(_unit_curvature(P, C, offs), offs, Zs)
-        if exact:
+        if kind == "exact":
             _add_bilinear_terms(H, net, fp, batch.backward.deltas, hp, P, offs,
                                 positions, Zs)
     acc.scatter(H)
     return H
+
+
+def _curvature_kind(kind, exact) -> str:
+    """curvature_matrix's ``kind``, from the deprecated bool ``exact`` (as a
+    keyword or in kind's place) if given; a warning at the caller of
+    curvature_matrix."""
+    old_positional = isinstance(kind, (bool, np.bool_))
+    if exact is not None and (old_positional or kind != "exact"):
+        raise TypeError("curvature_matrix: pass kind, or the deprecated exact, "
+                        "not both")
+    if old_positional:
+        kind, exact = "exact", kind
+    if exact is not None:
+        new = "exact" if exact else "gauss_newton"
+        warn_renamed(f"curvature_matrix(..., exact={bool(exact)})",
+                     f"curvature_matrix(..., kind={new!r})", stacklevel=4)
+        return new
+    return check_choice(kind, "kind", CURVATURE_KINDS)
 
 
 def rop_hessian(net: Network, batches) -> Array:

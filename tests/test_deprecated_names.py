@@ -62,3 +62,23 @@ def test_optimize_own_is_step_rules():
     _points_here(rec)
     assert own is sopt.optimize.STEP_RULES
     assert set(own) == {"newton", "lm", "gd"}
+
+
+# --------------------------------- sopt.hessian.curvature_matrix(kind=...)
+@pytest.mark.parametrize("exact, kind", [(True, "exact"), (False, "gauss_newton")])
+def test_curvature_matrix_exact_bool_is_kind(exact, kind):
+    from sopt.hessian import curvature_matrix
+    net, obj, w = _problem("binary_ce", "logistic")    # not at zero residual: H != G
+    expected = curvature_matrix(net, obj.at(w).batches(), kind=kind)
+    with _warns(rf"exact={exact}.*kind='{kind}'") as rec:
+        positional = curvature_matrix(net, obj.at(w).batches(), exact)
+    with _warns(rf"exact={exact}.*kind='{kind}'") as rec2:
+        keyword = curvature_matrix(net, obj.at(w).batches(), exact=exact)
+    _points_here(list(rec) + list(rec2))
+    other = curvature_matrix(net, obj.at(w).batches(),
+                             kind={"exact": "gauss_newton"}.get(kind, "exact"))
+    assert np.abs(other - expected).max() > 1e-3 * np.abs(expected).max()
+    np.testing.assert_array_equal(positional, expected)
+    np.testing.assert_array_equal(keyword, expected)
+    with pytest.raises(TypeError, match="not both"):
+        curvature_matrix(net, obj.at(w).batches(), "gauss_newton", exact=exact)

@@ -537,6 +537,15 @@ def test_loss_without_hess_is_refused_clearly():
     assert np.abs(Hm - H).max() <= MIXED_TOL * scale
 
 
+@pytest.mark.parametrize("bad, exc", [("bogus", ValueError), (None, TypeError),
+                                      ("diagonal", ValueError)])
+def test_curvature_matrix_refuses_an_unknown_kind(bad, exc):
+    from sopt.hessian import curvature_matrix
+    net, obj, w = build("identity-sse", 1)
+    with pytest.raises(exc, match="kind"):
+        curvature_matrix(net, obj.at(w).batches(), kind=bad)
+
+
 @pytest.mark.parametrize("bad, exc", [("bogus", ValueError), (None, TypeError)])
 def test_unknown_method_or_algorithm(bad, exc):
     net, obj, w = build("identity-sse", 1)
