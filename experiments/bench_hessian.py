@@ -377,9 +377,9 @@ def scaling(hidden_sizes, fd_sizes, N, repeat):
             r["hvp"] = median_time(lambda: obj.hvp(next_w(), v), 10 * repeat)
             r["exact"] = median_time(lambda: obj.at(w).curvature("exact"), repeat)
             r["fd_gradient"] = median_time(lambda: sopt.finite_diff.gradient(obj.value, w), 1)
-            r["mixed"] = median_time(lambda: obj.hessian(w, method="mixed"), 1)
+            r["mixed"] = median_time(lambda: obj.hessian(w, algorithm="mixed"), 1)
         if M in fd_sizes:
-            r["fd"] = median_time(lambda: obj.hessian(w, method="fd"), 1)
+            r["fd"] = median_time(lambda: obj.hessian(w, algorithm="fd"), 1)
             r["value"] = median_time(lambda: obj.value(next_w()), 10 * repeat)
         rows.append(r)
     slopes = {}

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import hessian as _hessian
 from ._deprecation import renamed_property
-from ._validation import as_float_array, check_choice, check_finite, check_positive_int
+from ._validation import as_float_array, check_finite, check_positive_int
 from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
                           weight_gradient)
 from .network import Backward
@@ -97,7 +97,7 @@ class Evaluation:
                        else BatchPass(objective.net, objective.output_loss, self.w,
                                       objective.X, objective.T,
                                       None if recycle is None else recycle._whole))
-        self._curvatures: dict = {}     # data-term matrices, by (method, algorithm)
+        self._curvatures: dict = {}     # data-term matrices, by (kind, algorithm)
 
     @property
     def prior(self) -> Array:
@@ -167,27 +167,31 @@ class Evaluation:
             out += self._decay[:, None] * V
         return out[:, 0] if single else out
 
-    def curvature(self, method: str, algorithm: str = "structured") -> Array:
-        """The W x W exact Hessian (``method="exact"``, by ``algorithm``
-        "structured" or "rop") or Gauss-Newton matrix, weight decay included."""
-        check_choice(method, "method", ("exact", "gauss_newton"))
-        check_choice(algorithm, "algorithm", ("structured", "rop"))
-        key = (method, algorithm)
+    def curvature(self, kind: str = "exact", algorithm: str = "structured", *,
+                  method: str | None = None) -> Array:
+        """The W x W exact Hessian (``kind="exact"``) or Gauss-Newton matrix
+        (``kind="gauss_newton"``), weight decay included, by ``algorithm``
+        "structured" (:func:`sopt.hessian.curvature_matrix`) or "rop"
+        (:func:`sopt.hessian.rop_hessian`). ``method`` is the deprecated
+        name of ``kind``."""
+        kind, algorithm = _hessian.hessian_request(
+            kind, algorithm, method, _hessian.CURVATURE_KINDS, ("structured", "rop"))
+        key = (kind, algorithm)
         if key in self._curvatures:
             H = self._curvatures[key].copy()
         else:
-            H = self._data_curvature(method, algorithm)
+            H = self._data_curvature(kind, algorithm)
             if H.nbytes <= KEEP_CURVATURE_BYTES:
                 self._curvatures[key] = H.copy()    # the caller may change H
         H[np.diag_indices_from(H)] += self._decay
         return H
 
-    def _data_curvature(self, method: str, algorithm: str) -> Array:
+    def _data_curvature(self, kind: str, algorithm: str) -> Array:
         net, size = self.objective.net, self.objective.chunk_size
-        if algorithm == "rop" and method == "exact":
-            return _hessian.rop_hessian(net, self.batches(size))
+        if algorithm == "rop":
+            return _hessian.rop_hessian(net, self.batches(size), kind)
         size = size or _hessian.patterns_per_chunk(net)
-        return _hessian.curvature_matrix(net, self.batches(size), kind=method)
+        return _hessian.curvature_matrix(net, self.batches(size), kind)
 
     def hessian_diagonal(self) -> Array:
         """Becker and Le Cun's diagonal approximation plus alpha, (W,)."""

@@ -32,7 +32,8 @@ import numpy as np
 from ._deprecation import warn_renamed
 from ._validation import (DEFAULT_MAX_BYTES, check_dense_size,  # noqa: F401 (re-exported)
                           check_choice, check_positive_int)
-from .derivatives import edge_gradient, hessian_vector_products, items_in_budget
+from .derivatives import (edge_gradient, gauss_newton_vector_products,
+                          hessian_vector_products, items_in_budget)
 from .network import ForwardPass, Layer, Network, add_to
 
 Array = np.ndarray
@@ -327,8 +328,59 @@ def r_pass_chunk(net: Network, other: int, most: int | None = None) -> int:
     return items_in_budget(4 * units * other, CHUNK_DOUBLES, most)
 
 
-#: The dense matrices :func:`curvature_matrix` builds.
+#: The dense matrices :func:`curvature_matrix` and :func:`rop_hessian` build.
 CURVATURE_KINDS = ("exact", "gauss_newton")
+
+#: Which W x W matrix an objective's ``hessian(w, kind, algorithm)`` gives:
+#: the exact Hessian, the Gauss-Newton matrix, or Becker and Le Cun's
+#: diagonal approximation (as a diagonal matrix).
+HESSIAN_KINDS = ("exact", "gauss_newton", "diagonal")
+
+#: How it is computed: "structured" (:func:`curvature_matrix`; the backward
+#: pass of :func:`diagonal_approximation` for "diagonal"), "rop" (R-passes
+#: along every unit direction, :func:`rop_hessian`), "fd" (four-point
+#: differences of E) or "mixed" (central differences of the backprop
+#: gradient); the last two for kind="exact" only.
+HESSIAN_ALGORITHMS = ("structured", "rop", "fd", "mixed")
+
+#: The deprecated ``hessian(w, method=...)``: each method as (kind,
+#: algorithm), None keeping the algorithm given.
+METHOD_AS_KIND = {"exact": ("exact", None), "gauss_newton": ("gauss_newton", None),
+                  "diagonal": ("diagonal", None), "fd": ("exact", "fd"),
+                  "mixed": ("exact", "mixed")}
+
+
+def hessian_request(kind, algorithm, method=None, kinds: tuple = HESSIAN_KINDS,
+                    algorithms: tuple = HESSIAN_ALGORITHMS) -> tuple[str, str]:
+    """(kind, algorithm) of a ``hessian`` call (or of a ``curvature`` call,
+    which takes fewer ``kinds`` and ``algorithms``), checked: ValueError for
+    a pair that does not exist (differences give the exact Hessian only;
+    the diagonal has one algorithm). The deprecated
+    ``method=`` (or a method's name in kind's place, "fd", "mixed") is
+    mapped by :data:`METHOD_AS_KIND`, with a DeprecationWarning at the
+    caller of the function that calls this one."""
+    named = isinstance(kind, str)
+    if method is not None and not (named and kind == "exact"):
+        raise TypeError("hessian: pass kind (and algorithm), or the deprecated "
+                        "method, not both")
+    old = method if method is not None else kind if named and kind in ("fd", "mixed") else None
+    if old is not None:
+        kind, fixed = METHOD_AS_KIND[check_choice(old, "method", tuple(METHOD_AS_KIND))]
+        algorithm = fixed or algorithm
+        warn_renamed(f"hessian(w, method={old!r})", f"hessian(w, kind={kind!r}"
+                     f"{'' if fixed is None else f', algorithm={fixed!r}'})",
+                     stacklevel=4)
+    check_choice(kind, "kind", kinds)
+    check_choice(algorithm, "algorithm", algorithms)
+    if algorithm in ("fd", "mixed") and kind != "exact":
+        raise ValueError(f"algorithm: {algorithm!r} differentiates E numerically "
+                         f"and gives the exact Hessian only (kind='exact'), "
+                         f"not kind={kind!r}")
+    if kind == "diagonal" and algorithm != "structured":
+        raise ValueError(f"algorithm: the diagonal approximation is computed by "
+                         f"its own backward pass (algorithm='structured'), "
+                         f"not {algorithm!r}")
+    return kind, algorithm
 
 
 def curvature_matrix(net: Network, batches, kind: str = "exact", *,
@@ -384,10 +436,13 @@ def _curvature_kind(kind, exact) -> str:
     return check_choice(kind, "kind", CURVATURE_KINDS)
 
 
-def rop_hessian(net: Network, batches) -> Array:
-    """sum_n d2E_n/dw2 by R-propagation along all W unit directions, in
-    blocks (about 14 N W^2 flops), shape (W, W): the independent check of
-    :func:`curvature_matrix`. No weight decay."""
+def rop_hessian(net: Network, batches, kind: str = "exact") -> Array:
+    """sum_n d2E_n/dw2 (``kind="exact"``) or the Gauss-Newton matrix
+    (``kind="gauss_newton"``) by R-propagation along all W unit directions,
+    in blocks (about 14 N W^2 flops for the exact one), shape (W, W): the
+    independent check of :func:`curvature_matrix`. No weight decay."""
+    product = {"exact": hessian_vector_products, "gauss_newton":
+               gauss_newton_vector_products}[check_choice(kind, "kind", CURVATURE_KINDS)]
     W = net.n_weights
     H = np.zeros((W, W))
     for batch in batches:
@@ -395,7 +450,7 @@ def rop_hessian(net: Network, batches) -> Array:
         for start in range(0, W, block):
             E = np.zeros((W, min(block, W - start)))
             E[start + np.arange(E.shape[1]), np.arange(E.shape[1])] = 1.0
-            H[:, start:start + E.shape[1]] += hessian_vector_products(batch, E)
+            H[:, start:start + E.shape[1]] += product(batch, E)
     return _symmetrise(H)
 
 

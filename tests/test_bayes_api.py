@@ -187,7 +187,7 @@ def _nonminimum():
 def test_laplace_not_positive_definite_message():
     net, X, t, w = _nonminimum()
     alpha, beta = 0.01, 100.0
-    H = sopt.Objective(net, X, t).hessian(w, method="exact")
+    H = sopt.Objective(net, X, t).hessian(w, kind="exact")
     lam = np.linalg.eigvalsh(beta * H + alpha * np.eye(net.n_weights))
     n_neg = int(np.sum(lam <= 0))
     assert n_neg > 0

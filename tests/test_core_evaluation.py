@@ -213,9 +213,11 @@ def test_assigning_alpha_takes_effect_and_spares_earlier_evaluations(problem):
         obj.alpha[0] = 5.0                # read-only: an edit in place cannot be ignored
 
 
-def test_curvature_checks_its_method(problem):
+def test_curvature_checks_its_kind(problem):
     net, obj, w = problem
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueError, match="kind"):
         obj.at(w).curvature("exactt")
-    with pytest.raises(TypeError, match="method"):
+    with pytest.raises(TypeError, match="kind"):
         obj.at(w).curvature(None)
+    with pytest.raises(ValueError, match="kind"):
+        obj.at(w).curvature("diagonal")     # not a matrix of the passes

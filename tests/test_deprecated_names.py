@@ -82,3 +82,55 @@ def test_curvature_matrix_exact_bool_is_kind(exact, kind):
     np.testing.assert_array_equal(keyword, expected)
     with pytest.raises(TypeError, match="not both"):
         curvature_matrix(net, obj.at(w).batches(), "gauss_newton", exact=exact)
+
+
+# ------------------------------- hessian(w, kind=..., algorithm=...)
+@pytest.mark.parametrize("method, kind, algorithm", [
+    ("exact", "exact", "structured"), ("gauss_newton", "gauss_newton", "structured"),
+    ("diagonal", "diagonal", "structured"), ("fd", "exact", "fd"),
+    ("mixed", "exact", "mixed")])
+def test_hessian_method_is_kind_and_algorithm(method, kind, algorithm):
+    _, obj, w = _problem("binary_ce", "logistic")
+    expected = obj.hessian(w, kind=kind, algorithm=algorithm)
+    with _warns(rf"method='{method}'.*kind='{kind}'") as rec:
+        H = obj.hessian(w, method=method)
+    _points_here(rec)
+    np.testing.assert_array_equal(H, expected)
+    with pytest.raises(TypeError, match="not both"):
+        obj.hessian(w, "gauss_newton", method=method)
+
+
+def test_hessian_method_keeps_the_algorithm_given():
+    _, obj, w = _problem("binary_ce", "logistic")
+    with _warns("method='exact'") as rec:
+        H = obj.hessian(w, method="exact", algorithm="rop")
+    _points_here(rec)
+    np.testing.assert_array_equal(H, obj.hessian(w, algorithm="rop"))
+
+
+@pytest.mark.parametrize("method", ["fd", "mixed"])
+def test_hessian_old_method_in_kinds_place(method):
+    """hessian(w, "fd") was a method given by position."""
+    _, obj, w = _problem()
+    with _warns(rf"method='{method}'.*algorithm='{method}'") as rec:
+        H = obj.hessian(w, method)
+    _points_here(rec)
+    np.testing.assert_array_equal(H, obj.hessian(w, algorithm=method))
+
+
+def test_evaluation_curvature_method_is_kind():
+    _, obj, w = _problem("binary_ce", "logistic")
+    ev = obj.at(w)
+    with _warns("method='gauss_newton'") as rec:
+        G = ev.curvature(method="gauss_newton")
+    _points_here(rec)
+    np.testing.assert_array_equal(G, ev.curvature("gauss_newton"))
+    assert np.abs(G - ev.curvature("exact")).max() > 1e-3 * np.abs(G).max()
+
+
+def test_hessian_methods_constant():
+    from sopt import objective
+    with _warns("HESSIAN_METHODS.*HESSIAN_KINDS") as rec:
+        methods = objective.HESSIAN_METHODS
+    _points_here(rec)
+    assert set(methods) == {"exact", "fd", "mixed", "gauss_newton", "diagonal"}

@@ -468,7 +468,7 @@ def _posterior(net: Network, data_term, loss: Loss, w_map, alpha, beta, hessian,
                             (net.n_weights,)).astype(float)
     data = data_term()
     used = np.flatnonzero(net.active_weights())
-    H = data.hessian(w_map, method=hessian, max_bytes=max_bytes)[np.ix_(used, used)]
+    H = data.hessian(w_map, hessian, max_bytes=max_bytes)[np.ix_(used, used)]
     if clip_negative:
         H = clip_negative_eigenvalues(H)
     try:
