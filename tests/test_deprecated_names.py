@@ -134,3 +134,31 @@ def test_hessian_methods_constant():
         methods = objective.HESSIAN_METHODS
     _points_here(rec)
     assert set(methods) == {"exact", "fd", "mixed", "gauss_newton", "diagonal"}
+
+
+# ------------------------------------- losses.CLOSED_FORMS, cli.CHECKED_PAIRS
+@pytest.mark.parametrize("old, new", [("PAIRINGS", "CLOSED_FORMS"),
+                                      ("Pairing", "ClosedForm"),
+                                      ("pairing_of", "closed_form_of")])
+def test_losses_pairings_are_closed_forms(old, new):
+    with _warns(rf"sopt\.losses\.{old}\b.*{new}") as rec:
+        value = getattr(losses, old)
+    _points_here(rec)
+    assert value is getattr(losses, new)
+
+
+def test_output_loss_pairing_is_closed_form():
+    output_loss = losses.OutputLoss(losses.LOSSES["sse"],
+                                    sopt.activations.ACTIVATIONS["identity"])
+    with _warns(r"OutputLoss\.pairing.*closed_form") as rec:
+        form = output_loss.pairing
+    _points_here(rec)
+    assert form is output_loss.closed_form is losses.CLOSED_FORMS["sse", "identity"]
+
+
+def test_cli_pairings_are_checked_pairs():
+    from sopt import cli
+    with _warns(r"sopt\.cli\.PAIRINGS.*CHECKED_PAIRS") as rec:
+        pairs = cli.PAIRINGS
+    _points_here(rec)
+    assert pairs is cli.CHECKED_PAIRS and ("identity", "sse") in pairs
