@@ -41,7 +41,7 @@ class Activation:
         h'' have already computed: two array passes.
     h_into, dh_z_into : callable (x, out) -> out, optional
         h(a) and h'(a) from z written into ``out``, so that an evaluation at
-        a new w can reuse the arrays of the last one (no fresh memory).
+        a new w can recycle the arrays of the last one (no fresh memory).
     """
 
     h: Callable[[Array], Array]

@@ -34,14 +34,14 @@ class BatchPass:
     Memory O(N U) for the pass (U units), as much again for the sweep.
     """
 
-    __slots__ = ("net", "output_loss", "fp", "T", "_backward", "_spare")
+    __slots__ = ("net", "output_loss", "fp", "T", "_backward", "_recycled_backward")
 
     def __init__(self, net, output_loss, w: Array, X: Array, T: Array,
                  recycle: "BatchPass | None" = None):
         self.net, self.output_loss, self.T = net, output_loss, T
-        self.fp = net.propagate(w, X, reuse=None if recycle is None else recycle.fp)
+        self.fp = net.propagate(w, X, recycle=None if recycle is None else recycle.fp)
         self._backward: Backward | None = None
-        self._spare = None if recycle is None else recycle._backward
+        self._recycled_backward = None if recycle is None else recycle._backward
 
     @property
     def backward(self) -> Backward:
@@ -49,8 +49,9 @@ class BatchPass:
         if self._backward is None:
             fp = self.fp
             self._backward = self.net.backward(
-                fp, self.output_loss.delta(fp.a[-1], fp.y, self.T), reuse=self._spare)
-            self._spare = None
+                fp, self.output_loss.delta(fp.a[-1], fp.y, self.T),
+                self._recycled_backward)
+            self._recycled_backward = None
         return self._backward
 
     def errors(self) -> Array:

@@ -162,3 +162,21 @@ def test_cli_pairings_are_checked_pairs():
         pairs = cli.PAIRINGS
     _points_here(rec)
     assert pairs is cli.CHECKED_PAIRS and ("identity", "sse") in pairs
+
+
+# ------------------------------------------------------------- recycle=
+def test_network_passes_reuse_is_recycle():
+    net, obj, w = _problem()
+    delta = np.ones((5, 2))
+    old = net.propagate(w, obj.X)
+    old_sweep = net.backward(old, delta)
+    old_a1, old_delta1 = old.a[1], old_sweep.deltas[0]
+    expected = net.backward(net.propagate(2 * w, obj.X), delta)
+    with _warns(r"propagate\(\.\.\., reuse=\).*recycle=") as rec:
+        fp = net.propagate(2 * w, obj.X, reuse=old)
+    with _warns(r"backward\(\.\.\., reuse=\).*recycle=") as rec2:
+        sweep = net.backward(fp, delta, reuse=old_sweep)
+    _points_here(list(rec) + list(rec2))
+    assert fp.a[1] is old_a1 and sweep.deltas[0] is old_delta1      # recycled
+    for d, e in zip(sweep.deltas, expected.deltas):
+        np.testing.assert_array_equal(d, e)
