@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from . import hessian as _hessian
-from ._deprecation import renamed_property
+from ._deprecation import renamed_method, renamed_property
 from ._validation import as_float_array, check_finite, check_positive_int
 from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
                           weight_gradient)
@@ -54,15 +54,16 @@ class BatchPass:
             self._recycled_backward = None
         return self._backward
 
-    def errors(self) -> Array:
+    def pattern_errors(self) -> Array:
         """E_n for every pattern, shape (N,)."""
-        return self.output_loss.values(self.fp.a[-1], self.fp.y, self.T)
+        return self.output_loss.pattern_errors(self.fp.a[-1], self.fp.y, self.T)
 
     def gradient(self, out: Array | None = None) -> Array:
         """sum_n dE_n/dw, shape (W,); written into ``out`` if given."""
         return weight_gradient(self.net, self.fp, self.backward.deltas, out)
 
     rule = renamed_property("rule", "output_loss")
+    errors = renamed_method("errors", "pattern_errors")
 
 
 #: Curvature matrices up to this size are kept with their evaluation, so
@@ -129,8 +130,8 @@ class Evaluation:
     def pattern_errors(self) -> Array:
         """E_n(w) for every pattern, shape (N,); no weight decay."""
         if self._whole is not None:
-            return self._whole.errors()
-        return np.concatenate([b.errors() for b in self.batches()])
+            return self._whole.pattern_errors()
+        return np.concatenate([b.pattern_errors() for b in self.batches()])
 
     def value(self) -> float:
         """E(w), weight decay included."""

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._deprecation import renamed_attributes, renamed_property
+from ._deprecation import renamed_attributes, renamed_method, renamed_property
 from ._validation import check_choice
 from .activations import ACTIVATIONS, Activation, from_table, reduce_by_name
 
@@ -453,7 +453,7 @@ class OutputLoss:
         self.closed_form = closed_form_of(loss, activation)
         self.canonical = self.closed_form is not None and self.closed_form.canonical
 
-    def values(self, a: Array, y: Array, T: Array) -> Array:
+    def pattern_errors(self, a: Array, y: Array, T: Array) -> Array:
         """E_n for each pattern, shape (N,)."""
         if self.closed_form is not None:
             return self.closed_form.value(a, y, T)
@@ -531,6 +531,7 @@ class OutputLoss:
         return f"OutputLoss({self.loss.name} on {self.activation.name}, {kind})"
 
     pairing = renamed_property("pairing", "closed_form")
+    values = renamed_method("values", "pattern_errors")
 
 
 __getattr__ = renamed_attributes(__name__, {

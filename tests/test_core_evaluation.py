@@ -100,7 +100,8 @@ def test_every_closed_form_agrees_with_the_chain_rule(key):
     R = rng.standard_normal((6, 2, 3))
     # relative accuracy of the y-forms (1/y, 1/(1-y)) at these a: ~1e-13
     close = dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(table.values(a, y, T), general.values(a, y, T), **close)
+    np.testing.assert_allclose(table.pattern_errors(a, y, T),
+                               general.pattern_errors(a, y, T), **close)
     np.testing.assert_allclose(table.delta(a, y, T), general.delta(a, y, T), **close)
     # canonical pairs split the Gauss-Newton curvature at the logits, where
     # the loss is convex, so theirs is the exact curvature; a pair that is

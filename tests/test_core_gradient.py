@@ -206,7 +206,7 @@ def test_canonical_delta_is_y_minus_t(output, loss, K, kind):
     act = net.layers[-1].activation
     chain = act.vjp(fp.a[-1], fp.y, get_loss(loss).grad(fp.y, T))
     assert rel_err(delta, chain) <= 1e-12 * 1e3    # 1/(y(1-y)) amplifies round-off
-    values = lambda A: output_loss.values(A, act.h(A), T)          # noqa: E731
+    values = lambda A: output_loss.pattern_errors(A, act.h(A), T)          # noqa: E731
     d_fd = fd_rowwise_jacobian(lambda A: values(A)[:, None], fp.a[-1])[:, 0, :]
     assert rel_err(delta, d_fd) <= FD_RTOL
 

@@ -180,3 +180,23 @@ def test_network_passes_reuse_is_recycle():
     assert fp.a[1] is old_a1 and sweep.deltas[0] is old_delta1      # recycled
     for d, e in zip(sweep.deltas, expected.deltas):
         np.testing.assert_array_equal(d, e)
+
+
+# ---------------------------------------------- pattern_errors: E_n per pattern
+def test_batch_pass_errors_is_pattern_errors():
+    _, obj, w = _problem()
+    batch = next(obj.at(w).batches())
+    with _warns(r"BatchPass\.errors\(\).*pattern_errors\(\)") as rec:
+        E = batch.errors()
+    _points_here(rec)
+    np.testing.assert_array_equal(E, obj.pattern_errors(w))
+    assert E.shape == (5,) and np.all(E > 0)
+
+
+def test_output_loss_values_is_pattern_errors():
+    _, obj, w = _problem("softmax_ce", "softmax")
+    fp = obj.net.propagate(w, obj.X)
+    with _warns(r"OutputLoss\.values\(\).*pattern_errors\(\)") as rec:
+        E = obj.output_loss.values(fp.a[-1], fp.y, obj.T)
+    _points_here(rec)
+    np.testing.assert_array_equal(E, obj.pattern_errors(w))

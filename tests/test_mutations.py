@@ -77,7 +77,7 @@ def test_softmax_ce_delta_is_the_derivative_of_its_value_for_unnormalised_target
     assert output_loss.canonical
     a = rng.standard_normal((4, 3))
     T = 2 * rng.dirichlet(np.ones(3), size=4)
-    values = lambda a: output_loss.values(a, softmax.h(a), T)      # noqa: E731
+    values = lambda a: output_loss.pattern_errors(a, softmax.h(a), T)      # noqa: E731
     h = 1e-6
     fd = np.stack([(values(a + h * e) - values(a - h * e)) / (2 * h)
                    for e in np.eye(3)], axis=1)
