@@ -216,7 +216,7 @@ class Evaluation:
         W = obj.net.n_weights
         J = obj.net.output_sensitivities(self.w, obj.X)
         G = (J * B[:, :, None] if B.ndim == 2 else np.matmul(B, J)).reshape(-1, W)
-        used = np.flatnonzero(obj.net.active_weights())
+        used = np.flatnonzero(obj.net.used_weight_mask())
         inverse = np.zeros((W, W))
         inverse[np.ix_(used, used)] = _hessian.sequential_inverse(
             G[:, used], self._decay[used], block_size)

@@ -20,7 +20,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ._deprecation import warn_renamed
+from ._deprecation import renamed_method, warn_renamed
 from ._validation import (as_float_array, check_finite, check_inputs,
                           check_nonnegative, check_positive_int, check_weights)
 from .activations import IDENTITY, Activation, get_activation
@@ -468,14 +468,18 @@ class Network:
                     W *= e.mask
         return w
 
-    def active_weights(self) -> Array:
-        """1.0 for every weight and bias in use, 0.0 for masked-out entries, (W,)."""
-        active = np.ones(self._n_weights)
+    def used_weight_mask(self) -> Array:
+        """The mask of the weights in use, (W,) floats: 1.0 for every weight
+        and bias in use, 0.0 for masked-out entries (so that alpha times it
+        is the weight decay of each weight)."""
+        used = np.ones(self._n_weights)
         for layer in self._layers:
             for e in layer.edges:
                 if e.mask is not None:
-                    active[e.weights] = e.mask.ravel()
-        return active
+                    used[e.weights] = e.mask.ravel()
+        return used
+
+    active_weights = renamed_method("active_weights", "used_weight_mask")
 
     def effective_weights(self, w: Array) -> list[tuple[Array, ...]]:
         """Per layer, the edge matrices with masks applied (views if unmasked)."""

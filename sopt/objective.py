@@ -169,7 +169,7 @@ class ObjectiveCallables:
         if isinstance(alpha, np.ndarray):
             alpha = _read_only_copy(alpha)
         self._alpha = alpha
-        self._decay = alpha * self.net.active_weights()   # alpha on used weights
+        self._decay = alpha * self.net.used_weight_mask()   # alpha on used weights
         self._has_decay = bool(np.any(self._decay))
 
     def _hessian_without_data_pass(self, w: Array, kind: str, algorithm: str,

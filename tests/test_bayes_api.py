@@ -317,7 +317,7 @@ def test_masked_weights_are_not_parameters():
     w = net.init_weights(seed=0)
     post = laplace(net, X, t, w, loss="sse", alpha=0.1, beta=10.0,
                    hessian="gauss_newton")
-    masked = np.flatnonzero(net.active_weights() == 0)
+    masked = np.flatnonzero(net.used_weight_mask() == 0)
     assert len(masked) == 1 and masked[0] not in post.used
     assert post.precision.shape == (net.n_weights - 1,) * 2
     draws = post.sample(10, seed=0)

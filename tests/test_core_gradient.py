@@ -119,7 +119,7 @@ def test_weight_decay_adds_alpha_w(case):
     decayed = sopt.Objective(net, X, T, loss=loss, alpha=alpha)
     g0, g = plain.gradient(w), decayed.gradient(w)
     # the decay runs over the weights in use: masked entries get none
-    w_used = net.active_weights() * w
+    w_used = net.used_weight_mask() * w
     # g - g0 cancels two O(|g0|) vectors: round-off ~ macheps |g0|, i.e.
     # relative to |alpha w| it is ~ macheps |g0| / |alpha w|
     assert rel_err(g - g0, alpha * w_used) <= EXACT_RTOL * max(

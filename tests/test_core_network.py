@@ -198,6 +198,17 @@ def test_masked_weights_have_exactly_zero_gradient(loss):
     assert np.all(g3[slots] == 0.0)
 
 
+def test_used_weight_mask_is_zero_exactly_on_masked_entries():
+    net = sopt.Network(n_inputs=3)
+    mask = np.array([[1, 0, 1], [0, 0, 1]])
+    h = net.add_layer(2, "tanh", inputs=[net.input], masks={net.input: mask})
+    net.add_layer(1, "identity", inputs=[h, net.input], output=True)
+    used = net.used_weight_mask()
+    assert used.shape == (net.n_weights,) and used.dtype == float
+    # layer 1: its (2, 3) matrix row-major, then 2 biases; layer 2 all in use
+    np.testing.assert_array_equal(used, [1, 0, 1, 0, 0, 1, 1, 1] + [1] * 6)
+
+
 def test_masked_weights_do_not_affect_outputs():
     net = _masked_net()
     slots = _masked_slots(net)

@@ -200,3 +200,15 @@ def test_output_loss_values_is_pattern_errors():
         E = obj.output_loss.values(fp.a[-1], fp.y, obj.T)
     _points_here(rec)
     np.testing.assert_array_equal(E, obj.pattern_errors(w))
+
+
+# ----------------------------------------------- Network.used_weight_mask
+def test_network_active_weights_is_used_weight_mask():
+    net = sopt.Network(n_inputs=2)
+    net.add_layer(2, "identity", inputs=[net.input], output=True,
+                  masks={net.input: np.array([[1, 0], [1, 1]])})
+    with _warns(r"Network\.active_weights\(\).*used_weight_mask\(\)") as rec:
+        active = net.active_weights()
+    _points_here(rec)
+    np.testing.assert_array_equal(active, net.used_weight_mask())
+    np.testing.assert_array_equal(active, [1, 0, 1, 1, 1, 1])

@@ -324,7 +324,7 @@ def test_weight_decay_adds_alpha_identity(case, L):
     _, obj, _ = build(case, L, alpha=0.7)
     W = net.n_weights
     # the decay runs over the weights in use (masked entries get none)
-    D = 0.7 * np.diag(net.active_weights())
+    D = 0.7 * np.diag(net.used_weight_mask())
     H0, H = obj0.hessian(w), obj.hessian(w)
     # alpha is added once to each diagonal entry: one rounding, <= ulp(|H|)
     tol = 2 * np.finfo(float).eps * (np.abs(H).max() + 0.7)

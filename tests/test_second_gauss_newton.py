@@ -151,7 +151,7 @@ def test_sse_gauss_newton_is_jt_j_plus_alpha(seed):
     J = obj.net.output_sensitivities(w, obj.X).reshape(-1, net.n_weights)
     G = obj.hessian(w, kind="gauss_newton")
     # the decay covers the weights in use (masked entries get none)
-    assert rel_err(G, J.T @ J + 0.4 * np.diag(net.active_weights())) < EXACT_RTOL
+    assert rel_err(G, J.T @ J + 0.4 * np.diag(net.used_weight_mask())) < EXACT_RTOL
     # output_sensitivities(of="y") is the same J for identity outputs
     Jy = obj.net.output_sensitivities(w, obj.X, of="y").reshape(-1, net.n_weights)
     np.testing.assert_allclose(Jy, J, rtol=0, atol=0)
@@ -240,7 +240,7 @@ def test_gauss_newton_equals_exact_hessian_at_zero_residual(case, seed):
     Gauss-Newton one there (sse: h'^2, Cauchy: 2, cross-entropies: the
     canonical curvature)."""
     net, obj, w = build(case, seed, alpha=0.2, T=_zero_residual)
-    w_used = net.active_weights() * w       # the decay skips masked entries
+    w_used = net.used_weight_mask() * w       # the decay skips masked entries
     assert np.abs(obj.gradient(w) - 0.2 * w_used).max() <= 1e-14 * np.abs(w).max()
     G = obj.hessian(w, kind="gauss_newton")
     H = obj.hessian(w)

@@ -58,7 +58,7 @@ def test_inverse_outer_product_equals_inverse_of_gauss_newton(case, seed):
     net, obj, w = build(case, seed)
     # masked entries have zero rows in A (no data term, no decay): the
     # inverse is taken over the weights in use and is zero elsewhere
-    used = np.flatnonzero(net.active_weights())
+    used = np.flatnonzero(net.used_weight_mask())
     A_full = obj.hessian(w, kind="gauss_newton")
     A = A_full[np.ix_(used, used)]                 # alpha I + G on used weights
     G = A - 0.5 * np.eye(len(used))
@@ -80,7 +80,7 @@ def test_inverse_outer_product_equals_inverse_of_gauss_newton(case, seed):
 def test_inverse_outer_product_is_the_pattern_sum_by_hand():
     """sse, K = 1: (alpha I + sum_n g_n g_n^T)^{-1} with g_n = dy_n/dw."""
     net, obj, w = build("sse-K1", 3, alpha=0.8)
-    used = np.flatnonzero(net.active_weights())     # masked entries excluded
+    used = np.flatnonzero(net.used_weight_mask())     # masked entries excluded
     J = obj.net.output_sensitivities(w, obj.X)[:, 0, used]
     A = 0.8 * np.eye(len(used)) + J.T @ J
     Ainv = obj.inverse_outer_product(w)[np.ix_(used, used)]

@@ -108,7 +108,7 @@ class LaplacePosterior:
         (``obj.with_alpha(0)``); ``H`` its Hessian on the weights in use."""
         self.net, self.loss, self.w_map = net, data.loss.name, w_map
         self.likelihood = data.loss.likelihood
-        self.used = np.flatnonzero(net.active_weights())
+        self.used = np.flatnonzero(net.used_weight_mask())
         self.alpha, self.beta = alpha, beta
         self.data_hessian = H
         a = alpha[self.used]
@@ -467,7 +467,7 @@ def _posterior(net: Network, data_term, loss: Loss, w_map, alpha, beta, hessian,
     alpha = np.broadcast_to(check_alpha(alpha, net.n_weights, positive=True),
                             (net.n_weights,)).astype(float)
     data = data_term()
-    used = np.flatnonzero(net.active_weights())
+    used = np.flatnonzero(net.used_weight_mask())
     H = data.hessian(w_map, hessian, max_bytes=max_bytes)[np.ix_(used, used)]
     if clip_negative:
         H = clip_negative_eigenvalues(H)

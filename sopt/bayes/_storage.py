@@ -70,7 +70,7 @@ def check_posterior(state: dict) -> dict:
     W = net.n_weights
     _array(state, owner, "w_map", "f", (W,))        # first: bounds what follows
     _array(state, owner, "alpha", "f", (W,))
-    used = np.flatnonzero(net.active_weights())
+    used = np.flatnonzero(net.used_weight_mask())
     if not np.array_equal(_array(state, owner, "used", "iu", (None,)), used):
         raise ValueError(f"{owner}.used: not the weights in use of its network")
     Wu = (len(used), len(used))
@@ -126,7 +126,7 @@ def check_sampled(state: dict) -> dict:
     W = net.n_weights
     _array(state, owner, "w_map", "f", (W,))
     _array(state, owner, "prior_alpha", "f", (W,))
-    used = np.flatnonzero(net.active_weights())
+    used = np.flatnonzero(net.used_weight_mask())
     if not np.array_equal(_array(state, owner, "used", "iu", (None,)), used):
         raise ValueError(f"{owner}.used: not the weights in use of its network")
     M, S, _ = _array(state, owner, "draws", "f", (None, None, W)).shape

@@ -93,7 +93,7 @@ def dag_problem(seed: int, n_inputs: int, n_hidden: int, max_units: int,
     X = rng.standard_normal((n_patterns, n_inputs))
     T = rng.standard_normal((n_patterns, n_outputs))
     # non-zero biases too, so that every term of every derivative is exercised
-    w = net.init_weights(seed) + 0.3 * rng.standard_normal(net.n_weights) * net.active_weights()
+    w = net.init_weights(seed) + 0.3 * rng.standard_normal(net.n_weights) * net.used_weight_mask()
     return net, Objective(net, X, T, loss="sse"), w
 
 
@@ -133,7 +133,7 @@ def accuracy(ctx) -> tuple[list[dict], dict, str]:
                      "shape": "x".join(map(str, np.shape(a))),
                      "relative error": err,
                      "max abs difference": float(np.max(np.abs(np.asarray(a) - b)))})
-    n_masked = int(net.n_weights - net.active_weights().sum())
+    n_masked = int(net.n_weights - net.used_weight_mask().sum())
     summary["accuracy_W"] = net.n_weights
     return rows, summary, (f"{net!r}, N = {DAG_PATTERNS}, {n_masked} masked-out "
                            "weights")
