@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import expit
 
-from .fastmath import tanh as _tanh
+from .tanh_table import tanh as _tanh
 
 Array = np.ndarray
 

@@ -212,3 +212,17 @@ def test_network_active_weights_is_used_weight_mask():
     _points_here(rec)
     np.testing.assert_array_equal(active, net.used_weight_mask())
     np.testing.assert_array_equal(active, [1, 0, 1, 1, 1, 1])
+
+
+# --------------------------------------------------------- sopt.tanh_table
+def test_fastmath_module_is_tanh_table(monkeypatch):
+    import sys
+    import sopt.tanh_table
+    monkeypatch.delitem(sys.modules, "sopt.fastmath", raising=False)
+    monkeypatch.delattr(sopt, "fastmath", raising=False)
+    with _warns(r"sopt\.fastmath.*sopt\.tanh_table") as rec:
+        import sopt.fastmath as fastmath
+    _points_here(rec)
+    assert fastmath is sopt.tanh_table         # one module: one choice of method
+    x = np.linspace(-3, 3, 7)
+    np.testing.assert_array_equal(fastmath.tanh(x), sopt.tanh_table.tanh(x))
