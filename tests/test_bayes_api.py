@@ -87,7 +87,7 @@ def test_not_fitted():
             assert isinstance(err.value, ValueError)
             assert isinstance(err.value, AttributeError)
     assert NotFittedError is sklearn.exceptions.NotFittedError
-    assert not hasattr(BayesianMLPRegressor(), "alpha_")
+    assert not hasattr(BayesianMLPRegressor(), "prior_precision_")
 
 
 # ------------------------------------------------------------- input data
@@ -167,7 +167,7 @@ def test_linear_model_and_verbose_output(capsys):
     assert len(out) == len(cycles) + 4
     per_run = [int(line.split(":")[1].split()[0]) for line in summaries]
     assert sum(per_run) == len(cycles)
-    assert reg.n_iter_ in per_run
+    assert reg.n_cycles_ in per_run
     assert [c.shape for c in reg.coefs_] == [(1, 1)]
     # R^2 of the evidence-regularised line ~ that of least squares
     Phi = np.column_stack([X, np.ones(len(X))])

@@ -226,3 +226,55 @@ def test_fastmath_module_is_tanh_table(monkeypatch):
     assert fastmath is sopt.tanh_table         # one module: one choice of method
     x = np.linspace(-3, 3, 7)
     np.testing.assert_array_equal(fastmath.tanh(x), sopt.tanh_table.tanh(x))
+
+
+# ------------------------------------ the estimators' fitted precisions
+@pytest.fixture(scope="module")
+def fitted_regressor():
+    import warnings
+    from sopt.bayes import BayesianMLPRegressor
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (20, 1))
+    y = np.sin(3 * X[:, 0]) + 0.1 * rng.standard_normal(20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sopt.optimize.ConvergenceWarning)
+        return BayesianMLPRegressor(hidden=(2,), max_cycles=3).fit(X, y)
+
+
+@pytest.mark.parametrize("old, new", [("alpha_", "prior_precision_"),
+                                      ("beta_", "noise_precision_"),
+                                      ("n_iter_", "n_cycles_")])
+def test_estimator_attributes_renamed(fitted_regressor, old, new):
+    reg = fitted_regressor
+    with _warns(rf"BayesianMLPRegressor\.{old}.*{new}") as rec:
+        value = getattr(reg, old)
+    _points_here(rec)
+    assert value == getattr(reg, new)
+    assert old not in vars(reg)
+    with pytest.raises(AttributeError):         # read-only
+        setattr(reg, old, 1.0)
+
+
+def test_unfitted_estimator_has_no_old_attribute_and_does_not_warn():
+    import warnings
+    from sopt.bayes import BayesianMLPClassifier
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not hasattr(BayesianMLPClassifier(), "alpha_")
+        assert not hasattr(BayesianMLPClassifier(), "beta_")     # regressor only
+
+
+def test_a_pickle_with_the_old_attribute_names_unpickles_with_the_new(fitted_regressor):
+    import pickle
+    reg = fitted_regressor
+    state = dict(reg.__getstate__())           # a copy: not the estimator's own dict
+    for old, new in (("alpha_", "prior_precision_"), ("beta_", "noise_precision_"),
+                     ("n_iter_", "n_cycles_")):
+        state[old] = state.pop(new)             # as written before the renames
+    old_pickle = pickle.dumps(state)
+    copy = type(reg).__new__(type(reg))
+    copy.__setstate__(pickle.loads(old_pickle))
+    assert copy.prior_precision_ == reg.prior_precision_
+    assert copy.noise_precision_ == reg.noise_precision_
+    assert copy.n_cycles_ == reg.n_cycles_
+    assert not {"alpha_", "beta_", "n_iter_"} & set(vars(copy))

@@ -184,6 +184,23 @@ def check_evidence_result(state: dict) -> dict:
     return state
 
 
+#: Fitted attributes of the estimators renamed since files were written:
+#: old name -> new name.
+RENAMED_FITTED_ATTRIBUTES = {"alpha_": "prior_precision_", "beta_": "noise_precision_",
+                             "n_iter_": "n_cycles_"}
+
+
+def rename_fitted_attributes(state: dict) -> dict:
+    """An estimator's attributes with the old names of
+    :data:`RENAMED_FITTED_ATTRIBUTES` replaced by the new ones (a value
+    already under the new name is kept), for unpickling; ``state`` is
+    changed and returned. (sopt.load renames them itself.)"""
+    for old, new in RENAMED_FITTED_ATTRIBUTES.items():
+        if old in state:
+            state.setdefault(new, state.pop(old))
+    return state
+
+
 def check_estimator(state: dict, scaled_outputs: bool = False,
                     defaults: dict | None = None) -> dict:
     """A fitted estimator's network, weights and posterior agree. Format 1
@@ -272,6 +289,8 @@ def register_all() -> None:
 def register_estimators(regressor: type, classifier: type) -> None:
     """Called by the estimators' module once its classes exist."""
     saving.register(regressor.__name__, regressor, check=functools.partial(
-        check_estimator, scaled_outputs=True, defaults=_constructor_defaults(regressor)))
+        check_estimator, scaled_outputs=True, defaults=_constructor_defaults(regressor)),
+        renamed=RENAMED_FITTED_ATTRIBUTES)
     saving.register(classifier.__name__, classifier, check=functools.partial(
-        check_estimator, defaults=_constructor_defaults(classifier)))
+        check_estimator, defaults=_constructor_defaults(classifier)),
+        renamed=RENAMED_FITTED_ATTRIBUTES)
