@@ -60,7 +60,7 @@ def interleaved(objectives: dict, weights) -> dict:
     for w in weights[1:]:
         for name, obj in objectives.items():
             for what, f in (("gradient", obj.gradient),
-                            ("gauss_newton", lambda w: obj.hessian(w, method="gauss_newton"))):
+                            ("gauss_newton", lambda w: obj.hessian(w, kind="gauss_newton"))):
                 t0 = time.perf_counter()
                 f(w)
                 times[name][what].append(time.perf_counter() - t0)
@@ -122,7 +122,7 @@ def peak_client_memory(N: int, n_chunks: int, net, w) -> dict:
         t0 = time.perf_counter()
         with ShardedObjective(net, X, t, loss="sse", chunk_size=100_000) as obj:
             g = obj.gradient(w)
-            G = obj.hessian(w, method="gauss_newton")
+            G = obj.hessian(w, kind="gauss_newton")
         seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     data_mb = N * (D + 1) * 8 / 2**20

@@ -30,7 +30,7 @@ import tracemalloc
 import numpy as np
 
 import sopt
-from sopt import _timing as timing, fastmath
+from sopt import _timing as timing, tanh_table
 from sopt.allocator import tune_allocator
 
 try:
@@ -377,9 +377,9 @@ def scaling(hidden_sizes, fd_sizes, N, repeat):
             r["hvp"] = median_time(lambda: obj.hvp(next_w(), v), 10 * repeat)
             r["exact"] = median_time(lambda: obj.at(w).curvature("exact"), repeat)
             r["fd_gradient"] = median_time(lambda: sopt.finite_diff.gradient(obj.value, w), 1)
-            r["mixed"] = median_time(lambda: obj.hessian(w, method="mixed"), 1)
+            r["mixed"] = median_time(lambda: obj.hessian(w, algorithm="mixed"), 1)
         if M in fd_sizes:
-            r["fd"] = median_time(lambda: obj.hessian(w, method="fd"), 1)
+            r["fd"] = median_time(lambda: obj.hessian(w, algorithm="fd"), 1)
             r["value"] = median_time(lambda: obj.value(next_w()), 10 * repeat)
         rows.append(r)
     slopes = {}
@@ -401,7 +401,7 @@ def main(argv=None):
     repeat = 3 if args.quick else 5
     rate = gemm_rate()
     print(f"numpy {np.__version__}, SIMD: {simd_level()}; sopt's tanh: "
-          f"{fastmath.method()} (sopt.fastmath); dgemm {rate:.1f} GFLOP/s"
+          f"{tanh_table.method()} (sopt.tanh_table); dgemm {rate:.1f} GFLOP/s"
           + ("" if jax else "\n(JAX not installed: peer columns skipped)"))
     cases = [("C3", 10, 50, 3, 1000, False)]
     if not args.quick:

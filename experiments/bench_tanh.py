@@ -1,8 +1,8 @@
-"""float64 tanh: np.tanh against sopt.fastmath's table method and its choice.
+"""float64 tanh: np.tanh against sopt.tanh_table's table method and its choice.
 
 Run:  OPENBLAS_NUM_THREADS=1 python experiments/bench_tanh.py [--rounds R] [--choices P]
 
-Times ``np.tanh``, ``fastmath.table_tanh`` and ``fastmath.tanh`` (whichever
+Times ``np.tanh``, ``tanh_table.table_tanh`` and ``tanh_table.tanh`` (whichever
 method this machine's choice picked), each writing into a given array as the
 forward pass does, on a sorted linspace of 16384 values, 16384 standard
 normal values and the hidden layers of the 10-50-3 (N = 1000) and 20-100-5
@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 from bench_hessian import simd_level
-from sopt import _timing, fastmath
+from sopt import _timing, tanh_table
 
 ARRAYS = {
     "linspace(-4, 4, 16384)": lambda rng: np.linspace(-4.0, 4.0, 16384),
@@ -31,7 +31,7 @@ ARRAYS = {
     "2000 x 100 normal": lambda rng: rng.standard_normal((2000, 100)),
 }
 # One fresh process: the choice as a program's first tanh makes it.
-CHOICE = ("import time, numpy as np, sopt.fastmath as f; np.tanh(np.ones(3)); "
+CHOICE = ("import time, numpy as np, sopt.tanh_table as f; np.tanh(np.ones(3)); "
           "t = time.perf_counter(); m = f.method(); "
           "print(m, round(1e3 * (time.perf_counter() - t), 1))")
 
@@ -58,8 +58,8 @@ def times_us(x: np.ndarray, rounds: int) -> dict:
     """Median microseconds of each tanh on x, into one given array."""
     out = np.empty_like(x)
     calls = {"np.tanh": lambda: np.tanh(x, out=out),
-             "table_tanh": lambda: fastmath.table_tanh(x, out=out),
-             "fastmath.tanh": lambda: fastmath.tanh(x, out=out)}
+             "table_tanh": lambda: tanh_table.table_tanh(x, out=out),
+             "tanh_table.tanh": lambda: tanh_table.tanh(x, out=out)}
     return {k: 1e6 * t for k, t in _timing.median_times(calls, rounds, max_repeat=rounds).items()}
 
 
@@ -79,13 +79,13 @@ def main(argv=None):
     parser.add_argument("--choices", type=int, default=5)
     args = parser.parse_args(argv)
     print(f"{cpu_model()}; numpy {np.__version__}, SIMD: {simd_level()}; load {load()}")
-    print(f"this process chose: {fastmath.method()}")
+    print(f"this process chose: {tanh_table.method()}")
     rng = np.random.default_rng(0)
-    print(f"{'array':24s} {'np.tanh':>9s} {'table':>9s} {'fastmath':>9s}  fastmath/np")
+    print(f"{'array':24s} {'np.tanh':>9s} {'table':>9s} {'chosen':>9s}  chosen/np")
     for name, make in ARRAYS.items():
         t = times_us(make(rng), args.rounds)
         print(f"{name:24s} {t['np.tanh']:7.0f}us {t['table_tanh']:7.0f}us "
-              f"{t['fastmath.tanh']:7.0f}us  {t['fastmath.tanh'] / t['np.tanh']:.2f}")
+              f"{t['tanh_table.tanh']:7.0f}us  {t['tanh_table.tanh'] / t['np.tanh']:.2f}")
     for chosen, ms in fresh_choices(args.choices):
         print(f"fresh process chose {chosen} in {ms} ms")
     print(f"load {load()}")

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import expit
 
-from .fastmath import tanh as _tanh
+from .tanh_table import tanh as _tanh
 
 Array = np.ndarray
 
@@ -41,7 +41,7 @@ class Activation:
         h'' have already computed: two array passes.
     h_into, dh_z_into : callable (x, out) -> out, optional
         h(a) and h'(a) from z written into ``out``, so that an evaluation at
-        a new w can reuse the arrays of the last one (no fresh memory).
+        a new w can recycle the arrays of the last one (no fresh memory).
     """
 
     h: Callable[[Array], Array]
@@ -208,7 +208,7 @@ class _Softmax(Activation):
         raise TypeError("softmax is not elementwise; use vjp or jacobian")
 
     def second_derivative(self, a, z):
-        raise TypeError("softmax is not elementwise; see OutputError.curvature")
+        raise TypeError("softmax is not elementwise; see sopt.losses.OutputLoss.curvature")
 
     @staticmethod
     def jacobian(z: Array) -> Array:

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, finite_diff
+from ._deprecation import renamed_attributes
 from ._timing import median_time
 from .allocator import tune_allocator
 from .network import Network
@@ -42,10 +43,10 @@ from .testing import SMOOTH_HIDDEN, random_network, random_targets, rel_err
 # truncation and may fail: that is the step's fault, not the derivative's.
 TOLERANCE = 1e-6
 
-# Output activation / loss pairings exercised by ``check``: the three
+# The (output activation, loss) pairs ``check`` exercises: the three
 # canonical pairs (delta = y - t) and one that goes through the general
 # chain rule at the output layer.
-PAIRINGS = (("identity", "sse"), ("logistic", "binary_ce"),
+CHECKED_PAIRS = (("identity", "sse"), ("logistic", "binary_ce"),
             ("softmax", "softmax_ce"), ("logistic", "sse"))
 
 # Default random topology of ``check``: seed 2 draws 3 hidden layers of 3
@@ -122,7 +123,7 @@ def check_rows(seed: int = CHECK_SEED, n_patterns: int = 50,
     its topology and weights; only the output activation differs).
     """
     rows, first = [], None
-    for output, loss in PAIRINGS:
+    for output, loss in CHECKED_PAIRS:
         # n_outputs is given, so the seed draws the same DAG for every output
         net = random_network(seed, output=output, **CHECK_TOPOLOGY)
         first = first or net
@@ -131,7 +132,7 @@ def check_rows(seed: int = CHECK_SEED, n_patterns: int = 50,
         X = rng.standard_normal((n_patterns, net.n_inputs))
         T = random_targets(rng, n_patterns, net.n_outputs, loss)
         obj = Objective(net, X, T, loss=loss)
-        canonical = obj.rule.canonical
+        canonical = obj.output_loss.canonical
 
         # obj.at(w) is a new evaluation: each timed gradient runs the whole
         # forward and backward pass
@@ -328,5 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+__getattr__ = renamed_attributes(__name__, {"PAIRINGS": "CHECKED_PAIRS"})
+
+
 if __name__ == "__main__":
     sys.exit(main())
+

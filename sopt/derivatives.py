@@ -159,7 +159,7 @@ def gauss_newton_vector_products(batch, V: Array) -> Array:
     2002). (W, P); cost Theta(P N W), memory O(P N U)."""
     net, fp = batch.net, batch.fp
     Ra, _ = r_forward(net, fp, V)
-    seeds = batch.rule.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1],
+    seeds = batch.output_loss.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1],
                                          gauss_newton=True)
     return weight_gradient(net, fp, net.backward(fp, seeds).deltas)
 
@@ -199,7 +199,7 @@ def _r_backward(batch, edges: list, Ra: list) -> list:
     N, P = Ra[-1].shape[:2]
     Rdelta: list = [None] * len(layers)
     Rg: list = [None] * (len(layers) + 1)      # R{dE/dz}, by node
-    Rdelta[-1] = batch.rule.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1])
+    Rdelta[-1] = batch.output_loss.curvature_product(fp.a[-1], fp.y, batch.T, Ra[-1])
     for li in range(len(layers) - 1, -1, -1):
         l = li + 1
         if li < len(layers) - 1:
@@ -282,11 +282,11 @@ def gauss_newton_seeds(batch) -> Array:
     factor where there is one (R = K), else the eigendecomposition of M_n
     with negative eigenvalues set to zero (a user loss whose d2E/dy2 is
     not PSD). Cost O(N K^3) at most."""
-    fp, rule, T = batch.fp, batch.rule, batch.T
+    fp, output_loss, T = batch.fp, batch.output_loss, batch.T
     a, y = fp.a[-1], fp.y
-    B = rule.gauss_newton_factor(a, y, T)
+    B = output_loss.gauss_newton_factor(a, y, T)
     if B is None:
-        lam, V = np.linalg.eigh(rule.gauss_newton_curvature(a, y, T))
+        lam, V = np.linalg.eigh(output_loss.gauss_newton_curvature(a, y, T))
         return np.sqrt(np.maximum(lam, 0.0))[:, :, None] * np.swapaxes(V, 1, 2)
     if B.ndim == 2:                       # diagonal factor, (N, K)
         K = B.shape[1]
@@ -318,7 +318,7 @@ def output_curvature_block(batch, columns: Array) -> Array:
     output layer's). (C, C); cost Theta(K N W + K^2 N C^2)."""
     fp = batch.fp
     K = batch.net.n_outputs
-    C = batch.rule.curvature(fp.a[-1], fp.y, batch.T)
+    C = batch.output_loss.curvature(fp.a[-1], fp.y, batch.T)
     eye = np.broadcast_to(np.eye(K), (len(fp.y), K, K))
     J = weight_sensitivities(batch.net, fp, eye)[:, :, columns]
     return np.einsum("nkw,nkl,nlv->wv", J, C, J)

@@ -35,6 +35,7 @@ import dask.array as da
 from distributed import Client, Future, get_client
 
 from .allocator import kept_heap
+from .hessian import hessian_request
 from ._validation import (as_float_array, check_finite, check_positive_int,
                           check_weights)
 from .losses import get_loss
@@ -321,23 +322,26 @@ class ShardedObjective(ObjectiveCallables):
         """Gauss-Newton-vector product (sum_n J_n^T M_n J_n + alpha I) v."""
         return self._product("gnvp", w, v)
 
-    def hessian(self, w, method: str = "exact", eps: float | None = None,
-                max_bytes: float | None = None, algorithm: str = "structured") -> Array:
-        """The W x W Hessian of E (weight decay included), shape (W, W).
+    def hessian(self, w, kind: str = "exact", algorithm: str = "structured",
+                eps: float | None = None, max_bytes: float | None = None, *,
+                method: str | None = None) -> Array:
+        """The W x W Hessian of E or an approximation of it (weight decay
+        included), shape (W, W); arguments as :meth:`sopt.Objective.hessian`.
 
-        ``"exact"`` and ``"gauss_newton"``: one W x W matrix per shard,
-        O(N W^2) on the workers, summed in a tree on the cluster (memory
-        W^2 per worker task and on the client); ``"diagonal"``: Becker and
-        Le Cun's approximation, W-vectors only; ``"fd"``/``"mixed"``: finite
-        differences of :meth:`value`/:meth:`gradient` on the client, one
-        cluster round trip per evaluation (checks only).
+        ``kind`` "exact" and "gauss_newton" by "structured" or "rop": one
+        W x W matrix per shard, O(N W^2) on the workers, summed in a tree on
+        the cluster (memory W^2 per worker task and on the client);
+        "diagonal": Becker and Le Cun's approximation, W-vectors only;
+        ``algorithm`` "fd"/"mixed": finite differences of
+        :meth:`value`/:meth:`gradient` on the client, one cluster round trip
+        per evaluation (checks only).
         """
+        kind, algorithm = hessian_request(kind, algorithm, method)
         w = check_weights(w, self.net.n_weights)
-        H = self._hessian_without_data_pass(w, method, eps, max_bytes)
+        H = self._hessian_without_data_pass(w, kind, algorithm, eps, max_bytes)
         if H is not None:
             return H
-        kwargs = {"algorithm": algorithm} if method == "exact" else {}
-        H = self._sum("hessian", w, method=method, max_bytes=max_bytes, **kwargs)
+        H = self._sum("hessian", w, kind=kind, algorithm=algorithm, max_bytes=max_bytes)
         H[np.diag_indices(self.net.n_weights)] += self._decay
         return H
 

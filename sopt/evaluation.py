@@ -15,7 +15,8 @@ from typing import Iterator
 import numpy as np
 
 from . import hessian as _hessian
-from ._validation import as_float_array, check_choice, check_finite, check_positive_int
+from ._deprecation import renamed_method, renamed_property
+from ._validation import as_float_array, check_finite, check_positive_int
 from .derivatives import (gauss_newton_vector_products, hessian_vector_products,
                           weight_gradient)
 from .network import Backward
@@ -27,18 +28,20 @@ class BatchPass:
     """The forward pass of ``net`` at w over the patterns X with targets T,
     and its backward sweep of dE/da from the outputs, computed on first use
     and kept (a gradient and any number of Hessian-vector products share it).
+    ``output_loss`` (a :class:`sopt.losses.OutputLoss`) gives E_n and its
+    derivatives in the output pre-activations.
 
     Memory O(N U) for the pass (U units), as much again for the sweep.
     """
 
-    __slots__ = ("net", "rule", "fp", "T", "_backward", "_spare")
+    __slots__ = ("net", "output_loss", "fp", "T", "_backward", "_recycled_backward")
 
-    def __init__(self, net, rule, w: Array, X: Array, T: Array,
+    def __init__(self, net, output_loss, w: Array, X: Array, T: Array,
                  recycle: "BatchPass | None" = None):
-        self.net, self.rule, self.T = net, rule, T
-        self.fp = net.propagate(w, X, reuse=None if recycle is None else recycle.fp)
+        self.net, self.output_loss, self.T = net, output_loss, T
+        self.fp = net.propagate(w, X, recycle=None if recycle is None else recycle.fp)
         self._backward: Backward | None = None
-        self._spare = None if recycle is None else recycle._backward
+        self._recycled_backward = None if recycle is None else recycle._backward
 
     @property
     def backward(self) -> Backward:
@@ -46,17 +49,21 @@ class BatchPass:
         if self._backward is None:
             fp = self.fp
             self._backward = self.net.backward(
-                fp, self.rule.delta(fp.a[-1], fp.y, self.T), reuse=self._spare)
-            self._spare = None
+                fp, self.output_loss.delta(fp.a[-1], fp.y, self.T),
+                self._recycled_backward)
+            self._recycled_backward = None
         return self._backward
 
-    def errors(self) -> Array:
+    def pattern_errors(self) -> Array:
         """E_n for every pattern, shape (N,)."""
-        return self.rule.values(self.fp.a[-1], self.fp.y, self.T)
+        return self.output_loss.pattern_errors(self.fp.a[-1], self.fp.y, self.T)
 
     def gradient(self, out: Array | None = None) -> Array:
         """sum_n dE_n/dw, shape (W,); written into ``out`` if given."""
         return weight_gradient(self.net, self.fp, self.backward.deltas, out)
+
+    rule = renamed_property("rule", "output_loss")
+    errors = renamed_method("errors", "pattern_errors")
 
 
 #: Curvature matrices up to this size are kept with their evaluation, so
@@ -89,10 +96,10 @@ class Evaluation:
         self.w = np.array(w, dtype=float, copy=True)
         self.w.setflags(write=False)
         self._whole = (None if objective.chunk_size is not None
-                       else BatchPass(objective.net, objective.rule, self.w,
+                       else BatchPass(objective.net, objective.output_loss, self.w,
                                       objective.X, objective.T,
                                       None if recycle is None else recycle._whole))
-        self._curvatures: dict = {}     # data-term matrices, by (method, algorithm)
+        self._curvatures: dict = {}     # data-term matrices, by (kind, algorithm)
 
     @property
     def prior(self) -> Array:
@@ -118,13 +125,13 @@ class Evaluation:
             return
         for start in range(0, obj.n_patterns, size):
             rows = slice(start, min(start + size, obj.n_patterns))
-            yield BatchPass(obj.net, obj.rule, self.w, obj.X[rows], obj.T[rows])
+            yield BatchPass(obj.net, obj.output_loss, self.w, obj.X[rows], obj.T[rows])
 
     def pattern_errors(self) -> Array:
         """E_n(w) for every pattern, shape (N,); no weight decay."""
         if self._whole is not None:
-            return self._whole.errors()
-        return np.concatenate([b.errors() for b in self.batches()])
+            return self._whole.pattern_errors()
+        return np.concatenate([b.pattern_errors() for b in self.batches()])
 
     def value(self) -> float:
         """E(w), weight decay included."""
@@ -162,27 +169,31 @@ class Evaluation:
             out += self._decay[:, None] * V
         return out[:, 0] if single else out
 
-    def curvature(self, method: str, algorithm: str = "structured") -> Array:
-        """The W x W exact Hessian (``method="exact"``, by ``algorithm``
-        "structured" or "rop") or Gauss-Newton matrix, weight decay included."""
-        check_choice(method, "method", ("exact", "gauss_newton"))
-        check_choice(algorithm, "algorithm", ("structured", "rop"))
-        key = (method, algorithm)
+    def curvature(self, kind: str = "exact", algorithm: str = "structured", *,
+                  method: str | None = None) -> Array:
+        """The W x W exact Hessian (``kind="exact"``) or Gauss-Newton matrix
+        (``kind="gauss_newton"``), weight decay included, by ``algorithm``
+        "structured" (:func:`sopt.hessian.curvature_matrix`) or "rop"
+        (:func:`sopt.hessian.rop_hessian`). ``method`` is the deprecated
+        name of ``kind``."""
+        kind, algorithm = _hessian.hessian_request(
+            kind, algorithm, method, _hessian.CURVATURE_KINDS, ("structured", "rop"))
+        key = (kind, algorithm)
         if key in self._curvatures:
             H = self._curvatures[key].copy()
         else:
-            H = self._data_curvature(method, algorithm)
+            H = self._data_curvature(kind, algorithm)
             if H.nbytes <= KEEP_CURVATURE_BYTES:
                 self._curvatures[key] = H.copy()    # the caller may change H
         H[np.diag_indices_from(H)] += self._decay
         return H
 
-    def _data_curvature(self, method: str, algorithm: str) -> Array:
+    def _data_curvature(self, kind: str, algorithm: str) -> Array:
         net, size = self.objective.net, self.objective.chunk_size
-        if algorithm == "rop" and method == "exact":
-            return _hessian.rop_hessian(net, self.batches(size))
+        if algorithm == "rop":
+            return _hessian.rop_hessian(net, self.batches(size), kind)
         size = size or _hessian.patterns_per_chunk(net)
-        return _hessian.curvature_matrix(net, self.batches(size), method == "exact")
+        return _hessian.curvature_matrix(net, self.batches(size), kind)
 
     def hessian_diagonal(self) -> Array:
         """Becker and Le Cun's diagonal approximation plus alpha, (W,)."""
@@ -197,7 +208,7 @@ class Evaluation:
         obj = self.objective
         block_size = check_positive_int(block_size, "block_size")
         fp = next(self.batches(obj.n_patterns)).fp
-        B = obj.rule.gauss_newton_factor(fp.a[-1], fp.y, obj.T)
+        B = obj.output_loss.gauss_newton_factor(fp.a[-1], fp.y, obj.T)
         if B is None:
             raise ValueError("loss: the outer-product inverse needs a loss whose "
                              "output curvature has a known factor (sse, "
@@ -205,7 +216,7 @@ class Evaluation:
         W = obj.net.n_weights
         J = obj.net.output_sensitivities(self.w, obj.X)
         G = (J * B[:, :, None] if B.ndim == 2 else np.matmul(B, J)).reshape(-1, W)
-        used = np.flatnonzero(obj.net.active_weights())
+        used = np.flatnonzero(obj.net.used_weight_mask())
         inverse = np.zeros((W, W))
         inverse[np.ix_(used, used)] = _hessian.sequential_inverse(
             G[:, used], self._decay[used], block_size)

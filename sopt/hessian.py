@@ -18,7 +18,7 @@ The first two terms are computed together, block by block: every weight of
 layer l is (unit j, input f) with d a_lj / dw = z_f, so the block between
 layers l and l' is sum_n Lambda_n[j, j'] z_nf z'_nf', Lambda = d2E/(da da')
 seen through the output and every hidden layer's curvature. That is one
-matrix product over patterns per pair of layers (:class:`_KroneckerAccumulator`),
+matrix product over patterns per pair of layers (:class:`_ExactBlockAccumulator`),
 about N W_l^2 / 2 flops for a diagonal block against N K W^2 for J^T M J.
 The bilinear terms are small for shallow networks. ``algorithm="rop"``
 (R-propagation along every unit direction) is the independent check.
@@ -29,9 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._deprecation import warn_renamed
 from ._validation import (DEFAULT_MAX_BYTES, check_dense_size,  # noqa: F401 (re-exported)
-                          check_positive_int)
-from .derivatives import edge_gradient, hessian_vector_products, items_in_budget
+                          check_choice, check_positive_int)
+from .derivatives import (edge_gradient, gauss_newton_vector_products,
+                          hessian_vector_products, items_in_budget)
 from .network import ForwardPass, Layer, Network, add_to
 
 Array = np.ndarray
@@ -41,8 +43,9 @@ CHUNK_DOUBLES = 8 * 2**20
 
 
 @dataclass(frozen=True)
-class _Own:
-    """Where a layer's own parameters sit, unit by unit.
+class _ParameterPositions:
+    """Where a layer's own parameters (its weights and biases) sit in w,
+    unit by unit.
 
     ``cols[j, f]`` is the index in w of the f-th parameter of unit j (the
     concatenated incoming weights of all edges, then the bias); ``mask[j, f]``
@@ -54,7 +57,7 @@ class _Own:
     start: int                  # first weight of the layer: the prefix length
 
     @classmethod
-    def of(cls, layer: Layer) -> "_Own":
+    def of(cls, layer: Layer) -> "_ParameterPositions":
         M, edges = layer.size, layer.edges
         cols = np.hstack([e.indices() for e in edges]
                          + [layer.bias_slice.start + np.arange(M)[:, None]])
@@ -94,12 +97,15 @@ def _pre_jacobians(net: Network, edges: list, hp: list, offs: list, n: int) -> l
     return P
 
 
-def _curvature_weights(net, batch, exact: bool) -> list:
-    """C_m: (n, K, K) at the outputs (exact or Gauss-Newton), and for hidden
-    layers the diagonal g_m h''(a_m) as (n, M_m) (exact only, else None)."""
-    fp, rule, T = batch.fp, batch.rule, batch.T
+def _curvature_weights(net, batch, kind: str) -> list:
+    """C_m: (n, K, K) at the outputs (``kind`` "exact" or "gauss_newton"),
+    and for hidden layers the diagonal g_m h''(a_m) as (n, M_m) (exact
+    only, else None)."""
+    exact = kind == "exact"
+    fp, output_loss, T = batch.fp, batch.output_loss, batch.T
     a, y = fp.a[-1], fp.y
-    out = rule.curvature(a, y, T) if exact else rule.gauss_newton_curvature(a, y, T)
+    out = (output_loss.curvature(a, y, T) if exact
+           else output_loss.gauss_newton_curvature(a, y, T))
     gz = batch.backward.z_adjoints if exact else None
     hidden = [gz[li] * fp.d2h(li + 1) if exact else None
               for li in range(len(net.layers) - 1)]
@@ -174,8 +180,9 @@ def _upper_pairs(B: Array) -> Array:
     return out.T
 
 
-class _KroneckerAccumulator:
-    """Accumulates sum_n Lambda_n^{ll'} (x) z_n^l z_n^l'^T over pattern chunks.
+class _ExactBlockAccumulator:
+    """Accumulates sum_n Lambda_n^{ll'} (x) z_n^l z_n^l'^T over pattern chunks:
+    the exact layer blocks of the Hessian (or of the Gauss-Newton matrix).
 
     Every weight of layer l is (unit j, input f) with d a_lj/dw = z^l_f (z^l =
     the layer's inputs and a 1 for the bias), so the block of H between
@@ -183,12 +190,18 @@ class _KroneckerAccumulator:
     product over patterns, (M_l M_l' x n)(n x F_l F_l'): 2 n W_l W_l' flops
     for l != l' and, using the symmetry in (j, j') and in (f, f'), about
     n W_l^2 / 2 for l = l' (against n K W^2 for J^T M J).
+
+    Exact, not Kronecker-factored: each pattern's Kronecker product is
+    summed as it is, with nothing dropped. K-FAC (Martens and Grosse, ICML
+    2015) approximates the same sum by the Kronecker product of the two
+    pattern sums, (sum_n Lambda_n) (x) (sum_n z_n z_n^T) / N, which equals
+    it only when Lambda_n and z_n z_n^T are uncorrelated over patterns.
     """
 
-    def __init__(self, net: Network, own: list):
-        self.own = own
+    def __init__(self, net: Network, positions: list):
+        self.positions = positions
         self.sizes = [layer.size for layer in net.layers]
-        self.fans = [o.cols.shape[1] for o in own]
+        self.fans = [p.cols.shape[1] for p in positions]
         self.pairs_M = [_triu_pairs(m) for m in self.sizes]
         self.pairs_F = [_triu_pairs(f) for f in self.fans]
         L = len(self.sizes)
@@ -244,22 +257,22 @@ class _KroneckerAccumulator:
     def _layout(self, l: int):
         """For the layer's weights in layout order: first index, and each
         weight's unit j, input f and mask (None without masks)."""
-        o = self.own[l]
-        pos = o.cols.ravel() - o.start
+        at = self.positions[l]
+        pos = at.cols.ravel() - at.start
         unit, inp = np.empty(len(pos), dtype=np.intp), np.empty(len(pos), dtype=np.intp)
         unit[pos], inp[pos] = np.divmod(np.arange(len(pos)), self.fans[l])
         mask = None
-        if o.mask is not None:
+        if at.mask is not None:
             mask = np.empty(len(pos))
-            mask[pos] = o.mask.ravel()
-        return o.start, unit, inp, mask
+            mask[pos] = at.mask.ravel()
+        return at.start, unit, inp, mask
 
 
-def _flat_mask(o: _Own) -> Array:
-    return np.ones(o.cols.size) if o.mask is None else o.mask.ravel()
+def _flat_mask(at: _ParameterPositions) -> Array:
+    return np.ones(at.cols.size) if at.mask is None else at.mask.ravel()
 
 
-def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
+def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, positions, Zs) -> None:
     """H += C_e + C_e^T for every edge e: src -> l with src a hidden layer,
     C_e[(j,i), w'] = sum_n delta_lj h'(a_src,i) d a_src,i / d w' (the term from
     a_lj = sum_i w_ji z_i being bilinear in w_ji and z_i)."""
@@ -275,10 +288,10 @@ def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
             # weights of src itself: d a_src,i / d w_(i, f) = z^src_f
             C = (Dh.reshape(n, -1).T @ Zs[si]).reshape(layer.size, src.size, -1)
             C *= row_mask[:, :, None]
-            if own[si].mask is not None:
-                C *= own[si].mask[None, :, :]
-            H[rows[:, :, None], own[si].cols[None, :, :]] += C
-            H[own[si].cols[None, :, :], rows[:, :, None]] += C
+            if positions[si].mask is not None:
+                C *= positions[si].mask[None, :, :]
+            H[rows[:, :, None], positions[si].cols[None, :, :]] += C
+            H[positions[si].cols[None, :, :], rows[:, :, None]] += C
             # weights of earlier layers l': through P_src
             for lp in range(si):
                 Psl = P[si][:, :, offs[lp]:offs[lp + 1]]         # (n, M_src, M_l')
@@ -286,8 +299,8 @@ def _add_bilinear_terms(H, net, fp, deltas, hp, P, offs, own, Zs) -> None:
                     continue
                 X = (Dh[:, :, :, None] * Psl[:, None, :, :]).reshape(n, -1)
                 B = (X.T @ Zs[lp]).reshape(layer.size * src.size, -1)
-                B *= row_mask.ravel()[:, None] * _flat_mask(own[lp])[None, :]
-                r, c = rows.ravel(), own[lp].cols.ravel()
+                B *= row_mask.ravel()[:, None] * _flat_mask(positions[lp])[None, :]
+                r, c = rows.ravel(), positions[lp].cols.ravel()
                 H[r[:, None], c[None, :]] += B
                 H[c[:, None], r[None, :]] += B.T
 
@@ -296,10 +309,10 @@ def patterns_per_chunk(net: Network) -> int:
     """Patterns per chunk for :func:`curvature_matrix`, so that the work
     arrays stay near a quarter of the W x W result (at least 2^20 doubles,
     at most CHUNK_DOUBLES)."""
-    own = [_Own.of(layer) for layer in net.layers]
+    positions = [_ParameterPositions.of(layer) for layer in net.layers]
     offs = _unit_offsets(net)
     sizes = [layer.size for layer in net.layers]
-    fans = [o.cols.shape[1] for o in own]
+    fans = [p.cols.shape[1] for p in positions]
     L = len(sizes)
     per = offs[-1] ** 2 + sum(m * o for m, o in zip(sizes, offs[:-1]))
     per += sum(sizes[l] * sizes[k] + fans[l] * fans[k]
@@ -315,11 +328,68 @@ def r_pass_chunk(net: Network, other: int, most: int | None = None) -> int:
     return items_in_budget(4 * units * other, CHUNK_DOUBLES, most)
 
 
-def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
-    """The exact Hessian (``exact=True``) or the Gauss-Newton matrix of
-    sum_n E_n over the patterns of ``batches`` (an iterable of
-    :class:`sopt.evaluation.BatchPass` at one w), shape (W, W), no weight
-    decay; see the module docstring.
+#: The dense matrices :func:`curvature_matrix` and :func:`rop_hessian` build.
+CURVATURE_KINDS = ("exact", "gauss_newton")
+
+#: Which W x W matrix an objective's ``hessian(w, kind, algorithm)`` gives:
+#: the exact Hessian, the Gauss-Newton matrix, or Becker and Le Cun's
+#: diagonal approximation (as a diagonal matrix).
+HESSIAN_KINDS = ("exact", "gauss_newton", "diagonal")
+
+#: How it is computed: "structured" (:func:`curvature_matrix`; the backward
+#: pass of :func:`diagonal_approximation` for "diagonal"), "rop" (R-passes
+#: along every unit direction, :func:`rop_hessian`), "fd" (four-point
+#: differences of E) or "mixed" (central differences of the backprop
+#: gradient); the last two for kind="exact" only.
+HESSIAN_ALGORITHMS = ("structured", "rop", "fd", "mixed")
+
+#: The deprecated ``hessian(w, method=...)``: each method as (kind,
+#: algorithm), None keeping the algorithm given.
+METHOD_AS_KIND = {"exact": ("exact", None), "gauss_newton": ("gauss_newton", None),
+                  "diagonal": ("diagonal", None), "fd": ("exact", "fd"),
+                  "mixed": ("exact", "mixed")}
+
+
+def hessian_request(kind, algorithm, method=None, kinds: tuple = HESSIAN_KINDS,
+                    algorithms: tuple = HESSIAN_ALGORITHMS) -> tuple[str, str]:
+    """(kind, algorithm) of a ``hessian`` call (or of a ``curvature`` call,
+    which takes fewer ``kinds`` and ``algorithms``), checked: ValueError for
+    a pair that does not exist (differences give the exact Hessian only;
+    the diagonal has one algorithm). The deprecated
+    ``method=`` (or a method's name in kind's place, "fd", "mixed") is
+    mapped by :data:`METHOD_AS_KIND`, with a DeprecationWarning at the
+    caller of the function that calls this one."""
+    named = isinstance(kind, str)
+    if method is not None and not (named and kind == "exact"):
+        raise TypeError("hessian: pass kind (and algorithm), or the deprecated "
+                        "method, not both")
+    old = method if method is not None else kind if named and kind in ("fd", "mixed") else None
+    if old is not None:
+        kind, fixed = METHOD_AS_KIND[check_choice(old, "method", tuple(METHOD_AS_KIND))]
+        algorithm = fixed or algorithm
+        warn_renamed(f"hessian(w, method={old!r})", f"hessian(w, kind={kind!r}"
+                     f"{'' if fixed is None else f', algorithm={fixed!r}'})",
+                     stacklevel=4)
+    check_choice(kind, "kind", kinds)
+    check_choice(algorithm, "algorithm", algorithms)
+    if algorithm in ("fd", "mixed") and kind != "exact":
+        raise ValueError(f"algorithm: {algorithm!r} differentiates E numerically "
+                         f"and gives the exact Hessian only (kind='exact'), "
+                         f"not kind={kind!r}")
+    if kind == "diagonal" and algorithm != "structured":
+        raise ValueError(f"algorithm: the diagonal approximation is computed by "
+                         f"its own backward pass (algorithm='structured'), "
+                         f"not {algorithm!r}")
+    return kind, algorithm
+
+
+def curvature_matrix(net: Network, batches, kind: str = "exact", *,
+                     exact: bool | None = None) -> Array:
+    """The exact Hessian (``kind="exact"``) or the Gauss-Newton matrix
+    (``kind="gauss_newton"``) of sum_n E_n over the patterns of ``batches``
+    (an iterable of :class:`sopt.evaluation.BatchPass` at one w), shape
+    (W, W), no weight decay; see the module docstring. ``exact`` (a bool,
+    also accepted in place of ``kind``) is the deprecated spelling.
 
     Cost: O(N W^2) flops in a few large matrix products (dominated by
     about N (sum_l W_l^2 / 2 + sum_{l<l'} 2 W_l W_l') for the blocks) plus
@@ -327,30 +397,52 @@ def curvature_matrix(net: Network, batches, exact: bool = True) -> Array:
     about as much again for the block accumulators, and the work arrays of
     one batch (:func:`patterns_per_chunk` bounds them).
     """
+    kind = _curvature_kind(kind, exact)
     W = net.n_weights
-    own = [_Own.of(layer) for layer in net.layers]
+    positions = [_ParameterPositions.of(layer) for layer in net.layers]
     offs = _unit_offsets(net)
-    acc = _KroneckerAccumulator(net, own)
+    acc = _ExactBlockAccumulator(net, positions)
     H = np.zeros((W, W))
     for batch in batches:
         fp = batch.fp
         hp = [fp.dh(li + 1) if layer.activation.elementwise else None
               for li, layer in enumerate(net.layers)]
         P = _pre_jacobians(net, fp.edges, hp, offs, len(fp.y))
-        C = _curvature_weights(net, batch, exact)
+        C = _curvature_weights(net, batch, kind)
         Zs = [_inputs_with_one(fp, layer) for layer in net.layers]
         acc.add(_unit_curvature(P, C, offs), offs, Zs)
-        if exact:
+        if kind == "exact":
             _add_bilinear_terms(H, net, fp, batch.backward.deltas, hp, P, offs,
-                                own, Zs)
+                                positions, Zs)
     acc.scatter(H)
     return H
 
 
-def rop_hessian(net: Network, batches) -> Array:
-    """sum_n d2E_n/dw2 by R-propagation along all W unit directions, in
-    blocks (about 14 N W^2 flops), shape (W, W): the independent check of
-    :func:`curvature_matrix`. No weight decay."""
+def _curvature_kind(kind, exact) -> str:
+    """curvature_matrix's ``kind``, from the deprecated bool ``exact`` (as a
+    keyword or in kind's place) if given; a warning at the caller of
+    curvature_matrix."""
+    old_positional = isinstance(kind, (bool, np.bool_))
+    if exact is not None and (old_positional or kind != "exact"):
+        raise TypeError("curvature_matrix: pass kind, or the deprecated exact, "
+                        "not both")
+    if old_positional:
+        kind, exact = "exact", kind
+    if exact is not None:
+        new = "exact" if exact else "gauss_newton"
+        warn_renamed(f"curvature_matrix(..., exact={bool(exact)})",
+                     f"curvature_matrix(..., kind={new!r})", stacklevel=4)
+        return new
+    return check_choice(kind, "kind", CURVATURE_KINDS)
+
+
+def rop_hessian(net: Network, batches, kind: str = "exact") -> Array:
+    """sum_n d2E_n/dw2 (``kind="exact"``) or the Gauss-Newton matrix
+    (``kind="gauss_newton"``) by R-propagation along all W unit directions,
+    in blocks (about 14 N W^2 flops for the exact one), shape (W, W): the
+    independent check of :func:`curvature_matrix`. No weight decay."""
+    product = {"exact": hessian_vector_products, "gauss_newton":
+               gauss_newton_vector_products}[check_choice(kind, "kind", CURVATURE_KINDS)]
     W = net.n_weights
     H = np.zeros((W, W))
     for batch in batches:
@@ -358,7 +450,7 @@ def rop_hessian(net: Network, batches) -> Array:
         for start in range(0, W, block):
             E = np.zeros((W, min(block, W - start)))
             E[start + np.arange(E.shape[1]), np.arange(E.shape[1])] = 1.0
-            H[:, start:start + E.shape[1]] += hessian_vector_products(batch, E)
+            H[:, start:start + E.shape[1]] += product(batch, E)
     return _symmetrise(H)
 
 
@@ -381,7 +473,7 @@ def diagonal_approximation(batch) -> Array:
     """
     net, fp = batch.net, batch.fp
     gz = batch.backward.z_adjoints
-    M = batch.rule.curvature(fp.a[-1], fp.y, batch.T)
+    M = batch.output_loss.curvature(fp.a[-1], fp.y, batch.T)
     layers = net.layers
     D: list = [None] * len(layers)
     D[-1] = np.einsum("nkk->nk", M)

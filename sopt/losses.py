@@ -2,16 +2,16 @@
 
 A :class:`Loss` evaluates the error of each pattern from the network outputs y,
 shape (N, K), and says what targets and built-in outputs it takes. The table
-:data:`PAIRINGS` holds the closed forms of a built-in loss on a built-in output
-activation: for the canonical pairs sse + identity, binary_ce + logistic and
+:data:`CLOSED_FORMS` holds the closed forms of a built-in loss on a built-in
+output activation: for the canonical pairs sse + identity, binary_ce + logistic and
 softmax_ce + softmax the output error signal is delta_k = dE/da_k = y_k - t_k
 (PRML eqs. 4.91, 5.18), and the value is computed from the pre-activations a
 in a stable form (log-sigmoid, log-sum-exp), so saturated outputs never
 produce log(0). A loss may also say which likelihood p(t | y) it is the
 negative log of (:data:`LIKELIHOODS`): the Bayesian layer reads its noise
 precision, normaliser, predictive output and target sampler from there, not
-from the loss's name. Adding a loss is one :class:`Loss`; adding a pairing,
-one entry of :data:`PAIRINGS`.
+from the loss's name. Adding a loss is one :class:`Loss`; adding closed forms
+for a pair, one entry of :data:`CLOSED_FORMS`.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._deprecation import renamed_attributes, renamed_method, renamed_property
 from ._validation import check_choice
 from .activations import ACTIVATIONS, Activation, from_table, reduce_by_name
 
@@ -265,9 +266,9 @@ def get_loss(spec) -> Loss:
     return from_table(spec, Loss, LOSSES, "loss", (2, 3), "value, grad, hess")
 
 
-# ----- pairings: a built-in loss on a built-in output activation -----
+# ----- closed forms of a built-in loss on a built-in output activation -----
 @dataclass(frozen=True)
-class Pairing:
+class ClosedForm:
     """The algebra of one loss on one output activation in closed form, as
     functions of the output pre-activations a, the outputs y and T (N, K).
 
@@ -407,35 +408,35 @@ def _softmax_binary_ce_gauss_newton(a, y, T):
 #: (loss name, output activation name) -> its closed forms. Used only when
 #: both are the tables' own objects: a user Activation called "logistic"
 #: goes through the general chain rule.
-PAIRINGS: dict[tuple[str, str], Pairing] = {
-    ("sse", "identity"): Pairing(
+CLOSED_FORMS: dict[tuple[str, str], ClosedForm] = {
+    ("sse", "identity"): ClosedForm(
         _sse_logits, _residual, _sse_curvature, True,
         product=_sse_product, factor=_sse_factor),
-    ("binary_ce", "logistic"): Pairing(
+    ("binary_ce", "logistic"): ClosedForm(
         _binary_ce_logits, _residual, _logistic_curvature, True,
         product=_logistic_product, factor=_logistic_factor),
-    ("softmax_ce", "softmax"): Pairing(
+    ("softmax_ce", "softmax"): ClosedForm(
         _softmax_ce_logits, _softmax_ce_delta, _softmax_ce_curvature, True,
         product=_softmax_ce_product, factor=_softmax_ce_factor),
-    ("binary_ce", "softmax"): Pairing(
+    ("binary_ce", "softmax"): ClosedForm(
         _softmax_binary_ce_value, _softmax_binary_ce_delta,
         _softmax_binary_ce_gauss_newton, False),
 }
 
 
-def pairing_of(loss: Loss, activation: Activation) -> Pairing | None:
+def closed_form_of(loss: Loss, activation: Activation) -> ClosedForm | None:
     """The table's closed forms for this loss on this output activation, or
     None (then the general chain rule applies)."""
     if LOSSES.get(loss.name) is not loss or ACTIVATIONS.get(activation.name) is not activation:
         return None
-    return PAIRINGS.get((loss.name, activation.name))
+    return CLOSED_FORMS.get((loss.name, activation.name))
 
 
-class OutputError:
-    """The error as a function of the output pre-activations: a loss paired
-    with the output activation.
+class OutputLoss:
+    """A loss paired with the output activation, as a function of the output
+    pre-activations a: E_n(h(a), t) and its derivatives in a.
 
-    A pairing in :data:`PAIRINGS` uses its closed forms; any other goes
+    A pair in :data:`CLOSED_FORMS` uses its closed forms; any other goes
     through the chain rule dE/da = h'(a) dE/dy (softmax: its Jacobian), which
     is exact too.
     """
@@ -449,19 +450,19 @@ class OutputError:
                 f"(use {' or '.join(map(repr, loss.outputs))})")
         self.loss = loss
         self.activation = activation
-        self.pairing = pairing_of(loss, activation)
-        self.canonical = self.pairing is not None and self.pairing.canonical
+        self.closed_form = closed_form_of(loss, activation)
+        self.canonical = self.closed_form is not None and self.closed_form.canonical
 
-    def values(self, a: Array, y: Array, T: Array) -> Array:
+    def pattern_errors(self, a: Array, y: Array, T: Array) -> Array:
         """E_n for each pattern, shape (N,)."""
-        if self.pairing is not None:
-            return self.pairing.value(a, y, T)
+        if self.closed_form is not None:
+            return self.closed_form.value(a, y, T)
         return self.loss.value(y, T)
 
     def delta(self, a: Array, y: Array, T: Array) -> Array:
         """dE_n/da at the outputs, shape (N, K)."""
-        if self.pairing is not None:
-            return self.pairing.delta(a, y, T)
+        if self.closed_form is not None:
+            return self.closed_form.delta(a, y, T)
         return self.activation.vjp(a, y, self.loss.grad(y, T))
 
     def curvature(self, a: Array, y: Array, T: Array) -> Array:
@@ -489,8 +490,8 @@ class OutputError:
         """J_y^T (d2E/dy2) J_y with J_y = dy/da: the generalised Gauss-Newton
         curvature of the outputs, (N, K, K). Equal to the exact curvature for
         canonical pairs (PRML eq. 5.83 and sec. 5.4.2)."""
-        if self.pairing is not None:
-            return self.pairing.gauss_newton(a, y, T)
+        if self.closed_form is not None:
+            return self.closed_form.gauss_newton(a, y, T)
         if self.loss.hess is None:
             raise ValueError(f"loss: {self.loss.name!r} has no hess (d2E/dy2); "
                              "second derivatives need one")
@@ -504,8 +505,8 @@ class OutputError:
     def curvature_product(self, a: Array, y: Array, T: Array, R: Array,
                           gauss_newton: bool = False) -> Array:
         """M R for R of shape (N, P, K), M the exact (or Gauss-Newton) output
-        curvature, without forming M where the pairing has a product."""
-        p = self.pairing
+        curvature, without forming M where the closed form has a product."""
+        p = self.closed_form
         if p is not None and p.product is not None and (gauss_newton or p.canonical):
             return p.product(a, y, T, R)
         M = (self.gauss_newton_curvature(a, y, T) if gauss_newton
@@ -516,8 +517,9 @@ class OutputError:
         """B with B^T B = the Gauss-Newton curvature, when one is cheap:
         (N, K) for a diagonal B, (N, K, K) otherwise; None if unknown (the
         curvature may then be indefinite, e.g. a robust user loss)."""
-        if self.pairing is not None:
-            return None if self.pairing.factor is None else self.pairing.factor(a, y, T)
+        form = self.closed_form
+        if form is not None:
+            return None if form.factor is None else form.factor(a, y, T)
         if self.loss.diagonal_hess and self.activation.elementwise:
             root = np.sqrt(np.einsum("nkk->nk", self.loss.hess(y, T)))
             return root * self.activation.derivative(a, y)
@@ -525,5 +527,13 @@ class OutputError:
 
     def __repr__(self) -> str:
         kind = ("canonical" if self.canonical
-                else "closed form" if self.pairing is not None else "chain rule")
-        return f"OutputError({self.loss.name} on {self.activation.name}, {kind})"
+                else "closed form" if self.closed_form is not None else "chain rule")
+        return f"OutputLoss({self.loss.name} on {self.activation.name}, {kind})"
+
+    pairing = renamed_property("pairing", "closed_form")
+    values = renamed_method("values", "pattern_errors")
+
+
+__getattr__ = renamed_attributes(__name__, {
+    "OutputError": "OutputLoss", "PAIRINGS": "CLOSED_FORMS", "Pairing": "ClosedForm",
+    "pairing_of": "closed_form_of"})

@@ -20,6 +20,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from ._deprecation import renamed_method, warn_renamed
 from ._validation import (as_float_array, check_finite, check_inputs,
                           check_nonnegative, check_positive_int, check_weights)
 from .activations import IDENTITY, Activation, get_activation
@@ -157,16 +158,17 @@ class ForwardPass:
     N x M_l values. ``edges`` holds, per layer (index l - 1), its edges bound
     to the masked matrices the pass used (:meth:`Edge.at`), so the passes
     after it need not rebuild them.
-    ``spare`` maps l to an array h'(a_l) may be written into (a recycled pass)."""
+    ``recycled_dh`` maps l to an array of a recycled pass that h'(a_l) may
+    be written into."""
 
-    __slots__ = ("a", "z", "edges", "_acts", "_dh", "_d2h", "_spare")
+    __slots__ = ("a", "z", "edges", "_acts", "_dh", "_d2h", "_recycled_dh")
 
     def __init__(self, a: list, z: list, activations: list, edges: list,
-                 spare: dict | None = None):
+                 recycled_dh: dict | None = None):
         self.a, self.z, self._acts, self.edges = a, z, activations, edges
         self._dh: dict = {}
         self._d2h: dict = {}
-        self._spare = spare or {}
+        self._recycled_dh = recycled_dh or {}
 
     @property
     def y(self) -> Array:
@@ -181,7 +183,7 @@ class ForwardPass:
         """h'(a_l), shape (N, M_l) (elementwise activations only)."""
         if l not in self._dh:
             self._dh[l] = self._acts[l].derivative(self.a[l], self.z[l],
-                                                   out=self._spare.pop(l, None))
+                                                   out=self._recycled_dh.pop(l, None))
         return self._dh[l]
 
     def d2h(self, l: int) -> Array:
@@ -232,17 +234,19 @@ def add_to(terms: list, i: int, term: Array) -> None:
         terms[i] += term
 
 
-def _spare_arrays(reuse: "Backward | None", delta_out: Array) -> dict:
+def _recycled_arrays(recycle: "Backward | None", delta_out: Array) -> dict:
     """The 2-D arrays of a finished backward sweep of the same shapes, by
     role: ("delta", l) and ("z", l) for the hidden layers."""
-    if reuse is None or delta_out.ndim != 2 or reuse.deltas[-1].shape != delta_out.shape:
+    if (recycle is None or delta_out.ndim != 2
+            or recycle.deltas[-1].shape != delta_out.shape):
         return {}
-    spare = {}
-    for l, (d, g) in enumerate(zip(reuse.deltas[:-1], reuse.z_adjoints[:-1]), start=1):
+    arrays = {}
+    for l, (d, g) in enumerate(zip(recycle.deltas[:-1], recycle.z_adjoints[:-1]),
+                               start=1):
         if d is not g:
-            spare["delta", l] = d
-        spare["z", l] = g
-    return spare
+            arrays["delta", l] = d
+        arrays["z", l] = g
+    return arrays
 
 
 class Network:
@@ -464,14 +468,18 @@ class Network:
                     W *= e.mask
         return w
 
-    def active_weights(self) -> Array:
-        """1.0 for every weight and bias in use, 0.0 for masked-out entries, (W,)."""
-        active = np.ones(self._n_weights)
+    def used_weight_mask(self) -> Array:
+        """The mask of the weights in use, (W,) floats: 1.0 for every weight
+        and bias in use, 0.0 for masked-out entries (so that alpha times it
+        is the weight decay of each weight)."""
+        used = np.ones(self._n_weights)
         for layer in self._layers:
             for e in layer.edges:
                 if e.mask is not None:
-                    active[e.weights] = e.mask.ravel()
-        return active
+                    used[e.weights] = e.mask.ravel()
+        return used
+
+    active_weights = renamed_method("active_weights", "used_weight_mask")
 
     def effective_weights(self, w: Array) -> list[tuple[Array, ...]]:
         """Per layer, the edge matrices with masks applied (views if unmasked)."""
@@ -488,15 +496,19 @@ class Network:
         X = check_inputs(X, self.n_inputs)
         return self.propagate(w, X).y
 
-    def propagate(self, w: Array, X: Array, reuse: ForwardPass | None = None
-                  ) -> ForwardPass:
+    def propagate(self, w: Array, X: Array, recycle: ForwardPass | None = None, *,
+                  reuse: ForwardPass | None = None) -> ForwardPass:
         """Forward pass keeping every a and z (unchecked w, X). Memory O(N U).
 
-        ``reuse``: a pass over as many patterns that is no longer needed; its
-        arrays are overwritten instead of taking fresh memory (the same
-        numbers either way)."""
+        ``recycle``: a pass over as many patterns that is no longer needed;
+        its arrays are overwritten instead of taking fresh memory (the same
+        numbers either way). ``reuse`` is its deprecated name."""
         self.output  # raises if no output layer
-        old = reuse.recyclable() if reuse is not None and len(reuse.y) == len(X) else None
+        if reuse is not None:
+            warn_renamed("Network.propagate(..., reuse=)", "recycle=")
+            recycle = reuse
+        old = (recycle.recyclable() if recycle is not None and len(recycle.y) == len(X)
+               else None)
         a, z = [None], [X]
         bound = self.edges_at(w)
         for l, (layer, edges) in enumerate(zip(self._layers, bound), start=1):
@@ -507,12 +519,13 @@ class Network:
                 act += e.forward(z[e.source.index])
             act += w[layer.bias_slice]
             a.append(act)
-            spare = None if old is None or old["z"][l] is old["a"][l] else old["z"][l]
-            z.append(layer.activation.value(act, out=spare))
+            z_into = None if old is None or old["z"][l] is old["a"][l] else old["z"][l]
+            z.append(layer.activation.value(act, out=z_into))
         return ForwardPass(a, z, [None] + [layer.activation for layer in self._layers],
                            bound, None if old is None else dict(old["dh"]))
 
     def backward(self, fp: ForwardPass, delta_out: Array,
+                 recycle: Backward | None = None, *,
                  reuse: Backward | None = None) -> Backward:
         """Backpropagate error signals delta_l = dE/da_l from the outputs,
         through the weights of the forward pass ``fp``.
@@ -521,24 +534,28 @@ class Network:
         consumers of layer j in the DAG. ``delta_out`` (N, K) or (N, P, K) is
         dE/da at the output layer; a middle axis carries P signals at once
         (one per output for Jacobians). Cost Theta(N W) per signal.
-        ``reuse``: a sweep of the same shapes that is no longer needed, whose
-        arrays are overwritten (the same numbers).
+        ``recycle``: a sweep of the same shapes that is no longer needed,
+        whose arrays are overwritten (the same numbers); ``reuse`` is its
+        deprecated name.
         """
+        if reuse is not None:
+            warn_renamed("Network.backward(..., reuse=)", "recycle=")
+            recycle = reuse
         L = len(self._layers)
         deltas: list = [None] * L
         grads_z: list = [None] * (L + 1)
         deltas[-1] = delta_out
-        spare = _spare_arrays(reuse, delta_out)
+        recycled = _recycled_arrays(recycle, delta_out)
         for l in range(L, 0, -1):
             layer = self._layers[l - 1]
             if l < L:
                 g = grads_z[l]
                 if g is None:      # unit feeds nothing: no error reaches it
                     g = grads_z[l] = np.zeros(delta_out.shape[:-1] + (layer.size,))
-                deltas[l - 1] = fp.times_dh(l, g, out=spare.get(("delta", l)))
+                deltas[l - 1] = fp.times_dh(l, g, out=recycled.get(("delta", l)))
             for e in fp.edges[l - 1]:
                 if e.source.index:      # dE/dx is not needed here
-                    e.backward(deltas[l - 1], grads_z, spare.get(("z", e.source.index)))
+                    e.backward(deltas[l - 1], grads_z, recycled.get(("z", e.source.index)))
         return Backward(deltas, grads_z[1:-1] + [None])
 
     def input_adjoint(self, w: Array, deltas: list) -> Array:

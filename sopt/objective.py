@@ -11,13 +11,14 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from ._validation import (as_float_array, check_choice, check_finite,
+from ._validation import (as_float_array, check_finite,
                           check_inputs, check_positive_int, check_weights)
 from ._validation import check_alpha as _check_alpha
 from . import finite_diff
+from ._deprecation import renamed_property, warn_renamed
 from . import hessian as _hessian
 from .evaluation import Evaluation
-from .losses import Loss, OutputError, get_loss
+from .losses import Loss, OutputLoss, get_loss
 from .network import Network
 
 Array = np.ndarray
@@ -62,7 +63,8 @@ def _read_only_copy(a: Array) -> Array:
     return a
 
 
-HESSIAN_METHODS = ("exact", "fd", "mixed", "gauss_newton", "diagonal")
+HESSIAN_KINDS = _hessian.HESSIAN_KINDS
+HESSIAN_ALGORITHMS = _hessian.HESSIAN_ALGORITHMS
 
 
 @runtime_checkable
@@ -95,8 +97,10 @@ class ObjectiveProtocol(Protocol):
         E(w) and dE/dw, (W,).
     hvp(w, V), gnvp(w, V)
         Hessian- and Gauss-Newton-vector products, V of shape (W,) or (W, P).
-    hessian(w, method="exact", ...)
-        The dense (W, W) Hessian; ``method`` one of :data:`HESSIAN_METHODS`.
+    hessian(w, kind="exact", algorithm="structured", eps=None, max_bytes=None)
+        A dense (W, W) curvature matrix: ``kind`` (which matrix) one of
+        :data:`HESSIAN_KINDS`, ``algorithm`` (how it is computed) one of
+        :data:`HESSIAN_ALGORITHMS`.
     hessian_diagonal(w)
         Becker and Le Cun's diagonal approximation, (W,).
     with_alpha(alpha)
@@ -118,7 +122,8 @@ class ObjectiveProtocol(Protocol):
 
     def gnvp(self, w, v) -> Array: ...
 
-    def hessian(self, w, method: str = "exact", **kwargs) -> Array: ...
+    def hessian(self, w, kind: str = "exact", algorithm: str = "structured",
+                **kwargs) -> Array: ...
 
     def hessian_diagonal(self, w) -> Array: ...
 
@@ -164,22 +169,23 @@ class ObjectiveCallables:
         if isinstance(alpha, np.ndarray):
             alpha = _read_only_copy(alpha)
         self._alpha = alpha
-        self._decay = alpha * self.net.active_weights()   # alpha on used weights
+        self._decay = alpha * self.net.used_weight_mask()   # alpha on used weights
         self._has_decay = bool(np.any(self._decay))
 
-    def _hessian_without_data_pass(self, w: Array, method: str, eps, max_bytes):
-        """The checks every ``hessian(w, method)`` makes, and the methods
-        built from the objective's other derivatives ("fd", "mixed",
-        "diagonal"); None for "exact" and "gauss_newton", which need the
-        objective's own pass over the data."""
-        check_choice(method, "method", HESSIAN_METHODS)
+    def _hessian_without_data_pass(self, w: Array, kind: str, algorithm: str,
+                                   eps, max_bytes):
+        """The size check every ``hessian`` makes, and the matrices built
+        from the objective's other derivatives (algorithms "fd" and "mixed",
+        kind "diagonal"); None for those that need the objective's own pass
+        over the data. ``kind`` and ``algorithm`` checked by
+        :func:`sopt.hessian.hessian_request`."""
         _hessian.check_dense_size(self.net.n_weights, max_bytes)
-        if method == "fd":
+        if algorithm == "fd":
             return finite_diff.hessian(self.value, w, eps, max_bytes=max_bytes)
-        if method == "mixed":
+        if algorithm == "mixed":
             return finite_diff.hessian_from_gradient(self.gradient, w, eps,
                                                      max_bytes=max_bytes)
-        if method == "diagonal":
+        if kind == "diagonal":
             return np.diag(self.hessian_diagonal(w))
         return None
 
@@ -208,7 +214,7 @@ class ObjectiveCallables:
         return self.gradient(w)
 
     def hess(self, w) -> Array:
-        return self.hessian(w, method="exact")
+        return self.hessian(w, kind="exact")
 
     def hessp(self, w, p) -> Array:
         return self.hvp(w, p)
@@ -242,6 +248,10 @@ class Objective(ObjectiveCallables):
         Patterns per chunk for the batched passes (bounds memory at
         O(chunk * units)); None means all at once.
 
+    Attributes: ``net``, ``loss``, ``X``, ``T`` (below), ``alpha``,
+    ``chunk_size`` and ``output_loss``, the :class:`sopt.losses.OutputLoss`
+    of the loss on the network's output activation.
+
     The scipy-ready callables are ``fun``, ``jac``, ``hess`` and ``hessp``.
     ``at(w)`` gives the evaluation at w (forward pass held, backward pass on first use); the
     methods keep the last one, so ``fun(w)`` then ``jac(w)`` at the same w
@@ -265,8 +275,8 @@ class Objective(ObjectiveCallables):
         self.net = net
         self.X = _read_only_copy(check_inputs(X, net.n_inputs))
         loss_obj = get_loss(loss)
-        self.rule = OutputError(loss_obj, net.layers[-1].activation
-                                if net.layers else net.output)
+        self.output_loss = OutputLoss(loss_obj, net.layers[-1].activation
+                                      if net.layers else net.output)
         self.loss = loss_obj
         self.T = _read_only_copy(
             check_targets(T, len(self.X), net.n_outputs, loss_obj))
@@ -292,6 +302,8 @@ class Objective(ObjectiveCallables):
     @property
     def n_patterns(self) -> int:
         return len(self.X)
+
+    rule = renamed_property("rule", "output_loss")
 
     def at(self, w) -> Evaluation:
         """A new :class:`~sopt.evaluation.Evaluation` of the objective at w:
@@ -355,26 +367,42 @@ class Objective(ObjectiveCallables):
         Shapes and cost as :meth:`hvp`."""
         return self._at(w).gnvp(v)
 
-    def hessian(self, w, method: str = "exact", eps: float | None = None,
-                max_bytes: float | None = None, algorithm: str = "structured") -> Array:
-        """The W x W Hessian of E (weight decay included), shape (W, W).
+    def hessian(self, w, kind: str = "exact", algorithm: str = "structured",
+                eps: float | None = None, max_bytes: float | None = None, *,
+                method: str | None = None) -> Array:
+        """The W x W Hessian of E or an approximation of it (weight decay
+        included), shape (W, W).
 
-        method : str
-            ``"exact"`` O(N W^2) (see :mod:`sopt.hessian`; ``algorithm``
-            chooses "structured" or "rop"); ``"fd"`` four-point
-            differences of E, O(W^3), error O(eps^2); ``"mixed"`` central
-            differences of the backprop gradient, O(W^2); ``"gauss_newton"``
-            sum_n J_n^T M_n J_n (PSD for the built-in losses); ``"diagonal"``
-            Becker and Le Cun's approximation as a diagonal matrix.
+        kind : str
+            Which matrix: ``"exact"`` the Hessian; ``"gauss_newton"``
+            sum_n J_n^T M_n J_n (PSD for the built-in losses);
+            ``"diagonal"`` Becker and Le Cun's approximation, as a diagonal
+            matrix (cost Theta(N W)).
+        algorithm : str
+            How it is computed: ``"structured"`` O(N W^2) (see
+            :mod:`sopt.hessian`); ``"rop"`` R-propagation along the W unit
+            directions, O(N W^2) with a larger constant (the independent
+            check); for the exact Hessian also ``"fd"`` four-point
+            differences of E, O(W^3), error O(eps^2), and ``"mixed"``
+            central differences of the backprop gradient, O(W^2). Any other
+            pair is a ValueError.
+        eps : float or (W,) array, optional
+            The step of "fd" and "mixed" (default: see
+            :mod:`sopt.finite_diff`).
         max_bytes : float, optional
             Refuse (MemoryError) if the dense result would exceed this
             (default :data:`sopt.hessian.DEFAULT_MAX_BYTES`, 4 GiB).
+        method : str, deprecated
+            The old single argument: "exact", "gauss_newton" and
+            "diagonal" are kinds, "fd" and "mixed" algorithms of the exact
+            Hessian; warns (DeprecationWarning).
         """
+        kind, algorithm = _hessian.hessian_request(kind, algorithm, method)
         w = check_weights(w, self.net.n_weights)
-        H = self._hessian_without_data_pass(w, method, eps, max_bytes)
+        H = self._hessian_without_data_pass(w, kind, algorithm, eps, max_bytes)
         if H is not None:
             return H
-        return self._at(w).curvature(method, algorithm)
+        return self._at(w).curvature(kind, algorithm)
 
     def hessian_diagonal(self, w) -> Array:
         """Becker and Le Cun's diagonal approximation (PRML sec. 5.4.1) plus
@@ -395,5 +423,13 @@ class Objective(ObjectiveCallables):
         return self._at(w).inverse_outer_product(block_size)
 
     def __repr__(self) -> str:
-        return (f"Objective({self.net!r}, N={self.n_patterns}, {self.rule!r}, "
+        return (f"Objective({self.net!r}, N={self.n_patterns}, {self.output_loss!r}, "
                 f"alpha={self.alpha})")
+
+
+def __getattr__(name: str):
+    if name == "HESSIAN_METHODS":       # the old single argument of hessian
+        warn_renamed("sopt.objective.HESSIAN_METHODS",
+                     "HESSIAN_KINDS and HESSIAN_ALGORITHMS")
+        return tuple(_hessian.METHOD_AS_KIND)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -73,7 +73,7 @@ def register_on_import(tag: str, module: str) -> None:
 def register(tag: str, cls: type, encode: Callable | None = None,
              decode: Callable | None = None,
              check: Callable[[dict], dict] | None = None,
-             subclasses: bool = False) -> None:
+             subclasses: bool = False, renamed: dict | None = None) -> None:
     """Make instances of ``cls`` storable under the name ``tag``; those of
     its subclasses too only if ``subclasses`` (a subclass's own code could
     not be stored: ``encode`` must refuse it).
@@ -82,11 +82,15 @@ def register(tag: str, cls: type, encode: Callable | None = None,
     instance made with ``cls.__new__`` (``__init__`` is not called), which
     is what pickle does, after ``check(state)`` (if given) has vetted the
     attributes (ValueError) and returned them, upgraded if the file is old.
-    An attribute may not shadow a method or property of the class.
-    ``encode(obj, enc)`` / ``decode(node, dec)`` replace either step.
+    An attribute may not shadow a method or property of the class; one
+    renamed since a file was written is read under its new name first
+    (``renamed``: old -> new; the old name may then be a deprecated
+    property). ``encode(obj, enc)`` / ``decode(node, dec)`` replace either
+    step.
     """
     _CODECS[tag] = _Codec(cls, encode or _encode_vars,
-                          decode or _decoder_of_vars(cls, check), subclasses)
+                          decode or _decoder_of_vars(cls, check, renamed or {}),
+                          subclasses)
 
 
 def _encode_vars(obj, enc) -> dict:
@@ -102,11 +106,14 @@ def _plain_attribute(cls: type, name) -> bool:
     return not (callable(attr) or hasattr(attr, "__get__"))
 
 
-def _decoder_of_vars(cls, check):
+def _decoder_of_vars(cls, check, renamed: dict):
     def decode(node, dec):
         state = dec.value(node)
         if not isinstance(state, dict):
             raise ValueError(f"{cls.__name__}: expected a dict of attributes")
+        for old, new in renamed.items():
+            if old in state:                # a value under the new name wins
+                state.setdefault(new, state.pop(old))
         bad = [name for name in state if not _plain_attribute(cls, name)]
         if bad:
             raise ValueError(f"{cls.__name__}: attribute {bad[0]!r} cannot be set "

@@ -105,7 +105,7 @@ SWISH = sopt.Activation(lambda a: a * _sig(a), _swish_dh, _swish_d2h, name="swis
 
 # ------------------------------------------------------ output/loss pairs
 # (id, output activation, loss, K, target kind)
-PAIRINGS = [
+OUTPUT_LOSS_CASES = [
     ("identity-sse", "identity", "sse", None, "gauss"),
     ("logistic-binary_ce", "logistic", "binary_ce", 1, "unit"),
     ("softmax-softmax_ce", "softmax", "softmax_ce", 3, "onehot"),
@@ -118,7 +118,7 @@ PAIRINGS = [
     ("softmax-softmax_ce-soft", "softmax", "softmax_ce", 3, "prob"),
     ("softmax-binary_ce", "softmax", "binary_ce", 3, "unit"),   # non-canonical CE
 ]
-PAIRING_IDS = [p[0] for p in PAIRINGS]
+OUTPUT_LOSS_IDS = [p[0] for p in OUTPUT_LOSS_CASES]
 
 
 def make_targets(rng, n: int, k: int, kind: str):

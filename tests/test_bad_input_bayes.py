@@ -27,8 +27,8 @@ def test_regressor_fits_tiny_data_sets(N):
         # E_D + alpha/(2 beta) |w|^2) leaves ~0.4 nats: that warning is right
         warnings.simplefilter("ignore", sopt.bayes.NotAtMinimumWarning)
         reg = BayesianMLPRegressor(hidden=(3,), max_cycles=8).fit(X, t)
-    assert np.isfinite(reg.alpha_) and reg.alpha_ > 0
-    assert np.isfinite(reg.beta_) and reg.beta_ > 0
+    assert np.isfinite(reg.prior_precision_) and reg.prior_precision_ > 0
+    assert np.isfinite(reg.noise_precision_) and reg.noise_precision_ > 0
     assert 0 <= reg.gamma_ <= N
     assert np.isfinite(reg.log_evidence_)
     mean, std = reg.predict(np.linspace(-1, 1, 5)[:, None], return_std=True)

@@ -50,7 +50,7 @@ def _check_finite_and_fd(obj, w, fd_rtol=1e-6):
         E, g = obj.value(w), obj.gradient(w)
         H = obj.hessian(w)
         Hv = obj.hvp(w, np.ones_like(w))
-        G = obj.hessian(w, method="gauss_newton")
+        G = obj.hessian(w, kind="gauss_newton")
     assert np.isfinite(E) and np.all(np.isfinite(g))
     assert np.all(np.isfinite(H)) and np.all(np.isfinite(Hv)) and np.all(np.isfinite(G))
     with warnings.catch_warnings():
@@ -161,10 +161,10 @@ def test_objective_passes_max_bytes_on_to_the_finite_difference_hessians(monkeyp
     obj = sopt.Objective(net, X, X[:, 0])
     w = net.init_weights(0)
     monkeypatch.setattr(validation, "DEFAULT_MAX_BYTES", 100)
-    for method in ("fd", "mixed"):
+    for algorithm in ("fd", "mixed"):
         with pytest.raises(MemoryError, match="max_bytes"):
-            obj.hessian(w, method=method)
-        H = obj.hessian(w, method=method, max_bytes=10**6)
+            obj.hessian(w, algorithm=algorithm)
+        H = obj.hessian(w, algorithm=algorithm, max_bytes=10**6)
         assert H.shape == (net.n_weights, net.n_weights)
 
 

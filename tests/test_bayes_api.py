@@ -87,7 +87,7 @@ def test_not_fitted():
             assert isinstance(err.value, ValueError)
             assert isinstance(err.value, AttributeError)
     assert NotFittedError is sklearn.exceptions.NotFittedError
-    assert not hasattr(BayesianMLPRegressor(), "alpha_")
+    assert not hasattr(BayesianMLPRegressor(), "prior_precision_")
 
 
 # ------------------------------------------------------------- input data
@@ -167,7 +167,7 @@ def test_linear_model_and_verbose_output(capsys):
     assert len(out) == len(cycles) + 4
     per_run = [int(line.split(":")[1].split()[0]) for line in summaries]
     assert sum(per_run) == len(cycles)
-    assert reg.n_iter_ in per_run
+    assert reg.n_cycles_ in per_run
     assert [c.shape for c in reg.coefs_] == [(1, 1)]
     # R^2 of the evidence-regularised line ~ that of least squares
     Phi = np.column_stack([X, np.ones(len(X))])
@@ -187,7 +187,7 @@ def _nonminimum():
 def test_laplace_not_positive_definite_message():
     net, X, t, w = _nonminimum()
     alpha, beta = 0.01, 100.0
-    H = sopt.Objective(net, X, t).hessian(w, method="exact")
+    H = sopt.Objective(net, X, t).hessian(w, kind="exact")
     lam = np.linalg.eigvalsh(beta * H + alpha * np.eye(net.n_weights))
     n_neg = int(np.sum(lam <= 0))
     assert n_neg > 0
@@ -317,7 +317,7 @@ def test_masked_weights_are_not_parameters():
     w = net.init_weights(seed=0)
     post = laplace(net, X, t, w, loss="sse", alpha=0.1, beta=10.0,
                    hessian="gauss_newton")
-    masked = np.flatnonzero(net.active_weights() == 0)
+    masked = np.flatnonzero(net.used_weight_mask() == 0)
     assert len(masked) == 1 and masked[0] not in post.used
     assert post.precision.shape == (net.n_weights - 1,) * 2
     draws = post.sample(10, seed=0)

@@ -56,7 +56,7 @@ def test_binary_fit_probabilities_and_accuracy(binary):
     assert clf.network_.n_outputs == 1
     Zt = (Xt - clf.x_mean_) / clf.x_scale_
     assert np.allclose(P[:, 1], clf.posterior_.predict_proba(Zt)[:, 0], rtol=1e-15)
-    assert clf.converged_ and len(clf.history_["alpha"]) == clf.n_iter_
+    assert clf.converged_ and len(clf.history_["alpha"]) == clf.n_cycles_
     assert "beta" not in clf.get_params() and clf.history_["beta"][-1] is None
 
 

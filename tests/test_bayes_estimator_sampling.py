@@ -51,7 +51,7 @@ def test_linear_gaussian_predictions_match_the_exact_posterior():
     assert est.rhat_ < 1.03 and est.n_divergent_ == 0
     mean_l, std_l = lap.predict(X_new, return_std=True)
     mean_s, std_s = est.predict(X_new, return_std=True)
-    noise = 1.0 / lap.beta_                      # both add the same noise variance
+    noise = 1.0 / lap.noise_precision_           # both add the same noise variance
     var_f = std_l ** 2 - noise                   # exact function variance, user units
     ess = est.ess_
     np.testing.assert_array_less(np.abs(mean_s - mean_l), 5 * np.sqrt(var_f / ess))
@@ -76,7 +76,8 @@ def test_sampling_keeps_the_evidence_fit():
         warnings.simplefilter("ignore", SamplingWarning)
         est.fit(X, y)
     np.testing.assert_array_equal(est.w_, lap.w_)
-    assert est.alpha_ == lap.alpha_ and est.beta_ == lap.beta_
+    assert est.prior_precision_ == lap.prior_precision_
+    assert est.noise_precision_ == lap.noise_precision_
     assert est.sampled_posterior_.draws.shape == (2, 20, est.network_.n_weights)
     # refitting with Laplace forgets the draws: predictions are Laplace's again
     est.set_params(inference="laplace").fit(X, y)

@@ -51,7 +51,7 @@ def test_ard_gives_irrelevant_inputs_larger_alphas():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", sopt.optimize.ConvergenceWarning)
             reg = BayesianMLPRegressor(hidden=hidden, groups="inputs").fit(X, y)
-        alpha = reg.alpha_[:5]
+        alpha = reg.prior_precision_[:5]
         assert reg.group_names_[:5] == [f"input {i}" for i in range(1, 6)]
         assert alpha[3:].min() > 10 * alpha[:3].max(), (hidden, alpha)
 
@@ -85,9 +85,10 @@ def test_grouped_priors_run_on_bundled_sets(groups):
             warnings.simplefilter("ignore", sopt.optimize.ConvergenceWarning)
             model = est(hidden=(2,), groups=groups, max_cycles=5,
                         method="newton").fit(X, y)
-        assert np.all(np.isfinite(model.alpha_)) and np.all(model.alpha_ > 0)
+        alpha = model.prior_precision_
+        assert np.all(np.isfinite(alpha)) and np.all(alpha > 0)
         assert np.isfinite(model.log_evidence_)
-        assert len(model.alpha_) == len(model.group_names_)
+        assert len(alpha) == len(model.group_names_)
 
 
 @pytest.mark.parametrize("groups", ["single", "layers"])

@@ -56,7 +56,7 @@ def problem(kind: str, n: int, seed: int = 0):
 
 
 def used_weights(net):
-    return np.flatnonzero(net.active_weights())
+    return np.flatnonzero(net.used_weight_mask())
 
 
 def build(obj, w, used=None):
@@ -65,7 +65,7 @@ def build(obj, w, used=None):
 
 
 def gauss_newton(obj, w, used):
-    return obj.hessian(w, method="gauss_newton")[np.ix_(used, used)]
+    return obj.hessian(w, "gauss_newton")[np.ix_(used, used)]
 
 
 def block_error(curv, H, blocks) -> float:
@@ -115,7 +115,7 @@ def test_weight_blocks_are_mean_input_factor_times_summed_output_factor():
     cross block (weights-bias, edge-edge, layer-layer) zero."""
     obj, w = problem("dag", 6)
     net, N = obj.net, 6
-    H_n = [pattern_objective(obj, n).hessian(w, method="gauss_newton") for n in range(N)]
+    H_n = [pattern_objective(obj, n).hessian(w, "gauss_newton") for n in range(N)]
     z = net.propagate(w, obj.X).z
     want = np.zeros((net.n_weights,) * 2)
     for layer in net.layers:

@@ -3,7 +3,7 @@
 Data: N = 200, x ~ U(-1, 1), t = sin(pi x) + 0.1 e, e ~ N(0, 1): the true
 noise precision is 1 / 0.1^2 = 100.
 
-Why beta_ within a factor 1.5 of 100: at the evidence fixed point
+Why noise_precision_ within a factor 1.5 of 100: at the evidence fixed point
 1/beta = sum_n (y_n - t_n)^2 / (N - gamma) (PRML 5.180), an unbiased-style
 residual variance with N - gamma ~ 190 degrees of freedom; if the network
 fits sin(pi x) well (8 tanh units do, to ~1e-3) its relative sampling error
@@ -45,15 +45,15 @@ def fitted():
 
 def test_beta_recovers_the_noise_level(fitted):
     reg, X, t = fitted
-    assert 100 / 1.5 < reg.beta_ < 100 * 1.5
-    assert isinstance(reg.alpha_, float) and reg.alpha_ > 0
+    assert 100 / 1.5 < reg.noise_precision_ < 100 * 1.5
+    assert isinstance(reg.prior_precision_, float) and reg.prior_precision_ > 0
     W = reg.network_.n_weights
     assert 1.0 < reg.gamma_ < W                    # some, not all, well determined
-    # beta_ is the fixed point: 1/beta = sum r^2 / (N - gamma) within tol
+    # noise_precision_ is the fixed point: 1/beta = sum r^2 / (N - gamma) within tol
     r = reg.predict(X) - t
-    assert 1 / reg.beta_ == pytest.approx(np.sum(r ** 2) / (len(t) - reg.gamma_),
+    assert 1 / reg.noise_precision_ == pytest.approx(np.sum(r ** 2) / (len(t) - reg.gamma_),
                                           rel=1e-3)
-    assert reg.alpha_ == pytest.approx(
+    assert reg.prior_precision_ == pytest.approx(
         reg.gamma_ / np.sum(reg.w_ ** 2), rel=1e-3)
 
 
@@ -63,14 +63,15 @@ def test_error_bars_cover_fresh_targets(fitted):
     mean, std = reg.predict(Xt, return_std=True)
     assert mean.shape == std.shape == (2000,)
     assert np.array_equal(mean, reg.predict(Xt))
-    assert np.all(std > np.sqrt(1 / reg.beta_))         # noise + weight part
+    assert np.all(std > np.sqrt(1 / reg.noise_precision_))         # noise + weight part
     cover = np.mean(np.abs(tt - mean) <= 2 * std)
     assert 0.90 <= cover <= 0.99, cover
     # std is sqrt(1/beta + g^T A^-1 g) from the posterior, which is that of
     # the network on standardised inputs and targets
     Zt = (Xt[:5] - reg.x_mean_) / reg.x_scale_
     _, var_f = reg.posterior_.predict(Zt, include_noise=False)
-    assert np.allclose(std[:5] ** 2, 1 / reg.beta_ + var_f[:, 0] * reg.y_scale_[0] ** 2,
+    assert np.allclose(std[:5] ** 2,
+                       1 / reg.noise_precision_ + var_f[:, 0] * reg.y_scale_[0] ** 2,
                        rtol=1e-12)
     # error bars widen away from the data (x outside (-1, 1))
     _, std_out = reg.predict(np.array([[3.0]]), return_std=True)
@@ -83,7 +84,7 @@ def test_history_and_cycles(fitted):
     h = reg.history_
     assert set(h) >= {"alpha", "beta", "gamma", "log_evidence"}
     for key, values in h.items():
-        assert len(values) == reg.n_iter_, key
+        assert len(values) == reg.n_cycles_, key
     assert np.all(np.isfinite(h["log_evidence"]))
     # the history is that of the standardised targets: beta times their
     # variance, ln p(t_std) = ln p(t) + N ln y_scale
@@ -91,9 +92,9 @@ def test_history_and_cycles(fitted):
     assert h["log_evidence"][-1] == pytest.approx(reg.log_evidence_ + N * np.log(scale),
                                                   rel=1e-14)
     assert h["gamma"][-1] == reg.gamma_
-    assert h["beta"][-1] == pytest.approx(reg.beta_ * scale ** 2, rel=1e-14)
-    assert h["alpha"][-1][0] == reg.alpha_
-    assert reg.n_iter_ < reg.max_cycles and reg.converged_
+    assert h["beta"][-1] == pytest.approx(reg.noise_precision_ * scale ** 2, rel=1e-14)
+    assert h["alpha"][-1][0] == reg.prior_precision_
+    assert reg.n_cycles_ < reg.max_cycles and reg.converged_
 
 
 def test_restarts_keep_the_best_log_evidence():
@@ -122,7 +123,7 @@ def test_restarts_keep_the_best_log_evidence():
     assert reg.log_evidence_ == pytest.approx(evid.max() + shift, rel=1e-15)
     best = runs[int(np.argmax(evid))]
     assert np.array_equal(reg.w_, best.w)
-    assert reg.n_iter_ == best.n_cycles == len(reg.history_["log_evidence"])
+    assert reg.n_cycles_ == best.n_cycles == len(reg.history_["log_evidence"])
     # the estimator's layers are sopt's weights, transposed as scikit-learn's
     # and rewritten for the user's X and t
     (W1, b1), (W2, b2) = [(lp.weights[0], lp.bias) for lp in net.unpack(reg.w_)]
@@ -168,16 +169,16 @@ def test_grouped_alphas_and_gauss_newton():
                                max_cycles=5)
     with pytest.warns(sopt.optimize.ConvergenceWarning, match="max_cycles=5"):
         reg.fit(X, t)
-    assert reg.n_iter_ == 5 and not reg.converged_
-    assert reg.alpha_.shape == (4,)
+    assert reg.n_cycles_ == 5 and not reg.converged_
+    assert reg.prior_precision_.shape == (4,)
     assert reg.group_names_ == ["layer 1 weights", "layer 1 biases",
                                 "layer 2 weights", "layer 2 biases"]
     assert all(np.shape(a) == (4,) for a in reg.history_["alpha"])
-    assert np.all(reg.alpha_ > 0) and 100 / 2 < reg.beta_ < 100 * 2
+    assert np.all(reg.prior_precision_ > 0) and 100 / 2 < reg.noise_precision_ < 100 * 2
     assert np.isfinite(reg.log_evidence_)
     # the kept posterior has the per-weight prior of the groups
     groups, _ = sopt.bayes.weight_groups(reg.network_, "layers")
-    assert np.array_equal(reg.posterior_.alpha, reg.alpha_[groups])
+    assert np.array_equal(reg.posterior_.alpha, reg.prior_precision_[groups])
 
 
 def test_an_evidence_fit_builds_each_hessian_once(monkeypatch):

@@ -51,10 +51,10 @@ def test_regressor_is_equivariant_to_the_units_of_y(data):
                                    atol=1e-6 * np.abs(m0).max())
         np.testing.assert_allclose(sd / s, s0, rtol=1e-6)
         assert reg.score(X, s * y + OFFSET) == pytest.approx(ref.score(X, y), abs=1e-6)
-        # beta_ is the noise precision of the user's y; alpha_ that of the
+        # noise_precision_ is that of the user's y; prior_precision_ that of the
         # standardised weights; the log evidence moves by -N ln s
-        assert reg.beta_ * s ** 2 == pytest.approx(ref.beta_, rel=1e-6)
-        assert reg.alpha_ == pytest.approx(ref.alpha_, rel=1e-6)
+        assert reg.noise_precision_ * s**2 == pytest.approx(ref.noise_precision_, rel=1e-6)
+        assert reg.prior_precision_ == pytest.approx(ref.prior_precision_, rel=1e-6)
         assert reg.log_evidence_ == pytest.approx(
             ref.log_evidence_ - len(y) * np.log(s), rel=1e-6, abs=1e-6)
 

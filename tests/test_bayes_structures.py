@@ -68,7 +68,7 @@ def _kfac_reference(obj, w, H_gn):
 def _reference(obj, w, alpha, beta, name, X_new):
     """log evidence, gamma and function-space covariance, densely."""
     net = obj.net
-    H = obj.hessian(w, method="gauss_newton")
+    H = obj.hessian(w, "gauss_newton")
     cols = {"dense": np.arange(net.n_weights), "diagonal": np.arange(net.n_weights),
             "kfac": np.arange(net.n_weights),
             "last_layer": output_layer_weights(net),

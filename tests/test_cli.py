@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sopt.cli import PAIRINGS, TOLERANCE, main
+from sopt.cli import CHECKED_PAIRS, TOLERANCE, main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -41,8 +41,8 @@ def test_check_passes_with_small_errors(capsys):
     rows = parse_check_table(out)
     # every pairing, each with the gradient and the Jacobian
     assert {(r["output"], r["loss"], r["derivative"]) for r in rows} == {
-        (o, l, d) for o, l in PAIRINGS for d in ("gradient", "jacobian")}
-    assert len(rows) == 2 * len(PAIRINGS)
+        (o, l, d) for o, l in CHECKED_PAIRS for d in ("gradient", "jacobian")}
+    assert len(rows) == 2 * len(CHECKED_PAIRS)
     errors = [float(r["rel.error"]) for r in rows]
     # O(eps^2) truncation and O(macheps/eps) round-off: ~1e-10 (see cli.py);
     # exactly 0 would mean the finite differences did not run

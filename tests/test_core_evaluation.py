@@ -1,9 +1,9 @@
-"""The evaluation at one w (Objective.at) and the pairing table.
+"""The evaluation at one w (Objective.at) and the table of closed forms.
 
 Objective.at(w) is the one home of the state at w: its methods must give the
 Objective's own numbers bit for bit, it must not see later changes of the
-caller's w, and the closed forms of every entry of losses.PAIRINGS must equal
-what the general chain rule gives for the same loss on a look-alike
+caller's w, and every entry of losses.CLOSED_FORMS must equal what the
+general chain rule gives for the same loss on a look-alike
 activation (a user copy, which the table does not recognise).
 """
 import dataclasses
@@ -13,7 +13,7 @@ import pytest
 
 import sopt
 from sopt.activations import ACTIVATIONS
-from sopt.losses import LOSSES, PAIRINGS, OutputError
+from sopt.losses import CLOSED_FORMS, LOSSES, OutputLoss
 
 
 @pytest.fixture
@@ -85,13 +85,13 @@ def _look_alike(activation):
     return dataclasses.replace(activation)
 
 
-@pytest.mark.parametrize("key", sorted(PAIRINGS))
-def test_every_pairing_agrees_with_the_chain_rule(key):
+@pytest.mark.parametrize("key", sorted(CLOSED_FORMS))
+def test_every_closed_form_agrees_with_the_chain_rule(key):
     loss_name, act_name = key
     act = ACTIVATIONS[act_name]
-    table = OutputError(LOSSES[loss_name], act)
-    general = OutputError(LOSSES[loss_name], _look_alike(act))
-    assert table.pairing is PAIRINGS[key] and general.pairing is None
+    table = OutputLoss(LOSSES[loss_name], act)
+    general = OutputLoss(LOSSES[loss_name], _look_alike(act))
+    assert table.closed_form is CLOSED_FORMS[key] and general.closed_form is None
     rng = np.random.default_rng(4)
     a = rng.normal(scale=2.0, size=(6, 3))
     y = act.h(a)
@@ -100,18 +100,19 @@ def test_every_pairing_agrees_with_the_chain_rule(key):
     R = rng.standard_normal((6, 2, 3))
     # relative accuracy of the y-forms (1/y, 1/(1-y)) at these a: ~1e-13
     close = dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(table.values(a, y, T), general.values(a, y, T), **close)
+    np.testing.assert_allclose(table.pattern_errors(a, y, T),
+                               general.pattern_errors(a, y, T), **close)
     np.testing.assert_allclose(table.delta(a, y, T), general.delta(a, y, T), **close)
     # canonical pairs split the Gauss-Newton curvature at the logits, where
-    # the loss is convex, so theirs is the exact curvature; a pairing that is
+    # the loss is convex, so theirs is the exact curvature; a pair that is
     # not canonical splits at the outputs, as the chain rule does
     for gn in (False, True):
-        reference_gn = gn and not PAIRINGS[key].canonical
+        reference_gn = gn and not CLOSED_FORMS[key].canonical
         np.testing.assert_allclose(table.curvature_product(a, y, T, R, gn),
                                    general.curvature_product(a, y, T, R, reference_gn),
                                    **close)
     np.testing.assert_allclose(table.curvature(a, y, T), general.curvature(a, y, T), **close)
-    M_gn = (general.curvature(a, y, T) if PAIRINGS[key].canonical
+    M_gn = (general.curvature(a, y, T) if CLOSED_FORMS[key].canonical
             else general.gauss_newton_curvature(a, y, T))
     np.testing.assert_allclose(table.gauss_newton_curvature(a, y, T), M_gn, **close)
     B = table.gauss_newton_factor(a, y, T)
@@ -213,9 +214,11 @@ def test_assigning_alpha_takes_effect_and_spares_earlier_evaluations(problem):
         obj.alpha[0] = 5.0                # read-only: an edit in place cannot be ignored
 
 
-def test_curvature_checks_its_method(problem):
+def test_curvature_checks_its_kind(problem):
     net, obj, w = problem
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueError, match="kind"):
         obj.at(w).curvature("exactt")
-    with pytest.raises(TypeError, match="method"):
+    with pytest.raises(TypeError, match="kind"):
         obj.at(w).curvature(None)
+    with pytest.raises(ValueError, match="kind"):
+        obj.at(w).curvature("diagonal")     # not a matrix of the passes

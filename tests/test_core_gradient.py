@@ -10,11 +10,11 @@ import pytest
 
 import sopt
 from sopt import testing
-from sopt.losses import OutputError, get_loss
+from sopt.losses import OutputLoss, get_loss
 
-from conftest import (ARCTAN_TRIPLE, EXACT_RTOL, FD_RTOL, LOGCOSH, PAIRING_IDS,
-                      PAIRINGS, SWISH, fd_gradient, fd_jacobian, fd_rowwise_jacobian,
-                      has_masks, has_skip_edges, make_targets, problem,
+from conftest import (ARCTAN_TRIPLE, EXACT_RTOL, FD_RTOL, LOGCOSH, OUTPUT_LOSS_CASES,
+                      OUTPUT_LOSS_IDS, SWISH, fd_gradient, fd_jacobian,
+                      fd_rowwise_jacobian, has_masks, has_skip_edges, make_targets, problem,
                       rel_err, relu_margin)
 
 HIDDEN = ["tanh", "logistic", "softplus", "identity", "relu", "mixed"]
@@ -43,10 +43,10 @@ def test_topologies_cover_skip_edges_masks_and_depth(hidden):
 
 
 @pytest.mark.parametrize("topology_seed", TOPOLOGY_SEEDS)
-@pytest.mark.parametrize("pairing", PAIRINGS, ids=PAIRING_IDS)
+@pytest.mark.parametrize("case", OUTPUT_LOSS_CASES, ids=OUTPUT_LOSS_IDS)
 @pytest.mark.parametrize("hidden", HIDDEN)
-def test_gradient_matches_finite_differences(hidden, pairing, topology_seed):
-    _, output, loss, K, kind = pairing
+def test_gradient_matches_finite_differences(hidden, case, topology_seed):
+    _, output, loss, K, kind = case
     net = build(topology_seed, hidden, output, K)
     w, X, T = problem(net, kind, seed=100 * topology_seed)
     obj = sopt.Objective(net, X, T, loss=loss)
@@ -109,9 +109,9 @@ def test_user_defined_activation(activation, topology_seed):
     assert np.abs(net_t.forward(w, X) - net.forward(w, X)).max() > 1e-3
 
 
-@pytest.mark.parametrize("pairing", PAIRINGS, ids=PAIRING_IDS)
-def test_weight_decay_adds_alpha_w(pairing):
-    _, output, loss, K, kind = pairing
+@pytest.mark.parametrize("case", OUTPUT_LOSS_CASES, ids=OUTPUT_LOSS_IDS)
+def test_weight_decay_adds_alpha_w(case):
+    _, output, loss, K, kind = case
     net = build(1, "mixed", output, K)
     w, X, T = problem(net, kind, seed=3)
     alpha = 0.37
@@ -119,7 +119,7 @@ def test_weight_decay_adds_alpha_w(pairing):
     decayed = sopt.Objective(net, X, T, loss=loss, alpha=alpha)
     g0, g = plain.gradient(w), decayed.gradient(w)
     # the decay runs over the weights in use: masked entries get none
-    w_used = net.active_weights() * w
+    w_used = net.used_weight_mask() * w
     # g - g0 cancels two O(|g0|) vectors: round-off ~ macheps |g0|, i.e.
     # relative to |alpha w| it is ~ macheps |g0| / |alpha w|
     assert rel_err(g - g0, alpha * w_used) <= EXACT_RTOL * max(
@@ -171,10 +171,10 @@ def test_output_sensitivities_rejects_unknown_of():
         net.output_sensitivities(w, X, of="z")
 
 
-@pytest.mark.parametrize("pairing", PAIRINGS, ids=PAIRING_IDS)
+@pytest.mark.parametrize("case", OUTPUT_LOSS_CASES, ids=OUTPUT_LOSS_IDS)
 @pytest.mark.parametrize("topology_seed", [0, 7])
-def test_chunked_objective_equals_unchunked(pairing, topology_seed):
-    _, output, loss, K, kind = pairing
+def test_chunked_objective_equals_unchunked(case, topology_seed):
+    _, output, loss, K, kind = case
     net = build(topology_seed, "mixed", output, K)
     w, X, T = problem(net, kind, seed=5, n=10)      # 10 = 3 + 3 + 3 + 1
     whole = sopt.Objective(net, X, T, loss=loss, alpha=0.1)
@@ -195,10 +195,10 @@ def test_chunked_objective_equals_unchunked(pairing, topology_seed):
 def test_canonical_delta_is_y_minus_t(output, loss, K, kind):
     net = build(1, "mixed", output, K)
     w, X, T = problem(net, kind, seed=2)
-    rule = OutputError(get_loss(loss), net.layers[-1].activation)
-    assert rule.canonical
+    output_loss = OutputLoss(get_loss(loss), net.layers[-1].activation)
+    assert output_loss.canonical
     fp = net.propagate(w, X)
-    delta = rule.delta(fp.a[-1], fp.y, T)
+    delta = output_loss.delta(fp.a[-1], fp.y, T)
     # exactly y - t, no chain rule round-off
     np.testing.assert_array_equal(delta, fp.y - T)
     # ... and it is dE_n/da: the general chain rule h'(a) dE/dy agrees, and so
@@ -206,7 +206,7 @@ def test_canonical_delta_is_y_minus_t(output, loss, K, kind):
     act = net.layers[-1].activation
     chain = act.vjp(fp.a[-1], fp.y, get_loss(loss).grad(fp.y, T))
     assert rel_err(delta, chain) <= 1e-12 * 1e3    # 1/(y(1-y)) amplifies round-off
-    values = lambda A: rule.values(A, act.h(A), T)          # noqa: E731
+    values = lambda A: output_loss.pattern_errors(A, act.h(A), T)          # noqa: E731
     d_fd = fd_rowwise_jacobian(lambda A: values(A)[:, None], fp.a[-1])[:, 0, :]
     assert rel_err(delta, d_fd) <= FD_RTOL
 
@@ -259,10 +259,10 @@ def test_softmax_ce_labels_equal_one_hot():
     assert a.value(w) == pytest.approx(expected, rel=1e-13)
 
 
-@pytest.mark.parametrize("pairing", PAIRINGS, ids=PAIRING_IDS)
-def test_value_is_sum_of_pattern_errors(pairing):
+@pytest.mark.parametrize("case", OUTPUT_LOSS_CASES, ids=OUTPUT_LOSS_IDS)
+def test_value_is_sum_of_pattern_errors(case):
     """E(w) = sum_n E_n with E_n computed from the outputs by the loss formula."""
-    _, output, loss, K, kind = pairing
+    _, output, loss, K, kind = case
     net = build(5, "mixed", output, K)
     w, X, T = problem(net, kind, seed=9)
     obj = sopt.Objective(net, X, T, loss=loss)

@@ -198,6 +198,17 @@ def test_masked_weights_have_exactly_zero_gradient(loss):
     assert np.all(g3[slots] == 0.0)
 
 
+def test_used_weight_mask_is_zero_exactly_on_masked_entries():
+    net = sopt.Network(n_inputs=3)
+    mask = np.array([[1, 0, 1], [0, 0, 1]])
+    h = net.add_layer(2, "tanh", inputs=[net.input], masks={net.input: mask})
+    net.add_layer(1, "identity", inputs=[h, net.input], output=True)
+    used = net.used_weight_mask()
+    assert used.shape == (net.n_weights,) and used.dtype == float
+    # layer 1: its (2, 3) matrix row-major, then 2 biases; layer 2 all in use
+    np.testing.assert_array_equal(used, [1, 0, 1, 0, 0, 1, 1, 1] + [1] * 6)
+
+
 def test_masked_weights_do_not_affect_outputs():
     net = _masked_net()
     slots = _masked_slots(net)
@@ -310,6 +321,29 @@ def test_forward_does_not_modify_its_arguments():
     net.forward(w, X), net.jacobian(w, X), obj.value(w), obj.gradient(w)
     np.testing.assert_array_equal(w, w0)
     np.testing.assert_array_equal(X, X0)
+
+
+def test_recycled_passes_overwrite_the_old_arrays_with_fresh_numbers():
+    """propagate and backward with ``recycle=``: the numbers of fresh
+    passes, written into the arrays of the recycled ones (no new memory)."""
+    net = sopt.mlp([3, 4, 5, 2], hidden="tanh")
+    rng = np.random.default_rng(0)
+    X, w1, w2 = rng.standard_normal((6, 3)), net.init_weights(1), net.init_weights(2)
+    delta = rng.standard_normal((6, 2))
+    old = net.propagate(w1, X)
+    old_sweep = net.backward(old, delta)
+    old_a, old_deltas = list(old.a), list(old_sweep.deltas)
+    fresh = net.propagate(w2, X)
+    fresh_sweep = net.backward(fresh, delta)
+    new = net.propagate(w2, X, recycle=old)
+    new_sweep = net.backward(new, delta, recycle=old_sweep)
+    for l in (1, 2, 3):
+        assert new.a[l] is old_a[l]
+        np.testing.assert_array_equal(new.a[l], fresh.a[l])
+        np.testing.assert_array_equal(new.z[l], fresh.z[l])
+    assert new_sweep.deltas[0] is old_deltas[0]
+    for d, e in zip(new_sweep.deltas, fresh_sweep.deltas):
+        np.testing.assert_array_equal(d, e)
 
 
 def test_gradient_not_stale_after_in_place_change_of_w():

@@ -142,7 +142,7 @@ def test_gradient_of_union_is_sum_of_gradients(case, n1, n2, alpha):
     union = sopt.Objective(net, np.vstack([XA, XB]), np.concatenate([TA, TB]),
                            loss=loss, alpha=alpha)
     g = union.gradient(w)
-    w_used = net.active_weights() * w       # no decay on masked entries
+    w_used = net.used_weight_mask() * w       # no decay on masked entries
     scale = np.linalg.norm(gA) + np.linalg.norm(gB) + alpha * np.linalg.norm(w)
     assert np.linalg.norm(g - (gA + gB + alpha * w_used)) <= 1e-12 * scale
     EA = sopt.Objective(net, XA, TA, loss=loss).value(w)

@@ -97,12 +97,14 @@ def test_products_equal_in_memory(pair):
     assert rel_err(sharded.gauss_newton_operator(w) @ V, ref.gnvp(w, V)) < EXACT_RTOL
 
 
-@pytest.mark.parametrize("method", ["exact", "gauss_newton", "diagonal"])
-def test_hessians_equal_in_memory(pair, method):
+@pytest.mark.parametrize("kind, algorithm", [
+    ("exact", "structured"), ("exact", "rop"), ("gauss_newton", "structured"),
+    ("gauss_newton", "rop"), ("diagonal", "structured")])
+def test_hessians_equal_in_memory(pair, kind, algorithm):
     ref, sharded, w = pair
-    H = sharded.hessian(w, method=method)
-    assert rel_err(H, ref.hessian(w, method=method)) < EXACT_RTOL
-    if method == "exact":
+    H = sharded.hessian(w, kind=kind, algorithm=algorithm)
+    assert rel_err(H, ref.hessian(w, kind=kind, algorithm=algorithm)) < EXACT_RTOL
+    if (kind, algorithm) == ("exact", "structured"):
         assert rel_err(sharded.hess(w), H) == 0.0
 
 

@@ -84,7 +84,7 @@ def test_derivatives_accuracy_net_has_skips_and_masks():
     net, _, _ = derivatives.accuracy_net()
     assert any(len(layer.sources) > 1 for layer in net.layers)
     assert any(m is not None for layer in net.layers for m in layer.masks)
-    assert net.active_weights().sum() < net.n_weights
+    assert net.used_weight_mask().sum() < net.n_weights
 
 
 def test_derivatives_step_sweep(deriv):

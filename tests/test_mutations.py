@@ -10,7 +10,7 @@ import pytest
 
 import sopt
 from sopt.activations import ACTIVATIONS, RELU
-from sopt.losses import SOFTMAX_CE, OutputError
+from sopt.losses import SOFTMAX_CE, OutputLoss
 from sopt.optimize._line_search import armijo
 from sopt.optimize._problem import make_problem
 
@@ -73,12 +73,12 @@ def test_softmax_ce_delta_is_the_derivative_of_its_value_for_unnormalised_target
     dE/da of the canonical value, checked by central differences in a."""
     rng = np.random.default_rng(0)
     softmax = ACTIVATIONS["softmax"]
-    rule = OutputError(SOFTMAX_CE, softmax)
-    assert rule.canonical
+    output_loss = OutputLoss(SOFTMAX_CE, softmax)
+    assert output_loss.canonical
     a = rng.standard_normal((4, 3))
     T = 2 * rng.dirichlet(np.ones(3), size=4)
-    values = lambda a: rule.values(a, softmax.h(a), T)      # noqa: E731
+    values = lambda a: output_loss.pattern_errors(a, softmax.h(a), T)      # noqa: E731
     h = 1e-6
     fd = np.stack([(values(a + h * e) - values(a - h * e)) / (2 * h)
                    for e in np.eye(3)], axis=1)
-    np.testing.assert_allclose(rule.delta(a, softmax.h(a), T), fd, atol=1e-8)
+    np.testing.assert_allclose(output_loss.delta(a, softmax.h(a), T), fd, atol=1e-8)

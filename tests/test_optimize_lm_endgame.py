@@ -84,7 +84,7 @@ def test_the_gauss_newton_model_repels_the_minimum(stall):
     of G^{-1} R above 1 makes w* repelling, so LM holds there only by a
     large mu, i.e. by gradient-descent steps."""
     obj, old, new, _ = stall
-    G = obj.hessian(new.x, method="gauss_newton")
+    G = obj.hessian(new.x, kind="gauss_newton")
     H = obj.hessian(new.x)
     assert np.linalg.eigvalsh(H)[0] > 0                   # a minimum
     assert scipy.linalg.eigh(H - G, G, eigvals_only=True)[-1] > 5

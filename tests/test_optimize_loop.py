@@ -17,10 +17,10 @@ from scipy.optimize import (OptimizeWarning, rosen, rosen_der, rosen_hess,
 import sopt
 from sopt.optimize import ConvergenceWarning, minimize
 
-OWN = ["newton", "lm", "gd"]
+STEP_RULE_METHODS = ["newton", "lm", "gd"]
 SCIPY = ["trust-exact", "trust-ncg", "trust-krylov", "newton-cg", "dogleg",
          "bfgs", "l-bfgs-b", "cg"]
-ALL = OWN + SCIPY
+ALL = STEP_RULE_METHODS + SCIPY
 SECOND_ORDER = ["newton", "lm", "trust-exact", "trust-ncg", "trust-krylov",
                 "newton-cg", "dogleg"]
 X0 = np.array([-1.2, 1.0])
@@ -110,7 +110,7 @@ def test_callback_once_per_iteration(method):
     assert len(seen) == res.nit
     np.testing.assert_array_equal(seen[-1], res.x)
     # the callback sees the iterates the history records
-    if method in OWN:
+    if method in STEP_RULE_METHODS:
         assert [float(f(x)) for x in seen] == pytest.approx(
             res.history["fun"][1:], rel=1e-14)
 
@@ -232,7 +232,7 @@ def test_no_output_without_disp(method, capsys):
 
 
 # ------------------------------------------------------------------ history
-@pytest.mark.parametrize("method", OWN)
+@pytest.mark.parametrize("method", STEP_RULE_METHODS)
 def test_history_own_methods(method):
     calls = {"f": 0, "g": 0, "h": 0}
 

@@ -151,7 +151,7 @@ def test_regression_dogleg_from_positive_definite_start(regression):
 # ------------------------------------------------ Newton, non-convex E
 def test_newton_monotone_from_indefinite_start(regression):
     net, obj, w0, ref, H = regression
-    assert np.linalg.eigvalsh(obj.hessian(w0, method="exact"))[0] < 0
+    assert np.linalg.eigvalsh(obj.hessian(w0, kind="exact"))[0] < 0
     res = minimize(obj, w0, method="newton")
     f = np.array(res.history["fun"])
     assert len(f) == res.nit + 1
@@ -311,7 +311,7 @@ def test_given_derivative_replaces_the_objectives(method, name):
     obj = sopt.Objective(net, X, t)
     calls = []
     own = {"jac": obj.jac, "hess": obj.hess, "hessp": obj.hessp,
-           "gauss_newton": lambda w: obj.hessian(w, method="gauss_newton")}[name]
+           "gauss_newton": lambda w: obj.hessian(w, kind="gauss_newton")}[name]
     scale = 2.0 if name == "jac" else 1.0
 
     def given(*args):

@@ -397,6 +397,26 @@ def test_format_1_objects_have_every_attribute_of_a_fresh_fit(fitted):
     assert content["regressor"].hidden_ == (3,) and content["classifier"].hidden_ == (2,)
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_files_give_the_estimators_attributes_their_new_names(version):
+    """Files written before alpha_, beta_ and n_iter_ were renamed load with
+    prior_precision_, noise_precision_ and n_cycles_ in their place, with
+    the values the fits had (read back from the posterior and history)."""
+    content = sopt.load(DATA / f"format{version}.sopt")
+    for name in ("regressor", "classifier"):
+        est = content[name]
+        stored = vars(est)
+        assert not {"alpha_", "beta_", "n_iter_"} & set(stored)
+        post = est.posterior_
+        assert stored["prior_precision_"] == post.alpha[post.used][0] > 0
+        assert stored["n_cycles_"] == len(est.history_["log_evidence"]) >= 1
+    reg = content["regressor"]
+    y_scale = getattr(reg, "y_scale_", np.ones(1))
+    assert vars(reg)["noise_precision_"] == pytest.approx(
+        np.atleast_1d(reg.posterior_.beta)[0] / y_scale[0] ** 2, rel=1e-15)
+    assert "noise_precision_" not in vars(content["classifier"])
+
+
 def test_file_written_by_format_version_2_still_loads():
     content = sopt.load(DATA / "format2.sopt")
     X_new = content["X_new"]

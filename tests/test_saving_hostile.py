@@ -447,3 +447,20 @@ def test_bad_paths_name_the_argument(net, tmp_path):
     with pytest.raises(FileNotFoundError, match="no-such-dir"):
         sopt.save(tmp_path / "no-such-dir" / "m.sopt", net)
     assert not [p for p in tmp_path.iterdir()]
+
+
+
+def test_an_attribute_shadowing_a_method_is_refused_a_renamed_one_renamed(tmp_path):
+    """A file cannot set what the class defines (here a method); an old
+    attribute name the class has renamed (now a deprecated property) is read
+    under its new name instead."""
+    from sopt.bayes import BayesianMLPRegressor
+    est = BayesianMLPRegressor()
+    est.__dict__["fit"] = 1.0
+    sopt.save(tmp_path / "method.sopt", est)
+    with pytest.raises(ValueError, match="'fit' cannot be set from a file"):
+        sopt.load(tmp_path / "method.sopt")
+    est = BayesianMLPRegressor()
+    est.__dict__["beta_"] = 2.0
+    sopt.save(tmp_path / "renamed.sopt", est)
+    assert vars(sopt.load(tmp_path / "renamed.sopt"))["noise_precision_"] == 2.0

@@ -1,5 +1,5 @@
 """Becker and Le Cun's diagonal Hessian approximation (PRML sec. 5.4.1),
-Objective.hessian_diagonal and hessian(method="diagonal").
+Objective.hessian_diagonal and hessian(kind="diagonal").
 
 The reference is the recursion of PRML eqs. (5.79)-(5.81) written out in this
 file for a layered MLP, with its own forward and backward passes:
@@ -220,7 +220,7 @@ def test_method_diagonal_and_chunking(rule):
     _, objc, _ = build_mlp(rule, [3, 4, 3, 3], ("tanh", "softplus"), seed=8,
                            alpha=0.4, chunk_size=3)
     d = obj.hessian_diagonal(w)
-    D = obj.hessian(w, method="diagonal")
+    D = obj.hessian(w, kind="diagonal")
     assert D.shape == (net.n_weights,) * 2
     np.testing.assert_array_equal(D, np.diag(d))
     assert rel_err(objc.hessian_diagonal(w), d) < EXACT_RTOL

@@ -138,7 +138,7 @@ def test_cases_cover_the_topologies_and_the_user_parts():
     assert skips >= 10 and masks >= 10, (skips, masks)
     # both output paths are exercised: the canonical pairs (delta = y - t)
     # and the general chain rule for everything else
-    canonical = {c for c in CASES if build(c, 1)[1].rule.canonical}
+    canonical = {c for c in CASES if build(c, 1)[1].output_loss.canonical}
     assert canonical == {"identity-sse", "logistic-binary_ce-K1",
                          "logistic-binary_ce-K3", "softmax-softmax_ce",
                          "softmax-softmax_ce-labels", "softmax-softmax_ce-soft",
@@ -176,7 +176,7 @@ def test_structured_equals_rop(case, L):
 def test_exact_equals_mixed_hessian(case, L):
     net, obj, w = build(case, L)
     H = obj.hessian(w)
-    Hm = obj.hessian(w, method="mixed")
+    Hm = obj.hessian(w, algorithm="mixed")
     scale = max(np.abs(H).max(), np.abs(obj.gradient(w)).max())
     # O(h^2) truncation + macheps |g| / h round-off ~ 1e-10 of scale
     assert np.abs(H - Hm).max() <= MIXED_TOL * scale
@@ -186,7 +186,7 @@ def test_exact_equals_mixed_hessian(case, L):
 def test_exact_equals_four_point_hessian(case, L):
     net, obj, w = build(case, L, max_w=FD_MAX_W)   # O(W^3) reference: small W
     H = obj.hessian(w)
-    Hf = obj.hessian(w, method="fd")
+    Hf = obj.hessian(w, algorithm="fd")
     scale = max(np.abs(H).max(), abs(obj.value(w)))
     # truncation h^2 E''''/3 and round-off macheps |E| / h^2, each ~1e-8
     assert np.abs(H - Hf).max() <= FD_TOL * scale
@@ -324,14 +324,14 @@ def test_weight_decay_adds_alpha_identity(case, L):
     _, obj, _ = build(case, L, alpha=0.7)
     W = net.n_weights
     # the decay runs over the weights in use (masked entries get none)
-    D = 0.7 * np.diag(net.active_weights())
+    D = 0.7 * np.diag(net.used_weight_mask())
     H0, H = obj0.hessian(w), obj.hessian(w)
     # alpha is added once to each diagonal entry: one rounding, <= ulp(|H|)
     tol = 2 * np.finfo(float).eps * (np.abs(H).max() + 0.7)
     assert np.abs((H - H0) - D).max() <= tol
     off = ~np.eye(W, dtype=bool)
     np.testing.assert_array_equal(H[off], H0[off])
-    Hm0, Hm = obj0.hessian(w, method="mixed"), obj.hessian(w, method="mixed")
+    Hm0, Hm = obj0.hessian(w, algorithm="mixed"), obj.hessian(w, algorithm="mixed")
     # the mixed Hessian of alpha/2 |w|^2 is alpha I (exact for a quadratic)
     # up to the round-off of differencing g + alpha w: macheps |g| / h ~ 4e-11 |g|
     scale = max(1.0, np.abs(obj.gradient(w)).max())
@@ -380,9 +380,9 @@ def test_relu_hidden_units(seed, loss, output):
     H = obj.hessian(w)
     assert rel_err(obj.hessian(w, algorithm="rop"), H) < EXACT_RTOL
     scale = max(np.abs(H).max(), np.abs(obj.gradient(w)).max())
-    assert np.abs(obj.hessian(w, method="mixed") - H).max() <= MIXED_TOL * scale
+    assert np.abs(obj.hessian(w, algorithm="mixed") - H).max() <= MIXED_TOL * scale
     scale = max(np.abs(H).max(), abs(obj.value(w)))
-    assert np.abs(obj.hessian(w, method="fd") - H).max() <= FD_TOL * scale
+    assert np.abs(obj.hessian(w, algorithm="fd") - H).max() <= FD_TOL * scale
     V = np.random.default_rng(seed).standard_normal((net.n_weights, 2))
     assert rel_err(obj.hvp(w, V), H @ V) < EXACT_RTOL
 
@@ -437,7 +437,7 @@ def test_hidden_layer_feeding_nothing():
     assert np.all(H[dead] == 0) and np.all(H[:, dead] == 0)
     assert rel_err(obj.hessian(w, algorithm="rop"), H) < EXACT_RTOL
     scale = max(np.abs(H).max(), np.abs(obj.gradient(w)).max())
-    assert np.abs(obj.hessian(w, method="mixed") - H).max() <= MIXED_TOL * scale
+    assert np.abs(obj.hessian(w, algorithm="mixed") - H).max() <= MIXED_TOL * scale
 
 
 def test_output_fed_by_every_earlier_node_with_masks():
@@ -460,7 +460,7 @@ def test_output_fed_by_every_earlier_node_with_masks():
     H = obj.hessian(w)
     assert rel_err(obj.hessian(w, algorithm="rop"), H) < EXACT_RTOL
     scale = max(np.abs(H).max(), np.abs(obj.gradient(w)).max())
-    assert np.abs(obj.hessian(w, method="mixed") - H).max() <= MIXED_TOL * scale
+    assert np.abs(obj.hessian(w, algorithm="mixed") - H).max() <= MIXED_TOL * scale
     idx = masked_indices(net)
     assert len(idx) == 3 + 2 + 6
     # masked entries: no weight decay either, so zero rows and columns
@@ -498,7 +498,7 @@ def test_linear_model_sse_hessian_by_hand(K):
     # same sums in another order: round-off only
     for H in (obj.hessian(w), obj.hessian(w, algorithm="rop"),
               obj.hvp(w, np.eye(net.n_weights)),
-              obj.hessian(w, method="gauss_newton")):
+              obj.hessian(w, kind="gauss_newton")):
         assert rel_err(H, H_expected) < EXACT_RTOL
     # zero rows/cols between different outputs: exactly zero
     H = obj.hessian(w)
@@ -507,7 +507,7 @@ def test_linear_model_sse_hessian_by_hand(K):
     # the four-point Hessian of a quadratic has no truncation error:
     # round-off macheps |E| / h^2 only (~1e-8 |E|)
     scale = max(np.abs(H).max(), obj.value(w))
-    assert np.abs(obj.hessian(w, method="fd") - H_expected).max() <= FD_TOL * scale
+    assert np.abs(obj.hessian(w, algorithm="fd") - H_expected).max() <= FD_TOL * scale
 
 
 def test_loss_without_hess_is_refused_clearly():
@@ -522,13 +522,13 @@ def test_loss_without_hess_is_refused_clearly():
     W = net.n_weights
     for call in (lambda: obj.hessian(w), lambda: obj.hessian(w, algorithm="rop"),
                  lambda: obj.hvp(w, np.ones(W)),
-                 lambda: obj.hessian(w, method="gauss_newton"),
+                 lambda: obj.hessian(w, kind="gauss_newton"),
                  lambda: obj.gnvp(w, np.ones(W)), lambda: obj.hessian_diagonal(w)):
         with pytest.raises(ValueError, match="loss"):
             call()
     # first derivatives still work and the mixed Hessian needs only those:
     # it equals the exact Hessian of the same E with hess = 2 I (~1e-10)
-    Hm = obj.hessian(w, method="mixed")
+    Hm = obj.hessian(w, algorithm="mixed")
     obj2 = sopt.Objective(net, obj.X, obj.T,
                           loss=loss + (lambda y, T: 2 * np.broadcast_to(
                               np.eye(2), y.shape + (2,)).copy(),))
@@ -537,10 +537,32 @@ def test_loss_without_hess_is_refused_clearly():
     assert np.abs(Hm - H).max() <= MIXED_TOL * scale
 
 
-@pytest.mark.parametrize("bad, exc", [("bogus", ValueError), (None, TypeError)])
-def test_unknown_method_or_algorithm(bad, exc):
+@pytest.mark.parametrize("bad, exc", [("bogus", ValueError), (None, TypeError),
+                                      ("diagonal", ValueError)])
+def test_curvature_matrix_refuses_an_unknown_kind(bad, exc):
+    from sopt.hessian import curvature_matrix
     net, obj, w = build("identity-sse", 1)
-    with pytest.raises(exc, match="method"):
-        obj.hessian(w, method=bad)
+    with pytest.raises(exc, match="kind"):
+        curvature_matrix(net, obj.at(w).batches(), kind=bad)
+
+
+@pytest.mark.parametrize("bad, exc", [("bogus", ValueError), (None, TypeError)])
+def test_unknown_kind_or_algorithm(bad, exc):
+    net, obj, w = build("identity-sse", 1)
+    with pytest.raises(exc, match="kind"):
+        obj.hessian(w, kind=bad)
     with pytest.raises(exc, match="algorithm"):
         obj.hessian(w, algorithm=bad)
+
+
+@pytest.mark.parametrize("kind, algorithm", [
+    ("gauss_newton", "fd"), ("gauss_newton", "mixed"), ("diagonal", "rop"),
+    ("diagonal", "fd"), ("diagonal", "mixed")])
+def test_a_kind_without_that_algorithm_is_refused(kind, algorithm):
+    """Differences of E give the exact Hessian only, and the diagonal
+    approximation has its own backward pass: no silent substitute."""
+    net, obj, w = build("identity-sse", 1)
+    with pytest.raises(ValueError, match=f"algorithm: {algorithm!r}|not {algorithm!r}"):
+        obj.hessian(w, kind=kind, algorithm=algorithm)
+    with pytest.raises(ValueError, match="algorithm"):
+        obj.at(w).curvature("exact", algorithm="fd")    # an evaluation: its passes only

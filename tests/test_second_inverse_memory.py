@@ -58,8 +58,8 @@ def test_inverse_outer_product_equals_inverse_of_gauss_newton(case, seed):
     net, obj, w = build(case, seed)
     # masked entries have zero rows in A (no data term, no decay): the
     # inverse is taken over the weights in use and is zero elsewhere
-    used = np.flatnonzero(net.active_weights())
-    A_full = obj.hessian(w, method="gauss_newton")
+    used = np.flatnonzero(net.used_weight_mask())
+    A_full = obj.hessian(w, kind="gauss_newton")
     A = A_full[np.ix_(used, used)]                 # alpha I + G on used weights
     G = A - 0.5 * np.eye(len(used))
     assert np.abs(G).max() > 1e-2                  # G is not negligible
@@ -80,7 +80,7 @@ def test_inverse_outer_product_equals_inverse_of_gauss_newton(case, seed):
 def test_inverse_outer_product_is_the_pattern_sum_by_hand():
     """sse, K = 1: (alpha I + sum_n g_n g_n^T)^{-1} with g_n = dy_n/dw."""
     net, obj, w = build("sse-K1", 3, alpha=0.8)
-    used = np.flatnonzero(net.active_weights())     # masked entries excluded
+    used = np.flatnonzero(net.used_weight_mask())     # masked entries excluded
     J = obj.net.output_sensitivities(w, obj.X)[:, 0, used]
     A = 0.8 * np.eye(len(used)) + J.T @ J
     Ainv = obj.inverse_outer_product(w)[np.ix_(used, used)]
@@ -152,11 +152,17 @@ def _states_w_and_bytes(msg, W, need):
     assert f"{need:,}" in msg or str(need) in msg, msg
 
 
-@pytest.mark.parametrize("method", ["exact", "fd", "mixed", "gauss_newton", "diagonal"])
-def test_hessian_refuses_over_max_bytes(method):
+#: every (kind, algorithm) pair of Objective.hessian
+HESSIAN_PAIRS = [("exact", "structured"), ("exact", "rop"), ("exact", "fd"),
+                 ("exact", "mixed"), ("gauss_newton", "structured"),
+                 ("gauss_newton", "rop"), ("diagonal", "structured")]
+
+
+@pytest.mark.parametrize("kind, algorithm", HESSIAN_PAIRS)
+def test_hessian_refuses_over_max_bytes(kind, algorithm):
     net, obj, w = _net_with_100_weights()
     with pytest.raises(MemoryError) as info:
-        obj.hessian(w, method=method, max_bytes=1000)
+        obj.hessian(w, kind, algorithm, max_bytes=1000)
     _states_w_and_bytes(str(info.value), 100, 80_000)
 
 
@@ -176,7 +182,7 @@ def test_inverse_outer_product_refuses_over_max_bytes():
     with pytest.raises(MemoryError) as info:
         obj.inverse_outer_product(w, max_bytes=1000)
     _states_w_and_bytes(str(info.value), 100, 80_000)
-    A = obj.hessian(w, method="gauss_newton")
+    A = obj.hessian(w, kind="gauss_newton")
     assert rel_err(obj.inverse_outer_product(w, max_bytes=80_000),
                    np.linalg.inv(A)) < INV_RTOL
 
@@ -206,9 +212,9 @@ def test_objective_refuses_by_default_before_allocating():
     obj = sopt.Objective(net, rng.standard_normal((2, 100)), rng.standard_normal(2),
                          alpha=0.1)
     w = net.init_weights(seed=0)
-    for method in ("exact", "fd", "mixed", "gauss_newton", "diagonal"):
+    for kind, algorithm in HESSIAN_PAIRS:
         with pytest.raises(MemoryError) as info:
-            obj.hessian(w, method=method)
+            obj.hessian(w, kind, algorithm)
         _states_w_and_bytes(str(info.value), W, 8 * W**2)
     with pytest.raises(MemoryError):
         obj.hess(w)

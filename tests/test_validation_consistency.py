@@ -179,7 +179,8 @@ TAKES = {
     },
     "name": {         # a method, loss or activation chosen by name
         "Objective(loss)": lambda s, n: sopt.Objective(s.net, s.X, s.T, loss=n),
-        "Objective.hessian(method)": lambda s, n: s.obj.hessian(s.w, method=n),
+        "Objective.hessian(kind)": lambda s, n: s.obj.hessian(s.w, kind=n),
+        "Objective.hessian(algorithm)": lambda s, n: s.obj.hessian(s.w, algorithm=n),
         "optimize.minimize(method)": lambda s, n: sopt.optimize.minimize(
             s.obj, s.w, method=n),
         "bayes.laplace(hessian)": lambda s, n: laplace(

@@ -22,7 +22,7 @@ class Dense(StructureSpec):
 
     def build(self, data, w_map, used, kind, clip_negative, max_bytes):
         try:
-            H = data.hessian(w_map, method=kind, max_bytes=max_bytes)
+            H = data.hessian(w_map, kind, max_bytes=max_bytes)
         except MemoryError as err:
             raise MemoryError(f"{err}; or use a structure that does not hold the "
                               "W x W matrix: structure='kfac', 'diagonal', "

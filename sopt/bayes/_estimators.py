@@ -11,8 +11,15 @@ highest log evidence. ``fit`` standardises X's columns (and, for the
 regressor, each column of y) before the evidence fit, so the fit does not
 depend on their units or offsets (the prior N(0, 1/alpha) is on the
 weights of the standardised problem); everything a user reads back
-(predictions, error bars, ``beta_``, the log evidences, ``coefs_``) is in
-the user's units.
+(predictions, error bars, ``noise_precision_``, the log evidences,
+``coefs_``) is in the user's units.
+
+The fitted precisions are named for what they are: ``prior_precision_`` (the
+alpha of PRML sec. 5.7, the prior N(0, I / alpha) on the weights) and
+``noise_precision_`` (beta), not ``alpha_`` and ``beta_``, because
+scikit-learn's ``BayesianRidge.alpha_`` is the noise precision;
+``n_cycles_`` counts evidence cycles (each a whole training run), not
+solver iterations. The old names are deprecated read-only aliases.
 
 Cost of one evidence cycle: one training run (``method``, ``max_iter``
 iterations at most) and one W x W Hessian with its Cholesky factorisation,
@@ -33,6 +40,7 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._deprecation import renamed_property
 from ..activations import ACTIVATIONS, Activation, get_activation
 from ..network import Network, mlp
 from .._validation import check_estimator_data, check_positive_int
@@ -45,7 +53,7 @@ from ._subset import Subset
 from ._structures import STRUCTURES
 from ._sampled import SamplingWarning, convergence_problems
 from ._sampling import MIN_DRAWS, sample_posterior
-from ._storage import register_estimators
+from ._storage import register_estimators, rename_fitted_attributes
 
 Array = np.ndarray
 
@@ -217,6 +225,13 @@ class _BayesianMLPBase(BaseEstimator):
         "hyperprior": [StrOptions({"gamma"}), None],
         "structure": [StrOptions(set(STRUCTURES)), StructureSpec],
     }
+
+    alpha_ = renamed_property("alpha_", "prior_precision_")
+    n_iter_ = renamed_property("n_iter_", "n_cycles_")
+
+    def __setstate__(self, state: dict) -> None:
+        # a pickle from before the renames: its attributes under their new names
+        super().__setstate__(rename_fitted_attributes(state))
 
     def _store_params(self, params: dict) -> None:
         """``__init__``'s arguments stored unchanged, one attribute each
@@ -391,11 +406,11 @@ class _BayesianMLPBase(BaseEstimator):
         self.w_ = best.w.copy()
         # the hyperparameters the kept posterior was computed with
         alpha = np.array(best.alpha, dtype=float)
-        self.alpha_ = float(alpha[0]) if self.groups == "single" else alpha
+        self.prior_precision_ = float(alpha[0]) if self.groups == "single" else alpha
         self.group_names_ = list(best.group_names)
         self.gamma_ = float(best.gamma)
         self.log_evidence_ = float(best.log_evidence) + shift
-        self.n_iter_ = int(best.n_cycles)
+        self.n_cycles_ = int(best.n_cycles)
         self.converged_ = bool(best.converged)
         self.history_ = best.history
         self.restarts_log_evidence_ = runs
@@ -555,9 +570,9 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     ----------
     In the user's units:
 
-    beta_ : noise precision of y, float (one output) or (K,) array (one
-        per column of y, each 1 / its noise variance)
-    log_evidence_ : float, ln p(y | alpha_, beta_) of the kept run; the
+    noise_precision_ : beta, the noise precision of y, float (one output)
+        or (K,) array (one per column of y, each 1 / its noise variance)
+    log_evidence_ : float, ln p(y | alpha, beta) of the kept run; the
         targets' density, so y in units s times larger gives N K ln s less
         (the standardised problem's value is ``history_["log_evidence"]``)
     restarts_log_evidence_ : (n_restarts,) log evidence of every run
@@ -575,8 +590,8 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
     Of the standardised problem, (X - x_mean_) / x_scale_ and
     (y - y_mean_) / y_scale_:
 
-    alpha_ : float (groups="single") or (n_groups,) array, the prior
-        precision of the (standardised) weights
+    prior_precision_ : alpha, float (groups="single") or (n_groups,) array,
+        the prior precision of the (standardised) weights
     gamma_ : float, effective number of well-determined parameters (no units)
     history_ : dict of per-cycle lists (alpha, beta, gamma, log_evidence, ...)
     posterior_ : LaplacePosterior; network_ : Network; w_ : (W,) w_MAP;
@@ -593,7 +608,10 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
 
     Other:
 
-    n_iter_ : int, evidence cycles of the kept run
+    n_cycles_ : int, evidence cycles of the kept run (each re-estimates
+        alpha and beta after a whole training run)
+    alpha_, beta_, n_iter_ : deprecated names of prior_precision_,
+        noise_precision_ and n_cycles_
     hidden_ : tuple, the hidden layer sizes fitted
     converged_ : bool, whether the kept run settled within max_cycles
     n_features_in_ : int
@@ -612,6 +630,8 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
                  n_draws=1000, n_warmup=500, n_chains=2, hyperprior=None,
                  structure="dense"):
         self._store_params(locals())
+
+    beta_ = renamed_property("beta_", "noise_precision_")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -639,8 +659,8 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         self._evidence(Xs, Ts, "identity", beta, shift)
         self._infer(Xs, Ts)
         self._y_1d = y.ndim == 1
-        beta_ = self.posterior_.beta / scale2
-        self.beta_ = float(beta_[0]) if len(beta_) == 1 else beta_
+        noise = self.posterior_.beta / scale2           # in the user's units
+        self.noise_precision_ = float(noise[0]) if len(noise) == 1 else noise
         self.n_outputs_ = T.shape[1]
         return self
 
@@ -713,8 +733,8 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
     Attributes
     ----------
     classes_ : (n_classes,) the sorted labels
-    alpha_, gamma_, log_evidence_, n_iter_, history_, posterior_, network_,
-    w_, restarts_log_evidence_, x_mean_, x_scale_, n_features_in_ :
+    prior_precision_, gamma_, log_evidence_, n_cycles_, history_, posterior_,
+    network_, w_, restarts_log_evidence_, x_mean_, x_scale_, n_features_in_ :
         as for :class:`BayesianMLPRegressor` (no targets to standardise:
         the log evidence is that of the labels)
     coefs_, intercepts_ : as for the regressor, for the user's X; the

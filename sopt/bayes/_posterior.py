@@ -544,7 +544,7 @@ def _posterior(net: Network, data_term, loss: Loss, w_map, alpha, beta, structur
     alpha = np.broadcast_to(check_alpha(alpha, net.n_weights, positive=True),
                             (net.n_weights,)).astype(float)
     data = data_term()
-    used = np.flatnonzero(net.active_weights())
+    used = np.flatnonzero(net.used_weight_mask())
     curvature = spec.build(data, w_map, used, hessian, clip_negative, max_bytes)
     try:
         return LaplacePosterior(net, data, w_map, curvature, alpha, beta)

@@ -426,7 +426,7 @@ def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
     alpha, beta = _precisions(loss, alpha, beta, posterior, net.n_weights)
     opts["beta"] = beta
     group_index, names = weight_groups(net, groups)
-    used = np.flatnonzero(net.active_weights())
+    used = np.flatnonzero(net.used_weight_mask())
     mici = _import_mici()
     rng = np.random.default_rng(seed)
     start = time.perf_counter()

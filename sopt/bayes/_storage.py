@@ -118,7 +118,7 @@ def check_posterior_state(state: dict) -> dict:
     curvature = state["curvature"]
     if not isinstance(curvature, dict):
         raise ValueError(f"{owner}.curvature: expected a dict")
-    used = np.flatnonzero(net.active_weights())
+    used = np.flatnonzero(net.used_weight_mask())
     covered = _array(curvature, owner + ".curvature", "covered", "iu", (None,))
     if not (np.all(np.isin(covered, used)) and np.all(np.diff(covered) > 0)):
         raise ValueError(f"{owner}.curvature.covered: not increasing weights in use")
@@ -151,7 +151,7 @@ def check_posterior(state: dict) -> dict:
     W = net.n_weights
     _array(state, owner, "w_map", "f", (W,))        # first: bounds what follows
     _array(state, owner, "alpha", "f", (W,))
-    used = np.flatnonzero(net.active_weights())
+    used = np.flatnonzero(net.used_weight_mask())
     if not np.array_equal(_array(state, owner, "used", "iu", (None,)), used):
         raise ValueError(f"{owner}.used: not the weights in use of its network")
     Wu = (len(used), len(used))
@@ -207,7 +207,7 @@ def check_sampled(state: dict) -> dict:
     W = net.n_weights
     _array(state, owner, "w_map", "f", (W,))
     _array(state, owner, "prior_alpha", "f", (W,))
-    used = np.flatnonzero(net.active_weights())
+    used = np.flatnonzero(net.used_weight_mask())
     if not np.array_equal(_array(state, owner, "used", "iu", (None,)), used):
         raise ValueError(f"{owner}.used: not the weights in use of its network")
     M, S, _ = _array(state, owner, "draws", "f", (None, None, W)).shape
@@ -262,6 +262,23 @@ def check_evidence_result(state: dict) -> dict:
     _array(state, owner, "w", "f", (W,))
     _array(state, owner, "alpha", "f", (None,))
     _array(state, owner, "groups", "iu", (W,))
+    return state
+
+
+#: Fitted attributes of the estimators renamed since files were written:
+#: old name -> new name.
+RENAMED_FITTED_ATTRIBUTES = {"alpha_": "prior_precision_", "beta_": "noise_precision_",
+                             "n_iter_": "n_cycles_"}
+
+
+def rename_fitted_attributes(state: dict) -> dict:
+    """An estimator's attributes with the old names of
+    :data:`RENAMED_FITTED_ATTRIBUTES` replaced by the new ones (a value
+    already under the new name is kept), for unpickling; ``state`` is
+    changed and returned. (sopt.load renames them itself.)"""
+    for old, new in RENAMED_FITTED_ATTRIBUTES.items():
+        if old in state:
+            state.setdefault(new, state.pop(old))
     return state
 
 
@@ -354,6 +371,8 @@ def register_all() -> None:
 def register_estimators(regressor: type, classifier: type) -> None:
     """Called by the estimators' module once its classes exist."""
     saving.register(regressor.__name__, regressor, check=functools.partial(
-        check_estimator, scaled_outputs=True, defaults=_constructor_defaults(regressor)))
+        check_estimator, scaled_outputs=True, defaults=_constructor_defaults(regressor)),
+        renamed=RENAMED_FITTED_ATTRIBUTES)
     saving.register(classifier.__name__, classifier, check=functools.partial(
-        check_estimator, defaults=_constructor_defaults(classifier)))
+        check_estimator, defaults=_constructor_defaults(classifier)),
+        renamed=RENAMED_FITTED_ATTRIBUTES)

@@ -49,7 +49,7 @@ class Subset(StructureSpec):
     def _block(self, data, w_map, cols: Array, kind: str, max_bytes) -> Array:
         """H's (C, C) block on the weights ``cols``."""
         if kind == "exact" and not self._in_output_layer(data.net, cols):
-            H = data.hessian(w_map, method="exact", max_bytes=max_bytes)
+            H = data.hessian(w_map, "exact", max_bytes=max_bytes)
             return H[np.ix_(cols, cols)]
         statistic = gauss_newton_block if kind == "gauss_newton" else output_curvature_block
         net = data.net

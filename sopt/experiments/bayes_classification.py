@@ -218,7 +218,7 @@ def compute(ctx) -> dict:
     ev = _fit_evidence(net, X, T, range(cfg["evidence_restarts"]), ctx.log)
     w_ml, post, w_map = ml.x, ev.posterior, ev.w
     lam = np.linalg.eigvalsh(Objective(net, X, T, loss="binary_ce").hessian(
-        w_map, method="exact"))
+        w_map, kind="exact"))
     variant_rows = (_curvature_variants(net, X, T, ev, Xt, tt, ctx.log)
                     if cfg["variants"] else [])
     p_ml, p_map = net.forward(w_ml, Xt)[:, 0], net.forward(w_map, Xt)[:, 0]

@@ -93,7 +93,7 @@ def dag_problem(seed: int, n_inputs: int, n_hidden: int, max_units: int,
     X = rng.standard_normal((n_patterns, n_inputs))
     T = rng.standard_normal((n_patterns, n_outputs))
     # non-zero biases too, so that every term of every derivative is exercised
-    w = net.init_weights(seed) + 0.3 * rng.standard_normal(net.n_weights) * net.active_weights()
+    w = net.init_weights(seed) + 0.3 * rng.standard_normal(net.n_weights) * net.used_weight_mask()
     return net, Objective(net, X, T, loss="sse"), w
 
 
@@ -112,7 +112,7 @@ def accuracy(ctx) -> tuple[list[dict], dict, str]:
     X = obj.X
     g = obj.gradient(w)
     J = net.jacobian(w, X)
-    H = obj.hessian(w, method="exact")
+    H = obj.hessian(w, kind="exact")
     v = np.random.default_rng(1).standard_normal(net.n_weights)
     comparisons = [
         ("gradient", "backprop", "central differences of E (2W calls of E)",
@@ -121,9 +121,9 @@ def accuracy(ctx) -> tuple[list[dict], dict, str]:
          J, finite_diff.rowwise_jacobian(lambda Z: net.forward(w, Z), X)),
         ("hvp", "R-propagation H v", "exact Hessian times v", obj.hvp(w, v), H @ v),
         ("hessian_vs_mixed", "exact Hessian", "mixed: central differences of the gradient",
-         H, obj.hessian(w, method="mixed")),
+         H, obj.hessian(w, algorithm="mixed")),
         ("hessian_vs_fd", "exact Hessian", "four-point differences of E (2W^2 calls)",
-         H, obj.hessian(w, method="fd")),
+         H, obj.hessian(w, algorithm="fd")),
     ]
     rows, summary = [], {}
     for key, analytic, numeric, a, b in comparisons:
@@ -133,7 +133,7 @@ def accuracy(ctx) -> tuple[list[dict], dict, str]:
                      "shape": "x".join(map(str, np.shape(a))),
                      "relative error": err,
                      "max abs difference": float(np.max(np.abs(np.asarray(a) - b)))})
-    n_masked = int(net.n_weights - net.active_weights().sum())
+    n_masked = int(net.n_weights - net.used_weight_mask().sum())
     summary["accuracy_W"] = net.n_weights
     return rows, summary, (f"{net!r}, N = {DAG_PATTERNS}, {n_masked} masked-out "
                            "weights")
@@ -151,8 +151,8 @@ def step_sweep(ctx) -> tuple[dict, dict]:
     curves = {"gradient": [], "mixed": [], "fd": []}
     for e in eps:
         curves["gradient"].append(rel_err(finite_diff.gradient(obj.value, w, e), g))
-        curves["mixed"].append(rel_err(obj.hessian(w, method="mixed", eps=e), H))
-        curves["fd"].append(rel_err(obj.hessian(w, method="fd", eps=e), H))
+        curves["mixed"].append(rel_err(obj.hessian(w, algorithm="mixed", eps=e), H))
+        curves["fd"].append(rel_err(obj.hessian(w, algorithm="fd", eps=e), H))
     curves = {k: np.array(v) for k, v in curves.items()}
     summary = {}
     for key in curves:
@@ -219,8 +219,8 @@ def _cost_problem(M: int, N: int, rng):
              "fd_gradient": lambda: finite_diff.gradient(obj.value, w),
              "hvp": lambda: obj.at(w).hvp(v),
              "exact": lambda: obj.at(w).curvature("exact"),
-             "mixed": lambda: obj.hessian(w, method="mixed"),
-             "fd": lambda: obj.hessian(w, method="fd")}
+             "mixed": lambda: obj.hessian(w, algorithm="mixed"),
+             "fd": lambda: obj.hessian(w, algorithm="fd")}
     return net.n_weights, calls
 
 

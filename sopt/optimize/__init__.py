@@ -45,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from .._deprecation import renamed_attributes
 from .._validation import as_float_array, check_choice, check_finite
 from ._gd import GradientDescentStep
 from ._lm import LevenbergMarquardtStep
@@ -54,8 +55,10 @@ from ._options import OPTIONS, check_options
 from ._problem import make_problem
 from ._scipy import FIRST_ORDER, SECOND_ORDER, run_scipy
 
-OWN = {"newton": NewtonStep, "lm": LevenbergMarquardtStep, "gd": GradientDescentStep}
-METHODS = tuple(OWN) + tuple(SECOND_ORDER) + FIRST_ORDER
+#: The methods sopt runs in its own outer loop: name -> step rule class.
+STEP_RULES = {"newton": NewtonStep, "lm": LevenbergMarquardtStep,
+              "gd": GradientDescentStep}
+METHODS = tuple(STEP_RULES) + tuple(SECOND_ORDER) + FIRST_ORDER
 
 __all__ = ["minimize", "check_method_options", "ConvergenceWarning", "METHODS", "OPTIONS"]
 
@@ -134,10 +137,13 @@ def minimize(obj, w0, method: str = "newton", options: dict | None = None,
     maxiter = options.pop("maxiter", 1000)
     disp = options.pop("disp", False)
     gtol_rel = options.pop("gtol_rel", 0.0)
-    if method in OWN:
+    if method in STEP_RULES:
         kwargs = {"gtol": gtol} if method == "newton" else {}
-        rule = OWN[method](problem, **kwargs, **options)
+        rule = STEP_RULES[method](problem, **kwargs, **options)
         return outer_loop(problem, w0, rule, gtol, maxiter, callback, method,
                           disp, gtol_rel)
     return run_scipy(problem, w0, method, gtol, maxiter, callback, options,
                      disp, gtol_rel)
+
+
+__getattr__ = renamed_attributes(__name__, {"OWN": "STEP_RULES"})

@@ -71,7 +71,7 @@ def make_problem(obj, jac=None, hess=None, hessp=None, gauss_newton=None) -> Pro
 
     An objective is a :class:`sopt.objective.ObjectiveProtocol` (e.g. a
     :class:`sopt.Objective` or a :class:`sopt.distributed.ShardedObjective`);
-    its fun/jac/hess/hessp and ``hessian(w, method="gauss_newton")`` are
+    its fun/jac/hess/hessp and ``hessian(w, kind="gauss_newton")`` are
     used. Derivatives passed explicitly replace the objective's own, each of
     them alike (as scipy uses whatever it is given). An object that is
     neither an objective nor callable is a TypeError naming what it lacks."""
@@ -80,8 +80,10 @@ def make_problem(obj, jac=None, hess=None, hessp=None, gauss_newton=None) -> Pro
         if f is not None and not callable(f):
             raise TypeError(f"{name}: expected a callable, got {type(f).__name__}")
     if isinstance(obj, ObjectiveProtocol):
+        # the kind positionally: a user's objective written when the
+        # argument was called method works unchanged
         own = {"jac": obj.jac, "hess": obj.hess, "hessp": obj.hessp,
-               "gauss_newton": lambda w: obj.hessian(w, method="gauss_newton")}
+               "gauss_newton": lambda w: obj.hessian(w, "gauss_newton")}
         return Problem(obj.fun, **{k: own[k] if f is None else f
                                    for k, f in given.items()})
     if not callable(obj):

@@ -1,4 +1,4 @@
-"""sopt.fastmath: the table method against numpy's np.tanh, and the choice
+"""sopt.tanh_table: the table method against numpy's np.tanh, and the choice
 between them."""
 import threading
 import time
@@ -7,9 +7,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import sopt.fastmath as fastmath
+import sopt.tanh_table as tanh_table
 from sopt import _timing
-from sopt.fastmath import table_tanh
+from sopt.tanh_table import table_tanh
 
 # Each step before the final (T + u) / (1 + T u) is exact and the Taylor
 # remainder is 2^-57 relative, so the result carries the rounding of five
@@ -18,7 +18,7 @@ MAX_ULP = 4
 
 
 def tanh(x):
-    """The table method at every size and shape (fastmath.tanh sends small
+    """The table method at every size and shape (tanh_table.tanh sends small
     arrays and scalars to np.tanh, and on some machines all arrays)."""
     x = np.asarray(x, dtype=float)
     return table_tanh(x.reshape(-1)).reshape(x.shape)
@@ -27,8 +27,8 @@ def tanh(x):
 @pytest.fixture
 def choice(monkeypatch):
     """A fresh choice of method (none made yet), restored afterwards."""
-    monkeypatch.setattr(fastmath, "_chosen", None)
-    monkeypatch.delenv(fastmath.ENV, raising=False)
+    monkeypatch.setattr(tanh_table, "_chosen", None)
+    monkeypatch.delenv(tanh_table.ENV, raising=False)
     return monkeypatch
 
 
@@ -90,8 +90,8 @@ def test_sign_of_zero_is_kept():
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of 1000 values, so that tiny arrays span several."""
-    monkeypatch.setattr(fastmath, "BLOCK", 1000)
-    monkeypatch.setattr(fastmath, "_local", threading.local())
+    monkeypatch.setattr(tanh_table, "BLOCK", 1000)
+    monkeypatch.setattr(tanh_table, "_local", threading.local())
 
 
 def test_blocks_give_the_same_values_as_one_block(small_blocks):
@@ -134,7 +134,7 @@ def test_no_fresh_memory_beyond_the_result(small_blocks):
 
 def test_each_thread_has_its_own_work_arrays(small_blocks):
     found = []
-    threads = [threading.Thread(target=lambda: found.append(fastmath._work()))
+    threads = [threading.Thread(target=lambda: found.append(tanh_table._work()))
                for _ in range(2)]
     for t in threads:
         t.start()
@@ -142,43 +142,43 @@ def test_each_thread_has_its_own_work_arrays(small_blocks):
         t.join()
     first, second = found
     assert not any(np.shares_memory(u, v) for u in first for v in second)
-    assert fastmath._work() is fastmath._work()                 # kept
+    assert tanh_table._work() is tanh_table._work()                 # kept
 
 
 @pytest.mark.parametrize("forced", ["numpy", "table", " Table "])
 def test_environment_forces_the_method(choice, forced):
-    choice.setenv(fastmath.ENV, forced)
-    choice.setattr(fastmath, "_measure", lambda: pytest.fail("measured"))
-    assert fastmath.method() == forced.strip().lower()
+    choice.setenv(tanh_table.ENV, forced)
+    choice.setattr(tanh_table, "_measure", lambda: pytest.fail("measured"))
+    assert tanh_table.method() == forced.strip().lower()
     y = np.random.default_rng(3).standard_normal(4096) * 3
-    expected = np.tanh(y) if fastmath.method() == "numpy" else table_tanh(y)
-    np.testing.assert_array_equal(fastmath.tanh(y), expected)
+    expected = np.tanh(y) if tanh_table.method() == "numpy" else table_tanh(y)
+    np.testing.assert_array_equal(tanh_table.tanh(y), expected)
     assert not np.array_equal(np.tanh(y), table_tanh(y))     # they differ here
 
 
 def test_unknown_environment_value_is_an_error(choice):
-    choice.setenv(fastmath.ENV, "fast")
+    choice.setenv(tanh_table.ENV, "fast")
     with pytest.raises(ValueError, match="SOPT_TANH"):
-        fastmath.method()
+        tanh_table.method()
 
 
 def test_measured_once_and_kept(choice):
     calls = []
-    choice.setattr(fastmath, "_measure", lambda: calls.append(1) or "table")
+    choice.setattr(tanh_table, "_measure", lambda: calls.append(1) or "table")
     y = np.random.default_rng(5).standard_normal(4096)
-    fastmath.tanh(y[:10])                     # small: no choice needed
+    tanh_table.tanh(y[:10])                     # small: no choice needed
     assert calls == []
-    fastmath.tanh(y)
-    fastmath.tanh(y)
-    assert calls == [1] and fastmath.method() == "table"
+    tanh_table.tanh(y)
+    tanh_table.tanh(y)
+    assert calls == [1] and tanh_table.method() == "table"
 
 
 def test_fastest_picks_the_faster_function():
     slow = lambda: time.sleep(2e-3)
     fast = lambda: np.negative(np.ones(4))
-    assert fastmath.fastest({"slow": slow, "fast": fast}, rounds=3) == "fast"
-    assert fastmath.fastest({"fast": fast, "slow": slow}, rounds=3) == "fast"
-    assert fastmath._measure() in fastmath.METHODS
+    assert tanh_table.fastest({"slow": slow, "fast": fast}, rounds=3) == "fast"
+    assert tanh_table.fastest({"fast": fast, "slow": slow}, rounds=3) == "fast"
+    assert tanh_table._measure() in tanh_table.METHODS
 
 
 def simulated(choice, numpy_cost, table_cost):
@@ -193,7 +193,7 @@ def simulated(choice, numpy_cost, table_cost):
             return cost(x)
         return f
 
-    choice.setattr(fastmath, "_candidates",
+    choice.setattr(tanh_table, "_candidates",
                    lambda: {"numpy": fake(numpy_cost), "table": fake(table_cost)})
     choice.setattr(_timing, "elapsed", lambda fn: fn())
     return seen
@@ -218,7 +218,7 @@ def cached_table(x):
 def test_choice_picks_the_method_twice_as_fast_on_a_network_layer(
         choice, numpy_cost, table_cost, expected):
     seen = simulated(choice, numpy_cost, table_cost)
-    assert fastmath.method() == expected
+    assert tanh_table.method() == expected
     x = seen[0]
     assert x.size >= 1000 * 50 and all(y is x for y in seen)
     assert not np.all(np.diff(x) >= 0) and 0.8 < x.std() < 1.2     # random normal
@@ -230,8 +230,8 @@ def test_choice_cost_is_bounded_on_a_slow_machine(choice):
     """Each call 4 ms (both methods): a warm-up call and the minimum number
     of rounds each, not the full count."""
     seen = simulated(choice, lambda x: 4e-3, lambda x: 2e-3)
-    assert fastmath.method() == "table"
-    assert len(seen) == 2 * (fastmath.MIN_ROUNDS + 1) < 2 * (fastmath.ROUNDS + 1)
+    assert tanh_table.method() == "table"
+    assert len(seen) == 2 * (tanh_table.MIN_ROUNDS + 1) < 2 * (tanh_table.ROUNDS + 1)
 
 
 def test_choice_survives_bursts_of_load(choice):
@@ -244,13 +244,13 @@ def test_choice_survives_bursts_of_load(choice):
         return 0.5 * libm(x) * (10 if len(calls) % 3 == 0 else 1)
 
     simulated(choice, libm, noisy_table)
-    assert fastmath.method() == "table"
+    assert tanh_table.method() == "table"
 
 
 def test_small_arrays_use_libm(choice):
-    choice.setenv(fastmath.ENV, "table")
-    x = np.random.default_rng(4).standard_normal(fastmath.SMALL - 1) * 3
-    np.testing.assert_array_equal(fastmath.tanh(x), np.tanh(x))
-    y = np.random.default_rng(4).standard_normal(fastmath.SMALL) * 3
-    assert not np.array_equal(fastmath.tanh(y), np.tanh(y))     # the table method
-    assert ulp_error(fastmath.tanh(y), np.tanh(y)).max() <= MAX_ULP
+    choice.setenv(tanh_table.ENV, "table")
+    x = np.random.default_rng(4).standard_normal(tanh_table.SMALL - 1) * 3
+    np.testing.assert_array_equal(tanh_table.tanh(x), np.tanh(x))
+    y = np.random.default_rng(4).standard_normal(tanh_table.SMALL) * 3
+    assert not np.array_equal(tanh_table.tanh(y), np.tanh(y))     # the table method
+    assert ulp_error(tanh_table.tanh(y), np.tanh(y)).max() <= MAX_ULP
