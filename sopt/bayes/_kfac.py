@@ -62,7 +62,9 @@ import numbers
 import numpy as np
 from scipy.linalg import eigh
 
+from .._threads import blas_threads_for
 from ..derivatives import SENSITIVITY_DOUBLES, gauss_newton_seeds, items_in_budget
+from ..network import matmul_rows
 from ._structure import Curvature, Linearisation, Precision, StructureSpec, check_assemble
 
 Array = np.ndarray
@@ -127,21 +129,28 @@ def split_factor_sums(net, flat: Array) -> tuple[list, list, float]:
     G, start = [], 0
     for layer in net.layers:
         m = layer.size
-        G.append(flat[start:start + m * m].reshape(m, m))
+        G.append(_symmetric(flat[start:start + m * m].reshape(m, m)))
         start += m * m
     S = [None] * len(net.layers)
     for node in source_nodes(net):
         m = node.size
-        S[node.index] = flat[start:start + m * m].reshape(m, m)
+        S[node.index] = _symmetric(flat[start:start + m * m].reshape(m, m))
         start += m * m
     return G, S, float(flat[start])
+
+
+def _symmetric(M: Array) -> Array:
+    """(M + M^T) / 2: exactly symmetric (a product BLAS did not take as a
+    syrk, or a sum over shards, may differ from its transpose by round-off)."""
+    return 0.5 * (M + M.T)
 
 
 # ----- the blocks -----
 def nonnegative_eigh(M: Array) -> tuple[Array, Array]:
     """Eigenvalues (clipped at 0: round-off of a Gram matrix) and
-    eigenvectors of a symmetric M. Cost about 9 m^3."""
-    lam, Q = eigh(M)
+    eigenvectors of a symmetric M, by divide and conquer (LAPACK's syevd:
+    the fastest driver for all eigenvectors). Cost O(m^3)."""
+    lam, Q = eigh(M, driver="evd")
     return np.maximum(lam, 0.0), Q
 
 
@@ -165,7 +174,8 @@ class KroneckerBlock:
         QG, QA = (self.QG.T, self.QA.T) if transpose else (self.QG, self.QA)
         fo, fi, P = len(self.g), len(self.a), X.shape[1]
         Y = (QG @ X.reshape(fo, fi * P)).reshape(fo, fi, P)
-        Y = np.matmul(Y.transpose(0, 2, 1), QA.T)          # (fo, P, fi)
+        # one 2-D product: numpy's stacked matmul is many times slower
+        Y = matmul_rows(Y.transpose(0, 2, 1), QA.T)        # (fo, P, fi)
         return Y.transpose(0, 2, 1).reshape(fo * fi, P)
 
     def inverse_diagonal(self, D: Array) -> Array:
@@ -210,9 +220,13 @@ BIAS_FACTOR = (np.ones(1), np.ones((1, 1)))    # the constant input of a bias
 
 def factor_eigh(net, G: list, A: list) -> tuple[list, dict]:
     """Eigendecompositions of every G_l (by layer) and A_s (by node index;
-    None: the bias's constant input). Cost about 9 (sum fo^3 + sum fi^3)."""
-    g_eig = [nonnegative_eigh(Gl) for Gl in G]
-    a_eig = {node.index: nonnegative_eigh(A[node.index]) for node in source_nodes(net)}
+    None: the bias's constant input). Cost O(sum fo^3 + sum fi^3), on one
+    BLAS thread below the size where threads pay (:mod:`sopt._threads`)."""
+    largest = max([len(Gl) for Gl in G] + [n.size for n in source_nodes(net)])
+    with blas_threads_for(largest):
+        g_eig = [nonnegative_eigh(Gl) for Gl in G]
+        a_eig = {node.index: nonnegative_eigh(A[node.index])
+                 for node in source_nodes(net)}
     a_eig[None] = BIAS_FACTOR
     return g_eig, a_eig
 
@@ -402,7 +416,7 @@ class KFACPrecision(Precision):
         for b, D in zip(self.curv.blocks, self.D):
             x = _source_values(lin, b.source, N)
             if isinstance(b, EigenBlock):
-                V = b.jacobian(deltas[b.layer], x) @ (b.V / np.sqrt(D))
+                V = matmul_rows(b.jacobian(deltas[b.layer], x), b.V / np.sqrt(D))
                 out += _gram(V, full)
                 continue
             key = None if b.source is None else b.source.index
@@ -412,7 +426,7 @@ class KFACPrecision(Precision):
             QG, U0 = by_layer.get(b.layer, (b.QG, 0.0))
             by_layer[b.layer] = (QG, U0 + U)
         for layer, (QG, U) in by_layer.items():
-            d = deltas[layer] @ QG                           # (N, K, fan_out)
+            d = matmul_rows(deltas[layer], QG)               # (N, K, fan_out)
             out += _gram(d * np.sqrt(U)[:, None, :], full)
         return out
 
