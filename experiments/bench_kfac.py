@@ -67,10 +67,17 @@ def staged(name: str, fn, unit: float, log: dict):
     seconds = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    log[name] = {"seconds": seconds, "gradients": seconds / unit, "peak_MB": peak / 2**20}
+    log[name] = {"seconds": seconds, "gradients": seconds / unit,
+                 "peak_MB": peak / 2**20, "max_rss_MB": max_rss_mb()}
     print(f"{name:<44s} {seconds:8.2f} s  {seconds / unit:7.1f} gradients  "
-          f"peak {peak / 2**20:8.1f} MB", flush=True)
+          f"peak {peak / 2**20:6.1f} MB  (process max RSS {max_rss_mb():.0f} MB)",
+          flush=True)
     return out
+
+
+def max_rss_mb() -> float:
+    """The process's peak resident memory so far, MB (Linux: ru_maxrss in kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
 def log_evidence(curv, obj, w, alpha: float):
@@ -113,7 +120,8 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     obj.gradient(w)
     unit = time.perf_counter() - t0
-    print(f"one gradient over the data: {unit:.2f} s", flush=True)
+    print(f"one gradient over the data: {unit:.2f} s; process max RSS so far "
+          f"(data, training) {max_rss_mb():.0f} MB", flush=True)
     log = {"W": net.n_weights, "N": n, "gradient_seconds": unit}
     used = np.arange(net.n_weights)
     curv = staged("factors + eigendecompositions (build)",
@@ -129,9 +137,9 @@ def main(argv=None) -> dict:
     cov = staged(f"GLM predictive covariance, {n_test} points",
                  lambda: predictive(prec, net, w, X_test, 1000), unit, log)
     print(f"  mean logit variance {np.einsum('nkk->nk', cov).mean():.4g}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-    log["max_rss_MB"] = peak
-    print(f"peak resident memory of the process (data included): {peak:.0f} MB")
+    log["max_rss_MB"] = max_rss_mb()
+    print(f"peak resident memory of the process (data included): "
+          f"{max_rss_mb():.0f} MB")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(log, f, indent=1)

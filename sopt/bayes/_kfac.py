@@ -17,14 +17,20 @@ B_n = sum_r d_nr d_nr^T. K-FAC replaces it by
     G_l ⊗ A_s,   G_l = sum_n B_n,   A_s = (1/N) sum_n x_n x_n^T,
 
 the sum over r taken exactly (Botev, Ritter and Barber 2017, "Practical
-Gauss-Newton optimisation for deep learning", ICML: "KFLR"), the 1/N on the
-input factor as in laplace-torch's ``KronLaplace`` (Daxberger et al. 2021,
-"Laplace Redux"), so that both libraries hold the same matrix. G_l is
-shared by every edge into layer l, A_s by every edge out of node s. The
-bias of layer l is an edge from a constant 1: its block G_l ⊗ [1] =
-sum_n B_n is exact (laplace-torch keeps the bias as the single factor G_l
-too). The approximation is exact for N = 1 and for a linear model with a
+Gauss-Newton optimisation for deep learning", ICML: "KFLR"). G_l is shared
+by every edge into layer l, A_s by every edge out of node s. The bias of
+layer l is an edge from a constant 1: its block G_l ⊗ [1] = sum_n B_n is
+exact. The approximation is exact for N = 1 and for a linear model with a
 constant B_n (the sum-of-squares error): B_n = B gives N B ⊗ A.
+
+These are laplace-torch's ``KronLaplace`` conventions (Daxberger et al.
+2021, "Laplace Redux"; version 0.3 with its default curvlinops backend and
+the exact output Hessian): output factor first, summed over patterns; input
+factor (1/N) sum a a^T; the bias block the output factor alone; factors'
+eigenvalues clamped at 0; ln|A| = sum ln(s g_p a_q + alpha) (its
+``damping=False``). Its per-tensor prior is groups="layers" (each edge's
+weights, each bias). On an MLP both hold the same matrix, so the log
+evidence and the GLM predictive agree up to round-off.
 
 Blocks dropped: the precision is block diagonal with one block per edge
 and one per bias. The cross blocks between a layer's weights and its
@@ -46,10 +52,11 @@ edges' blocks and is refused). The factors are Gram matrices: their
 negative eigenvalues are round-off, set to zero whatever ``clip_negative``.
 
 Memory: 16 (sum over layers fan_out^2 + sum over source nodes fan_in^2)
-bytes for the factors and their eigenvectors, plus 8 m^2 per masked edge,
-never 8 W^2; a precision adds 8 W bytes. Cost: building the factors
-Theta(N sum_l (K fan_out^2 + fan_in^2) + K N W) (one backward pass of K
-seeds per pattern), in batches of bounded memory; factorising
+bytes for the factors and their eigenvectors, 8 W for the blocks'
+positions, plus 8 m^2 per masked edge, never 8 W^2; a precision adds 8 W
+bytes. Cost: building the factors Theta(N sum_l K fan_out^2 + N sum_s
+fan_in^2 + K N W) (one backward pass of K seeds per pattern), in batches
+of bounded memory (about 32 MB of work arrays); factorising
 Theta(sum fan_out^3 + fan_in^3); log det and a new alpha Theta(W);
 diag(A^{-1}) and a solve Theta(sum_e fan_out fan_in (fan_out + fan_in));
 output variances of N points Theta(N K sum_l fan_out^2 + N sum_e fan_in
