@@ -254,7 +254,8 @@ def make_blocks(net, covered: Array, G: list, A: list, g_eig: list, a_eig: dict,
             pos = position[index]
             key = None if source is None else source.index
             if np.all(pos >= 0):
-                blocks.append(KroneckerBlock(li, source, pos.ravel(), g_eig[li], a_eig[key]))
+                blocks.append(KroneckerBlock(li, source, pos.ravel(), g_eig[li],
+                                             a_eig[key]))
             elif np.any(pos >= 0):
                 rows, cols = np.nonzero(pos >= 0)
                 dense_bytes += 8 * len(rows) ** 2
