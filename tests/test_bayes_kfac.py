@@ -284,3 +284,41 @@ def test_sharded_objective_gives_the_same_factors(request):
     assert curv.n_data == 12
     for mine, theirs in zip(curv.G + curv.A[:2], ref.G + ref.A[:2]):
         assert rel_err(mine, theirs) < EXACT_RTOL
+
+
+# ------------------------------------------------ laplace-torch (optional)
+@pytest.mark.slow
+@pytest.mark.parametrize("likelihood", ["classification", "regression"])
+def test_same_precision_and_predictive_as_laplace_torch_kron(likelihood):
+    """KronLaplace (exact output Hessian, per-tensor prior = groups "layers",
+    noise precision beta) holds the same matrix: ln|A|, A and the GLM logit
+    covariance agree to round-off (PRIMITIVE_RTOL: two factorisations of a
+    matrix of condition < COND_MAX)."""
+    torch = pytest.importorskip("torch")
+    laplace = pytest.importorskip("laplace")
+    from torch.utils.data import DataLoader, TensorDataset
+    rng = np.random.default_rng(0)
+    X, X_new = rng.standard_normal((30, 3)), rng.standard_normal((5, 3))
+    if likelihood == "classification":
+        y = rng.integers(0, 2, 30)
+        T, loss, out, target, beta = np.eye(2)[y], "softmax_ce", "softmax", y, 1.0
+    else:
+        T, loss, out, beta = rng.standard_normal((30, 2)), "sse", "identity", 4.0
+        target = T
+    net = sopt.mlp([3, 4, 2], hidden="tanh", output=out)
+    w = net.init_weights(seed=2, scale=1.5)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
+                                torch.nn.Linear(4, 2)).double()
+    torch.nn.utils.vector_to_parameters(torch.tensor(w), model.parameters())
+    per_tensor = np.array([0.3, 0.5, 0.7, 1.1])        # W1, b1, W2, b2
+    la = laplace.KronLaplace(model, likelihood, prior_precision=torch.tensor(per_tensor),
+                             sigma_noise=beta ** -0.5)
+    la.fit(DataLoader(TensorDataset(torch.tensor(X), torch.tensor(target)), batch_size=30))
+    obj = sopt.Objective(net, X, T, loss=loss, alpha=0.0)
+    prec = build(obj, w).precision(per_tensor[weight_groups(net, "layers")[0]], beta)
+    theirs = la.posterior_precision
+    assert abs(prec.log_det - float(theirs.logdet())) < PRIMITIVE_RTOL * abs(prec.log_det)
+    assert rel_err(prec.matrix(), theirs.to_matrix().numpy()) < PRIMITIVE_RTOL
+    _, f_var = la._glm_predictive_distribution(torch.tensor(X_new))
+    mine = prec.output_covariance(Linearisation(net, w, X_new, "a"), True)
+    assert rel_err(mine, f_var.detach().numpy()) < PRIMITIVE_RTOL

@@ -8,9 +8,9 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _recipe() -> str:
+def _recipe(heading: str = "## Error bars in five lines") -> str:
     text = README.read_text()
-    section = text[text.index("## Error bars in five lines"):]
+    section = text[text.index(heading):]
     start = section.index("```python") + len("```python")
     return section[start:section.index("```", start)]
 
@@ -25,3 +25,15 @@ def test_error_bar_recipe_runs_and_widens_away_from_the_data():
     grid, std = scope["grid"][:, 0], scope["std"]
     inside, outside = np.abs(grid) <= 1.0, np.abs(grid) >= 1.4
     assert std[outside].min() > 2 * np.median(std[inside])
+
+
+def test_structure_example_runs_and_moves_alpha_to_the_evidence_fixed_point():
+    scope = {}
+    exec(compile(_recipe("## Large networks: posterior structures"), "README", "exec"), scope)
+    post, proba = scope["post"], scope["proba"]
+    assert post.structure == "kfac" and proba.shape == (5, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    w = post.w_map
+    # MacKay's fixed point alpha = gamma / |w|^2 at the end of optimize_prior
+    assert abs(post.alpha[0] * (w @ w) - post.gamma) < 1e-5 * post.gamma
+    assert post.alpha[0] != 1.0

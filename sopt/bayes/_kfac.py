@@ -17,14 +17,20 @@ B_n = sum_r d_nr d_nr^T. K-FAC replaces it by
     G_l ⊗ A_s,   G_l = sum_n B_n,   A_s = (1/N) sum_n x_n x_n^T,
 
 the sum over r taken exactly (Botev, Ritter and Barber 2017, "Practical
-Gauss-Newton optimisation for deep learning", ICML: "KFLR"), the 1/N on the
-input factor as in laplace-torch's ``KronLaplace`` (Daxberger et al. 2021,
-"Laplace Redux"), so that both libraries hold the same matrix. G_l is
-shared by every edge into layer l, A_s by every edge out of node s. The
-bias of layer l is an edge from a constant 1: its block G_l ⊗ [1] =
-sum_n B_n is exact (laplace-torch keeps the bias as the single factor G_l
-too). The approximation is exact for N = 1 and for a linear model with a
+Gauss-Newton optimisation for deep learning", ICML: "KFLR"). G_l is shared
+by every edge into layer l, A_s by every edge out of node s. The bias of
+layer l is an edge from a constant 1: its block G_l ⊗ [1] = sum_n B_n is
+exact. The approximation is exact for N = 1 and for a linear model with a
 constant B_n (the sum-of-squares error): B_n = B gives N B ⊗ A.
+
+These are laplace-torch's ``KronLaplace`` conventions (Daxberger et al.
+2021, "Laplace Redux"; version 0.3 with its default curvlinops backend and
+the exact output Hessian): output factor first, summed over patterns; input
+factor (1/N) sum a a^T; the bias block the output factor alone; factors'
+eigenvalues clamped at 0; ln|A| = sum ln(s g_p a_q + alpha) (its
+``damping=False``). Its per-tensor prior is groups="layers" (each edge's
+weights, each bias). On an MLP both hold the same matrix, so the log
+evidence and the GLM predictive agree up to round-off.
 
 Blocks dropped: the precision is block diagonal with one block per edge
 and one per bias. The cross blocks between a layer's weights and its
@@ -46,10 +52,11 @@ edges' blocks and is refused). The factors are Gram matrices: their
 negative eigenvalues are round-off, set to zero whatever ``clip_negative``.
 
 Memory: 16 (sum over layers fan_out^2 + sum over source nodes fan_in^2)
-bytes for the factors and their eigenvectors, plus 8 m^2 per masked edge,
-never 8 W^2; a precision adds 8 W bytes. Cost: building the factors
-Theta(N sum_l (K fan_out^2 + fan_in^2) + K N W) (one backward pass of K
-seeds per pattern), in batches of bounded memory; factorising
+bytes for the factors and their eigenvectors, 8 W for the blocks'
+positions, plus 8 m^2 per masked edge, never 8 W^2; a precision adds 8 W
+bytes. Cost: building the factors Theta(N sum_l K fan_out^2 + N sum_s
+fan_in^2 + K N W) (one backward pass of K seeds per pattern), in batches
+of bounded memory (about 32 MB of work arrays); factorising
 Theta(sum fan_out^3 + fan_in^3); log det and a new alpha Theta(W);
 diag(A^{-1}) and a solve Theta(sum_e fan_out fan_in (fan_out + fan_in));
 output variances of N points Theta(N K sum_l fan_out^2 + N sum_e fan_in
@@ -62,7 +69,9 @@ import numbers
 import numpy as np
 from scipy.linalg import eigh
 
+from .._threads import blas_threads_for
 from ..derivatives import SENSITIVITY_DOUBLES, gauss_newton_seeds, items_in_budget
+from ..network import matmul_rows
 from ._structure import Curvature, Linearisation, Precision, StructureSpec, check_assemble
 
 Array = np.ndarray
@@ -127,21 +136,28 @@ def split_factor_sums(net, flat: Array) -> tuple[list, list, float]:
     G, start = [], 0
     for layer in net.layers:
         m = layer.size
-        G.append(flat[start:start + m * m].reshape(m, m))
+        G.append(_symmetric(flat[start:start + m * m].reshape(m, m)))
         start += m * m
     S = [None] * len(net.layers)
     for node in source_nodes(net):
         m = node.size
-        S[node.index] = flat[start:start + m * m].reshape(m, m)
+        S[node.index] = _symmetric(flat[start:start + m * m].reshape(m, m))
         start += m * m
     return G, S, float(flat[start])
+
+
+def _symmetric(M: Array) -> Array:
+    """(M + M^T) / 2: exactly symmetric (a product BLAS did not take as a
+    syrk, or a sum over shards, may differ from its transpose by round-off)."""
+    return 0.5 * (M + M.T)
 
 
 # ----- the blocks -----
 def nonnegative_eigh(M: Array) -> tuple[Array, Array]:
     """Eigenvalues (clipped at 0: round-off of a Gram matrix) and
-    eigenvectors of a symmetric M. Cost about 9 m^3."""
-    lam, Q = eigh(M)
+    eigenvectors of a symmetric M, by divide and conquer (LAPACK's syevd:
+    the fastest driver for all eigenvectors). Cost O(m^3)."""
+    lam, Q = eigh(M, driver="evd")
     return np.maximum(lam, 0.0), Q
 
 
@@ -165,7 +181,8 @@ class KroneckerBlock:
         QG, QA = (self.QG.T, self.QA.T) if transpose else (self.QG, self.QA)
         fo, fi, P = len(self.g), len(self.a), X.shape[1]
         Y = (QG @ X.reshape(fo, fi * P)).reshape(fo, fi, P)
-        Y = np.matmul(Y.transpose(0, 2, 1), QA.T)          # (fo, P, fi)
+        # one 2-D product: numpy's stacked matmul is many times slower
+        Y = matmul_rows(Y.transpose(0, 2, 1), QA.T)        # (fo, P, fi)
         return Y.transpose(0, 2, 1).reshape(fo * fi, P)
 
     def inverse_diagonal(self, D: Array) -> Array:
@@ -210,9 +227,13 @@ BIAS_FACTOR = (np.ones(1), np.ones((1, 1)))    # the constant input of a bias
 
 def factor_eigh(net, G: list, A: list) -> tuple[list, dict]:
     """Eigendecompositions of every G_l (by layer) and A_s (by node index;
-    None: the bias's constant input). Cost about 9 (sum fo^3 + sum fi^3)."""
-    g_eig = [nonnegative_eigh(Gl) for Gl in G]
-    a_eig = {node.index: nonnegative_eigh(A[node.index]) for node in source_nodes(net)}
+    None: the bias's constant input). Cost O(sum fo^3 + sum fi^3), on one
+    BLAS thread below the size where threads pay (:mod:`sopt._threads`)."""
+    largest = max([len(Gl) for Gl in G] + [n.size for n in source_nodes(net)])
+    with blas_threads_for(largest):
+        g_eig = [nonnegative_eigh(Gl) for Gl in G]
+        a_eig = {node.index: nonnegative_eigh(A[node.index])
+                 for node in source_nodes(net)}
     a_eig[None] = BIAS_FACTOR
     return g_eig, a_eig
 
@@ -233,7 +254,8 @@ def make_blocks(net, covered: Array, G: list, A: list, g_eig: list, a_eig: dict,
             pos = position[index]
             key = None if source is None else source.index
             if np.all(pos >= 0):
-                blocks.append(KroneckerBlock(li, source, pos.ravel(), g_eig[li], a_eig[key]))
+                blocks.append(KroneckerBlock(li, source, pos.ravel(), g_eig[li],
+                                             a_eig[key]))
             elif np.any(pos >= 0):
                 rows, cols = np.nonzero(pos >= 0)
                 dense_bytes += 8 * len(rows) ** 2
@@ -412,7 +434,7 @@ class KFACPrecision(Precision):
         for b, D in zip(self.curv.blocks, self.D):
             x = _source_values(lin, b.source, N)
             if isinstance(b, EigenBlock):
-                V = b.jacobian(deltas[b.layer], x) @ (b.V / np.sqrt(D))
+                V = matmul_rows(b.jacobian(deltas[b.layer], x), b.V / np.sqrt(D))
                 out += _gram(V, full)
                 continue
             key = None if b.source is None else b.source.index
@@ -422,7 +444,7 @@ class KFACPrecision(Precision):
             QG, U0 = by_layer.get(b.layer, (b.QG, 0.0))
             by_layer[b.layer] = (QG, U0 + U)
         for layer, (QG, U) in by_layer.items():
-            d = deltas[layer] @ QG                           # (N, K, fan_out)
+            d = matmul_rows(deltas[layer], QG)               # (N, K, fan_out)
             out += _gram(d * np.sqrt(U)[:, None, :], full)
         return out
 
