@@ -31,7 +31,7 @@ def test_structure_example_runs_and_moves_alpha_to_the_evidence_fixed_point():
     scope = {}
     exec(compile(_recipe("## Large networks: posterior structures"), "README", "exec"), scope)
     post, proba = scope["post"], scope["proba"]
-    assert post.structure == "kfac" and proba.shape == (5, 10)
+    assert post.structure == "kfac" and proba.shape == (5, 5)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     w = post.w_map
     # MacKay's fixed point alpha = gamma / |w|^2 at the end of optimize_prior
