@@ -403,10 +403,11 @@ def optimize_prior(posterior: LaplacePosterior, groups: str = "single",
         change = max(_relative(new_alpha, alpha_g),
                      0.0 if beta is None else _relative(new_beta, beta))
         alpha_g, beta = new_alpha, new_beta
-        post = post.with_prior(alpha_g[group_index], beta)
         if change < tol:
             converged = True
             break
+        post = post.with_prior(alpha_g[group_index], beta, decrement=False)
+    post = post.with_prior(alpha_g[group_index], beta)
     return EvidenceResult(post, post.w_map, alpha_g, beta, group_index, names,
                           cycle, converged, hist)
 

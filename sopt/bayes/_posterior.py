@@ -135,10 +135,12 @@ class LaplacePosterior:
         self.data_gradient = scale * data.gradient(w_map)[curvature.covered]
         self._derive()
 
-    def _derive(self) -> None:
+    def _derive(self, decrement: bool = True) -> None:
         """Everything that follows from the curvature, alpha, beta, the data
         error and gradient: one factorisation (LinAlgError if A is not
-        positive definite). Also what loading a saved posterior runs."""
+        positive definite). Also what loading a saved posterior runs.
+        ``decrement=False`` leaves the Newton decrement (one solve) None:
+        the inner cycles of :func:`optimize_prior` do not need it."""
         self.used = self.curvature.covered
         self.structure = self.curvature.name
         a = self.alpha[self.used]
@@ -161,7 +163,8 @@ class LaplacePosterior:
             # gradient of the regularised error beta E_D + alpha/2 |w|^2 (or
             # E_D + ...): zero at a true w_MAP
             self.gradient = self.data_gradient + a * wu
-            self.newton_decrement = 0.5 * float(self.gradient @ self.solve(self.gradient))
+            self.newton_decrement = (0.5 * float(self.gradient @ self.solve(self.gradient))
+                                     if decrement else None)
         self.weight_error = 0.5 * float(np.sum(a * wu * wu))
         self.log_evidence = self._log_evidence(a)
 
@@ -175,14 +178,15 @@ class LaplacePosterior:
         log_z = LIKELIHOODS[self.likelihood].log_normaliser(self.beta)
         return -E - 0.5 * self.log_det + log_prior_norm - self.n_data * log_z
 
-    def with_prior(self, alpha, beta: float | None = None) -> "LaplacePosterior":
+    def with_prior(self, alpha, beta: float | None = None, *,
+                   decrement: bool = True) -> "LaplacePosterior":
         """The posterior at the same w_map and curvature under other
         hyperparameters (``beta`` for a loss with a noise precision only):
         no pass over the data, one factorisation in the structure (dense
         W^3 / 3; K-FAC O(W) on its eigendecomposed factors). w_map is then
         not the mode of the new posterior: its ``newton_decrement`` says
         by how much (the evidence at a fixed mode, as laplace-torch's
-        prior optimisation uses)."""
+        prior optimisation uses); ``decrement=False`` skips it (None)."""
         W = self.net.n_weights
         alpha = np.broadcast_to(check_alpha(alpha, W, positive=True), (W,)).astype(float)
         if (beta is None) != (self.beta is None):
@@ -193,7 +197,7 @@ class LaplacePosterior:
         new.alpha, new.beta = alpha, beta
         if self.data_gradient is not None and beta is not None:
             new.data_gradient = self.data_gradient * (beta / self.beta)
-        new._derive()
+        new._derive(check_bool(decrement, "decrement"))
         return new
 
     # ----- saving: an explicit, versioned state, not the attributes -----
