@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from scipy.linalg import eigh
 from scipy.optimize import brentq
 
-from ..losses import Loss
+from ..losses import Loss, pairing_of
 from ..network import Network
 from ..objective import Objective
 from ..optimize import ConvergenceWarning, check_method_options, minimize
@@ -135,10 +136,34 @@ def _train(objective, w, alpha_w, beta, method, options):
     if beta is not None:
         options = {**options, "gtol": options["gtol"] / beta}
     obj = objective.with_alpha(decay)
+    hess = _gauss_newton if gauss_newton_is_exact(objective) else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        res = minimize(obj, w, method=method, options=options)
+        res = minimize(obj, w, method=method, options=options,
+                       hess=None if hess is None else partial(hess, obj))
     return res
+
+
+def gauss_newton_is_exact(objective) -> bool:
+    """Whether the data term's Gauss-Newton matrix is its exact Hessian: a
+    network without hidden layers (outputs linear in w before the output
+    activation, so the residual term sum_n dE/da_n d2a_n/dw2 vanishes)
+    whose loss and output activation are a canonical pair (the output
+    curvature d2E/da2 is the Gauss-Newton one; PRML sec. 5.4.2)."""
+    net = objective.net
+    if len(net.layers) != 1:
+        return False
+    pairing = pairing_of(objective.loss, net.layers[0].activation)
+    return pairing is not None and pairing.canonical
+
+
+def _gauss_newton(obj, w) -> Array:
+    """The Gauss-Newton matrix of ``obj`` at w, (W, W), weight decay
+    included: where it is the exact Hessian, the training's Newton steps
+    take it from the cheaper accumulator (no second-derivative terms of the
+    hidden layers to skip, but no backward pass for them either), and the
+    Laplace step at w_MAP finds it in the evaluation's cache."""
+    return obj.hessian(w, method="gauss_newton")
 
 
 def _cycle_once(objective, w, alpha_g, beta, groups, hessian, clip, method,
