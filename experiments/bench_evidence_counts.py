@@ -14,7 +14,12 @@ is not counted), the Cholesky factorisations made by the solvers (Newton's
 damping ladder and ``minimize``), the fit time, and the fitted estimator's
 log evidence, gamma, alpha and beta. ``--compare PATH`` reads an earlier
 ``--json`` output and prints the largest relative difference of those four,
-and of every candidate's log evidence, against it.
+and of every candidate's log evidence, against it. ``--tol`` and
+``--max-cycles`` set the estimators' own (a tight run gives the fixed point
+that the default tol approximates). ``--baseline DIR`` times this code
+against the source tree DIR instead (each set fitted ``--repeat`` times per
+tree in fresh processes, taking turns; medians and their ratio, the only
+timing figure worth reading on a shared machine).
 
 Counting wraps functions of sopt by monkeypatching, in this script only.
 """
@@ -80,11 +85,13 @@ class Counts:
             setattr(owner, name, original)
 
 
-def run_set(name: str) -> dict:
-    """Counts, time and fitted hyperparameters of the default sopt estimator."""
+def run_set(name: str, **params) -> dict:
+    """Counts, time and fitted hyperparameters of the default sopt estimator
+    (``params`` override its defaults)."""
     X, y, task = load_dataset(name)
     Xtr, _, ytr, _ = split_and_scale(X, y, task)
-    est = BayesianMLPRegressor() if task == "regression" else BayesianMLPClassifier()
+    cls = BayesianMLPRegressor if task == "regression" else BayesianMLPClassifier
+    est = cls(**params)
     with Counts() as counts, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
@@ -131,13 +138,53 @@ def print_row(r: dict, diffs: dict | None) -> None:
     print(line, flush=True)
 
 
+def time_against(baseline: str, names, repeat: int, params: dict) -> None:
+    """Fit times of this tree's code and of the source tree ``baseline``
+    (a checkout of other code: its ``sopt`` is imported instead), each set
+    fitted ``repeat`` times in fresh processes taking turns, so that both
+    see the same load; medians and their ratio."""
+    import os
+    import subprocess
+    import tempfile
+    here = str(Path(__file__).resolve().parents[1])
+    extra = [f"--{k.replace('_', '-')}={v}" for k, v in params.items()]
+    print(f"\nfit time (s), median of {repeat}, turns taken with {baseline}")
+    print(f"{'set':14s} {'baseline':>9s} {'this':>9s} {'this/baseline':>14s}")
+    for name in names:
+        times = {baseline: [], here: []}
+        for _ in range(repeat):
+            for tree in (baseline, here):
+                with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                    env = {**os.environ, "PYTHONPATH": tree}
+                    subprocess.run([sys.executable, __file__, "--only", name, "--json",
+                                    out.name, *extra], env=env, check=True,
+                                   stdout=subprocess.DEVNULL)
+                    times[tree].append(json.load(open(out.name))[0]["fit_seconds"])
+        old, new = np.median(times[baseline]), np.median(times[here])
+        print(f"{name:14s} {old:9.2f} {new:9.2f} {new / old:14.2f}", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", type=lambda s: [v for v in s.split(",") if v],
                    help=f"comma-separated subset of {', '.join(DATASETS)}")
     p.add_argument("--json", metavar="PATH", help="write the rows here")
     p.add_argument("--compare", metavar="PATH", help="an earlier --json output")
+    p.add_argument("--tol", type=float, default=None,
+                   help="the estimators' tol (default theirs); with a small value and "
+                        "a large --max-cycles, the fixed point the defaults approximate")
+    p.add_argument("--max-cycles", type=int, default=None,
+                   help="the estimators' max_cycles (default theirs)")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="a source tree of other code (e.g. `git worktree add DIR "
+                        "COMMIT`): time both, taking turns, instead of counting")
+    p.add_argument("--repeat", type=int, default=3, help="fits per tree with --baseline")
     args = p.parse_args(argv)
+    params = {k: v for k, v in (("tol", args.tol), ("max_cycles", args.max_cycles))
+              if v is not None}
+    if args.baseline:
+        return time_against(args.baseline, args.only or list(DATASETS), args.repeat,
+                            params)
     names = args.only or list(DATASETS)
     old = {}
     if args.compare:
@@ -150,7 +197,7 @@ def main(argv=None):
     rows = []
     with threadpool_limits(limits=1):
         for name in names:
-            row = run_set(name)
+            row = run_set(name, **params)
             rows.append(row)
             print_row(row, compare(row, old[name]) if name in old else None)
     if args.json:
