@@ -24,6 +24,18 @@ is that root (at the current w and alpha), found by bracketing. When E_D is
 zero (or the root lies beyond it) beta is capped at :data:`BETA_MAX` over the
 targets' mean square, and alpha at :data:`ALPHA_MAX`: an interpolating fit,
 or weights at zero, would otherwise drive them to infinity.
+
+Fewer cycles. The plain re-estimation converges linearly (each cycle
+shrinks the distance to the fixed point by 0.4-0.5 on the bench sets), and
+stopping once a cycle changes alpha and beta by less than tol left them
+about tol / (1 - rate) from it. Near the fixed point the cycles move to the
+secant (Anderson(1)) extrapolation of the last two re-estimates instead
+(:class:`_Secant`), and once settled a few polish cycles go on until a
+cycle changes them by less than POLISH * tol: the same fixed point, nearer
+(within 1e-6 of it on the bench sets) and in fewer cycles. For a linear
+model on a canonical pair (convex, one w_MAP and one fixed point whatever
+the path) the training of a cycle stops at EARLY_GTOL_REL * min(1, last
+change) of its starting gradient, the last cycle at gtol.
 """
 from __future__ import annotations
 
@@ -175,9 +187,9 @@ def gauss_newton_is_exact(objective) -> bool:
 def _gauss_newton(obj, w) -> Array:
     """The Gauss-Newton matrix of ``obj`` at w, (W, W), weight decay
     included: where it is the exact Hessian, the training's Newton steps
-    take it from the cheaper accumulator (no second-derivative terms of the
-    hidden layers to skip, but no backward pass for them either), and the
-    Laplace step at w_MAP finds it in the evaluation's cache."""
+    take it from the Gauss-Newton accumulator, which skips the exact one's
+    backward pass and bilinear terms (zero here), and the Laplace step at
+    w_MAP finds it in the evaluation's cache. Cost O(N W^2)."""
     return obj.hessian(w, method="gauss_newton")
 
 
@@ -270,8 +282,9 @@ def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta,
 
 def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     """Alternate training and hyperparameter re-estimation until alpha, beta
-    and the log evidence change by less than ``tol`` (relative) in a cycle.
-    Two call forms::
+    and the log evidence change by less than ``tol`` (relative) in a cycle,
+    then polish to changes below POLISH * tol (see "Fewer cycles" in the
+    module docstring). Two call forms::
 
         evidence_fit(net, X, T, loss="sse", w0=None, alpha=0.01, beta=None, ...)
         evidence_fit(objective, w0=None, alpha=0.01, beta=None, ...)
@@ -286,11 +299,14 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     1) is re-estimated for a loss with a noise precision only.
 
     Each cycle costs one training run (``method``, default damped Newton on
-    the exact Hessian, from the last cycle's w_MAP) and one W x W curvature
-    matrix of the data term with its factorisation: ``hessian``, the
-    Gauss-Newton matrix by default (as :func:`laplace`), or the exact
-    Hessian, whose negative eigenvalues ``clip_negative`` (default True, as
-    Netlab) clips so that an unconverged w_MAP does not stop the loop.
+    the exact Hessian with damping doubled per raise (TRAIN_MU_INC), from
+    the last cycle's w_MAP) and one W x W curvature matrix of the data term
+    with its factorisation: ``hessian``, the Gauss-Newton matrix by default
+    (as :func:`laplace`), or the exact Hessian, whose negative eigenvalues
+    ``clip_negative`` (default True, as Netlab) clips so that an
+    unconverged w_MAP does not stop the loop. For a linear model on a
+    canonical pair the two are the same matrix: the training uses the
+    Gauss-Newton one, and the Laplace step finds the last one built.
     ``max_bytes`` bounds the dense Hessian (passed to :func:`laplace`).
     On small or noise-free data see the module docstring: beta stays in
     (0, BETA_MAX / mean(t^2)], alpha in (0, ALPHA_MAX], gamma in [0, N K].
@@ -477,11 +493,15 @@ class _Secant:
     F(x) - x, of order 1.6). The same fixed point is kept; F is only
     evaluated at better guesses.
 
-    Taken only where that model is credible: the rate it implies along the
-    step, rho = 1 + df.dx / dx.dx, in (-1/2, 0.9) (a contraction), the jump
-    beyond F(x) at most 9 |f| (what rho = 0.9 gives), and no group pruned
-    (alpha at ALPHA_MAX) nor beta at its cap in either cycle; otherwise x
-    moves to F(x). O(groups)."""
+    Taken only near the fixed point, where that model is credible: the
+    plain step f and the jump beyond F(x) each change no hyperparameter by
+    more than a factor 2 (NEAR; further out a jump of diabetes' 4-unit
+    candidate from alpha 0.12 to 427 switched its hidden units off, a fixed
+    point the plain loop does not reach), the rate the step implies, rho =
+    1 + df.dx / dx.dx, in (-1/2, 0.9) (a contraction), the jump at most
+    9 |f| (what rho = 0.9 gives), and no group pruned (alpha at ALPHA_MAX)
+    nor beta at its cap in either cycle; otherwise x moves to F(x).
+    O(groups)."""
 
     RHO_LOW, RHO_HIGH, MAX_JUMP, NEAR = -0.5, 0.9, 9.0, float(np.log(2.0))
 
