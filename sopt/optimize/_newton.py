@@ -40,18 +40,31 @@ class NewtonStep:
         self.problem, self.gtol = problem, gtol
         self.mu_min, self.mu_max, self.c1, self.mu_inc = mu_min, mu_max, c1, mu_inc
         self.damping = 0.0
-        self._w = self._H = None
+        self._w = self._H = self._work = None
 
     def _hessian(self, w):
         if self._w is None or not np.array_equal(w, self._w):
             self._w, self._H = w.copy(), require_finite(self.problem.H(w), "Hessian")
         return self._H
 
+    def _shifted_factor(self, H, mu: float):
+        """cho_factor of H + mu I (LinAlgError where it is not positive
+        definite), made in place in a Fortran-ordered work array kept
+        between steps: no W x W temporaries (H + mu I, the identity, LAPACK's
+        Fortran copy), which cost page faults on every call at W of a few
+        hundred, and no second check for NaN (H is finite). The same
+        factor, to the bit, as cho_factor(H + mu * np.eye(W))."""
+        if self._work is None or self._work.shape != H.shape:
+            self._work = np.empty(H.shape, order="F")
+        np.copyto(self._work, H)
+        self._work.flat[::len(H) + 1] += mu
+        return cho_factor(self._work, overwrite_a=True, check_finite=False)
+
     def _has_negative_curvature(self, H) -> bool:
         """An eigenvalue below -sqrt(macheps) max|lambda|: a saddle, not the
         round-off of a singular positive semi-definite H at a minimum."""
         try:
-            cho_factor(H)
+            self._shifted_factor(H, 0.0)
             return False
         except LinAlgError:
             lam = np.linalg.eigvalsh(H)
@@ -83,10 +96,9 @@ class NewtonStep:
         mu = 0.0 if mu < self.mu_min * scale else mu
         at_saddle = (np.max(np.abs(g)) <= self.gtol
                      and self._has_negative_curvature(H))
-        I = np.eye(len(H))
         for mu in self._ladder(mu, scale):
             try:
-                factor = cho_factor(H + mu * I)
+                factor = self._shifted_factor(H, mu)
             except LinAlgError:
                 continue
             p = (self._negative_curvature(H, g) if at_saddle and mu > 0
