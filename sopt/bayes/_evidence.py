@@ -187,9 +187,10 @@ def gauss_newton_is_exact(objective) -> bool:
 def _gauss_newton(obj, w) -> Array:
     """The Gauss-Newton matrix of ``obj`` at w, (W, W), weight decay
     included: where it is the exact Hessian, the training's Newton steps
-    take it from the Gauss-Newton accumulator, which skips the exact one's
-    backward pass and bilinear terms (zero here), and the Laplace step at
-    w_MAP finds it in the evaluation's cache. Cost O(N W^2)."""
+    take it under that name, so the Laplace step at w_MAP finds it in the
+    evaluation's cache instead of building it again. Cost O(N W^2), as the
+    exact one (digits' linear model, W = 650: 46 against 48 ms; a closed
+    form sum_n M_n (x) z_n z_n^T written out took 52 ms)."""
     return obj.hessian(w, method="gauss_newton")
 
 
