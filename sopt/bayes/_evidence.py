@@ -75,8 +75,8 @@ EARLY_GTOL_REL = 0.1
 #: (minimize's default is 10): Nocedal & Wright's Algorithm 3.3 doubles it.
 #: Where H is indefinite (hidden units at a random start) the smallest
 #: mu that makes H + mu I positive definite is then overshot by at most 2x,
-#: not 10x, and the steps are longer: digits' two-unit candidate took 14
-#: Newton steps to its first w_MAP instead of 48.
+#: not 10x, and the steps are longer: digits' two-unit candidate took 17
+#: Newton steps to its first w_MAP instead of 48 (docs/PERFORMANCE.md).
 TRAIN_MU_INC = 2.0
 
 
@@ -459,11 +459,11 @@ def _loosened(options: dict, change: float) -> dict:
     EARLY_GTOL_REL * min(1, change) of its value at the cycle's start, or
     gtol if that is larger. Far from the fixed point a w_MAP more precise
     than the next re-estimate's move is wasted (the first cycle, at a
-    guessed alpha, spent 32 of digits' 53 Newton steps); near it the
-    relative threshold falls below gtol, which then decides. EARLY_GTOL_REL
-    = 0.1: on the linear models of five bench sets 79 Newton steps in all,
-    against 104 with 1e-2 and 81 with 0.3 (more cycles), the same fixed
-    points."""
+    guessed alpha, spent 32 of the 69 Newton steps of digits' linear
+    model); near it the relative threshold falls below gtol, which then
+    decides. EARLY_GTOL_REL = 0.1: on the linear models of five bench sets
+    79 Newton steps in all, against 104 with 1e-2 and 81 with 0.3 (more
+    cycles), the same fixed points."""
     rel = EARLY_GTOL_REL * min(1.0, change)
     return {**options, "gtol_rel": max(rel, options.get("gtol_rel", 0.0))}
 
