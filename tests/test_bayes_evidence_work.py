@@ -139,12 +139,13 @@ def regression_problem():
 def test_the_loop_lands_on_mackays_fixed_point_in_fewer_cycles(kind):
     """Linear models (one fixed point): the secant steps and the polish end
     within 1e-6 of the fixed point of the plain re-estimation (the polish
-    stops once a cycle changes alpha and beta by < POLISH * tol = 1e-7, and
-    the distance left is that change over 1 - rho, rho < 0.9 where the
-    secant is trusted: < 1e-6), in no more cycles than the plain loop takes
-    to change them by < 1e-7 (regression: 4, as gamma is nearly W from the
-    start), under half as many where it converges slowly. Before, the loop stopped at a change below
-    tol = 1e-4, alpha 1.1e-4 (softmax) and 8e-6 (regression) away."""
+    stops once a cycle changes alpha and beta by < POLISH * tol = 1e-7; the
+    distance left is about that change over 1 - rho, rho the plain rate,
+    about 0.5 here), in no more cycles than the plain loop takes to change
+    them by < 1e-7 (regression: 4, as gamma is nearly W from the start),
+    under half as many where it converges slowly. Before, the loop stopped
+    at a change below tol = 1e-4, alpha 1.1e-4 (softmax) and 8e-6
+    (regression) away."""
     if kind == "softmax":
         X, T = softmax_problem()
         net, loss, beta0 = sopt.mlp([4, 3], output="softmax"), "softmax_ce", None
