@@ -3,15 +3,16 @@ evidence cycles, Newton iterations and dense curvature matrices built, and
 the final hyperparameters (to check that a speed-up leaves them put).
 
 Run:  python experiments/bench_evidence_counts.py [--only NAME,...]
-                                                  [--json PATH] [--compare PATH]
+          [--json PATH] [--compare PATH] [--tol TOL] [--max-cycles N]
+          [--baseline DIR [--repeat R]]
 
 Same data, split and default estimators as ``bench_bayes.py`` (the sopt row
 only), on one BLAS thread. Per set: the number of ``evidence_fit`` calls
 (``hidden="auto"`` fits one per candidate), their evidence cycles and Newton
 iterations summed, the exact Hessians and Gauss-Newton matrices built (calls
 of the data-term curvature, so a matrix served from the evaluation's cache
-is not counted), the Cholesky factorisations made by the solvers (Newton's
-damping ladder and ``minimize``), the fit time, and the fitted estimator's
+is not counted), the Cholesky factorisations of Newton's damping ladder and
+saddle test, the fit time, and the fitted estimator's
 log evidence, gamma, alpha and beta. ``--compare PATH`` reads an earlier
 ``--json`` output and prints the largest relative difference of those four,
 and of every candidate's log evidence, against it. ``--tol`` and
