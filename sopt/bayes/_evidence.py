@@ -412,10 +412,11 @@ def _cycles(objective, w, alpha_g, beta, grouping, settings, max_cycles: int,
     secant, polished = _Secant(beta_max), 0
     hessian, clip, method, options, max_bytes = settings
     early = _early_stopping(objective)
-    change = np.inf
+    change = loosen_by = np.inf
+    short = False
     for cycle in range(1, max_cycles + 1):
         last = cycle == max_cycles      # trained to gtol, as a settled cycle is
-        cycle_options = _loosened(options, change) if early and not last else options
+        cycle_options = _loosened(options, loosen_by) if early and not last else options
         res, post = _cycle_once(objective, w, alpha_g, beta, group_index, hessian,
                                 clip, method, cycle_options, max_bytes)
         w = res.x
@@ -423,10 +424,13 @@ def _cycles(objective, w, alpha_g, beta, grouping, settings, max_cycles: int,
         gamma_g = _group_gamma(post, group_index, n_groups)
         hist["gamma_groups"].append(gamma_g)
         new_alpha, new_beta = _reestimate(post, group_index, gamma_g, beta, beta_max)
-        change, last_change = _change(alpha_g, new_alpha, beta, new_beta), change
+        # a move measured after a loosely trained cycle is biased: not compared
+        last_change = np.inf if short else change
+        change = loosen_by = _change(alpha_g, new_alpha, beta, new_beta)
+        short = _stopped_short(res, options, beta)
         settled = _settled(hist, alpha_g, new_alpha, beta, new_beta, tol)
-        if settled and _stopped_short(res, options, beta):
-            settled, change = False, 0.0    # once more, trained to gtol
+        if settled and short:
+            settled, loosen_by = False, 0.0     # once more, trained to gtol
         polished = polished + 1 if settled else 0
         # on leaving, alpha_g and beta stay the pair the posterior was built with
         if last or (settled and _polished(change, last_change, polished, tol)):
@@ -438,12 +442,14 @@ def _cycles(objective, w, alpha_g, beta, grouping, settings, max_cycles: int,
 
 def _polished(change: float, last_change: float, polished: int, tol: float) -> bool:
     """Whether the polish that follows the first settled cycle (``polished``
-    counts the settled cycles in a row) is done: the last re-estimate moved
-    alpha and beta by less than POLISH * tol, or MAX_POLISH polish cycles
-    ran, or one of them moved them no less than the cycle before (nothing
-    left to gain: a pruned group's alpha growing without bound)."""
+    counts the settled cycles in a row) is done, or not worth starting: the
+    last re-estimate moved alpha and beta by less than POLISH * tol, or
+    MAX_POLISH polish cycles ran, or the re-estimates stopped contracting
+    (a move above 0.9 of the one before, the contraction the secant
+    trusts): nothing to gain where a pruned group's alpha grows without
+    bound and the loop settled on the evidence and gamma alone."""
     return (change < POLISH * tol or polished > MAX_POLISH
-            or (polished > 1 and change >= last_change))
+            or change > _Secant.RHO_HIGH * last_change)
 
 
 def _early_stopping(objective) -> bool:
