@@ -71,13 +71,6 @@ POLISH = 1e-3
 MAX_POLISH = 3
 #: The loosest relative gradient threshold of a cycle's training (see _loosened).
 EARLY_GTOL_REL = 0.1
-#: The factor of each raise of Newton's damping in the cycles' training
-#: (minimize's default is 10): Nocedal & Wright's Algorithm 3.3 doubles it.
-#: Where H is indefinite (hidden units at a random start) the smallest
-#: mu that makes H + mu I positive definite is then overshot by at most 2x,
-#: not 10x, and the steps are longer: digits' two-unit candidate took 17
-#: Newton steps to its first w_MAP instead of 48 (docs/PERFORMANCE.md).
-TRAIN_MU_INC = 2.0
 
 
 class AllPrunedWarning(RuntimeWarning):
@@ -160,8 +153,6 @@ def _train(objective, w, alpha_w, beta, method, options):
     decay = alpha_w / beta if beta is not None else alpha_w
     if beta is not None:
         options = {**options, "gtol": options["gtol"] / beta}
-    if method == "newton":
-        options = {"mu_inc": TRAIN_MU_INC, **options}
     obj = objective.with_alpha(decay)
     hess = _gauss_newton if gauss_newton_is_exact(objective) else None
     with warnings.catch_warnings():
@@ -300,9 +291,8 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     1) is re-estimated for a loss with a noise precision only.
 
     Each cycle costs one training run (``method``, default damped Newton on
-    the exact Hessian with damping doubled per raise (TRAIN_MU_INC), from
-    the last cycle's w_MAP) and one W x W curvature matrix of the data term
-    with its factorisation: ``hessian``, the Gauss-Newton matrix by default
+    the exact Hessian, from the last cycle's w_MAP) and one W x W curvature
+    matrix of the data term with its factorisation: ``hessian``, the Gauss-Newton matrix by default
     (as :func:`laplace`), or the exact Hessian, whose negative eigenvalues
     ``clip_negative`` (default True, as Netlab) clips so that an
     unconverged w_MAP does not stop the loop. For a linear model on a
