@@ -13,13 +13,18 @@ docs/PERFORMANCE.md has the table the threshold comes from).
 are below :data:`BLAS_MIN_SIZE` and restores the caller's setting after it;
 above, it leaves the caller's setting alone. threadpoolctl (a dependency of
 scikit-learn, and of sopt) sets and restores the limit; it is imported on
-first use. Setting the limit costs about half a millisecond, so it is taken
-around whole operations (an evidence fit, a posterior, a prediction), never
-per matrix product.
+first use. Setting the limit costs from half a millisecond to 10 ms (it
+reads the process's memory map to find the BLAS libraries: 10 ms beside
+scikit-learn's and scipy's on the 2-core machine of docs/PERFORMANCE.md),
+so it is taken around whole operations (an evidence fit, a posterior, a
+prediction), never per matrix product, and a scope inside another that
+already holds one thread (a posterior's solve inside an evidence fit's
+cycle) sets nothing again.
 """
 from __future__ import annotations
 
 import contextlib
+import threading
 
 #: Matrices of this order and above keep the caller's BLAS threads: below
 #: it no operation of the sweep (Cholesky, solve, eigh, product) was faster
@@ -31,9 +36,17 @@ BLAS_MIN_SIZE = 2048
 def blas_threads_for(size: int):
     """One BLAS thread for the block if ``size`` (the order of the dense
     matrices it works on) is below :data:`BLAS_MIN_SIZE`; else no change."""
-    if size >= BLAS_MIN_SIZE:
+    if size >= BLAS_MIN_SIZE or getattr(_held, "one_thread", False):
         yield
         return
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1, user_api="blas"):
-        yield
+        _held.one_thread = True
+        try:
+            yield
+        finally:
+            _held.one_thread = False
+
+
+#: per thread: whether a blas_threads_for scope holds one BLAS thread now
+_held = threading.local()

@@ -24,17 +24,30 @@ is that root (at the current w and alpha), found by bracketing. When E_D is
 zero (or the root lies beyond it) beta is capped at :data:`BETA_MAX` over the
 targets' mean square, and alpha at :data:`ALPHA_MAX`: an interpolating fit,
 or weights at zero, would otherwise drive them to infinity.
+
+Fewer cycles. The plain re-estimation converges linearly (each cycle
+shrinks the distance to the fixed point by 0.4-0.5 on the bench sets), and
+stopping once a cycle changes alpha and beta by less than tol left them
+about tol / (1 - rate) from it. Near the fixed point the cycles move to the
+secant (Anderson(1)) extrapolation of the last two re-estimates instead
+(:class:`_Secant`), and once settled a few polish cycles go on until a
+cycle changes them by less than POLISH * tol: the same fixed point, nearer
+(within 1e-6 of it on the bench sets) and in fewer cycles. For a linear
+model on a canonical pair (convex, one w_MAP and one fixed point whatever
+the path) the training of a cycle stops at EARLY_GTOL_REL * min(1, last
+change) of its starting gradient, the last cycle at gtol.
 """
 from __future__ import annotations
 
 import inspect
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from scipy.optimize import brentq
 
-from ..losses import Loss
+from ..losses import Loss, closed_form_of
 from ..network import Network
 from ..objective import Objective
 from ..optimize import ConvergenceWarning, check_method_options, minimize
@@ -52,6 +65,12 @@ GROUPINGS = ("single", "layers", "inputs")
 # exact; the precision A = alpha I + beta H stays well inside float64.
 BETA_MAX = 1e12
 ALPHA_MAX = 1e12
+#: After the loop settles (changes below tol), polish cycles go on until alpha
+#: and beta change by less than POLISH * tol, at most MAX_POLISH of them.
+POLISH = 1e-3
+MAX_POLISH = 3
+#: The loosest relative gradient threshold of a cycle's training (see _loosened).
+EARLY_GTOL_REL = 0.1
 
 
 class AllPrunedWarning(RuntimeWarning):
@@ -135,10 +154,35 @@ def _train(objective, w, alpha_w, beta, method, options):
     if beta is not None:
         options = {**options, "gtol": options["gtol"] / beta}
     obj = objective.with_alpha(decay)
+    hess = _gauss_newton if gauss_newton_is_exact(objective) else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        res = minimize(obj, w, method=method, options=options)
+        res = minimize(obj, w, method=method, options=options,
+                       hess=None if hess is None else partial(hess, obj))
     return res
+
+
+def gauss_newton_is_exact(objective) -> bool:
+    """Whether the data term's Gauss-Newton matrix is its exact Hessian: a
+    network without hidden layers (outputs linear in w before the output
+    activation, so the residual term sum_n dE/da_n d2a_n/dw2 vanishes)
+    whose loss and output activation are a canonical pair (the output
+    curvature d2E/da2 is the Gauss-Newton one; PRML sec. 5.4.2)."""
+    net = objective.net
+    if len(net.layers) != 1:
+        return False
+    closed_form = closed_form_of(objective.loss, net.layers[0].activation)
+    return closed_form is not None and closed_form.canonical
+
+
+def _gauss_newton(obj, w) -> Array:
+    """The Gauss-Newton matrix of ``obj`` at w, (W, W), weight decay
+    included: where it is the exact Hessian, the training's Newton steps
+    take it under that name, so the Laplace step at w_MAP finds it in the
+    evaluation's cache instead of building it again. Cost O(N W^2), as the
+    exact one (digits' linear model, W = 650: 46 against 48 ms; a closed
+    form sum_n M_n (x) z_n z_n^T written out took 52 ms)."""
+    return obj.hessian(w, "gauss_newton")
 
 
 def _cycle_once(objective, w, alpha_g, beta, groups, structure, hessian, clip,
@@ -235,8 +279,9 @@ def _reestimate(post: LaplacePosterior, groups: Array, gamma_g: Array, beta,
 
 def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     """Alternate training and hyperparameter re-estimation until alpha, beta
-    and the log evidence change by less than ``tol`` (relative) in a cycle.
-    Two call forms::
+    and the log evidence change by less than ``tol`` (relative) in a cycle,
+    then polish to changes below POLISH * tol (see "Fewer cycles" in the
+    module docstring). Two call forms::
 
         evidence_fit(objective, w0=None, *, alpha=0.01, beta=None,
                      structure="dense", groups="single", ...)
@@ -256,10 +301,12 @@ def evidence_fit(net, *args, **kwargs) -> EvidenceResult:
     matrix of the data term with its factorisation (``structure``, as in
     :func:`laplace`: "dense" by default, "diagonal", "kfac", "lowrank",
     "last_layer"; a subset structure re-estimates only the alphas of the
-    groups it covers): ``hessian``, the
-    Gauss-Newton matrix by default (as :func:`laplace`), or the exact
-    Hessian, whose negative eigenvalues ``clip_negative`` (default True, as
-    Netlab) clips so that an unconverged w_MAP does not stop the loop.
+    groups it covers): ``hessian``, the Gauss-Newton matrix by default
+    (as :func:`laplace`), or the exact Hessian, whose negative eigenvalues
+    ``clip_negative`` (default True, as Netlab) clips so that an
+    unconverged w_MAP does not stop the loop. For a linear model on a
+    canonical pair the two are the same matrix: the training uses the
+    Gauss-Newton one, and the Laplace step finds the last one built.
     ``max_bytes`` bounds the dense Hessian (passed to :func:`laplace`).
     On small or noise-free data see the module docstring: beta stays in
     (0, BETA_MAX / mean(t^2)], alpha in (0, ALPHA_MAX], gamma in [0, N K].
@@ -338,35 +385,195 @@ def _fit(net: Network, make_objective, loss: Loss, beta_cap, w0=None,
     method, options = check_method_options(method, options)
     options = {"maxiter": 200, "gtol": 1e-7, **options}
     objective = make_objective()
+    cycles = _cycles(objective, w, alpha_g, beta, (group_index, len(names)),
+                     (structure, hessian, clip_negative, method, options, max_bytes),
+                     max_cycles, tol, beta_max, verbose)
+    cycle, converged, res, post, alpha_g, beta, hist = cycles
+    return EvidenceResult(post, res.x, alpha_g, beta if regression else None,
+                          group_index, names, cycle, converged, hist)
+
+
+def _cycles(objective, w, alpha_g, beta, grouping, settings, max_cycles: int,
+            tol: float, beta_max, verbose: bool):
+    """Cycles of training and re-estimation from w, alpha_g, beta until
+    :func:`_settled` (or max_cycles); between cycles the re-estimate, or
+    its secant extrapolation (:class:`_Secant`). Once settled, steps go on
+    (a polish, see :func:`_polished`) until alpha and beta change by less
+    than POLISH * tol in a cycle: a settled point is within about tol / (1 - rho) of MacKay's fixed
+    point (rho the rate of the plain re-estimation, 0.4-0.5 on the bench
+    sets), which moves the log evidence by up to 1e-4 relative; near the
+    fixed point each polish costs a Newton step or two.
+
+    Returns (cycles run, converged, the last training result, its
+    posterior, the alpha_g and beta it was built with, the history)."""
+    group_index, n_groups = grouping
     hist = {k: [] for k in ("alpha", "beta", "gamma", "gamma_groups", "log_evidence",
                             "data_error", "train_iterations", "train_converged")}
-    converged = False
-    post = None
+    secant, polished = _Secant(beta_max), 0
+    structure, hessian, clip, method, options, max_bytes = settings
+    early = _early_stopping(objective)
+    change = loosen_by = np.inf
+    short = False
     for cycle in range(1, max_cycles + 1):
+        last = cycle == max_cycles      # trained to gtol, as a settled cycle is
+        cycle_options = _loosened(options, loosen_by) if early and not last else options
         res, post = _cycle_once(objective, w, alpha_g, beta, group_index, structure,
-                                hessian, clip_negative, method, options, max_bytes)
+                                hessian, clip, method, cycle_options, max_bytes)
         w = res.x
-        for key, value in (("alpha", alpha_g.copy()), ("beta", beta),
-                           ("gamma", post.gamma), ("log_evidence", post.log_evidence),
-                           ("data_error", post.data_error),
-                           ("train_iterations", res.nit),
-                           ("train_converged", bool(res.success))):
-            hist[key].append(value)
-        if verbose:
-            b = "" if beta is None else f" beta {beta:.4g}"
-            print(f"  cycle {cycle:3d}: alpha {np.array2string(alpha_g, precision=4)}{b} "
-                  f"gamma {post.gamma:.3f} log evidence {post.log_evidence:.4f}", flush=True)
-        gamma_g = _group_gamma(post, group_index, len(names))
+        _record(hist, alpha_g, beta, res, post, cycle if verbose else None)
+        gamma_g = _group_gamma(post, group_index, n_groups)
         hist["gamma_groups"].append(gamma_g)
         new_alpha, new_beta = _reestimate(post, group_index, gamma_g, beta, beta_max,
                                           alpha_g)
-        if _settled(hist, alpha_g, new_alpha, beta, new_beta, tol):
-            converged = True
+        # a move measured after a loosely trained cycle is biased: not compared
+        last_change = np.inf if short else change
+        change = loosen_by = _change(alpha_g, new_alpha, beta, new_beta)
+        short = _stopped_short(res, options, beta)
+        settled = _settled(hist, alpha_g, new_alpha, beta, new_beta, tol)
+        if settled and short:
+            settled, loosen_by = False, 0.0     # once more, trained to gtol
+        polished = polished + 1 if settled else 0
+        # on leaving, alpha_g and beta stay the pair the posterior was built with
+        if last or (settled and _polished(change, last_change, polished, tol)):
             break
-        if cycle < max_cycles:          # keep the pair the posterior was built with
-            alpha_g, beta = new_alpha, new_beta
-    return EvidenceResult(post, w, alpha_g, beta if regression else None,
-                          group_index, names, cycle, converged, hist)
+        jump = secant.extrapolate(alpha_g, beta, new_alpha, new_beta)
+        alpha_g, beta = jump if jump is not None else (new_alpha, new_beta)
+    return cycle, settled, res, post, alpha_g, beta, hist
+
+
+def _polished(change: float, last_change: float, polished: int, tol: float) -> bool:
+    """Whether the polish that follows the first settled cycle (``polished``
+    counts the settled cycles in a row) is done, or not worth starting: the
+    last re-estimate moved alpha and beta by less than POLISH * tol, or
+    MAX_POLISH polish cycles ran, or the re-estimates stopped contracting
+    (a move above 0.9 of the one before, the contraction the secant
+    trusts): nothing to gain where a pruned group's alpha grows without
+    bound and the loop settled on the evidence and gamma alone."""
+    return (change < POLISH * tol or polished > MAX_POLISH
+            or change > _Secant.RHO_HIGH * last_change)
+
+
+def _early_stopping(objective) -> bool:
+    """Whether the cycles' training may stop early (:func:`_loosened`): for a
+    convex data term (a linear model on a canonical pair), whose w_MAP and
+    evidence fixed point do not depend on the path to them."""
+    return gauss_newton_is_exact(objective)
+
+
+def _loosened(options: dict, change: float) -> dict:
+    """The training options of a cycle after the hyperparameters changed by
+    ``change`` (relative; inf before the first): |g|_inf down to
+    EARLY_GTOL_REL * min(1, change) of its value at the cycle's start, or
+    gtol if that is larger. Far from the fixed point a w_MAP more precise
+    than the next re-estimate's move is wasted (the first cycle, at a
+    guessed alpha, spent 32 of the 69 Newton steps of digits' linear
+    model); near it the relative threshold falls below gtol, which then
+    decides. EARLY_GTOL_REL = 0.1: on the linear models of five bench sets
+    79 Newton steps in all, against 104 with 1e-2 and 81 with 0.3 (more
+    cycles), the same fixed points."""
+    rel = EARLY_GTOL_REL * min(1.0, change)
+    return {**options, "gtol_rel": max(rel, options.get("gtol_rel", 0.0))}
+
+
+def _stopped_short(res, options: dict, beta) -> bool:
+    """Whether a training run stopped above the gtol of ``options`` (as
+    :func:`_train` scales it), e.g. on a loosened threshold."""
+    gtol = options["gtol"] / (1.0 if beta is None else beta)
+    return bool(np.max(np.abs(res.jac)) > gtol)
+
+
+def _record(hist: dict, alpha_g, beta, res, post, cycle: int | None) -> None:
+    """One cycle's entries of the history; printed when ``cycle`` is given."""
+    for key, value in (("alpha", alpha_g.copy()), ("beta", beta),
+                       ("gamma", post.gamma), ("log_evidence", post.log_evidence),
+                       ("data_error", post.data_error),
+                       ("train_iterations", res.nit),
+                       ("train_converged", bool(res.success))):
+        hist[key].append(value)
+    if cycle is not None:
+        b = "" if beta is None else f" beta {beta:.4g}"
+        print(f"  cycle {cycle:3d}: alpha {np.array2string(alpha_g, precision=4)}{b} "
+              f"gamma {post.gamma:.3f} log evidence {post.log_evidence:.4f}", flush=True)
+
+
+class _Secant:
+    """The secant (Anderson(1)) acceleration of the re-estimation
+    x -> F(x) of x = (ln alpha_g, ln beta) (Walker & Ni, SIAM J. Numer.
+    Anal. 49, 2011, with memory one).
+
+    MacKay's re-estimation converges linearly: on the bench sets each step
+    shrinks the distance to the fixed point by a steady rho of 0.4-0.5 in
+    log space. With the residual f = F(x) - x at this cycle's x and the
+    last one's, gamma = df.f / df.df (df the change of f) and the next x is
+    F(x) - gamma dF: where F is linear with rate rho along the step, its
+    fixed point, whatever rho (for one alpha this is the secant method on
+    F(x) - x, of order 1.6). The same fixed point is kept; F is only
+    evaluated at better guesses.
+
+    Taken only near the fixed point, where that model is credible: the
+    plain step f and the jump beyond F(x) each change no hyperparameter by
+    more than a factor 2 (NEAR; further out a jump of diabetes' 4-unit
+    candidate from alpha 0.12 to 427 switched its hidden units off, a fixed
+    point the plain loop does not reach), the rate the step implies, rho =
+    1 + df.dx / dx.dx, in (-1/2, 0.9) (a contraction), the jump at most
+    9 |f| (what rho = 0.9 gives), and no group pruned (alpha at ALPHA_MAX)
+    nor beta at its cap in either cycle; otherwise x moves to F(x).
+    O(groups)."""
+
+    RHO_LOW, RHO_HIGH, MAX_JUMP, NEAR = -0.5, 0.9, 9.0, float(np.log(2.0))
+
+    def __init__(self, beta_max):
+        self.beta_max = beta_max
+        self._last = None           # (x, F(x)) of the last cycle, log space
+
+    def extrapolate(self, alpha, beta, new_alpha, new_beta):
+        """Record the cycle's step x -> F(x) = (new_alpha, new_beta); the
+        accelerated next point (alpha_g, beta), or None where the secant
+        model is not credible or there is no earlier cycle."""
+        x, fx = self._log(alpha, beta), self._log(new_alpha, new_beta)
+        last, self._last = self._last, (x, fx)
+        if self._capped(alpha, beta) or self._capped(new_alpha, new_beta):
+            self._last = None
+            return None
+        jump = None if last is None else self._jump(*last, x, fx)
+        if jump is None:
+            return None
+        return self._from_log(fx + jump, len(alpha), new_beta is not None)
+
+    def _jump(self, x0, fx0, x1, fx1):
+        """-gamma (F(x1) - F(x0)), the secant's move beyond F(x1), or None."""
+        dx, f1 = x1 - x0, fx1 - x1
+        df = f1 - (fx0 - x0)
+        dxx, dff = float(dx @ dx), float(df @ df)
+        if dxx == 0.0 or dff == 0.0:
+            return None
+        rho = 1.0 + float(df @ dx) / dxx
+        jump = -float(df @ f1) / dff * (fx1 - fx0)
+        near = max(np.max(np.abs(f1)), np.max(np.abs(jump))) <= self.NEAR
+        if not (near and self.RHO_LOW < rho < self.RHO_HIGH) or \
+                np.linalg.norm(jump) > self.MAX_JUMP * np.linalg.norm(f1):
+            return None
+        return jump
+
+    @staticmethod
+    def _log(alpha, beta):
+        return np.log(np.append(alpha, [] if beta is None else [beta]))
+
+    def _capped(self, alpha, beta) -> bool:
+        return bool(np.any(alpha >= ALPHA_MAX)
+                    or (beta is not None and beta >= self.beta_max))
+
+    def _from_log(self, x, n_groups: int, regression: bool):
+        """alpha_g and beta from a log point, held within their caps."""
+        alpha = np.minimum(np.exp(x[:n_groups]), ALPHA_MAX)
+        beta = float(min(np.exp(x[n_groups]), self.beta_max)) if regression else None
+        return alpha, beta
+
+
+def _change(alpha, new_alpha, beta, new_beta) -> float:
+    """The largest relative change of alpha_g and beta in a re-estimate."""
+    beta_change = 0.0 if beta is None else _relative(new_beta, beta)
+    return max(_relative(new_alpha, alpha), beta_change)
 
 
 def optimize_prior(posterior: LaplacePosterior, groups: str = "single",

@@ -20,7 +20,8 @@ for newton and lm the damping mu, for gd the learning rate; then one line
 with the result's message (scipy's own printing is not used).
 
 Per method: newton ``mu_min`` (1e-8) and ``mu_max`` (1e10), both finite > 0
-with mu_min <= mu_max, ``c1`` (1e-4, in (0, 1)); lm ``mu`` (0.005),
+with mu_min <= mu_max, ``c1`` (1e-4, in (0, 1)), ``mu_inc`` (10, > 1: the
+factor of each raise of mu, see :mod:`._newton`); lm ``mu`` (0.005),
 ``mu_max`` (1e10), finite > 0 with mu <= mu_max, ``update`` ("gain", mu
 following the gain ratio, or "tenfold", trainlm's rule), ``mu_dec`` (0.1,
 in (0, 1)) and ``mu_inc`` (10, > 1) with update="tenfold" only (a

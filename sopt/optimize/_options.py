@@ -45,7 +45,7 @@ TRUST = {"initial_trust_radius": POSITIVE, "max_trust_radius": POSITIVE,
 WOLFE = {"c1": UNIT, "c2": UNIT, "return_all": check_bool}
 
 OPTIONS = {
-    "newton": {"mu_min": POSITIVE, "mu_max": POSITIVE, "c1": UNIT},
+    "newton": {"mu_min": POSITIVE, "mu_max": POSITIVE, "c1": UNIT, "mu_inc": ABOVE_ONE},
     "lm": {"mu": POSITIVE, "mu_dec": UNIT, "mu_inc": ABOVE_ONE, "mu_max": POSITIVE,
            "update": partial(check_choice, choices=UPDATES), "hybrid": check_bool},
     "gd": {"lr": POSITIVE},
