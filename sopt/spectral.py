@@ -223,20 +223,21 @@ def _block_lanczos(products, k, which, tol, P, cap, rng) -> tuple:
         R = products(Q)
         _put_block(band, low, low, 0.5 * (Q.T @ R + R.T @ Q))
         R = _orthogonalise_block(R, basis[:, :dim])
-        if dim >= next_check or dim == n or dim + P > cap:
+        width = min(P, n - dim)          # 0 once the whole space is spanned
+        if dim >= next_check or width == 0 or dim + width > cap:
             theta, S = _ritz(band[:, :dim], k, which)
             scale = max(scale, float(np.abs(theta).max()))
             residual = np.linalg.norm(R @ S[low:dim], axis=0)
-            if np.all(residual <= tol * scale) or dim == n:
+            if np.all(residual <= tol * scale) or width == 0:
                 break
-            if dim + P > cap:
+            if dim + width > cap:
                 warnings.warn(f"eigenpairs: stopped at {dim} Lanczos vectors (the "
                               f"memory limit) with residuals up to "
                               f"{residual.max() / scale:.1e} |M|", SpectralWarning,
                               stacklevel=3)
                 break
             next_check = max(dim + P, int(1.25 * dim))
-        Q, B = _next_block(R, min(P, n - dim), basis[:, :dim], max(scale, 1e-300), rng)
+        Q, B = _next_block(R, width, basis[:, :dim], max(scale, 1e-300), rng)
         _put_block(band, dim, low, B)
         basis[:, dim:dim + len(B)] = Q
         low, dim = dim, dim + len(B)
