@@ -11,5 +11,5 @@ from .saving import load, save
 __version__ = "0.1.0"
 
 __all__ = ["Activation", "Loss", "Network", "Node", "Objective", "mlp", "save", "load",
-           "activations", "bayes", "finite_diff", "losses", "optimize", "spectral", "testing",
-           "__version__"]
+           "activations", "bayes", "finite_diff", "losses", "optimize", "spectral",
+           "testing", "__version__"]
