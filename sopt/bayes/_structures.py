@@ -2,6 +2,7 @@
 (see :mod:`sopt.bayes._structure` for what a structure provides)."""
 from ._dense import Dense
 from ._diagonal import Diagonal
+from ._lowrank import LowRank
 from ._structure import STRUCTURES
 from ._subset import LastLayer, Subset
 
@@ -9,5 +10,6 @@ STRUCTURES.update({
     "dense": Dense,
     "diagonal": Diagonal,
     "last_layer": LastLayer,
+    "lowrank": LowRank,
     "subset": Subset,
 })
