@@ -12,6 +12,8 @@ from ._posterior import (LaplacePosterior, NotAtMinimumWarning,
                          clip_negative_eigenvalues, laplace)
 from ._dense import Dense
 from ._diagonal import Diagonal
+from ._kfac import KFAC
+from ._lowrank import LowRank
 from ._sampled import SampledPosterior, SamplingWarning
 from ._structure import Curvature, Precision, StructureSpec
 from ._structures import STRUCTURES
@@ -28,7 +30,7 @@ __all__ = ["laplace", "LaplacePosterior", "evidence_fit", "EvidenceResult",
            "BayesianMLPClassifier", "NotFittedError", "NotAtMinimumWarning",
            "NotPositiveDefiniteError", "AllPrunedWarning", "sample_posterior",
            "SampledPosterior", "SamplingWarning", "optimize_prior", "STRUCTURES", "StructureSpec",
-           "Curvature", "Precision", "Dense", "Diagonal", "LastLayer", "Subset"]
+           "Curvature", "Precision", "Dense", "Diagonal", "KFAC", "LowRank", "LastLayer", "Subset"]
 
 _ESTIMATOR_NAMES = ("BayesianMLPRegressor", "BayesianMLPClassifier", "NotFittedError")
 

@@ -3,6 +3,7 @@
 from ._dense import Dense
 from ._diagonal import Diagonal
 from ._kfac import KFAC
+from ._lowrank import LowRank
 from ._structure import STRUCTURES
 from ._subset import LastLayer, Subset
 
@@ -11,5 +12,6 @@ STRUCTURES.update({
     "diagonal": Diagonal,
     "kfac": KFAC,
     "last_layer": LastLayer,
+    "lowrank": LowRank,
     "subset": Subset,
 })
