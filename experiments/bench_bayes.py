@@ -354,8 +354,12 @@ def bench_dataset(name, args, peer_version):
     peer_hidden = table_hidden if args.hidden in (None, "table") else args.hidden
     models = [(label, "sopt", fit_sopt, (task, Xtr, ytr, Xte), {"hidden": h})
               for label, h in _sopt_variants(table_hidden, args.hidden)]
-    models += [(f"sopt {s}", "structure", fit_sopt, (task, Xtr, ytr, Xte),
-                {"structure": s}) for s in args.structures]
+    # a subset structure's evidence cannot choose the size (hidden="auto"
+    # refuses it): those rows take the table's hidden sizes
+    models += [(f"sopt {s}" + (f" hidden={table_hidden}" if s in SUBSETS else ""),
+                "structure", fit_sopt, (task, Xtr, ytr, Xte),
+                {"structure": s, "hidden": table_hidden if s in SUBSETS else None})
+               for s in args.structures]
     if task == "regression":
         models += [("BayesianRidge", "baseline", fit_linear_bayes,
                     (BayesianRidge, Xtr, ytr, Xte), {}),
@@ -480,6 +484,9 @@ def print_warnings(rows):
         print("\nwarnings (first of each model's):")
         for r in noted:
             print(f"  {r['dataset']} / {r['model']}: {r['n_warnings']} x {r['first_warning'][:150]}")
+
+
+SUBSETS = ("last_layer", "subset")
 
 
 def _structure_list(s: str) -> list:
