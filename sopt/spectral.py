@@ -49,9 +49,12 @@ class Estimate:
     ``standard_error`` (same shape: the probes' sample standard deviation
     over sqrt(n_probes)), and what it cost. Lanczos quadrature adds
     ``quadrature_change``: how far the same probes' estimate moves between
-    half the Lanczos steps and all of them (the quadrature's truncation
-    error, which the standard error does not see, falls geometrically in the
-    steps: a change well above the standard error says to take more)."""
+    half the Lanczos steps and all of them. The quadrature's truncation
+    error, which the standard error does not see, falls with the steps; a
+    change well above the standard error says to take more. It indicates,
+    it does not bound: while both rules are far from converged the error
+    can exceed it (6 times, for gamma at 50 steps in
+    experiments/bench_spectral.py)."""
 
     value: float | Array
     standard_error: float | Array
@@ -96,13 +99,14 @@ class RestrictedProducts:
         return len(self.weights)
 
     def __call__(self, V: Array) -> Array:
-        single = V.ndim == 1
-        V = V[:, None] if single else V
-        full = np.zeros((self.n_weights, V.shape[1]))
-        full[self.weights] = V
+        # one direction goes as a vector: the objectives' single-vector
+        # products are faster than blocks of one (bench_spectral.py)
+        single = V.ndim == 1 or V.shape[1] == 1
+        full = np.zeros(self.n_weights if single else (self.n_weights, V.shape[1]))
+        full[self.weights] = V.ravel() if single else V
         out = self.product(self.w, full)[self.weights]
-        self.n_products += V.shape[1]
-        return out[:, 0] if single else out
+        self.n_products += 1 if single else V.shape[1]
+        return out.reshape(V.shape)
 
     def operator(self, shift: float = 0.0, sign: float = 1.0) -> LinearOperator:
         """sign M + shift I as a LinearOperator (counting its products)."""
@@ -210,19 +214,21 @@ def _lanczos_capacity(n: int, block_size: int, max_bytes) -> int:
 
 def _block_lanczos(products, k, which, tol, P, cap, rng) -> tuple:
     """Block Lanczos (full reorthogonalisation, no restart) for the k wanted
-    Ritz pairs. The block tridiagonal T = basis^T M basis is kept as a band
-    of half-width P (each new block rotated so that its coupling B is upper
-    triangular) and its wanted eigenpairs found at dimensions 1.25 apart
-    (O(m^2 P) each)."""
+    Ritz pairs. The block tridiagonal T = V^T M V of the Lanczos vectors V
+    (kept as the rows of ``basis``) is held as a band of half-width P (each
+    new block rotated so that its coupling B is upper triangular) and its
+    wanted eigenpairs found at dimensions 1.25 apart (O(m^2 P) each)."""
     n = products.size
-    basis, band = np.empty((n, cap)), np.zeros((P + 1, cap))
+    # the Lanczos vectors as rows: each one contiguous, and the
+    # reorthogonalisation reads one contiguous (dim, n) block
+    basis, band = np.empty((cap, n)), np.zeros((P + 1, cap))
     Q = np.linalg.qr(rng.standard_normal((n, P)))[0]
-    basis[:, :P] = Q
+    basis[:P] = Q.T
     low, dim, next_check, scale = 0, P, k, 0.0
     while True:
         R = products(Q)
         _put_block(band, low, low, 0.5 * (Q.T @ R + R.T @ Q))
-        R = _orthogonalise_block(R, basis[:, :dim])
+        R = _orthogonalise_block(R, basis[:dim])
         width = min(P, n - dim)          # 0 once the whole space is spanned
         if dim >= next_check or width == 0 or dim + width > cap:
             theta, S = _ritz(band[:, :dim], k, which)
@@ -237,11 +243,11 @@ def _block_lanczos(products, k, which, tol, P, cap, rng) -> tuple:
                               stacklevel=3)
                 break
             next_check = max(dim + P, int(1.25 * dim))
-        Q, B = _next_block(R, width, basis[:, :dim], max(scale, 1e-300), rng)
+        Q, B = _next_block(R, width, basis[:dim], max(scale, 1e-300), rng)
         _put_block(band, dim, low, B)
-        basis[:, dim:dim + len(B)] = Q
+        basis[dim:dim + len(B)] = Q.T
         low, dim = dim, dim + len(B)
-    return theta, basis[:, :dim] @ S
+    return theta, basis[:dim].T @ S
 
 
 def _put_block(band: Array, row: int, col: int, block: Array) -> None:
@@ -262,21 +268,21 @@ def _ritz(band: Array, k: int, which: str) -> tuple:
 
 
 def _orthogonalise_block(R: Array, basis: Array) -> Array:
-    """R (n, P) made orthogonal to the columns of basis (n, m), twice."""
+    """R (n, P) made orthogonal to the rows of basis (m, n), twice."""
     for _ in range(2):
-        R = R - basis @ (basis.T @ R)
+        R = R - basis.T @ (basis @ R)
     return R
 
 
 def _next_block(R: Array, width: int, basis: Array, scale: float, rng) -> tuple:
     """The next orthonormal block Q (n, width) spanning R's range, completed
-    with random directions orthogonal to everything where R is rank
-    deficient (an invariant subspace found), and B = Q^T R."""
+    with random directions orthogonal to everything (``basis`` (m, n) and Q)
+    where R is rank deficient (an invariant subspace found), and B = Q^T R."""
     U, s, _ = np.linalg.svd(R, full_matrices=False)
     Q = U[:, s > BREAKDOWN * scale][:, :width]
     while Q.shape[1] < width:
         extra = rng.standard_normal((len(R), width - Q.shape[1]))
-        extra = _orthogonalise_block(extra, np.hstack([basis, Q]))
+        extra = _orthogonalise_block(extra, np.vstack([basis, Q.T]))
         Q = np.hstack([Q, np.linalg.qr(extra)[0]])
     # rotate Q within its span so that B = Q^T R is upper triangular (T stays
     # banded, of half-width P)
@@ -642,7 +648,8 @@ def plot_spectral_density(objective, w=None, *, ax=None, log_scale: bool = True,
                           n_grid: int = 1000, sigma=None, grid=None, **lanczos):
     """Plot :func:`spectral_density` (same arguments) on ``ax`` (a new
     figure if None), the density on a log axis as Ghorbani et al. show it
-    (floored at 1e-12 of its peak). Returns the matplotlib Figure.
+    (floored at 1e-10 of its peak, the axis's lower end). Returns the
+    matplotlib Figure.
     matplotlib is imported here, not by ``import sopt``."""
     import matplotlib.pyplot as plt
 
@@ -651,9 +658,12 @@ def plot_spectral_density(objective, w=None, *, ax=None, log_scale: bool = True,
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     if check_bool(log_scale, "log_scale"):
-        density = np.maximum(density, 1e-12 * density.max())
+        floor = 1e-10 * density.max()
+        ax.plot(grid, np.maximum(density, floor), lw=1.2)
         ax.set_yscale("log")
-    ax.plot(grid, density, lw=1.2)
+        ax.set_ylim(bottom=floor)
+    else:
+        ax.plot(grid, density, lw=1.2)
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density")
     return ax.figure
