@@ -3,8 +3,10 @@ objective (:class:`sopt.Objective`, :class:`sopt.distributed.ShardedObjective`
 or any :class:`sopt.objective.ObjectiveProtocol`): nothing here holds a
 W x W matrix.
 
-- :func:`eigenpairs`: the k largest or smallest eigenpairs, by ARPACK's
-  implicitly restarted Lanczos (:func:`scipy.sparse.linalg.eigsh`);
+- :func:`eigenpairs`: the k largest or smallest eigenpairs, by block
+  Lanczos with full reorthogonalisation (or ARPACK's implicitly restarted
+  Lanczos, :func:`scipy.sparse.linalg.eigsh`, which restarts badly at a
+  clustered end: measured in experiments/bench_spectral.py);
 - :func:`hutchinson_trace`, :func:`hutchinson_diagonal`: Hutchinson's
   estimates with Rademacher probes (Hutchinson 1990; Bekas, Kokiopoulou and
   Saad 2007 for the diagonal), each with its standard error;
@@ -67,8 +69,8 @@ class Estimate:
 class Eigenpairs:
     """``values`` (k,) ascending, ``vectors`` (n, k) orthonormal columns on
     the ``weights`` (n,) they were computed on, ``residual_norms`` (k,)
-    |M v - lambda v| (an eigenvalue of M lies within each of its value),
-    ``n_products`` used."""
+    |M v - lambda v| (each value lies within its residual norm of an
+    eigenvalue of M), ``n_products`` used."""
 
     values: Array
     vectors: Array
@@ -154,7 +156,7 @@ class SpectralWarning(RuntimeWarning):
 
 def eigenpairs(objective, w, k: int, which: str = "largest", matrix: str = "exact",
                *, weights=None, tol: float = 1e-10, method: str = "lanczos",
-               block_size: int = 1, seed=0, max_bytes=None) -> Eigenpairs:
+               block_size: int = 4, seed=0, max_bytes=None) -> Eigenpairs:
     """The k largest or smallest (algebraic) eigenpairs of M at w.
 
     ``method="lanczos"`` (default): block Lanczos with full
@@ -165,7 +167,11 @@ def eigenpairs(objective, w, k: int, which: str = "largest", matrix: str = "exac
     Memory 8 n m bytes for the m Lanczos vectors (refused beyond
     ``max_bytes``, default 4 GiB: the solver then stops with a
     :class:`SpectralWarning`); cost m products and O(n m^2) flops.
-    A block of P vectors finds eigenvalues of multiplicity up to P.
+    A block of P vectors finds eigenvalues of multiplicity up to P (one
+    vector finds the further copies only once its Krylov space closes);
+    blocks do not save time in memory (a block of P products costs more
+    than P single ones), but they do for a sharded objective, one cluster
+    round trip per block.
 
     ``method="arpack"``: scipy's ARPACK (implicitly restarted Lanczos,
     memory O(n k)) on sign M + |M|_2 I (which puts the same tolerance on
@@ -309,8 +315,9 @@ def _arpack_eigenpairs(products, k, which, tol, rng) -> tuple:
 
 # ------------------------------------------------------------ Hutchinson
 def hutchinson_trace(objective, w, n_probes: int = 100, matrix: str = "exact", *,
-                     weights=None, block_size: int = 32, seed=0) -> Estimate:
-    """tr M ~ mean over Rademacher probes z of z^T M z (Hutchinson 1990).
+                     weights=None, block_size: int = 10, seed=0) -> Estimate:
+    """tr M ~ mean over Rademacher probes z of z^T M z (Hutchinson 1990,
+    Commun. Statist. Simul. Comput. 19).
 
     Each probe is unbiased with variance 2 sum_{i != j} M_ij^2, so the
     standard error (from the probes' spread) falls as 1 / sqrt(n_probes)
@@ -327,7 +334,7 @@ def hutchinson_trace(objective, w, n_probes: int = 100, matrix: str = "exact", *
 
 
 def hutchinson_diagonal(objective, w, n_probes: int = 100, matrix: str = "exact", *,
-                        weights=None, block_size: int = 32, seed=0) -> Estimate:
+                        weights=None, block_size: int = 10, seed=0) -> Estimate:
     """diag(M) ~ mean over Rademacher probes z of z * (M z), elementwise
     (Bekas, Kokiopoulou and Saad 2007, Appl. Numer. Math. 57): entry i is
     unbiased with variance sum_{j != i} M_ij^2. ``value`` and
@@ -552,10 +559,10 @@ def log_det(objective, w=None, shift: float = 0.0, scale: float = 1.0, *,
     (f(t) = ln(shift + scale max(t, 0)), as the dense Laplace posterior
     clips them); its quadrature converges more slowly, f having a kink at 0.
     Cost and memory: those of the quadrature, then O(n_probes n_steps)."""
-    q = _quadrature_of(objective, w, lanczos)
     shift = check_real(shift, "shift")
     scale = check_real(scale, "scale")
     clip_negative = check_bool(clip_negative, "clip_negative")
+    q = _quadrature_of(objective, w, lanczos)
     shifted = _shifted(q, shift, scale, clip_negative)
     return q.trace(lambda t: np.log(shifted(t)))
 
@@ -569,14 +576,14 @@ class EvidenceTerms:
     gamma: Estimate
 
 
-def evidence_terms(objective, w=None, alpha: float = 1.0, beta: float = 1.0, *,
-                   clip_negative: bool = False, **lanczos) -> EvidenceTerms:
+def evidence_terms(objective, w=None, alpha: float | None = None, beta: float = 1.0,
+                   *, clip_negative: bool = False, **lanczos) -> EvidenceTerms:
     """The evidence framework's ln|A| and gamma (PRML eqs. 5.175, 5.179) for
     A = alpha I + beta H on the weights in use, H the data term's
     Gauss-Newton matrix (the default; ``matrix="exact"`` for the Hessian),
     where nothing can be factorised: SLQ with f = ln(alpha + beta t) and
-    f = beta t / (alpha + beta t) (= 1 - alpha / (alpha + beta t), whose
-    trace is gamma with no cancellation against n).
+    f = 1 - alpha / (alpha + beta t) (whose trace is gamma = n - alpha
+    tr(A^{-1}) without subtracting from n).
 
     ``objective``: an objective, whose own weight decay is not the prior
     and is ignored (its data term is used), with w and any options of
@@ -584,18 +591,23 @@ def evidence_terms(objective, w=None, alpha: float = 1.0, beta: float = 1.0, *,
     (decay 0), reusable for every alpha and beta of an evidence loop at one
     w. alpha scalar (one rule serves every shift; per-weight alpha would
     need Lanczos on A itself). beta = 1 for a loss without a noise
-    precision. The standard errors are over probes; the quadrature's own
-    error falls geometrically with n_steps (check by doubling it). Cost and
-    memory: those of the quadrature."""
+    precision. Each term's standard error is over probes; its
+    ``quadrature_change`` flags the quadrature's bias, which dominates over
+    spectra spanning decades (a trained network: about 200 steps for 1% at
+    W = 4,820, docs/PERFORMANCE.md). Cost and memory: the quadrature's
+    (n_probes n_steps products), then O(n_probes n_steps)."""
+    if alpha is None:
+        raise TypeError("alpha: required (the prior's precision)")
+    alpha = check_positive(alpha, "alpha")
+    beta = check_positive(beta, "beta")
+    clip_negative = check_bool(clip_negative, "clip_negative")
     if not isinstance(objective, Quadrature):
         lanczos.setdefault("matrix", "gauss_newton")
     q = _quadrature_of(objective, w, lanczos, data_term=True)
     if q.decay != 0:
         raise ValueError("objective: the quadrature was made on an objective with "
                          "weight decay; make it on objective.with_alpha(0.0)")
-    alpha = check_positive(alpha, "alpha")
-    beta = check_positive(beta, "beta")
-    shifted = _shifted(q, alpha, beta, check_bool(clip_negative, "clip_negative"))
+    shifted = _shifted(q, alpha, beta, clip_negative)
     return EvidenceTerms(q.trace(lambda t: np.log(shifted(t))),
                          q.trace(lambda t: 1.0 - alpha / shifted(t)))
 

@@ -297,6 +297,10 @@ def test_bad_input(problem):
             obj.with_alpha(0.1), w, n_probes=3, n_steps=5), alpha=1.0)
     with pytest.raises(TypeError, match="w: required"):
         spectral.log_det(obj)
+    with pytest.raises(TypeError, match="alpha: required"):
+        spectral.evidence_terms(q)
+    with pytest.raises(ValueError, match="alpha"):
+        spectral.evidence_terms(q, alpha=-1.0)
 
 
 # ------------------------------------------------------------ sharded
