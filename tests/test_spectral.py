@@ -261,6 +261,8 @@ def test_density_integrates_to_one_and_plots(problem, tmp_path):
     fig.savefig(tmp_path / "density.png")
     assert (tmp_path / "density.png").stat().st_size > 0
     assert fig.axes[0].get_yscale() == "log"
+    import matplotlib.pyplot as plt
+    plt.close(fig)
 
 
 def test_importing_spectral_does_not_import_matplotlib():
