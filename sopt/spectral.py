@@ -3,8 +3,10 @@ objective (:class:`sopt.Objective`, :class:`sopt.distributed.ShardedObjective`
 or any :class:`sopt.objective.ObjectiveProtocol`): nothing here holds a
 W x W matrix.
 
-- :func:`eigenpairs`: the k largest or smallest eigenpairs, by ARPACK's
-  implicitly restarted Lanczos (:func:`scipy.sparse.linalg.eigsh`);
+- :func:`eigenpairs`: the k largest or smallest eigenpairs, by block
+  Lanczos with full reorthogonalisation (or ARPACK's implicitly restarted
+  Lanczos, :func:`scipy.sparse.linalg.eigsh`, which restarts badly at a
+  clustered end: measured in experiments/bench_spectral.py);
 - :func:`hutchinson_trace`, :func:`hutchinson_diagonal`: Hutchinson's
   estimates with Rademacher probes (Hutchinson 1990; Bekas, Kokiopoulou and
   Saad 2007 for the diagonal), each with its standard error;
@@ -49,9 +51,12 @@ class Estimate:
     ``standard_error`` (same shape: the probes' sample standard deviation
     over sqrt(n_probes)), and what it cost. Lanczos quadrature adds
     ``quadrature_change``: how far the same probes' estimate moves between
-    half the Lanczos steps and all of them (the quadrature's truncation
-    error, which the standard error does not see, falls geometrically in the
-    steps: a change well above the standard error says to take more)."""
+    half the Lanczos steps and all of them. The quadrature's truncation
+    error, which the standard error does not see, falls with the steps; a
+    change well above the standard error says to take more. It indicates,
+    it does not bound: while both rules are far from converged the error
+    can exceed it (6 times, for gamma at 50 steps in
+    experiments/bench_spectral.py)."""
 
     value: float | Array
     standard_error: float | Array
@@ -64,8 +69,8 @@ class Estimate:
 class Eigenpairs:
     """``values`` (k,) ascending, ``vectors`` (n, k) orthonormal columns on
     the ``weights`` (n,) they were computed on, ``residual_norms`` (k,)
-    |M v - lambda v| (an eigenvalue of M lies within each of its value),
-    ``n_products`` used."""
+    |M v - lambda v| (each value lies within its residual norm of an
+    eigenvalue of M), ``n_products`` used."""
 
     values: Array
     vectors: Array
@@ -96,13 +101,14 @@ class RestrictedProducts:
         return len(self.weights)
 
     def __call__(self, V: Array) -> Array:
-        single = V.ndim == 1
-        V = V[:, None] if single else V
-        full = np.zeros((self.n_weights, V.shape[1]))
-        full[self.weights] = V
+        # one direction goes as a vector: the objectives' single-vector
+        # products are faster than blocks of one (bench_spectral.py)
+        single = V.ndim == 1 or V.shape[1] == 1
+        full = np.zeros(self.n_weights if single else (self.n_weights, V.shape[1]))
+        full[self.weights] = V.ravel() if single else V
         out = self.product(self.w, full)[self.weights]
-        self.n_products += V.shape[1]
-        return out[:, 0] if single else out
+        self.n_products += 1 if single else V.shape[1]
+        return out.reshape(V.shape)
 
     def operator(self, shift: float = 0.0, sign: float = 1.0) -> LinearOperator:
         """sign M + shift I as a LinearOperator (counting its products)."""
@@ -150,7 +156,7 @@ class SpectralWarning(RuntimeWarning):
 
 def eigenpairs(objective, w, k: int, which: str = "largest", matrix: str = "exact",
                *, weights=None, tol: float = 1e-10, method: str = "lanczos",
-               block_size: int = 1, seed=0, max_bytes=None) -> Eigenpairs:
+               block_size: int = 4, seed=0, max_bytes=None) -> Eigenpairs:
     """The k largest or smallest (algebraic) eigenpairs of M at w.
 
     ``method="lanczos"`` (default): block Lanczos with full
@@ -161,7 +167,11 @@ def eigenpairs(objective, w, k: int, which: str = "largest", matrix: str = "exac
     Memory 8 n m bytes for the m Lanczos vectors (refused beyond
     ``max_bytes``, default 4 GiB: the solver then stops with a
     :class:`SpectralWarning`); cost m products and O(n m^2) flops.
-    A block of P vectors finds eigenvalues of multiplicity up to P.
+    A block of P vectors finds eigenvalues of multiplicity up to P (one
+    vector finds the further copies only once its Krylov space closes);
+    blocks do not save time in memory (a block of P products costs more
+    than P single ones), but they do for a sharded objective, one cluster
+    round trip per block.
 
     ``method="arpack"``: scipy's ARPACK (implicitly restarted Lanczos,
     memory O(n k)) on sign M + |M|_2 I (which puts the same tolerance on
@@ -210,19 +220,21 @@ def _lanczos_capacity(n: int, block_size: int, max_bytes) -> int:
 
 def _block_lanczos(products, k, which, tol, P, cap, rng) -> tuple:
     """Block Lanczos (full reorthogonalisation, no restart) for the k wanted
-    Ritz pairs. The block tridiagonal T = basis^T M basis is kept as a band
-    of half-width P (each new block rotated so that its coupling B is upper
-    triangular) and its wanted eigenpairs found at dimensions 1.25 apart
-    (O(m^2 P) each)."""
+    Ritz pairs. The block tridiagonal T = V^T M V of the Lanczos vectors V
+    (kept as the rows of ``basis``) is held as a band of half-width P (each
+    new block rotated so that its coupling B is upper triangular) and its
+    wanted eigenpairs found at dimensions 1.25 apart (O(m^2 P) each)."""
     n = products.size
-    basis, band = np.empty((n, cap)), np.zeros((P + 1, cap))
+    # the Lanczos vectors as rows: each one contiguous, and the
+    # reorthogonalisation reads one contiguous (dim, n) block
+    basis, band = np.empty((cap, n)), np.zeros((P + 1, cap))
     Q = np.linalg.qr(rng.standard_normal((n, P)))[0]
-    basis[:, :P] = Q
+    basis[:P] = Q.T
     low, dim, next_check, scale = 0, P, k, 0.0
     while True:
         R = products(Q)
         _put_block(band, low, low, 0.5 * (Q.T @ R + R.T @ Q))
-        R = _orthogonalise_block(R, basis[:, :dim])
+        R = _orthogonalise_block(R, basis[:dim])
         width = min(P, n - dim)          # 0 once the whole space is spanned
         if dim >= next_check or width == 0 or dim + width > cap:
             theta, S = _ritz(band[:, :dim], k, which)
@@ -237,11 +249,11 @@ def _block_lanczos(products, k, which, tol, P, cap, rng) -> tuple:
                               stacklevel=3)
                 break
             next_check = max(dim + P, int(1.25 * dim))
-        Q, B = _next_block(R, width, basis[:, :dim], max(scale, 1e-300), rng)
+        Q, B = _next_block(R, width, basis[:dim], max(scale, 1e-300), rng)
         _put_block(band, dim, low, B)
-        basis[:, dim:dim + len(B)] = Q
+        basis[dim:dim + len(B)] = Q.T
         low, dim = dim, dim + len(B)
-    return theta, basis[:, :dim] @ S
+    return theta, basis[:dim].T @ S
 
 
 def _put_block(band: Array, row: int, col: int, block: Array) -> None:
@@ -262,21 +274,21 @@ def _ritz(band: Array, k: int, which: str) -> tuple:
 
 
 def _orthogonalise_block(R: Array, basis: Array) -> Array:
-    """R (n, P) made orthogonal to the columns of basis (n, m), twice."""
+    """R (n, P) made orthogonal to the rows of basis (m, n), twice."""
     for _ in range(2):
-        R = R - basis @ (basis.T @ R)
+        R = R - basis.T @ (basis @ R)
     return R
 
 
 def _next_block(R: Array, width: int, basis: Array, scale: float, rng) -> tuple:
     """The next orthonormal block Q (n, width) spanning R's range, completed
-    with random directions orthogonal to everything where R is rank
-    deficient (an invariant subspace found), and B = Q^T R."""
+    with random directions orthogonal to everything (``basis`` (m, n) and Q)
+    where R is rank deficient (an invariant subspace found), and B = Q^T R."""
     U, s, _ = np.linalg.svd(R, full_matrices=False)
     Q = U[:, s > BREAKDOWN * scale][:, :width]
     while Q.shape[1] < width:
         extra = rng.standard_normal((len(R), width - Q.shape[1]))
-        extra = _orthogonalise_block(extra, np.hstack([basis, Q]))
+        extra = _orthogonalise_block(extra, np.vstack([basis, Q.T]))
         Q = np.hstack([Q, np.linalg.qr(extra)[0]])
     # rotate Q within its span so that B = Q^T R is upper triangular (T stays
     # banded, of half-width P)
@@ -303,8 +315,9 @@ def _arpack_eigenpairs(products, k, which, tol, rng) -> tuple:
 
 # ------------------------------------------------------------ Hutchinson
 def hutchinson_trace(objective, w, n_probes: int = 100, matrix: str = "exact", *,
-                     weights=None, block_size: int = 32, seed=0) -> Estimate:
-    """tr M ~ mean over Rademacher probes z of z^T M z (Hutchinson 1990).
+                     weights=None, block_size: int = 10, seed=0) -> Estimate:
+    """tr M ~ mean over Rademacher probes z of z^T M z (Hutchinson 1990,
+    Commun. Statist. Simul. Comput. 19).
 
     Each probe is unbiased with variance 2 sum_{i != j} M_ij^2, so the
     standard error (from the probes' spread) falls as 1 / sqrt(n_probes)
@@ -321,7 +334,7 @@ def hutchinson_trace(objective, w, n_probes: int = 100, matrix: str = "exact", *
 
 
 def hutchinson_diagonal(objective, w, n_probes: int = 100, matrix: str = "exact", *,
-                        weights=None, block_size: int = 32, seed=0) -> Estimate:
+                        weights=None, block_size: int = 10, seed=0) -> Estimate:
     """diag(M) ~ mean over Rademacher probes z of z * (M z), elementwise
     (Bekas, Kokiopoulou and Saad 2007, Appl. Numer. Math. 57): entry i is
     unbiased with variance sum_{j != i} M_ij^2. ``value`` and
@@ -546,10 +559,10 @@ def log_det(objective, w=None, shift: float = 0.0, scale: float = 1.0, *,
     (f(t) = ln(shift + scale max(t, 0)), as the dense Laplace posterior
     clips them); its quadrature converges more slowly, f having a kink at 0.
     Cost and memory: those of the quadrature, then O(n_probes n_steps)."""
-    q = _quadrature_of(objective, w, lanczos)
     shift = check_real(shift, "shift")
     scale = check_real(scale, "scale")
     clip_negative = check_bool(clip_negative, "clip_negative")
+    q = _quadrature_of(objective, w, lanczos)
     shifted = _shifted(q, shift, scale, clip_negative)
     return q.trace(lambda t: np.log(shifted(t)))
 
@@ -563,14 +576,14 @@ class EvidenceTerms:
     gamma: Estimate
 
 
-def evidence_terms(objective, w=None, alpha: float = 1.0, beta: float = 1.0, *,
-                   clip_negative: bool = False, **lanczos) -> EvidenceTerms:
+def evidence_terms(objective, w=None, alpha: float | None = None, beta: float = 1.0,
+                   *, clip_negative: bool = False, **lanczos) -> EvidenceTerms:
     """The evidence framework's ln|A| and gamma (PRML eqs. 5.175, 5.179) for
     A = alpha I + beta H on the weights in use, H the data term's
     Gauss-Newton matrix (the default; ``matrix="exact"`` for the Hessian),
     where nothing can be factorised: SLQ with f = ln(alpha + beta t) and
-    f = beta t / (alpha + beta t) (= 1 - alpha / (alpha + beta t), whose
-    trace is gamma with no cancellation against n).
+    f = 1 - alpha / (alpha + beta t) (whose trace is gamma = n - alpha
+    tr(A^{-1}) without subtracting from n).
 
     ``objective``: an objective, whose own weight decay is not the prior
     and is ignored (its data term is used), with w and any options of
@@ -578,18 +591,23 @@ def evidence_terms(objective, w=None, alpha: float = 1.0, beta: float = 1.0, *,
     (decay 0), reusable for every alpha and beta of an evidence loop at one
     w. alpha scalar (one rule serves every shift; per-weight alpha would
     need Lanczos on A itself). beta = 1 for a loss without a noise
-    precision. The standard errors are over probes; the quadrature's own
-    error falls geometrically with n_steps (check by doubling it). Cost and
-    memory: those of the quadrature."""
+    precision. Each term's standard error is over probes; its
+    ``quadrature_change`` flags the quadrature's bias, which dominates over
+    spectra spanning decades (a trained network: about 200 steps for 1% at
+    W = 4,820, docs/PERFORMANCE.md). Cost and memory: the quadrature's
+    (n_probes n_steps products), then O(n_probes n_steps)."""
+    if alpha is None:
+        raise TypeError("alpha: required (the prior's precision)")
+    alpha = check_positive(alpha, "alpha")
+    beta = check_positive(beta, "beta")
+    clip_negative = check_bool(clip_negative, "clip_negative")
     if not isinstance(objective, Quadrature):
         lanczos.setdefault("matrix", "gauss_newton")
     q = _quadrature_of(objective, w, lanczos, data_term=True)
     if q.decay != 0:
         raise ValueError("objective: the quadrature was made on an objective with "
                          "weight decay; make it on objective.with_alpha(0.0)")
-    alpha = check_positive(alpha, "alpha")
-    beta = check_positive(beta, "beta")
-    shifted = _shifted(q, alpha, beta, check_bool(clip_negative, "clip_negative"))
+    shifted = _shifted(q, alpha, beta, clip_negative)
     return EvidenceTerms(q.trace(lambda t: np.log(shifted(t))),
                          q.trace(lambda t: 1.0 - alpha / shifted(t)))
 
@@ -642,7 +660,8 @@ def plot_spectral_density(objective, w=None, *, ax=None, log_scale: bool = True,
                           n_grid: int = 1000, sigma=None, grid=None, **lanczos):
     """Plot :func:`spectral_density` (same arguments) on ``ax`` (a new
     figure if None), the density on a log axis as Ghorbani et al. show it
-    (floored at 1e-12 of its peak). Returns the matplotlib Figure.
+    (floored at 1e-10 of its peak, the axis's lower end). Returns the
+    matplotlib Figure.
     matplotlib is imported here, not by ``import sopt``."""
     import matplotlib.pyplot as plt
 
@@ -651,9 +670,12 @@ def plot_spectral_density(objective, w=None, *, ax=None, log_scale: bool = True,
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     if check_bool(log_scale, "log_scale"):
-        density = np.maximum(density, 1e-12 * density.max())
+        floor = 1e-10 * density.max()
+        ax.plot(grid, np.maximum(density, floor), lw=1.2)
         ax.set_yscale("log")
-    ax.plot(grid, density, lw=1.2)
+        ax.set_ylim(bottom=floor)
+    else:
+        ax.plot(grid, density, lw=1.2)
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density")
     return ax.figure

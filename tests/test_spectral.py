@@ -261,6 +261,8 @@ def test_density_integrates_to_one_and_plots(problem, tmp_path):
     fig.savefig(tmp_path / "density.png")
     assert (tmp_path / "density.png").stat().st_size > 0
     assert fig.axes[0].get_yscale() == "log"
+    import matplotlib.pyplot as plt
+    plt.close(fig)
 
 
 def test_importing_spectral_does_not_import_matplotlib():
@@ -297,6 +299,10 @@ def test_bad_input(problem):
             obj.with_alpha(0.1), w, n_probes=3, n_steps=5), alpha=1.0)
     with pytest.raises(TypeError, match="w: required"):
         spectral.log_det(obj)
+    with pytest.raises(TypeError, match="alpha: required"):
+        spectral.evidence_terms(q)
+    with pytest.raises(ValueError, match="alpha"):
+        spectral.evidence_terms(q, alpha=-1.0)
 
 
 # ------------------------------------------------------------ sharded

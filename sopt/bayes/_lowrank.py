@@ -22,7 +22,8 @@ orthonormal columns and
 every 1 + mu > 0 (negative eigenvalues of an exact Hessian kept without
 clip_negative may make it indefinite: LinAlgError).
 
-Memory 8 W k bytes for U, as much again for Q. Cost: building, the
+Memory 8 W k bytes for U, as much again for Q (and, while building, the
+eigensolver's 8 W m bytes for its m Lanczos vectors). Cost: building, the
 eigensolver's Hessian- or Gauss-Newton-vector products (Theta(N W) each;
 about 5 k for a well-separated top of the spectrum) and, with the
 correction, one pass of K backward signals per pattern; O(W k^2) per
