@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import sopt
-from conftest import EXACT_RTOL, rel_err
+from helpers import EXACT_RTOL
+from sopt.testing import rel_err
 from sopt.bayes import weight_groups
 from sopt.bayes._kfac import (KFAC, EigenBlock, KFACCurvature, KroneckerBlock,
                               kronecker_factor_sums)

@@ -12,10 +12,11 @@ import sopt
 from sopt import testing
 from sopt.losses import OutputLoss, get_loss
 
-from conftest import (ARCTAN_TRIPLE, EXACT_RTOL, FD_RTOL, LOGCOSH, OUTPUT_LOSS_CASES,
-                      OUTPUT_LOSS_IDS, SWISH, fd_gradient, fd_jacobian,
-                      fd_rowwise_jacobian, has_masks, has_skip_edges, make_targets, problem,
-                      rel_err, relu_margin)
+from helpers import (ARCTAN_TRIPLE, EXACT_RTOL, FD_RTOL, LOGCOSH, OUTPUT_LOSS_CASES,
+                     OUTPUT_LOSS_IDS, SWISH, fd_gradient, fd_jacobian,
+                     fd_rowwise_jacobian, has_masks, has_skip_edges, make_targets,
+                     problem, relu_margin)
+from sopt.testing import rel_err
 
 HIDDEN = ["tanh", "logistic", "softplus", "identity", "relu", "mixed"]
 TOPOLOGY_SEEDS = [0, 1, 5]      # 4-layer DAG (5); skip edges + masks (all)

@@ -13,7 +13,7 @@ length W has relative error <= W macheps; exp, sin, tanh add a few ulps).
 import numpy as np
 import pytest
 
-from conftest import Counted
+from helpers import Counted
 from sopt import finite_diff as fd
 
 MACHEPS = np.finfo(np.float64).eps

@@ -24,7 +24,7 @@ from scipy.special import expit
 import sopt
 from sopt import testing
 
-from conftest import UNIT_CAUCHY, make_targets
+from helpers import UNIT_CAUCHY, make_targets
 from sopt.testing import rel_err
 
 EXACT_RTOL = 1e-12

@@ -31,7 +31,7 @@ import pytest
 import sopt
 from sopt import testing
 
-from conftest import ARCTAN_TRIPLE as ARCTAN, SWISH, UNIT_CAUCHY, make_targets
+from helpers import ARCTAN_TRIPLE as ARCTAN, SWISH, UNIT_CAUCHY, make_targets
 from sopt.testing import rel_err
 
 EXACT_RTOL = 1e-12

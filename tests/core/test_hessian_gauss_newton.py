@@ -29,7 +29,7 @@ from scipy.sparse.linalg import LinearOperator, cg, eigsh
 import sopt
 from sopt import finite_diff, testing
 
-from conftest import UNIT_CAUCHY, diag_matrices, make_targets
+from helpers import UNIT_CAUCHY, diag_matrices, make_targets
 from sopt.testing import rel_err
 
 EXACT_RTOL = 1e-12

@@ -21,7 +21,7 @@ import sopt
 import sopt.hessian as sh
 from sopt import testing
 
-from conftest import UNIT_CAUCHY, make_targets
+from helpers import UNIT_CAUCHY, make_targets
 from sopt.testing import rel_err
 
 INV_RTOL = 1e-10

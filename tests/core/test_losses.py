@@ -13,7 +13,7 @@ import sopt
 from sopt import finite_diff
 from sopt.activations import LOGISTIC, Activation
 
-from conftest import rel_err
+from sopt.testing import rel_err
 
 
 def _setup():

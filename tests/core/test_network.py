@@ -9,8 +9,8 @@ import sopt
 from sopt import testing
 from sopt.activations import ACTIVATIONS
 
-from conftest import (EXACT_RTOL, LOGCOSH, fd_gradient, problem, random_weights,
-                      rel_err)
+from helpers import EXACT_RTOL, LOGCOSH, fd_gradient, problem, random_weights
+from sopt.testing import rel_err
 
 
 # ------------------------------------------------------------------ layout

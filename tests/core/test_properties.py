@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 import sopt
 from sopt import testing
 
-from conftest import (CAUCHY, FD_RTOL, fd_gradient, fd_rowwise_jacobian,
-                      make_targets, problem, rel_err)
+from helpers import (CAUCHY, FD_RTOL, fd_gradient, fd_rowwise_jacobian, make_targets,
+                     problem)
+from sopt.testing import rel_err
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
                     # the autouse np.errstate fixture is per-test, harmless

@@ -12,7 +12,7 @@ import pytest
 import sopt
 from sopt import testing
 
-from conftest import ARCTAN_TRIPLE, CAUCHY, LOGCOSH, SWISH, make_targets, problem
+from helpers import ARCTAN_TRIPLE, CAUCHY, LOGCOSH, SWISH, make_targets, problem
 
 GOOD = 1e-7
 BAD = 1e-3

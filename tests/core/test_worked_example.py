@@ -14,7 +14,8 @@ import pytest
 
 import sopt
 
-from conftest import FD_RTOL, fd_gradient, rel_err
+from helpers import FD_RTOL, fd_gradient
+from sopt.testing import rel_err
 
 # The hand formulas and backprop do the same few float operations in a
 # different order: they agree to a few ulps of the O(1)-O(10) numbers involved.

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
-_PATH = Path(__file__).resolve().parents[1] / "experiments" / "bench_bayes.py"
+from helpers import ROOT
+
+_PATH = ROOT / "experiments" / "bench_bayes.py"
 _spec = importlib.util.spec_from_file_location("bench_bayes", _PATH)
 bb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bb)

@@ -6,14 +6,13 @@ import re
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import ROOT
 from sopt.cli import CHECKED_PAIRS, TOLERANCE, main
 
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 CI_RUN = ROOT / ".ci" / "run"
 

@@ -15,7 +15,7 @@ import pytest
 from scipy.optimize import OptimizeWarning, rosen, rosen_der, rosen_hess
 
 import sopt
-from conftest import Counted
+from helpers import Counted
 from sopt.optimize import ConvergenceWarning, minimize
 from sopt.optimize._loop import MAX_DAMPING_RAISES
 from sopt.optimize._newton import NewtonStep

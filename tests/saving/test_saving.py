@@ -2,7 +2,6 @@
 user code is refused by name, damaged files raise ValueError, and the file
 committed by format version 1 still loads."""
 import json
-import pathlib
 import pickle
 import warnings
 
@@ -11,9 +10,8 @@ import numpy as np
 import pytest
 
 import sopt
+from helpers import DATA
 from sopt.bayes import BayesianMLPClassifier, BayesianMLPRegressor, evidence_fit
-
-DATA = pathlib.Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")

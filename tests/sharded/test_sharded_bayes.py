@@ -16,7 +16,8 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 import sopt
-from conftest import EXACT_RTOL, local_cluster, rel_err
+from helpers import EXACT_RTOL, local_cluster
+from sopt.testing import rel_err
 from sopt.bayes import evidence_fit, laplace
 from sopt.distributed import ShardedObjective
 

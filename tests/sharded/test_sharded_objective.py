@@ -15,7 +15,8 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 import sopt
-from conftest import EXACT_RTOL, make_targets, rel_err
+from helpers import EXACT_RTOL, make_targets
+from sopt.testing import rel_err
 from sopt.distributed import ShardedObjective
 
 
