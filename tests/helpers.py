@@ -1,10 +1,11 @@
 """Plain helpers shared by the test modules: tolerances, central
 differences under the names the tests use, user-defined activations and
-losses, the table of output/loss pairings, random problems, the test
-data folder, a Dask cluster and a call counter. Test modules import them
-with ``from helpers import ...``: tests/ has no __init__.py, so pytest
-puts tests/ (the folder of tests/conftest.py) on sys.path; conftest.py
-itself holds fixtures and hooks only.
+losses, the table of output/loss pairings, random problems, the paths of
+the checkout and the test data, a Dask cluster, a call counter and a
+function that must not be called. Test modules import them with
+``from helpers import ...``: tests/ has no __init__.py, so pytest puts
+tests/ (the folder of tests/conftest.py) on sys.path; conftest.py itself
+holds fixtures and hooks only.
 
 Tolerances used throughout
 --------------------------
@@ -197,6 +198,12 @@ def local_cluster():
     import distributed
     return distributed.LocalCluster(n_workers=2, threads_per_worker=1,
                                     processes=False, dashboard_address=None)
+
+
+def must_not_be_called(*args, **kwargs):
+    """A stand-in for a user's function where the input must be refused
+    before any call."""
+    raise AssertionError("called before the input was checked")
 
 
 class Counted:

@@ -98,7 +98,7 @@ def test_three_classes_softmax():
                                   P_mc.argmax(axis=1)[confident])
     # the default probit leaves out the logits' common shift: on held-out
     # points its NLL is lower than with the raw per-logit variances
-    from sopt.bayes._moderation import moderated_softmax
+    from sopt.bayes import moderated_softmax
     a, S = clf.posterior_.logit_variance((Xt - clf.x_mean_) / clf.x_scale_)
     raw = moderated_softmax(a, np.einsum("nkk->nk", S))
     rows = np.arange(len(yt))

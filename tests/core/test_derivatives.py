@@ -1,8 +1,9 @@
-"""Backprop gradient, input Jacobian and output sensitivities against full
-central differences on seeded random DAGs (skip edges, masks, mixed
-activations), over every hidden activation x output/loss pairing.
+"""sopt.derivatives: backprop gradient, input Jacobian and output
+sensitivities against full central differences on seeded random DAGs
+(skip edges, masks, mixed activations), over every hidden activation x
+output/loss pairing.
 
-Tolerances: FD_RTOL = 1e-7 norm-wise, EXACT_RTOL = 1e-12; see conftest.py
+Tolerances: FD_RTOL = 1e-7 norm-wise, EXACT_RTOL = 1e-12; see tests/helpers.py
 (central-difference error ~ h^2 |f'''| + macheps |f| / h ~ 1e-10 relative).
 """
 import numpy as np
@@ -271,3 +272,15 @@ def test_value_is_sum_of_pattern_errors(case):
     En = get_loss(loss).value(y, obj.T)
     assert rel_err(obj.pattern_errors(w), En) <= 1e-12 * 1e2   # log-sum-exp vs log(y)
     assert obj.value(w) == pytest.approx(En.sum(), rel=1e-12 * 1e2)
+
+
+# ------------------------------------------------ relu: h'(0) := 0, not 1
+# (a mutation the rest of the suite let through)
+def test_gradient_with_a_relu_pre_activation_exactly_zero():
+    """mlp [1, 1, 1], w = (W1, b1, W2, b2) = (1, -1, 2, 0.5), x = 1: the
+    hidden pre-activation is exactly 0, so y = b2 = 0.5 and with t = 3,
+    dE/dy = -2.5; with h'(0) = 0 nothing flows back into W1 and b1."""
+    net = sopt.mlp([1, 1, 1], hidden="relu")
+    obj = sopt.Objective(net, np.array([[1.0]]), np.array([3.0]))
+    w = np.array([1.0, -1.0, 2.0, 0.5])
+    np.testing.assert_array_equal(obj.gradient(w), [0.0, 0.0, 0.0, -2.5])

@@ -1,4 +1,5 @@
-"""The evaluation at one w (Objective.at) and the table of closed forms.
+"""sopt.evaluation: the evaluation at one w (Objective.at), and the table
+of closed forms of sopt.losses.
 
 Objective.at(w) is the one home of the state at w: its methods must give the
 Objective's own numbers bit for bit, it must not see later changes of the

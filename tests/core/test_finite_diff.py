@@ -13,7 +13,7 @@ length W has relative error <= W macheps; exp, sin, tanh add a few ulps).
 import numpy as np
 import pytest
 
-from helpers import Counted
+from helpers import Counted, must_not_be_called
 from sopt import finite_diff as fd
 
 MACHEPS = np.finfo(np.float64).eps
@@ -478,3 +478,22 @@ def test_rowwise_bad_eps():
         fd.rowwise_jacobian(lambda Z: Z, np.ones((3, 2)), eps=[1e-3] * 3)
     with pytest.raises(ValueError, match=r"^eps: "):
         fd.rowwise_jacobian(lambda Z: Z, np.ones((3, 2)), eps=-1.0)
+
+
+# ------------------------------------------------ dense Hessians: memory limit
+@pytest.mark.parametrize("fn", [fd.hessian, fd.hessian_from_gradient])
+def test_dense_fd_hessian_refused_before_f_is_called(fn):
+    with pytest.raises(MemoryError, match=r"W = 25000 weights needs 5,000,000,000 "
+                                          r"bytes \(4.66 GiB\).*raise max_bytes"):
+        fn(must_not_be_called, np.zeros(25000))
+
+
+@pytest.mark.parametrize("fn, f", [(fd.hessian, lambda w: w @ w),
+                                   (fd.hessian_from_gradient, lambda w: 2 * w)])
+def test_dense_fd_hessian_max_bytes(fn, f):
+    np.testing.assert_allclose(fn(f, np.ones(3), max_bytes=8 * 9), 2 * np.eye(3),
+                               atol=1e-6)
+    with pytest.raises(MemoryError, match="W = 3"):
+        fn(must_not_be_called, np.ones(3), max_bytes=8 * 9 - 1)
+    with pytest.raises(ValueError, match="max_bytes"):
+        fn(must_not_be_called, np.ones(3), max_bytes=-1)

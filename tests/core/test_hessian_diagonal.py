@@ -1,5 +1,5 @@
-"""Becker and Le Cun's diagonal Hessian approximation (PRML sec. 5.4.1),
-Objective.hessian_diagonal and hessian(kind="diagonal").
+"""sopt.hessian: Becker and Le Cun's diagonal Hessian approximation (PRML
+sec. 5.4.1), Objective.hessian_diagonal and hessian(kind="diagonal").
 
 The reference is the recursion of PRML eqs. (5.79)-(5.81) written out in this
 file for a layered MLP, with its own forward and backward passes:

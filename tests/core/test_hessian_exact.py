@@ -1,4 +1,4 @@
-"""The exact Hessian of Objective on random feed-forward DAGs, for every
+"""sopt.hessian: the exact Hessian of Objective on random feed-forward DAGs, for every
 output-activation x loss pairing.
 
 Checks: the structured second-order adjoint (algorithm="structured") against

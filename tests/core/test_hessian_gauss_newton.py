@@ -1,5 +1,6 @@
-"""The Gauss-Newton (outer-product) matrix G = sum_n J_n^T M_n J_n, its
-products, and the scipy LinearOperators of G and H.
+"""sopt.hessian and sopt.derivatives: the Gauss-Newton (outer-product)
+matrix G = sum_n J_n^T M_n J_n, its products, and the scipy LinearOperators
+of G and H.
 
 J_n = d a_out / dw comes from Network.output_sensitivities (itself checked
 here once against central differences), and M_n, the generalised

@@ -1,49 +1,25 @@
-"""Core: no stale answers, no overflow in the general chain
-rule, clear errors for bad arguments (sparse X, 0-d arrays, empty v,
-one-unit softmax)."""
+"""sopt.losses: the values and deltas of cross-entropy on saturated
+outputs (from the logits, never inf), the general chain rule of a
+non-canonical pair (softmax outputs with binary_ce, a user copy of the
+logistic) free of overflow, the canonical softmax_ce delta, and the choice
+of a loss by name (unknown names and outputs outside the loss's domain are
+refused, naming the argument)."""
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 import sopt
+from problems import small_regression
 from sopt import finite_diff
-from sopt.activations import LOGISTIC, Activation
-
+from sopt.activations import ACTIVATIONS, LOGISTIC, Activation
+from sopt.losses import SOFTMAX_CE, OutputLoss
 from sopt.testing import rel_err
 
 
-def _setup():
-    r = np.random.default_rng(0)
-    net = sopt.mlp([2, 3, 1])
-    X = r.normal(size=(10, 2))
-    return net, X, net.init_weights(0)
-
-
-# ------------------------------------------------------ item 2: stale data
-def test_objective_copies_its_data_so_later_changes_cannot_mix_data_sets():
-    net, X, w = _setup()
-    obj = sopt.Objective(net, X, X[:, 0])
-    e, g, H = obj.value(w), obj.gradient(w), obj.hessian(w)
-    X *= 2                      # the caller changes its array afterwards
-    assert obj.value(w) == e
-    assert np.array_equal(obj.gradient(w), g)
-    assert np.array_equal(obj.hessian(w), H)
-    assert not obj.X.flags.writeable and not obj.T.flags.writeable
-    with pytest.raises(ValueError):
-        obj.X[0, 0] = 1.0
-
-
-def test_objective_copy_matches_a_fresh_objective_on_the_same_numbers():
-    net, X, w = _setup()
-    obj = sopt.Objective(net, X, X[:, 0])
-    assert obj.value(w) == sopt.Objective(net, X.copy(), X[:, 0].copy()).value(w)
-
-
-# ---------------------------------------- item 3: non-canonical overflow
+# ------------------------------------------- non-canonical pairs: no overflow
 def _check_finite_and_fd(obj, w, fd_rtol=1e-6):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -61,7 +37,7 @@ def _check_finite_and_fd(obj, w, fd_rtol=1e-6):
 
 
 def test_softmax_outputs_with_binary_ce_stay_finite_at_large_logits():
-    net, X, _ = _setup()
+    net, X, _ = small_regression()
     net = sopt.mlp([2, 3, 3], output="softmax")
     T = np.eye(3)[np.random.default_rng(1).integers(0, 3, len(X))]
     obj = sopt.Objective(net, X, T, loss="binary_ce")
@@ -75,7 +51,7 @@ def test_softmax_outputs_with_binary_ce_stay_finite_at_large_logits():
 
 
 def test_softmax_binary_ce_matches_the_y_form_where_that_is_accurate():
-    net, X, _ = _setup()
+    net, X, _ = small_regression()
     net = sopt.mlp([2, 3, 3], output="softmax")
     T = np.eye(3)[np.random.default_rng(1).integers(0, 3, len(X))]
     obj = sopt.Objective(net, X, T, loss="binary_ce")
@@ -89,7 +65,7 @@ def test_softmax_binary_ce_matches_the_y_form_where_that_is_accurate():
 
 
 def test_user_logistic_with_binary_ce_stays_finite():
-    _, X, _ = _setup()
+    _, X, _ = small_regression()
     user = Activation(LOGISTIC.h, LOGISTIC.dh, LOGISTIC.d2h, "my logistic")
     net = sopt.Network(n_inputs=2)
     h = net.add_layer(3, "tanh", inputs=[net.input])
@@ -112,65 +88,66 @@ def test_user_logistic_with_binary_ce_stays_finite():
     assert rel_err(obj.gradient(w1), ref_obj.gradient(w1)) < 1e-10
 
 
-# ------------------------------------------------ item 5: softmax of one
-def test_softmax_output_layer_needs_two_units():
-    with pytest.raises(ValueError, match="softmax"):
-        sopt.mlp([2, 3, 1], output="softmax")
-    net = sopt.Network(n_inputs=2)
-    with pytest.raises(ValueError, match="at least 2"):
-        net.add_layer(1, "softmax", inputs=[net.input], output=True)
+# ------------------------------------------- canonical pairs: saturated outputs
+def test_cross_entropy_values_for_saturated_outputs():
+    """With |a| = 1e3 the canonical values come from the logits:
+    binary_ce = softplus(a) - t a, softmax_ce = logsumexp(a) - a_t; a wrong
+    prediction costs ~|a| (not inf), a right one ~exp(-|a|) ~ 0."""
+    net = sopt.mlp([1, 1], output="logistic")
+    w = np.array([1.0, 0.0])                       # a = x
+    X = np.array([[1e3], [-1e3], [1e3], [-1e3]])
+    obj = sopt.Objective(net, X, [[0.0], [1.0], [1.0], [0.0]], loss="binary_ce")
+    np.testing.assert_allclose(obj.pattern_errors(w), [1e3, 1e3, 0, 0],
+                               rtol=1e-15, atol=1e-300)
+    # saturated: y - t = (1, -1, 0, 0) exactly, so
+    # dE/dw = sum (y - t) x = 1e3 + 1e3 and dE/db = sum (y - t) = 0
+    np.testing.assert_array_equal(obj.gradient(w), [2e3, 0.0])
+
+    net = sopt.mlp([1, 3], output="softmax")
+    # W = [[1], [0], [-1]], b = 0: a = (x, 0, -x)
+    w = np.array([1.0, 0.0, -1.0, 0.0, 0.0, 0.0])
+    X = np.array([[1e3], [1e3]])
+    obj = sopt.Objective(net, X, [2, 0], loss="softmax_ce")
+    np.testing.assert_allclose(obj.pattern_errors(w), [2e3, 0.0], rtol=1e-15, atol=1e-300)
+    g = obj.gradient(w)
+    assert np.all(np.isfinite(g))
+    # delta = y - t = (1, 0, -1) for pattern 1, (0, 0, 0) for pattern 2
+    np.testing.assert_allclose(g, [1e3, 0, -1e3, 1, 0, -1], rtol=1e-15)
 
 
-# ------------------------------------------------- item 6: clear errors
-def test_hvp_with_no_directions_names_v():
-    net, X, w = _setup()
-    obj = sopt.Objective(net, X, X[:, 0])
-    with pytest.raises(ValueError, match=r"v: .*\(13, P\)"):
-        obj.hvp(w, np.zeros((13, 0)))
-    with pytest.raises(ValueError, match=r"v: "):
-        obj.gnvp(w, np.zeros((13, 0)))
+# a mutation the rest of the suite let through: softmax_ce's canonical delta
+# is y sum(t) - t, not y - t
+def test_softmax_ce_delta_is_the_derivative_of_its_value_for_unnormalised_targets():
+    """Targets twice a probability row (sum 2): the canonical delta must be
+    dE/da of the canonical value, checked by central differences in a."""
+    rng = np.random.default_rng(0)
+    softmax = ACTIVATIONS["softmax"]
+    output_loss = OutputLoss(SOFTMAX_CE, softmax)
+    assert output_loss.canonical
+    a = rng.standard_normal((4, 3))
+    T = 2 * rng.dirichlet(np.ones(3), size=4)
+    values = lambda a: output_loss.pattern_errors(a, softmax.h(a), T)      # noqa: E731
+    h = 1e-6
+    fd = np.stack([(values(a + h * e) - values(a - h * e)) / (2 * h)
+                   for e in np.eye(3)], axis=1)
+    np.testing.assert_allclose(output_loss.delta(a, softmax.h(a), T), fd, atol=1e-8)
 
 
-def test_sparse_inputs_are_refused_with_advice():
-    net, X, _ = _setup()
-    with pytest.raises(TypeError, match=r"X: .*sparse.*toarray"):
-        sopt.Objective(net, sp.csr_matrix(X), X[:, 0])
-    with pytest.raises(TypeError, match=r"T: .*sparse"):
-        sopt.Objective(net, X, sp.csr_matrix(X[:, :1]))
+# ----------------------------------------------------------- by name
+def test_unknown_loss_name():
+    net, X, _ = small_regression()
+    with pytest.raises(ValueError, match=r"loss: unknown name 'mse'"):
+        sopt.Objective(net, X, X[:, 0], loss="mse")
+    with pytest.raises(TypeError, match="loss"):
+        sopt.Objective(net, X, X[:, 0], loss=42)
 
 
-def test_zero_dimensional_arrays_are_accepted_as_numbers():
-    net, X, w = _setup()
-    a = sopt.Objective(net, X, X[:, 0], alpha=np.array(0.1))
-    b = sopt.Objective(net, X, X[:, 0], alpha=0.1)
-    assert a.value(w) == b.value(w)
-    c = sopt.Objective(net, X, X[:, 0], chunk_size=np.array(4))
-    assert c.value(w) == pytest.approx(b.value(w) - 0.05 * w @ w, rel=1e-12)
-    with pytest.raises(ValueError, match="alpha"):
-        sopt.Objective(net, X, X[:, 0], alpha=np.array(-0.1))
-    with pytest.raises(TypeError, match="alpha"):
-        sopt.Objective(net, X, X[:, 0], alpha=np.array("a"))
-
-
-def test_objective_passes_max_bytes_on_to_the_finite_difference_hessians(monkeypatch):
-    """A caller who raises max_bytes above the default must not be refused
-    by finite_diff's own guard (default lowered here to stay small)."""
-    import sopt._validation as validation
-    net = sopt.mlp([2, 3, 1])
-    X = np.random.default_rng(0).normal(size=(10, 2))
-    obj = sopt.Objective(net, X, X[:, 0])
-    w = net.init_weights(0)
-    monkeypatch.setattr(validation, "DEFAULT_MAX_BYTES", 100)
-    for algorithm in ("fd", "mixed"):
-        with pytest.raises(MemoryError, match="max_bytes"):
-            obj.hessian(w, algorithm=algorithm)
-        H = obj.hessian(w, algorithm=algorithm, max_bytes=10**6)
-        assert H.shape == (net.n_weights, net.n_weights)
-
-
-def test_estimator_memory_error_says_what_the_estimator_user_can_do(monkeypatch):
-    import sopt._validation as validation
-    monkeypatch.setattr(validation, "DEFAULT_MAX_BYTES", 100)
-    X = np.random.default_rng(0).normal(size=(10, 2))
-    with pytest.raises(MemoryError, match="use fewer hidden units.*evidence_fit"):
-        sopt.bayes.BayesianMLPRegressor(hidden=(3,)).fit(X, X[:, 0])
+@pytest.mark.parametrize("output, loss", [("identity", "binary_ce"), ("tanh", "binary_ce"),
+                                          ("identity", "softmax_ce"),
+                                          ("logistic", "softmax_ce")])
+def test_cross_entropy_on_outputs_not_in_unit_interval(output, loss):
+    _, X, _ = small_regression()
+    net = sopt.mlp([2, 3, 3], output=output)
+    T = np.tile([1.0, 0.0, 0.0], (len(X), 1))
+    with pytest.raises(ValueError, match=rf"loss: '{loss}' needs outputs in \(0, 1\)"):
+        sopt.Objective(net, X, T, loss=loss)

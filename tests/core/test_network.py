@@ -1,5 +1,8 @@
-"""Network: weight layout, views, pack/unpack, masks, initialisation, the
-vectorised forward pass, numerical safety of activations and losses."""
+"""sopt.network: weight layout, views, pack/unpack, masks, initialisation,
+the vectorised forward pass, a network of saturated units (finite values
+and gradients for inputs of 1e3), and the checks of what builds a network
+(topology, sizes, masks, one hidden activation or one per layer), each
+refused with an error naming the argument."""
 import warnings
 
 import numpy as np
@@ -7,10 +10,11 @@ import pytest
 
 import sopt
 from sopt import testing
-from sopt.activations import ACTIVATIONS
 
 from helpers import EXACT_RTOL, LOGCOSH, fd_gradient, problem, random_weights
 from sopt.testing import rel_err
+
+D, M, K, N = 3, 4, 2, 5       # sizes of the mlp(hidden=...) tests
 
 
 # ------------------------------------------------------------------ layout
@@ -376,38 +380,10 @@ def test_unconnected_hidden_layer_gets_zero_gradient():
     layer = net.layers[dead.index - 1]
     sl = slice(layer.weight_slices[0].start, layer.bias_slice.stop)
     assert np.all(g[sl] == 0.0)
-    assert rel_err(g, fd_gradient(obj.value, w)) <= 1e-7     # see conftest FD_RTOL
+    assert rel_err(g, fd_gradient(obj.value, w)) <= 1e-7     # see helpers.FD_RTOL
 
 
-# ------------------------------------------------------- numerical safety
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_activations_never_overflow_or_nan_up_to_1e3(name):
-    act = ACTIVATIONS[name]
-    a = np.concatenate([np.linspace(-1e3, 1e3, 2001), [-1e4, 1e4, -745.2, 745.2]])
-    A = np.stack([a, -a, 0.5 * a], axis=1)           # softmax needs rows
-    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
-        warnings.simplefilter("error")
-        outs = [act.h(A)]
-        if act.elementwise:
-            outs += [act.dh(A), act.d2h(A),
-                     act.derivative(A, act.h(A))]
-    for o in outs:
-        assert o.shape == A.shape
-        assert np.all(np.isfinite(o))
-    h = outs[0]
-    expected_limits = {                  # value of h at a = +1e3 and -1e3
-        "identity": (1e3, -1e3), "tanh": (1.0, -1.0), "logistic": (1.0, 0.0),
-        "softplus": (1e3, 0.0), "relu": (1e3, 0.0)}
-    if name in expected_limits:
-        i_hi, i_lo = np.argmax(a == 1e3), np.argmax(a == -1e3)
-        hi, lo = expected_limits[name]
-        assert h[i_hi, 0] == pytest.approx(hi, abs=1e-12)
-        assert h[i_lo, 0] == pytest.approx(lo, abs=1e-12)
-    else:                                # softmax: rows sum to 1, in [0, 1]
-        np.testing.assert_allclose(h.sum(axis=1), 1.0, atol=1e-14)
-        assert h.min() >= 0.0 and h.max() <= 1.0
-
-
+# ------------------------------------------------------- saturated units
 @pytest.mark.parametrize("output, loss, K", [
     ("identity", "sse", 2), ("logistic", "binary_ce", 1),
     ("logistic", "binary_ce", 3), ("softmax", "softmax_ce", 3),
@@ -433,44 +409,6 @@ def test_value_and_gradient_finite_for_inputs_of_1e3(hidden, output, loss, K):
     assert np.isfinite(E) and np.all(np.isfinite(g)) and np.all(np.isfinite(J))
 
 
-def test_cross_entropy_values_for_saturated_outputs():
-    """With |a| = 1e3 the canonical values come from the logits:
-    binary_ce = softplus(a) - t a, softmax_ce = logsumexp(a) - a_t; a wrong
-    prediction costs ~|a| (not inf), a right one ~exp(-|a|) ~ 0."""
-    net = sopt.mlp([1, 1], output="logistic")
-    w = np.array([1.0, 0.0])                       # a = x
-    X = np.array([[1e3], [-1e3], [1e3], [-1e3]])
-    obj = sopt.Objective(net, X, [[0.0], [1.0], [1.0], [0.0]], loss="binary_ce")
-    np.testing.assert_allclose(obj.pattern_errors(w), [1e3, 1e3, 0, 0],
-                               rtol=1e-15, atol=1e-300)
-    # saturated: y - t = (1, -1, 0, 0) exactly, so
-    # dE/dw = sum (y - t) x = 1e3 + 1e3 and dE/db = sum (y - t) = 0
-    np.testing.assert_array_equal(obj.gradient(w), [2e3, 0.0])
-
-    net = sopt.mlp([1, 3], output="softmax")
-    # W = [[1], [0], [-1]], b = 0: a = (x, 0, -x)
-    w = np.array([1.0, 0.0, -1.0, 0.0, 0.0, 0.0])
-    X = np.array([[1e3], [1e3]])
-    obj = sopt.Objective(net, X, [2, 0], loss="softmax_ce")
-    np.testing.assert_allclose(obj.pattern_errors(w), [2e3, 0.0], rtol=1e-15, atol=1e-300)
-    g = obj.gradient(w)
-    assert np.all(np.isfinite(g))
-    # delta = y - t = (1, 0, -1) for pattern 1, (0, 0, 0) for pattern 2
-    np.testing.assert_allclose(g, [1e3, 0, -1e3, 1, 0, -1], rtol=1e-15)
-
-
-@pytest.mark.parametrize("name", ["tanh", "logistic", "softplus", "identity", "relu"])
-def test_builtin_activation_derivatives(name):
-    """dh and d2h of the built-ins against central differences of h and dh:
-    error ~ h^2 |h'''| + macheps |h| / h ~ 1e-10 relative (conftest)."""
-    act = ACTIVATIONS[name]
-    a = np.linspace(-6, 6, 97) + 0.0123                 # off relu's kink
-    err = testing.check_activation(act, a)
-    assert err["dh"] <= 1e-7 and err["d2h"] <= 1e-7
-    z = act.h(a)
-    np.testing.assert_allclose(act.derivative(a, z), act.dh(a), rtol=1e-14, atol=1e-15)
-
-
 # ---------------------------------------------------- torch equivalence
 def test_torch_sequential_gives_the_same_outputs():
     torch = pytest.importorskip("torch")
@@ -487,3 +425,195 @@ def test_torch_sequential_gives_the_same_outputs():
         y_t = model(torch.from_numpy(X)).numpy()
     np.testing.assert_array_equal(vec, w)
     assert rel_err(net.forward(w, X), y_t) <= EXACT_RTOL
+
+
+# ------------------------------------------------ topology and sizes: checks
+def test_layer_fed_by_itself_or_a_later_layer():
+    net = sopt.Network(n_inputs=2)
+    with pytest.raises(ValueError, match=r"inputs: layer 1 cannot be fed by itself"):
+        net.add_layer(3, "tanh", inputs=[1])
+    with pytest.raises(ValueError, match=r"inputs: .*later layer \(node 4\)"):
+        net.add_layer(3, "tanh", inputs=[0, 4])
+    net.add_layer(3, "tanh", inputs=[0])
+    with pytest.raises(ValueError, match=r"inputs: layer 2 cannot be fed by itself"):
+        net.add_layer(3, "tanh", inputs=[1, 2])
+    with pytest.raises(ValueError, match=r"inputs: node index must be >= 0"):
+        net.add_layer(3, "tanh", inputs=[-1])
+    # the failed calls left the network unchanged
+    assert len(net.layers) == 1 and net.n_weights == 9
+
+
+def test_inputs_malformed():
+    net = sopt.Network(n_inputs=2)
+    with pytest.raises(TypeError, match="inputs"):
+        net.add_layer(3, "tanh", inputs=net.input)          # not a list
+    with pytest.raises(ValueError, match="inputs: a layer needs at least one input"):
+        net.add_layer(3, "tanh", inputs=[])
+    with pytest.raises(ValueError, match="inputs: the same node is listed twice"):
+        net.add_layer(3, "tanh", inputs=[0, net.input])
+    with pytest.raises(TypeError, match="inputs"):
+        net.add_layer(3, "tanh", inputs=["input"])
+    other = sopt.Network(n_inputs=2)
+    h_other = other.add_layer(3, "tanh", inputs=[0])
+    net.add_layer(3, "tanh", inputs=[0])
+    with pytest.raises(ValueError, match="inputs: .*another network"):
+        net.add_layer(1, "tanh", inputs=[h_other])
+
+
+def test_softmax_on_hidden_layer():
+    with pytest.raises(ValueError, match=r"activation: 'softmax' is allowed on the "
+                                         r"output layer only"):
+        sopt.mlp([2, 3, 2], hidden="softmax", output="identity")
+
+
+def test_softmax_output_layer_needs_two_units():
+    with pytest.raises(ValueError, match="softmax"):
+        sopt.mlp([2, 3, 1], output="softmax")
+    net = sopt.Network(n_inputs=2)
+    with pytest.raises(ValueError, match="at least 2"):
+        net.add_layer(1, "softmax", inputs=[net.input], output=True)
+
+
+def test_add_layer_after_output_layer():
+    net = sopt.mlp([2, 3, 1])
+    with pytest.raises(ValueError, match="add_layer: the output layer is already added"):
+        net.add_layer(2, "tanh", inputs=[net.output])
+
+
+def test_forward_without_output_layer():
+    net = sopt.Network(n_inputs=2)
+    net.add_layer(3, "tanh", inputs=[net.input])
+    w = np.zeros(net.n_weights)
+    X = np.zeros((4, 2))
+    for call in (lambda: net.forward(w, X), lambda: net.jacobian(w, X),
+                 lambda: sopt.Objective(net, X, np.zeros((4, 3)))):
+        with pytest.raises(ValueError, match="no output layer"):
+            call()
+
+
+@pytest.mark.parametrize("size", [0, -2])
+def test_nonpositive_sizes(size):
+    with pytest.raises(ValueError, match="size"):
+        sopt.Network(2).add_layer(size, "tanh", inputs=[0])
+    with pytest.raises(ValueError, match="n_inputs"):
+        sopt.Network(n_inputs=size)
+
+
+def test_noninteger_sizes():
+    with pytest.raises(TypeError, match="size"):
+        sopt.Network(2).add_layer(2.5, "tanh", inputs=[0])
+    with pytest.raises(TypeError, match="n_inputs"):
+        sopt.Network(n_inputs="3")
+
+
+def test_mlp_bad_sizes_and_hidden_count():
+    with pytest.raises(ValueError, match="sizes"):
+        sopt.mlp([3])
+    with pytest.raises(ValueError, match="hidden: expected one activation, or a list of 2"):
+        sopt.mlp([2, 3, 3, 1], hidden=["tanh"])
+
+
+@pytest.mark.parametrize("sizes, error", [(5, TypeError), ("23", TypeError),
+                                          ([2, 2.5, 1], TypeError),
+                                          ([2, 0, 1], ValueError), ([2, -3], ValueError),
+                                          ([2, True, 1], TypeError)])
+def test_mlp_sizes(sizes, error):
+    with pytest.raises(error, match="sizes"):
+        sopt.mlp(sizes)
+
+
+@pytest.mark.parametrize("scale, error", [(np.nan, ValueError), (-1.0, ValueError),
+                                          (np.inf, ValueError), ("1", TypeError)])
+def test_init_weights_scale(scale, error):
+    with pytest.raises(error, match="scale"):
+        sopt.mlp([2, 3, 1]).init_weights(0, scale=scale)
+
+
+# ------------------------------------------------ masks: checks, own copy
+@pytest.mark.parametrize("shape", [(2, 3), (3, 3), (3,), (3, 2, 1)])
+def test_mask_wrong_shape(shape):
+    net = sopt.Network(n_inputs=2)
+    with pytest.raises(ValueError, match=r"masks: mask for .* must have shape "
+                                         r"\(fan_out, fan_in\) = \(3, 2\)"):
+        net.add_layer(3, "tanh", inputs=[net.input], masks={net.input: np.ones(shape)})
+
+
+@pytest.mark.parametrize("value", [0.5, 2.0, -1.0, np.nan])
+def test_mask_not_zero_one(value):
+    net = sopt.Network(n_inputs=2)
+    m = np.ones((3, 2))
+    m[1, 0] = value
+    with pytest.raises(ValueError, match="masks: entries must be 0 or 1"):
+        net.add_layer(3, "tanh", inputs=[net.input], masks={net.input: m})
+
+
+def test_mask_for_a_node_that_is_not_an_input():
+    net = sopt.Network(n_inputs=2)
+    h = net.add_layer(3, "tanh", inputs=[net.input])
+    with pytest.raises(ValueError, match="masks: .* is not among this layer's inputs"):
+        net.add_layer(2, "tanh", inputs=[h], masks={net.input: np.ones((2, 2))})
+    with pytest.raises(TypeError, match="masks"):
+        net.add_layer(2, "tanh", inputs=[h], masks=[np.ones((2, 3))])
+
+
+def test_mask_is_copied_and_frozen():
+    net = sopt.Network(n_inputs=2)
+    m = np.ones((3, 2))
+    m[0, 0] = 0
+    net.add_layer(3, "identity", inputs=[net.input], masks={net.input: m}, output=True)
+    m[0, 0] = 1                      # the caller's array is not the network's
+    w = np.arange(1.0, 10.0)
+    y = net.forward(w, [[1.0, 1.0]])
+    assert y[0, 0] == 2.0 + 7.0      # w[0] still masked: 0*1 + 2*1 + b=7
+    with pytest.raises(ValueError):
+        net.layers[0].masks[0][0, 0] = 1.0
+
+
+# ------------------------------------------- mlp(hidden=...): one or per layer
+def _triple():
+    h = np.tanh
+    dh = lambda a: 1.0 - np.tanh(a) ** 2           # noqa: E731
+    d2h = lambda a: -2.0 * np.tanh(a) * dh(a)       # noqa: E731
+    return h, dh, d2h
+
+
+@pytest.mark.parametrize("n_hidden", [1, 2, 3, 4])
+@pytest.mark.parametrize("container", [tuple, list])
+def test_mlp_triple_of_callables_is_one_activation(n_hidden, container):
+    """(h, dh, d2h) is one activation for every hidden layer, also when the
+    network happens to have three hidden layers."""
+    h, dh, d2h = triple = _triple()
+    net = sopt.mlp([D] + [M] * n_hidden + [K], hidden=container(triple))
+    acts = [layer.activation for layer in net.layers[:-1]]
+    assert len(acts) == n_hidden
+    assert all(a is acts[0] for a in acts)
+    assert (acts[0].h, acts[0].dh, acts[0].d2h) == (h, dh, d2h)
+    # and it computes what tanh computes
+    ref = sopt.mlp([D] + [M] * n_hidden + [K], hidden="tanh")
+    w = ref.init_weights(seed=1)
+    X = np.random.default_rng(0).standard_normal((N, D))
+    np.testing.assert_allclose(net.forward(w, X), ref.forward(w, X), rtol=1e-12)
+
+
+def test_mlp_activation_object_is_one_activation():
+    act = sopt.Activation(*_triple(), name="mytanh")
+    net = sopt.mlp([D, M, M, M, K], hidden=act)
+    assert [layer.activation for layer in net.layers[:-1]] == [act] * 3
+
+
+def test_mlp_list_is_one_activation_per_layer():
+    triple = _triple()
+    net = sopt.mlp([D, M, M, M, K], hidden=("tanh", "relu", "logistic"))
+    assert [layer.activation.name for layer in net.layers[:-1]] == \
+        ["tanh", "relu", "logistic"]
+    net = sopt.mlp([D, M, M, K], hidden=["tanh", triple])
+    assert net.layers[0].activation.name == "tanh"
+    assert net.layers[1].activation.h is triple[0]
+
+
+@pytest.mark.parametrize("hidden", [("tanh", "relu", "logistic"), ["tanh"],
+                                    ("tanh", _triple())])
+def test_mlp_per_layer_list_of_the_wrong_length(hidden):
+    with pytest.raises(ValueError, match=r"hidden: expected one activation, or a "
+                                         r"list of 4 \(one per hidden layer\)"):
+        sopt.mlp([D, M, M, M, M, K], hidden=hidden)

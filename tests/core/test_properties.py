@@ -2,7 +2,7 @@
 both sopt.testing.random_network with drawn seeds and DAGs drawn directly
 from hypothesis strategies (sizes, edges, masks, activations).
 
-Tolerances (see conftest.py): FD_RTOL = 1e-7 for central differences,
+Tolerances (see tests/helpers.py): FD_RTOL = 1e-7 for central differences,
 round-off-only identities at 1e-12 relative.
 """
 import numpy as np

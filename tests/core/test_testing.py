@@ -5,6 +5,8 @@ Thresholds: a correct derivative gives the central-difference error,
 ~ h^2 |f'''| + macheps |f| / h ~ 1e-10 relative with h ~ 6e-6, so < 1e-7
 has three orders of headroom; each wrong derivative below is off by an
 O(1) relative amount, so > 1e-3 is still two orders below what it gives.
+Bad steps, direction counts and network sizes are refused, naming the
+argument. (check_hvp and check_hessian: test_testing_second_order.py.)
 """
 import numpy as np
 import pytest
@@ -12,7 +14,9 @@ import pytest
 import sopt
 from sopt import testing
 
-from helpers import ARCTAN_TRIPLE, CAUCHY, LOGCOSH, SWISH, make_targets, problem
+from helpers import (ARCTAN_TRIPLE, CAUCHY, LOGCOSH, SWISH, make_targets,
+                     must_not_be_called, problem)
+from sopt.testing import check_activation, check_gradient, check_jacobian, random_network
 
 GOOD = 1e-7
 BAD = 1e-3
@@ -189,3 +193,43 @@ def test_random_targets_valid_for_each_loss():
     assert set(np.unique(T)) == {0.0, 1.0}
     T = testing.random_targets(rng, 50, 3, "sse")
     assert T.shape == (50, 3) and T.min() < 0 < T.max()
+
+
+# ------------------------------------------------------------ bad input
+@pytest.mark.parametrize("eps, error", [(0, ValueError), (-1e-6, ValueError),
+                                        (np.nan, ValueError), (np.inf, ValueError),
+                                        ("1e-6", TypeError), (True, TypeError)])
+def test_check_functions_refuse_a_bad_step(eps, error):
+    f, g = (lambda w: w @ w), (lambda w: 2 * w)
+    with pytest.raises(error, match="eps: expected"):
+        check_gradient(f, g, np.ones(3), eps=eps)
+    with pytest.raises(error, match="eps: expected"):
+        check_jacobian(g, lambda w: 2 * np.eye(3), np.ones(3), eps=eps)
+    with pytest.raises(error, match="eps: expected"):
+        check_activation("tanh", eps=eps)
+
+
+@pytest.mark.parametrize("n, error", [(0, ValueError), (2.0, TypeError)])
+def test_check_gradient_refuses_bad_n_directions(n, error):
+    with pytest.raises(error, match="n_directions"):
+        check_gradient(must_not_be_called, must_not_be_called, np.ones(3), n_directions=n)
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    (dict(n_hidden_layers=-1), ValueError, "n_hidden_layers"),
+    (dict(n_hidden_layers=1.5), TypeError, "n_hidden_layers"),
+    (dict(n_outputs=0), ValueError, "n_outputs"),
+    (dict(n_inputs=0), ValueError, "n_inputs"),
+    (dict(max_units=0), ValueError, "max_units"),
+    (dict(skip_prob=1.5), ValueError, "skip_prob"),
+    (dict(mask_prob=np.nan), ValueError, "mask_prob"),
+    (dict(hidden=()), ValueError, "hidden"),
+])
+def test_random_network_refuses_bad_sizes(kwargs, error, name):
+    with pytest.raises(error, match=f"{name}: expected"):
+        random_network(0, **kwargs)
+
+
+def test_random_network_with_no_hidden_layers_is_allowed():
+    net = random_network(0, n_inputs=2, n_hidden_layers=0, n_outputs=3)
+    assert len(net.layers) == 1 and net.n_outputs == 3

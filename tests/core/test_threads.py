@@ -1,4 +1,4 @@
-"""BLAS threads: sopt's own small dense work runs on one BLAS thread, and
+"""sopt._threads: sopt's own small dense work runs on one BLAS thread, and
 the caller's setting is what it was afterwards."""
 import numpy as np
 import pytest

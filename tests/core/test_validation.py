@@ -1,4 +1,6 @@
-"""One bad input, one exception type, in every module that takes it.
+"""The input checks of sopt/_validation.py as the public entry points
+apply them: one bad input, one exception type, in every module that takes
+it; and messages that name the argument (w, X, T) wherever it is passed.
 
 The rule (``sopt/_validation.py``): a value of the wrong *type* (a string
 where a number is expected, complex where real, an object array, None where
@@ -8,7 +10,9 @@ wrong shape, out of range, an unknown name) raises ValueError.
 
 The table below feeds each bad input to every public entry point that takes
 that argument. Each entry point is a function of (setup, bad value); the
-setup is built once per module from tiny networks.
+setup is built once per module from tiny networks. Checks of one module's
+own arguments (a network's topology, an Objective's targets, a solver's
+options, ...) are in that module's tests.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import sopt
 from sopt import finite_diff as fd
@@ -415,6 +420,111 @@ def test_same_bad_input_same_exception(s, arg, entry, make, exc):
     if isinstance(info.value, other):
         assert type(info.value).__name__ in BOTH, \
             f"{entry} raised {type(info.value).__name__}, both a TypeError and a ValueError"
+
+
+
+# ------------------------------------- messages that name w, X and T
+def _call_all_w(s, w):
+    """Every public entry point of the core that takes w, called with this w."""
+    net, X, obj = s.net, s.X, s.obj
+    return [lambda: net.forward(w, X), lambda: net.jacobian(w, X),
+            lambda: net.unpack(w), lambda: net.parameters(w),
+            lambda: obj.value(w), lambda: obj.gradient(w),
+            lambda: net.output_sensitivities(w, X), lambda: obj.fun(w),
+            lambda: obj.jac(w), lambda: obj.pattern_errors(w)]
+
+
+@pytest.mark.parametrize("bad", [lambda W: np.zeros(W - 1), lambda W: np.zeros(W + 1),
+                                 lambda W: np.zeros((W, 1)), lambda W: np.zeros((1, W)),
+                                 lambda W: np.float64(0.0)],
+                         ids=["short", "long", "column", "row", "scalar"])
+def test_w_wrong_shape(s, bad):
+    for call in _call_all_w(s, bad(s.W)):
+        with pytest.raises(ValueError, match=rf"w: .*\({s.W},\)"):
+            call()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_w_not_finite(s, value):
+    w = s.w.copy()
+    w[3] = value
+    for call in _call_all_w(s, w):
+        with pytest.raises(ValueError, match=r"w: .*NaN or infinite"):
+            call()
+
+
+def test_w_not_numbers(s):
+    for call in _call_all_w(s, ["a"] * s.W):
+        with pytest.raises(TypeError, match="w"):
+            call()
+
+
+def test_w_complex_is_rejected_not_silently_truncated(s):
+    """A complex w is outside the domain (real numbers); dropping the
+    imaginary part (with at most a ComplexWarning) gives wrong numbers.
+    (sopt/_validation.py as_float_array: np.asarray(x, dtype=float) casts.)"""
+    for call in _call_all_w(s, s.w + 1j):
+        with pytest.raises((TypeError, ValueError), match="w"):
+            call()
+
+
+def test_X_and_T_complex_are_rejected(s):
+    with pytest.raises((TypeError, ValueError), match="X"):
+        s.net.forward(s.w, s.X + 1j)
+    with pytest.raises((TypeError, ValueError), match="X"):
+        sopt.Objective(s.net, s.X + 1j, s.T)
+    with pytest.raises((TypeError, ValueError), match="T"):
+        sopt.Objective(s.net, s.X, s.T + 1j)
+
+
+@pytest.mark.parametrize("shape", [(N, D + 1), (N, D - 1), (N, D, 1), (N * D,), ()],
+                         ids=["wide", "narrow", "3d", "1d", "scalar"])
+def test_X_wrong_shape(s, shape):
+    X_bad = np.zeros(shape)
+    with pytest.raises(ValueError, match=rf"X: expected shape \(N, {D}\)"):
+        s.net.forward(s.w, X_bad)
+    with pytest.raises(ValueError, match=rf"X: expected shape \(N, {D}\)"):
+        s.net.jacobian(s.w, X_bad)
+    with pytest.raises(ValueError, match=rf"X: expected shape \(N, {D}\)"):
+        sopt.Objective(s.net, X_bad, s.T)
+
+
+def test_X_1d_for_single_input_hints_reshape():
+    net = sopt.mlp([1, 2, 1])
+    w = net.init_weights(seed=0)
+    with pytest.raises(ValueError, match=r"X: .*reshape\(-1, 1\)"):
+        net.forward(w, np.linspace(0, 1, 5))
+    with pytest.raises(ValueError, match=r"X: .*reshape\(-1, 1\)"):
+        sopt.Objective(net, np.linspace(0, 1, 5), np.zeros(5))
+
+
+def test_X_empty(s):
+    with pytest.raises(ValueError, match="X: .*at least one"):
+        s.net.forward(s.w, np.zeros((0, D)))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_X_not_finite(s, value):
+    X = s.X.copy()
+    X[2, 1] = value
+    with pytest.raises(ValueError, match="X: .*NaN or infinite"):
+        s.net.forward(s.w, X)
+    with pytest.raises(ValueError, match="X: .*NaN or infinite"):
+        s.net.jacobian(s.w, X)
+    with pytest.raises(ValueError, match="X: .*NaN or infinite"):
+        sopt.Objective(s.net, X, s.T)
+
+
+def test_X_not_numbers(s):
+    with pytest.raises(TypeError, match="X"):
+        s.net.forward(s.w, [["a"] * D])
+
+
+def test_sparse_inputs_are_refused_with_advice(s):
+    with pytest.raises(TypeError, match=r"X: .*sparse.*toarray"):
+        sopt.Objective(s.net, sp.csr_matrix(s.X), s.T)
+    with pytest.raises(TypeError, match=r"T: .*sparse"):
+        sopt.Objective(s.net, s.X, sp.csr_matrix(s.T))
 
 
 # ------------------------------------------- the same on a Dask cluster

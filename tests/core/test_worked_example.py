@@ -1,4 +1,5 @@
-"""PRML sec. 5.3.2: two-layer tanh network, linear outputs, sum-of-squares.
+"""sopt.derivatives and sopt.hessian on the worked example of PRML
+sec. 5.3.2: two-layer tanh network, linear outputs, sum-of-squares.
 
 Everything here is recomputed with explicit numpy from the textbook
 equations, never with sopt's backward pass:

@@ -1,4 +1,5 @@
-"""The ``sopt`` command line, the README's Quick start and the CI script."""
+"""The ``sopt`` command line (sopt/cli.py), the README's Quick start and the
+CI script; bad arguments exit with status 2 before any work is done."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, must_not_be_called
 from sopt.cli import CHECKED_PAIRS, TOLERANCE, main
 
 README = ROOT / "README.md"
@@ -166,3 +167,39 @@ def test_bench_gradient_quick(tmp_path):
         assert r["ratio"] > 0
     assert len(result["scaling"]["rows"]) >= 3
     assert list(tmp_path.iterdir()) == [path]      # writes nothing else
+
+
+# ------------------------------------------------------- bad arguments
+@pytest.mark.parametrize("argv", [["check", "--seed", "-1"], ["check", "--seed", "x"],
+                                  ["check", "--eps", "1e300"], ["check", "--eps", "2"],
+                                  ["check", "--eps", "1e-300"]])
+def test_check_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: sopt" in err and argv[1] in err
+
+
+@pytest.fixture
+def no_experiment(monkeypatch):
+    import sopt.experiments
+    monkeypatch.setattr(sopt.experiments, "reproduce", must_not_be_called)
+
+
+def test_reproduce_twice_the_same_name_is_refused(no_experiment, capsys, tmp_path):
+    assert main(["reproduce", "regression", "regression", "--out", str(tmp_path)]) == 2
+    assert "regression" in capsys.readouterr().err
+
+
+def test_reproduce_out_is_an_existing_file(no_experiment, capsys, tmp_path):
+    target = tmp_path / "report"
+    target.write_text("keep me")
+    assert main(["reproduce", "regression", "--out", str(target)]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+
+
+def test_reproduce_out_not_writable(no_experiment, capsys):
+    assert main(["reproduce", "regression", "--out", "/proc/sopt-results"]) == 2
+    assert "--out" in capsys.readouterr().err

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow     # runs sopt's experiments
 
 @pytest.fixture(scope="module")
 def report(quick_reproduction):
-    """The session's ``sopt reproduce --quick`` run (tests/conftest.py)."""
+    """The session's ``sopt reproduce --quick`` run (tests/experiments/conftest.py)."""
     return quick_reproduction
 
 

@@ -1,4 +1,5 @@
-"""The 'derivatives' and 'training' experiments, run in their quick versions.
+"""The 'derivatives' and 'training' experiments (sopt/experiments/
+derivatives.py and training.py), run in their quick versions.
 
 Accuracy numbers are deterministic (fixed seeds) and asserted against the
 tolerances of the testing idiom: central differences of a smooth function at
@@ -26,7 +27,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def deriv(quick_reproduction):
-    """From the session's ``sopt reproduce --quick`` run (tests/conftest.py)."""
+    """From the session's ``sopt reproduce --quick`` run (tests/experiments/conftest.py)."""
     out, report = quick_reproduction
     return out, report[derivatives.NAME]
 

@@ -1,5 +1,5 @@
 """The regression (PRML Fig. 5.3) and classification (PRML Fig. 5.4)
-experiments, run in their quick versions: the numbers they report, and the
+experiments (sopt/experiments/regression.py, classification.py), run in their quick versions: the numbers they report, and the
 figures they write.
 
 Each experiment runs once per module (about 5 s and 9 s on a loaded 2-core
@@ -40,7 +40,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _from_report(module, quick_reproduction):
     """This experiment's numbers from the session's ``sopt reproduce --quick``
-    run (tests/conftest.py), and the folder with its figures."""
+    run (tests/experiments/conftest.py), and the folder with its figures."""
     out, report = quick_reproduction
     return report[module.NAME], out
 

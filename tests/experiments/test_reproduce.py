@@ -1,6 +1,7 @@
 """``sopt reproduce --quick`` end to end: every experiment ran, wrote its
 figures and put its numbers in report.json and report.md (the numbers
-themselves are checked in tests/test_experiments_*.py on the same run)."""
+themselves are checked in tests/experiments/test_experiments_*.py on the same
+run)."""
 import json
 
 import pytest

@@ -1,11 +1,18 @@
-"""Levenberg-Marquardt's round-off endgame: where E can no longer rank two
-points, a step that halves |g|_inf is taken (as in Newton's line search),
-so LM reaches gtol instead of stopping with 'Damping exceeded mu_max'."""
+"""Levenberg-Marquardt (sopt/optimize/_lm.py). Its round-off endgame:
+where E can no longer rank two points, a step that halves |g|_inf is taken
+(as in Newton's line search), so LM reaches gtol instead of stopping with
+'Damping exceeded mu_max'. Its update options are checked, and its damping
+loop ends (bounded by a count, also from a damping that underflowed to 0;
+under a SIGALRM guard)."""
 import numpy as np
 import pytest
 import scipy.linalg
 
 import sopt
+from problems import nowhere_lower
+from sopt.optimize._lm import LevenbergMarquardtStep
+from sopt.optimize._loop import MAX_DAMPING_RAISES
+from sopt.optimize._problem import make_problem
 
 
 @pytest.mark.parametrize("seed", [6, 8])
@@ -135,3 +142,31 @@ def test_lm_update_options_are_checked(options, error, match):
     obj, w0 = _noisy_regression()
     with pytest.raises(error, match=match):
         sopt.optimize.minimize(obj, w0, "lm", options)
+
+
+# ------------------------------------------------ bounded damping loops
+@pytest.mark.usefixtures("no_hang")
+def test_lm_damping_loop_is_bounded_by_a_count():
+    f, w0 = nowhere_lower()
+    problem = make_problem(f, jac=lambda x: np.ones(2),
+                           gauss_newton=lambda x: np.eye(2))
+    rule = LevenbergMarquardtStep(problem, mu=1e-300, mu_max=1e300, mu_inc=1.5,
+                                  update="tenfold")
+    with pytest.raises(Exception, match="Damping") as info:
+        rule.step(w0, 0.0, np.ones(2))
+    assert info.value.status == 4
+    assert f.calls <= MAX_DAMPING_RAISES + 1
+
+
+@pytest.mark.usefixtures("no_hang")
+def test_lm_recovers_from_a_damping_that_underflowed_to_zero():
+    """After many successes mu * mu_dec^k underflows to 0; a raise must still
+    move it (0 * mu_inc = 0 would spin until the count runs out)."""
+    f = lambda x: 0.5 * x @ x                                    # noqa: E731
+    problem = make_problem(f, jac=lambda x: x,
+                           gauss_newton=lambda x: np.diag([1.0, 0.0]))
+    rule = LevenbergMarquardtStep(problem)
+    rule.damping = 0.0
+    w = np.array([1.0, 1.0])
+    w_new, f_new, info = rule.step(w, f(w), w)
+    assert f_new < f(w) and 0 < info["damping"] < 10

@@ -1,6 +1,7 @@
 """The contract of sopt.optimize.minimize around the solvers: maxiter,
 callback, history, evaluation counts, input checking before any evaluation,
-warnings, and numerical failure as a status rather than an exception.
+warnings, and numerical failure as a status rather than an exception
+(also where no step can ever be accepted); gtol is on |g|_inf.
 
 Rosenbrock from (-1.2, 1) is the workhorse: no method converges in 3
 iterations and every method converges in < 100 (gd excepted: ~13000).
@@ -15,6 +16,7 @@ from scipy.optimize import (OptimizeWarning, rosen, rosen_der, rosen_hess,
                             rosen_hess_prod)
 
 import sopt
+from problems import nowhere_lower
 from sopt.optimize import ConvergenceWarning, minimize
 
 STEP_RULE_METHODS = ["newton", "lm", "gd"]
@@ -505,3 +507,31 @@ def test_scipy_stopping_short_of_gtol_says_so(method, options):
     assert (res.success, res.status) == (False, 3)
     assert np.max(np.abs(res.jac)) > 1e-6
     assert "success" not in res.message.lower() and "gtol" in res.message
+
+
+# ------------------------------------------------ no step ever accepted
+@pytest.mark.usefixtures("no_hang")
+@pytest.mark.parametrize("method", ["newton", "lm"])
+def test_no_decrease_anywhere_is_a_status(method):
+    f, w0 = nowhere_lower()
+    with pytest.warns(ConvergenceWarning):
+        res = minimize(f, w0, method, {"mu_max": 1e300}, jac=lambda x: np.ones(2),
+                       hess=lambda x: -np.eye(2), gauss_newton=lambda x: np.eye(2))
+    assert res.status == 4 and not res.success
+    np.testing.assert_array_equal(res.x, w0)
+
+
+# ---------------------------------------- gtol is on |g|_inf, not |g|_2
+# (a mutation the rest of the suite let through)
+@pytest.mark.parametrize("method", sopt.optimize.METHODS)
+def test_gtol_is_on_the_largest_gradient_entry(method):
+    """At x0 = (1, 1, 1, 1) on f = |x|^2 / 2: |g|_inf = 1 <= gtol = 1.5 < |g|_2 = 2,
+    so every method stops at once, converged."""
+    x0 = np.ones(4)
+    I = np.eye(4)
+    res = sopt.optimize.minimize(lambda x: 0.5 * x @ x, x0, method, {"gtol": 1.5},
+                                 jac=lambda x: x, hess=lambda x: I,
+                                 hessp=lambda x, p: p, gauss_newton=lambda x: I)
+    assert res.success and res.status == 0
+    assert res.nit == 0
+    np.testing.assert_array_equal(res.x, x0)

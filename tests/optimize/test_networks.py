@@ -1,4 +1,4 @@
-"""Second-order training of small networks through the Objective path:
+"""sopt.optimize.minimize training small networks through the Objective path:
 XOR, a noisy regression on which every second-order method must find the
 same minimum, Newton on indefinite Hessians and at a saddle.
 
