@@ -14,8 +14,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sopt.bayes import BayesianMLPClassifier, BayesianMLPRegressor, NotFittedError
 from sopt.optimize import ConvergenceWarning
 
-# tiny networks and few cycles: the checks fit each estimator many times
-SMALL = dict(hidden=(3,), max_cycles=3)
+# two hidden units and two evidence cycles: the checks test the scikit-learn
+# API, not the fit, and fit each estimator many times (half the time of
+# three units and three cycles)
+SMALL = dict(hidden=(2,), max_cycles=2)
 
 
 @parametrize_with_checks([BayesianMLPRegressor(**SMALL), BayesianMLPClassifier(**SMALL)])
@@ -31,6 +33,11 @@ def diabetes():
     return X, (y - y.mean()) / y.std()
 
 
+# slow: eight fits for the search and six for cross-validation on 442
+# patterns; the estimator checks above (check_pipeline_consistency,
+# check_estimators_pickle) and test_clone_keeps_parameters_and_drops_the_fit
+# cover pipelines, pickling for worker processes and cloning fast
+@pytest.mark.slow
 def test_pipeline_grid_search_and_parallel_cross_validation(diabetes):
     X, y = diabetes
     pipe = make_pipeline(StandardScaler(), BayesianMLPRegressor(max_cycles=5))
@@ -49,6 +56,10 @@ def test_pipeline_grid_search_and_parallel_cross_validation(diabetes):
     assert np.all(serial > 0.4) and search.best_score_ > 0.4
 
 
+# slow: four sampled fits; tests/bayes/test_estimator_sampling.py checks the
+# sampling estimators, and the tests here the pipeline, clone and
+# cross-validation of the Laplace estimators, fast
+@pytest.mark.slow
 def test_sampling_estimator_in_a_pipeline_with_clone_and_cross_validation(diabetes):
     pytest.importorskip("mici")
     X, y = diabetes[0][:90], diabetes[1][:90]

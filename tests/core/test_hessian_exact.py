@@ -182,6 +182,10 @@ def test_exact_equals_mixed_hessian(case, L):
     assert np.abs(H - Hm).max() <= MIXED_TOL * scale
 
 
+# slow (W^2 values of E per case): test_exact_equals_mixed_hessian checks
+# every case fast against central differences of the gradient, itself
+# checked against central differences of E in test_derivatives.py
+@pytest.mark.slow
 @pytest.mark.parametrize("case, L", PARAMS)
 def test_exact_equals_four_point_hessian(case, L):
     net, obj, w = build(case, L, max_w=FD_MAX_W)   # O(W^3) reference: small W

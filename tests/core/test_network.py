@@ -410,6 +410,9 @@ def test_value_and_gradient_finite_for_inputs_of_1e3(hidden, output, loss, K):
 
 
 # ---------------------------------------------------- torch equivalence
+# slow: importing torch costs seconds; test_forward_vectorised_equals_per_
+# pattern_loop and the layout tests check the forward pass fast
+@pytest.mark.slow
 def test_torch_sequential_gives_the_same_outputs():
     torch = pytest.importorskip("torch")
     D, M, K = 3, 5, 2

@@ -152,6 +152,7 @@ def test_readme_example_runs(capsys):
     assert alpha > 0 and 50 < beta < 200 and 0 < gamma < 16
 
 
+@pytest.mark.slow      # runs an experiment script in a fresh interpreter
 def test_bench_gradient_quick(tmp_path):
     path = tmp_path / "bench.json"
     out = subprocess.run(

@@ -351,6 +351,10 @@ def fitted_by_default():
                    "three classes": BayesianMLPClassifier().fit(X, three)}
 
 
+# slow: fits three estimators with hidden="auto" (several candidates each);
+# test_bayesian_objects_round_trip_bit_identical checks the round trip of
+# fitted estimators fast
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["regressor", "two classes", "three classes"])
 def test_estimators_fitted_by_default_round_trip_exactly(which, fitted_by_default, tmp_path):
     X, estimators = fitted_by_default

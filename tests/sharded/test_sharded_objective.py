@@ -127,7 +127,9 @@ def minimize_problem():
     return net, X, t, net.init_weights(seed=0)
 
 
-@pytest.mark.parametrize("method", ["newton", "lm"])
+# lm is slow (cluster round trips); newton covers the loop fast, and
+# test_hessians_equal_in_memory the Gauss-Newton matrix LM uses
+@pytest.mark.parametrize("method", ["newton", pytest.param("lm", marks=pytest.mark.slow)])
 def test_minimize_reaches_the_in_memory_minimum(client, method):
     """Newton from the initial weights (17 iterations); Levenberg-Marquardt
     (16 iterations from w0 in memory) from its own 8th in-memory iterate, to
@@ -148,7 +150,11 @@ def test_minimize_reaches_the_in_memory_minimum(client, method):
     assert np.abs(res.jac).max() < 1e-8
 
 
-@pytest.mark.parametrize("method", ["bfgs", "trust-exact", "trust-ncg"])
+# trust-exact and trust-ncg are slow (cluster round trips); bfgs covers the
+# scipy path fast, test_hessians_equal_in_memory and
+# test_products_equal_in_memory the hess and hessp they call
+@pytest.mark.parametrize("method", ["bfgs", pytest.param("trust-exact", marks=pytest.mark.slow),
+                                    pytest.param("trust-ncg", marks=pytest.mark.slow)])
 def test_scipy_methods_follow_the_in_memory_iterates(client, method):
     """Five iterations (the full runs take ~100 cluster round trips): the
     same iterates as in memory, up to round-off."""
@@ -238,6 +244,9 @@ def test_not_dask_arrays_and_bad_arguments(client, data):
             sharded.hessian(net.init_weights(), method="nope")
 
 
+# slow: a fresh interpreter; tests/test_import.py checks the same (no dask
+# or distributed after importing sopt, sopt.optimize and sopt.bayes)
+@pytest.mark.slow
 def test_import_sopt_does_not_import_dask():
     code = "import sys, sopt, sopt.optimize, sopt.bayes; print('dask' in sys.modules)"
     root = Path(sopt.__file__).resolve().parents[1]    # this checkout's sopt
