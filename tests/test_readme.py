@@ -27,6 +27,10 @@ def test_error_bar_recipe_runs_and_widens_away_from_the_data():
     assert std[outside].min() > 2 * np.median(std[inside])
 
 
+# slow: the example trains a 1,413-weight network on 1,000 patterns; the
+# error-bar recipe above checks fast that the README's code runs as printed,
+# and tests/bayes/test_structures.py checks K-FAC's evidence fixed point
+@pytest.mark.slow
 def test_structure_example_runs_and_moves_alpha_to_the_evidence_fixed_point():
     scope = {}
     exec(compile(_recipe("## Large networks: posterior structures"), "README", "exec"), scope)

@@ -7,7 +7,7 @@ prose quotes under "settings", PNG names under "figures", prose under
 results (the numbers, plus arrays for the plots under "data"),
 ``plot(results, ctx)`` draws them, and ``notes(results)`` writes the prose
 from the numbers alone, so ``notes`` applied to report.json gives the stored
-prose again (tests/test_reproduce.py)."""
+prose again (tests/experiments/test_reproduce.py)."""
 from __future__ import annotations
 
 import importlib
