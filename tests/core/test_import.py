@@ -4,6 +4,8 @@ import subprocess
 from pathlib import Path
 import sys
 
+from helpers import DATA
+
 
 def _modules_after(code: str) -> set:
     out = subprocess.run([sys.executable, "-c", code + "\nimport sys\n"
@@ -21,7 +23,7 @@ def test_import_sopt_imports_no_heavy_dependency():
 def test_a_file_holding_an_estimator_imports_scikit_learn_on_load():
     """Its class is registered by the estimators' module, imported when the
     file names it."""
-    fixture = Path(__file__).parent / "data" / "format2.sopt"
+    fixture = DATA / "format2.sopt"
     loaded = _modules_after(f"import sopt\nm = sopt.load({str(fixture)!r})\n"
                             "assert type(m['regressor']).__name__ == 'BayesianMLPRegressor'")
     assert "sklearn" in loaded

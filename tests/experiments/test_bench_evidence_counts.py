@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import sopt.evaluation
+from helpers import ROOT
 from sopt.bayes import BayesianMLPClassifier, _estimators
 
-_PATH = Path(__file__).resolve().parents[1] / "experiments" / "bench_evidence_counts.py"
+_PATH = ROOT / "experiments" / "bench_evidence_counts.py"
 _spec = importlib.util.spec_from_file_location("bench_evidence_counts", _PATH)
 bec = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bec)
