@@ -200,6 +200,7 @@ def local_cluster():
                                     processes=False, dashboard_address=None)
 
 
+# ------------------------------------------------ stand-ins for user code
 def must_not_be_called(*args, **kwargs):
     """A stand-in for a user's function where the input must be refused
     before any call."""

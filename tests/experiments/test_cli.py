@@ -92,6 +92,9 @@ def test_a_step_out_of_range_is_reported_with_the_range(value, capsys):
     assert "expected a step in [1e-10, 1]" in capsys.readouterr().err
 
 
+# slow: a fresh interpreter; the tests above run the command line fast
+# through main(), which sopt/__main__.py calls
+@pytest.mark.slow
 def test_python_m_sopt():
     out = subprocess.run([sys.executable, "-m", "sopt", "--version"],
                          capture_output=True, text=True, cwd=ROOT, check=True)
