@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_bool, check_inputs
+from .._validation import check_bool, check_inputs, check_positive_int
 from ..optimize import ConvergenceWarning
 from ._diagnostics import ess_bulk, rhat
 
@@ -133,6 +133,15 @@ class SampledPosterior:
     def _row_blocks(self, X_new):
         X = check_inputs(X_new, self.net.n_inputs, "X_new")
         return [X[i:i + BLOCK_ROWS] for i in range(0, len(X), BLOCK_ROWS)]
+
+    def sample(self, n: int, seed=None) -> Array:
+        """n weight vectors (n, W), full layout, drawn with replacement from
+        the chains' draws: what :meth:`LaplacePosterior.sample` gives for
+        the Gaussian approximation (the posterior interface shared by every
+        structure)."""
+        n = check_positive_int(n, "n")
+        flat = self.draws.reshape(-1, self.draws.shape[-1])
+        return flat[np.random.default_rng(seed).integers(0, len(flat), n)].copy()
 
     def predict(self, X_new, include_noise: bool = True) -> tuple[Array, Array]:
         """Regression predictive mean (N, K) and variance (N, K) over the draws:

@@ -268,3 +268,19 @@ def test_estimators_take_a_structure():
     assert len(last.posterior_.used) == 3 + 1
     with pytest.raises(ValueError, match="cannot compare network sizes"):
         BayesianMLPRegressor(structure="last_layer").fit(X, y)
+
+
+def test_sampled_posterior_shares_the_draw_interface():
+    """sample(n) of the sampled posterior gives (n, W) weight vectors taken
+    from its chains, as LaplacePosterior.sample gives them from N(w, A^-1)."""
+    pytest.importorskip("mici")
+    obj, w, alpha, beta, _ = _problem("sse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sp = sopt.bayes.sample_posterior(obj, w, alpha=alpha, beta=beta, n_draws=20,
+                                         n_warmup=10, n_chains=2, seed=0)
+    draws = sp.sample(7, seed=1)
+    flat = sp.draws.reshape(-1, len(w))
+    assert draws.shape == (7, len(w))
+    assert all(np.any(np.all(flat == d, axis=1)) for d in draws)
+    np.testing.assert_array_equal(draws, sp.sample(7, seed=1))
