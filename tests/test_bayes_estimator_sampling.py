@@ -15,7 +15,6 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from sopt.bayes import BayesianMLPClassifier, BayesianMLPRegressor, SamplingWarning
 
-pytest.importorskip("mici")
 
 NOISE_SD = 0.5
 
