@@ -99,7 +99,7 @@ def model(Xtr, ytr):
     K = int(ytr.max()) + 1
     if K == 2:
         return (sopt.mlp([Xtr.shape[1], 1], output="logistic"),
-                ytr[:, None].astype(float), "cross_entropy")
+                ytr[:, None].astype(float), "binary_ce")
     return sopt.mlp([Xtr.shape[1], K], output="softmax"), np.eye(K)[ytr], "softmax_ce"
 
 

@@ -106,7 +106,7 @@ def test_gibbs_step_draws_alpha_and_beta_from_their_conditionals():
     rng = np.random.default_rng(3)
     alpha, beta = [], []
     for _ in range(3000):
-        assert target.after_transition(w, rng)          # U changed
+        assert target.after_transition(w, rng) is w     # U changed
         alpha.append(target.alpha_g.copy())
         beta.append(target.beta)
         np.testing.assert_array_equal(target.alpha, target.alpha_g[groups])

@@ -168,8 +168,10 @@ def _warm_up(sampler: NUTS, whitened: Whitened, x0: Array, rng, opts: dict):
     for i in range(opts["n_warmup"]):
         z, stats = sampler.transition(z, step, rng)
         q = whitened.to_q(z.x)
-        if whitened.target.after_transition(q, rng):
-            z = sampler.point(z.x)
+        moved = whitened.target.after_transition(q, rng)
+        if moved is not None:
+            q = moved
+            z = sampler.point(whitened.from_q(q))
         step = adapt.update(stats["accept_stat"])
         if opts["adapt_metric"]:
             window.append(q)
@@ -237,8 +239,10 @@ def _run_chain(whitened: Whitened, x0: Array, rng, opts: dict) -> dict:
     for j in range(opts["n_draws"]):
         z, stats = sampler.transition(z, step, rng)
         q = whitened.to_q(z.x)
-        if target.after_transition(q, rng):
-            z = sampler.point(z.x)
+        moved = target.after_transition(q, rng)
+        if moved is not None:
+            q = moved
+            z = sampler.point(whitened.from_q(q))
         _store(rec, j, target.weights(q), target.record(q, z.U), stats)
         _progress(opts, opts["n_warmup"] + j, step)
     rec["step_size"] = step

@@ -104,15 +104,16 @@ class Centred:
         value = scale * float(self.data.value(w)) + 0.5 * float(np.sum(self.alpha * q * q))
         return value, scale * self.data.gradient(w)[self.used] + self.alpha * q
 
-    def after_transition(self, q: Array, rng) -> bool:
-        """The Gibbs step; True when U changed (the caller re-evaluates)."""
+    def after_transition(self, q: Array, rng):
+        """The Gibbs step; returns q when U changed (the caller
+        re-evaluates the point), None when nothing did."""
         if self.hyper is None:
-            return False
+            return None
         self.alpha_g, beta = self.hyper.draw(q, lambda: self.data_error(q), rng)
         self.alpha = self.alpha_g[self.hyper.groups]
         if beta is not None:
             self.beta = beta
-        return True
+        return q
 
     def record(self, q: Array, U: float):
         """(ln density of the draw, alpha_g or None, beta): with Gibbs steps
@@ -158,9 +159,9 @@ class Collapsed(Centred):
         value, d_data, prior_grad = self._parts(q)
         return value, d_data * self.data.gradient(self.w)[self.used] + prior_grad
 
-    def after_transition(self, q: Array, rng) -> bool:
+    def after_transition(self, q: Array, rng):
         self.alpha_g, self.beta = self.hyper.draw(q, lambda: self.data_error(q), rng)
-        return False                     # U does not depend on them
+        return None                      # U does not depend on them
 
     def record(self, q: Array, U: float):
         return -U, self.alpha_g, self.beta
@@ -232,8 +233,20 @@ class NonCentred:
             grad[n + G] = beta * e_d + h.rate * beta - h.shape - 0.5 * h.n_data
         return beta * e_d + rest, grad
 
-    def after_transition(self, q: Array, rng) -> bool:
-        return False
+    def after_transition(self, q: Array, rng):
+        """The centred Gibbs step of the precisions: alpha_g, beta drawn
+        from their conditionals given w (as :class:`Centred`), the weights
+        kept, so z = sqrt(alpha) w moves with them. Returns the new q."""
+        import os
+        if os.environ.get("SOPT_ASIS", "1") == "0":
+            return None
+        w = self.weights(q)
+        rest = self.hyper.draw(w, lambda: self.data_error(w), rng)
+        return self.start(w, *rest)
+
+    def data_error(self, w: Array) -> float:
+        self.w[self.used] = w
+        return float(self.data.value(self.w))
 
     def record(self, q: Array, U: float):
         """(ln density of (z, ln alpha, ln beta), alpha_g, beta)."""
