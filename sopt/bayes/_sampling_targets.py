@@ -234,12 +234,16 @@ class NonCentred:
         return beta * e_d + rest, grad
 
     def after_transition(self, q: Array, rng):
-        """The centred Gibbs step of the precisions: alpha_g, beta drawn
-        from their conditionals given w (as :class:`Centred`), the weights
-        kept, so z = sqrt(alpha) w moves with them. Returns the new q."""
-        import os
-        if os.environ.get("SOPT_ASIS", "1") == "0":
-            return None
+        """The centred Gibbs step of the precisions between two HMC
+        transitions: alpha_g, beta drawn from their conditionals given w (as
+        :class:`Centred`), the weights kept, so z = sqrt(alpha) w moves with
+        them. It leaves the joint posterior invariant, and interweaving the
+        two parametrisations mixes ln alpha faster than either (Yu and Meng
+        2011, "To center or not to center", J. Comput. Graph. Stat. 20(3)):
+        on wine the held-out probabilities' bulk ESS per thousand gradients
+        rose from 7.7 to 9.1 (mean of 3 seeds; on iris 23 without, 19 with,
+        within the seeds' spread). Costs one more gradient per iteration (the
+        caller re-evaluates), and E_D for beta. Returns the new q."""
         w = self.weights(q)
         rest = self.hyper.draw(w, lambda: self.data_error(w), rng)
         return self.start(w, *rest)
