@@ -132,21 +132,24 @@ def test_collapsed_and_non_centred_gradients_match_finite_differences():
     net, data, w, used = _fixed_w_target()
     hyper = Hyperprior(np.array([0, 0, 1]), 2, 1.5, 0.3, n_data=data.n_patterns)
     _check_gradient(Collapsed(data, w, used, hyper), w)
-    target = NonCentred(data, w, used, hyper)
-    q = target.start(w, np.array([0.7, 2.0]), 3.0)      # (z, ln alpha_g, ln beta)
-    _check_gradient(target, q)
-    np.testing.assert_allclose(target.weights(q), w, rtol=1e-14)
+    for kappa in ([1.0, 1.0], [0.3, 0.0]):          # non-centred, partially, centred
+        target = NonCentred(data, w, used, hyper, kappa)
+        q = target.start(w, np.array([0.7, 2.0]), 3.0)      # (z, ln alpha_g, ln beta)
+        _check_gradient(target, q)
+        np.testing.assert_allclose(target.weights(q), w, rtol=1e-14)
 
 
-def test_non_centred_density_is_the_joint_posterior_in_its_coordinates():
+@pytest.mark.parametrize("kappa", [[1.0, 1.0], [0.3, 0.0]])
+def test_non_centred_density_is_the_joint_posterior_in_its_coordinates(kappa):
     # U(z, ln alpha, ln beta) - U at another point equals the change of
     # -ln p(w, alpha, beta | D) minus the log Jacobian ln|d(w, alpha, beta) /
-    # d(z, ln alpha, ln beta)| = -(W_g / 2) ln alpha_g + ln alpha_g + ln beta
+    # d(z, ln alpha, ln beta)| = -sum_g kappa_g (W_g / 2) ln alpha_g
+    # + sum_g ln alpha_g + ln beta
     net, data, w, used = _fixed_w_target()
     a, b = 1.5, 0.3
     hyper = Hyperprior(np.array([0, 0, 1]), 2, a, b, n_data=data.n_patterns)
-    target = NonCentred(data, w, used, hyper)
-    N = data.n_patterns
+    target = NonCentred(data, w, used, hyper, kappa)
+    N, kappa = data.n_patterns, np.array(kappa)
 
     def joint(w, alpha_g, beta):         # -ln p(w, alpha, beta | D) + const
         al = alpha_g[[0, 0, 1]]
@@ -155,7 +158,8 @@ def test_non_centred_density_is_the_joint_posterior_in_its_coordinates():
         return out - np.sum(stats.gamma(a, scale=1 / b).logpdf(np.r_[alpha_g, beta]))
 
     def log_jacobian(alpha_g, beta):
-        return -np.log(alpha_g[0]) - 0.5 * np.log(alpha_g[1]) + np.sum(np.log(alpha_g)) + np.log(beta)
+        return (-np.sum(kappa * np.array([2, 1]) / 2 * np.log(alpha_g))
+                + np.sum(np.log(alpha_g)) + np.log(beta))
 
     points = [(w, np.array([0.7, 2.0]), 3.0), (0.5 * w + 0.1, np.array([1.9, 0.2]), 1.3)]
     U = [target.value(target.start(*pt)) for pt in points]
@@ -163,23 +167,55 @@ def test_non_centred_density_is_the_joint_posterior_in_its_coordinates():
     assert U[1] - U[0] == pytest.approx(expected[1] - expected[0], rel=1e-10)
 
 
-def test_hyperprior_marginal_and_gibbs_agree_on_alpha():
-    # the two ways of integrating alpha and beta sample one joint posterior:
-    # their means of ln alpha and ln beta agree within Monte Carlo error
-    net, X, t, Phi = _linear_problem()
+def _exact_hyper_moments(Phi, t, a, b, n_grid=201):
+    """Mean and sd of ln alpha and ln beta under Gamma(a, b) hyperpriors for
+    Bayesian linear regression, by quadrature of the exact evidence (PRML
+    eq. 3.86, in the eigenbasis of Phi^T Phi) on a grid of (ln alpha,
+    ln beta) wide enough that the posterior vanishes at its edges
+    (checked)."""
+    N, M = Phi.shape
+    lam, V = np.linalg.eigh(Phi.T @ Phi)
+    c = V.T @ Phi.T @ t
+    la, lb = np.meshgrid(np.linspace(-8, 6, n_grid), np.linspace(-4, 6, n_grid),
+                         indexing="ij")
+    alpha, beta = np.exp(la)[..., None], np.exp(lb)[..., None]
+    prec = alpha + beta * lam                        # eigenvalues of A
+    m = beta * c / prec                              # m_N in the eigenbasis
+    residual = t @ t - 2 * np.sum(m * c, axis=-1) + np.sum(lam * m * m, axis=-1)
+    E = beta[..., 0] / 2 * residual + alpha[..., 0] / 2 * np.sum(m * m, axis=-1)
+    log_ev = M / 2 * la + N / 2 * lb - E - np.sum(np.log(prec), axis=-1) / 2
+    # Gamma(a, b) on alpha and beta, times the Jacobians of the logarithms
+    log_post = log_ev + a * (la + lb) - b * (np.exp(la) + np.exp(lb))
+    p = np.exp(log_post - log_post.max())
+    p /= p.sum()
+    edges = np.concatenate([p[0], p[-1], p[:, 0], p[:, -1]])
+    assert edges.max() < 1e-8
+    mean = np.array([np.sum(p * la), np.sum(p * lb)])
+    sd = np.sqrt([np.sum(p * (la - mean[0]) ** 2), np.sum(p * (lb - mean[1]) ** 2)])
+    return mean, sd
+
+
+@pytest.mark.parametrize("update", ["joint", "gibbs", "marginal"])
+def test_hyperprior_matches_the_exact_posterior_of_alpha_and_beta(update):
+    # each way of integrating alpha and beta: the means of ln alpha and ln
+    # beta within 5 Monte Carlo standard errors of the exact ones, the sds
+    # within 5 sqrt(1 / (2 ESS)) relative (the sd of a sample sd)
+    net, X, t, Phi = _linear_problem(n=20)
+    a, b = 1.0, 0.5
+    exact_mean, exact_sd = _exact_hyper_moments(Phi, t, a, b)
     m, _ = _closed_form(Phi, t, 1.0, 4.0)
-    out = {}
-    for update in ("marginal", "gibbs"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SamplingWarning)
-            sp = sample_posterior(net, X, t, m, loss="sse", alpha=1.0, beta=4.0,
-                                  hyperprior=(1.0, 1.0), hyper_update=update,
-                                  n_draws=300, n_warmup=100, seed=4)
-        h = np.concatenate([np.log(sp.alpha), np.log(sp.beta)[:, :, None]], axis=2)
-        flat = h.reshape(-1, 2)
-        out[update] = (flat.mean(axis=0), flat.std(axis=0) / np.sqrt(ess_bulk(h)))
-    (m1, s1), (m2, s2) = out["marginal"], out["gibbs"]
-    np.testing.assert_array_less(np.abs(m1 - m2), 5 * np.hypot(s1, s2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        sp = sample_posterior(net, X, t, m, loss="sse", alpha=1.0, beta=4.0,
+                              hyperprior=(a, b), hyper_update=update,
+                              n_draws=500, n_warmup=200, seed=4)
+    h = np.concatenate([np.log(sp.alpha), np.log(sp.beta)[:, :, None]], axis=2)
+    flat, ess = h.reshape(-1, 2), ess_bulk(h)
+    assert np.all(ess > 100)
+    np.testing.assert_array_less(np.abs(flat.mean(axis=0) - exact_mean),
+                                 5 * exact_sd / np.sqrt(ess))
+    np.testing.assert_array_less(np.abs(flat.std(axis=0) / exact_sd - 1),
+                                 5 * np.sqrt(1 / (2 * ess)))
 
 
 def test_predict_proba_averages_probabilities_not_logits():

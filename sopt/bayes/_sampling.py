@@ -114,6 +114,17 @@ def _hyper_scale(post: LaplacePosterior | None, hyper: Hyperprior,
     return np.array(out)
 
 
+def _kappa(post: LaplacePosterior | None, hyper: Hyperprior) -> Array:
+    """kappa_g = 1 - gamma_g / W_g, the prior's mean share of a group's
+    posterior precision at the start (1 without a posterior): how far to
+    non-centre each group (see :class:`NonCentred`)."""
+    if post is None:
+        return np.ones(hyper.n_groups)
+    gamma_g = np.bincount(hyper.groups, weights=post.gamma_per_weight,
+                          minlength=hyper.n_groups)
+    return np.clip(1.0 - gamma_g / hyper.counts, 0.0, 1.0)
+
+
 def _whitened_target(curvature: _Curvature, data, w_map: Array, used: Array,
                      alpha: Array, beta, hyper: Hyperprior | None, update: str,
                      post) -> Whitened:
@@ -121,12 +132,11 @@ def _whitened_target(curvature: _Curvature, data, w_map: Array, used: Array,
     the metric at (w_map, alpha, beta), its reference point there."""
     u = w_map[used]
     if hyper is not None and update == "joint":
-        target = NonCentred(data, w_map, used, hyper)
+        target = NonCentred(data, w_map, used, hyper, _kappa(post, hyper))
         alpha_g = (np.bincount(hyper.groups, weights=alpha[used], minlength=hyper.n_groups)
                    / hyper.counts)
-        alpha_w = alpha_g[hyper.groups]
         return Whitened(target, target.start(u, alpha_g, beta),
-                        curvature.factor(alpha_w, beta, np.sqrt(alpha_w)),
+                        curvature.factor(alpha_g[hyper.groups], beta, target.scale(alpha_g)),
                         _hyper_scale(post, hyper, beta))
     if hyper is not None and update == "marginal":
         target = Collapsed(data, w_map, used, hyper)
@@ -158,13 +168,16 @@ def _warm_up(sampler: NUTS, whitened: Whitened, x0: Array, rng, opts: dict):
     """n_warmup iterations of dual averaging of the step size (Hoffman and
     Gelman 2014, alg. 5), the metric adapted after each window of
     :func:`adaptation_windows` (``adapt_metric``; :func:`_adapt_metric`)
-    and the step-size search started again. Returns the last point and the
-    step size for sampling."""
+    and the step-size search started again; for the joint target the
+    non-centring chosen on the way (:class:`_KappaPilot`). Returns the last
+    point and the step size for sampling."""
     z = sampler.point(x0)
     step = initial_step_size(sampler, z, rng)
     adapt = DualAveraging(step, opts["target_accept"])
-    ends = {end: start for start, end in adaptation_windows(opts["n_warmup"])}
-    window = []
+    windows = adaptation_windows(opts["n_warmup"])
+    ends = {end: k for k, (start, end) in enumerate(windows)}
+    pilot = _KappaPilot(whitened.target, len(windows))
+    window, n0 = [], whitened.n_gradients
     for i in range(opts["n_warmup"]):
         z, stats = sampler.transition(z, step, rng)
         q = whitened.to_q(z.x)
@@ -176,37 +189,76 @@ def _warm_up(sampler: NUTS, whitened: Whitened, x0: Array, rng, opts: dict):
         if opts["adapt_metric"]:
             window.append(q)
             if i + 1 in ends:
-                window = window[-(i + 1 - ends[i + 1]):]
-                _adapt_metric(whitened, np.array(window), opts["curvature"])
+                k = ends[i + 1]
+                window = np.array(window[-(i + 1 - windows[k][0]):])
+                kappa = pilot.after_window(k, window, whitened.n_gradients - n0)
+                q = _adapt_metric(whitened, window, opts["curvature"], q, kappa)
                 z = sampler.point(whitened.from_q(q))
                 step = initial_step_size(sampler, z, rng, step)
-                adapt, window = DualAveraging(step, opts["target_accept"]), []
+                adapt, window, n0 = DualAveraging(step, opts["target_accept"]), [], whitened.n_gradients
         _progress(opts, i, step)
     return z, (adapt.final if opts["n_warmup"] else step)
 
 
-def _adapt_metric(whitened: Whitened, window: Array, curvature: _Curvature) -> None:
+class _KappaPilot:
+    """Chooses the joint target's non-centring by measurement: the second
+    warm-up window runs with the target's kappa (1 - gamma_g / W_g at the
+    start: right for Gaussian likelihoods), the third with kappa = 1 (fully
+    non-centred: right for near-separable classes, whose one-sided walls
+    the curvature mistakes for data-determined directions), and the rest
+    with the one whose chain moved ln alpha, ln beta further per gradient
+    (the expected squared jump distance, in units of their spread: Pasarica
+    and Gelman 2010, "Adaptively scaling the Metropolis algorithm using
+    expected squared jumped distance", Statistica Sinica 20). Without three
+    windows, or when the two agree, nothing is tried."""
+
+    def __init__(self, target, n_windows: int):
+        self.active = (isinstance(target, NonCentred) and n_windows >= 3
+                       and not np.all(target.kappa == 1.0))
+        self.candidates = [target.kappa.copy(), np.ones_like(target.kappa)] if self.active else []
+        self.n_hyper = target.hyper.n_groups + target.regression if self.active else 0
+        self.jumps = []
+
+    def after_window(self, k: int, window: Array, n_gradients: int):
+        """The kappa for the windows after window k (or None: unchanged)."""
+        if not self.active or k not in (1, 2):
+            return None
+        h = window[:, -self.n_hyper:]
+        var = np.maximum(np.var(h, axis=0), 1e-12)
+        self.jumps.append(np.sum(np.mean(np.diff(h, axis=0) ** 2, axis=0) / var)
+                          / max(n_gradients, 1))
+        if k == 1:
+            return self.candidates[1]
+        return self.candidates[int(np.argmax(self.jumps))]
+
+
+def _adapt_metric(whitened: Whitened, window: Array, curvature: _Curvature,
+                  q: Array, kappa: Array | None = None) -> Array:
     """After a warm-up window of draws q (n, d): for the non-centred target
-    the metric moved to the window's mean precisions (:func:`_recentre`);
+    the metric and the centring moved to the window (:func:`_recentre`);
     for every target the whitened coordinates then rescaled by the standard
     deviations the window shows in them, regularised towards 1 (Stan's
-    regularisation of its diagonal metric). Cost O(n W^2) + the rebuild."""
+    regularisation of its diagonal metric). Returns the current point q in
+    the new coordinates. Cost O(n W^2) + the rebuild."""
     if isinstance(whitened.target, NonCentred):
-        _recentre(whitened, window, curvature)
+        window, q = _recentre(whitened, window, curvature, q, kappa)
     n = len(window)
     whitened.scale = np.ones(len(whitened.q0))
-    x = np.array([whitened.from_q(q) for q in window])
+    x = np.array([whitened.from_q(v) for v in window])
     var = (n * np.var(x, axis=0) + SHRINK_DRAWS) / (n + SHRINK_DRAWS)
     whitened.scale = np.sqrt(var)
+    return q
 
 
-def _recentre(whitened: Whitened, window: Array, curvature: _Curvature) -> None:
-    """The non-centred metric rebuilt at the window's mean ln alpha_g and ln
-    beta (the data curvature stays w_map's): where the chain finds alpha
-    far from the evidence value (near-separable classes: 100 times smaller
-    on digits) the data-determined directions of z = sqrt(alpha) w scale
-    with it. ln alpha and ln beta get the window's spread as their scales
-    (regularised towards the old ones)."""
+def _recentre(whitened: Whitened, window: Array, curvature: _Curvature, q: Array,
+              kappa: Array | None = None):
+    """The non-centred target's metric rebuilt at the window's mean ln
+    alpha_g and ln beta: where the chain finds alpha far from the evidence
+    value (near-separable classes: 100 times smaller on digits) the
+    data-determined directions of z scale with it; with new non-centring
+    exponents ``kappa`` if given. ln alpha and ln beta get the window's
+    spread as their scales (regularised towards the old ones). Returns the
+    window and q in the new coordinates."""
     target, W, n = whitened.target, whitened.n_weights, len(window)
     G = target.hyper.n_groups
     var = np.var(window[:, W:], axis=0)
@@ -214,10 +266,18 @@ def _recentre(whitened: Whitened, window: Array, curvature: _Curvature) -> None:
     mean = np.mean(window[:, W:], axis=0)
     alpha_g = np.exp(mean[:G])
     beta = float(np.exp(mean[G])) if target.regression else None
+    weights = np.array([target.weights(v) for v in window])
+    hyper = [(np.exp(v[W:W + G]), float(np.exp(v[W + G])) if target.regression else None)
+             for v in window]
+    current = (target.weights(q), np.exp(q[W:W + G]),
+               float(np.exp(q[W + G])) if target.regression else None)
     alpha_w = alpha_g[target.hyper.groups]
-    w_mean = np.mean([target.weights(q) for q in window], axis=0)
-    whitened.reset(target.start(w_mean, alpha_g, beta),
-                   curvature.factor(alpha_w, beta, np.sqrt(alpha_w)), np.sqrt(var))
+    if kappa is not None:
+        target.set_kappa(kappa)
+    whitened.reset(target.start(weights.mean(axis=0), alpha_g, beta),
+                   curvature.factor(alpha_w, beta, target.scale(alpha_g)), np.sqrt(var))
+    window = np.array([target.start(w, *h) for w, h in zip(weights, hyper)])
+    return window, target.start(*current)
 
 
 def _progress(opts: dict, i: int, step: float) -> None:
