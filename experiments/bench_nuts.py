@@ -14,6 +14,16 @@ Printed: leapfrog steps per transition, microseconds per leapfrog step
 the ESS per CPU second. mici must be installed (pip install mici).
 
     python experiments/bench_nuts.py [--iterations 1000] [--dataset wine]
+
+Measured (wine, 2 shared cores, one run):
+
+    sopt: 16.0 steps per transition, 266 us CPU per step, ESS 120 of 1000
+    mici: 17.1 steps per transition, 534 us CPU per step, ESS  66 of 1000
+
+The same trajectories cost half as much CPU in sopt's code (mici's
+per-step bookkeeping: state caching, metric objects, its tree recursion),
+so sample_posterior uses its own transitions; both ESS figures are one
+chain's (noisy, ~+-30%).
 """
 from __future__ import annotations
 

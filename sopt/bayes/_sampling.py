@@ -11,19 +11,22 @@ Without a hyperprior the target is the posterior over the weights in use,
 (beta = 1 for the cross-entropy errors), whose gradient is one backward pass,
 O(N W). With Gamma hyperpriors on alpha (one per weight group) and, for
 regression, on beta, three ways of integrating them
-(:mod:`sopt.bayes._sampling_targets`): jointly with the weights in the
-non-centred parametrisation w = z / sqrt(alpha) (the default), by Gibbs
-steps between transitions (Neal 1996, sec. 3.2), or analytically.
+(:mod:`sopt.bayes._sampling_targets`): jointly with the weights, partially
+non-centred (w = z / alpha^(kappa / 2), the degree chosen in the warm-up)
+with a centred Gibbs step of alpha and beta between transitions (the
+default), by Gibbs steps alone (Neal 1996, sec. 3.2), or analytically.
 
-The metric (mass matrix) is the Laplace precision A at w_MAP, so that the
-momentum p ~ N(0, A) and the velocity A^{-1} p match the posterior's scales
-and correlations to second order: for a Gaussian posterior with covariance
-A^{-1} the dynamics are then those of an isotropic one (Neal 2011 sec. 4.1).
-Its Cholesky factor is the one :func:`laplace` already computed; the
-sampler runs on the whitened coordinates x = L^T (w - w_MAP). In the
-non-centred coordinates the same precision reads D^{-1/2} A D^{-1/2} (D the
-prior precisions at the start), and ln alpha_g, ln beta get MacKay's
-(1992) error bars sqrt(2 / gamma_g) and sqrt(2 / (N K - gamma)) as scales.
+The metric (mass matrix) is the Laplace precision A = beta H + diag(alpha)
+from the data Hessian H at w_MAP, so that the momentum p ~ N(0, A) and the
+velocity A^{-1} p match the posterior's scales and correlations to second
+order: for a Gaussian posterior with covariance A^{-1} the dynamics are
+then those of an isotropic one (Neal 2011 sec. 4.1). The sampler runs on
+the whitened coordinates x = L^T (w - w_MAP), A = L L^T. In the partially
+non-centred coordinates the precision reads D^{-1/2} A D^{-1/2} (D =
+diag(alpha^kappa)); ln alpha_g and ln beta get MacKay's (1992) error bars
+sqrt(2 / gamma_g) and sqrt(2 / (N K - gamma)) as scales. The warm-up
+(Stan's windows) rescales the whitened coordinates by the spread the chain
+shows and moves the metric to the precisions the chain finds.
 """
 from __future__ import annotations
 
@@ -164,6 +167,20 @@ def adaptation_windows(n_warmup: int) -> list[tuple[int, int]]:
     return windows
 
 
+def _iteration(sampler: NUTS, whitened: Whitened, z, step: float, rng):
+    """A NUTS transition, then the target's step between transitions (Gibbs
+    or interweaving draws of the hyperparameters; none without them).
+    Returns the point (re-evaluated when that step moved it or changed U),
+    q there, and the transition's statistics."""
+    z, stats = sampler.transition(z, step, rng)
+    q = whitened.to_q(z.x)
+    moved = whitened.target.after_transition(q, rng)
+    if moved is not None:
+        q = moved
+        z = sampler.point(whitened.from_q(q))
+    return z, q, stats
+
+
 def _warm_up(sampler: NUTS, whitened: Whitened, x0: Array, rng, opts: dict):
     """n_warmup iterations of dual averaging of the step size (Hoffman and
     Gelman 2014, alg. 5), the metric adapted after each window of
@@ -179,12 +196,7 @@ def _warm_up(sampler: NUTS, whitened: Whitened, x0: Array, rng, opts: dict):
     pilot = _KappaPilot(whitened.target, len(windows))
     window, n0 = [], whitened.n_gradients
     for i in range(opts["n_warmup"]):
-        z, stats = sampler.transition(z, step, rng)
-        q = whitened.to_q(z.x)
-        moved = whitened.target.after_transition(q, rng)
-        if moved is not None:
-            q = moved
-            z = sampler.point(whitened.from_q(q))
+        z, q, stats = _iteration(sampler, whitened, z, step, rng)
         step = adapt.update(stats["accept_stat"])
         if opts["adapt_metric"]:
             window.append(q)
@@ -260,24 +272,20 @@ def _recentre(whitened: Whitened, window: Array, curvature: _Curvature, q: Array
     spread as their scales (regularised towards the old ones). Returns the
     window and q in the new coordinates."""
     target, W, n = whitened.target, whitened.n_weights, len(window)
-    G = target.hyper.n_groups
     var = np.var(window[:, W:], axis=0)
     var = (n * var + SHRINK_DRAWS * whitened.hyper_scale ** 2) / (n + SHRINK_DRAWS)
+    natural = [target.natural(v) for v in window]
+    now = target.natural(q)
     mean = np.mean(window[:, W:], axis=0)
-    alpha_g = np.exp(mean[:G])
-    beta = float(np.exp(mean[G])) if target.regression else None
-    weights = np.array([target.weights(v) for v in window])
-    hyper = [(np.exp(v[W:W + G]), float(np.exp(v[W + G])) if target.regression else None)
-             for v in window]
-    current = (target.weights(q), np.exp(q[W:W + G]),
-               float(np.exp(q[W + G])) if target.regression else None)
-    alpha_w = alpha_g[target.hyper.groups]
+    alpha_g = np.exp(mean[:target.hyper.n_groups])
+    beta = float(np.exp(mean[-1])) if target.regression else None
     if kappa is not None:
         target.set_kappa(kappa)
-    whitened.reset(target.start(weights.mean(axis=0), alpha_g, beta),
-                   curvature.factor(alpha_w, beta, target.scale(alpha_g)), np.sqrt(var))
-    window = np.array([target.start(w, *h) for w, h in zip(weights, hyper)])
-    return window, target.start(*current)
+    w_mean = np.mean([v[0] for v in natural], axis=0)
+    whitened.reset(target.start(w_mean, alpha_g, beta),
+                   curvature.factor(alpha_g[target.hyper.groups], beta,
+                                    target.scale(alpha_g)), np.sqrt(var))
+    return np.array([target.start(*v) for v in natural]), target.start(*now)
 
 
 def _progress(opts: dict, i: int, step: float) -> None:
@@ -297,12 +305,7 @@ def _run_chain(whitened: Whitened, x0: Array, rng, opts: dict) -> dict:
     rec = _empty_record(opts["n_draws"], whitened.n_weights, opts["n_groups"],
                         opts["beta"] is not None)
     for j in range(opts["n_draws"]):
-        z, stats = sampler.transition(z, step, rng)
-        q = whitened.to_q(z.x)
-        moved = target.after_transition(q, rng)
-        if moved is not None:
-            q = moved
-            z = sampler.point(whitened.from_q(q))
+        z, q, stats = _iteration(sampler, whitened, z, step, rng)
         _store(rec, j, target.weights(q), target.record(q, z.U), stats)
         _progress(opts, opts["n_warmup"] + j, step)
     rec["step_size"] = step
@@ -372,13 +375,16 @@ def sample_posterior(net, *args, **kwargs) -> SampledPosterior:
     groups : "single", "layers" or "inputs" (:func:`weight_groups`): one
         alpha per group under a hyperprior.
     hyper_update : under a hyperprior, "joint" (default: HMC on the weights
-        and ln alpha, ln beta together, non-centred: w = z / sqrt(alpha)),
-        "gibbs" (Neal's alternation: HMC on w given alpha, beta, then a
-        Gibbs draw of them) or "marginal" (HMC on w with alpha and beta
-        integrated out analytically, drawn afterwards from their
-        conditionals). On wine (linear softmax, Gamma(1, 1e-3), 2 x 1000
-        draws) the held-out probabilities' smallest bulk ESS was 657 joint,
-        25 gibbs, 44 marginal (``experiments/bench_sampling.py``).
+        and ln alpha, ln beta together, w = z / alpha^(kappa / 2) with
+        kappa_g = 1 - gamma_g / W_g or 1, whichever moves ln alpha further
+        per gradient in the warm-up, and a centred Gibbs draw of alpha and
+        beta after each transition), "gibbs" (Neal's alternation: HMC on w
+        given alpha, beta, then a Gibbs draw of them) or "marginal" (HMC on
+        w with alpha and beta integrated out analytically, drawn afterwards
+        from their conditionals). On wine (linear softmax, Gamma(1, 1e-3),
+        2 x 1000 draws) the held-out probabilities' smallest bulk ESS was
+        883 joint, 25 gibbs, 44 marginal (``experiments/bench_sampling.py
+        --hyper-update``).
     posterior : a :class:`LaplacePosterior` at w_map to take the metric and
         the start's scale from (else built by :func:`laplace` with
         ``hessian``, negative curvature clipped).

@@ -9,9 +9,11 @@ Three ways of treating the prior and noise precisions:
   q = w, U = beta E_D(w) + 1/2 sum_i alpha_i w_i^2 (:class:`Centred`);
 - integrated out analytically (:class:`Collapsed`): q = w, the prior of each
   group a multivariate Student-t;
-- sampled jointly with the weights in a non-centred parametrisation
-  (:class:`NonCentred`): q = (z, ln alpha_g, ln beta), w = z / sqrt(alpha)
-  (Papaspiliopoulos, Roberts and Skold 2007, "A general framework for the
+- sampled jointly with the weights in a partially non-centred
+  parametrisation (:class:`NonCentred`): q = (z, ln alpha_g, ln beta),
+  w = z / alpha^(kappa / 2) (Papaspiliopoulos, Roberts and Skold 2003,
+  "Non-centered parameterisations for hierarchical models and data
+  augmentation", Bayesian Statistics 7; 2007, "A general framework for the
   parametrization of hierarchical models", Statistical Science 22(1)).
 
 Each potential costs one forward and one backward pass, O(N W), plus O(W).
@@ -172,7 +174,7 @@ class NonCentred:
     hyperpriors, in q = (z (W_used,), ln alpha_g (G,), ln beta (regression))
     with w = z / alpha_g^(kappa_g / 2), partially non-centred: kappa_g = 1
     is the non-centred z = sqrt(alpha) w, kappa_g = 0 the centred z = w
-    (Papaspiliopoulos, Roberts and Skold 2003, 2007):
+    (Papaspiliopoulos, Roberts and Skold 2003, 2007; see the module):
 
         U(q) = beta E_D(w) + sum_g [alpha_g^(1 - kappa_g) |z_g|^2 / 2
                - (1 - kappa_g) (W_g / 2) ln alpha_g + b alpha_g - a ln alpha_g]
@@ -218,6 +220,13 @@ class NonCentred:
         z, log_alpha, _ = self._split(q)
         return z * np.exp(-0.5 * self.kappa * log_alpha)[self.hyper.groups]
 
+    def natural(self, q: Array) -> tuple:
+        """(w_used, alpha_g, beta or None) at q: ``start(*natural(q))`` is q,
+        and re-expresses q after :meth:`set_kappa`."""
+        _, log_alpha, log_beta = self._split(q)
+        return (self.weights(q), np.exp(log_alpha),
+                float(np.exp(log_beta)) if self.regression else None)
+
     def _terms(self, q: Array):
         """(U without beta E_D, E_D, beta, w, alpha^(1 - kappa) per weight)."""
         z, log_alpha, log_beta = self._split(q)
@@ -256,8 +265,8 @@ class NonCentred:
     def after_transition(self, q: Array, rng):
         """The centred Gibbs step of the precisions between two HMC
         transitions: alpha_g, beta drawn from their conditionals given w (as
-        :class:`Centred`), the weights kept, so z = sqrt(alpha) w moves with
-        them. It leaves the joint posterior invariant, and interweaving the
+        :class:`Centred`), the weights kept, so z = alpha^(kappa / 2) w moves
+        with them. It leaves the joint posterior invariant, and interweaving the
         two parametrisations mixes ln alpha faster than either (Yu and Meng
         2011, "To center or not to center", J. Comput. Graph. Stat. 20(3)):
         on wine the held-out probabilities' bulk ESS per thousand gradients
