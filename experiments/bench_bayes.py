@@ -2,7 +2,7 @@
 
 Run:  python experiments/bench_bayes.py [--quick] [--only NAME,...]
                                         [--no-peers] [--hidden [SIZES]]
-                                        [--json PATH]
+                                        [--sampling] [--json PATH]
 
 Protocol. Data sets bundled with scikit-learn (no downloads); a 70/30 split
 by ``train_test_split(..., test_size=0.3, random_state=0)``, stratified for
@@ -25,7 +25,9 @@ default settings; when their default ``hidden`` is not "auto" (or with
 ``--hidden``) also with the hidden sizes of the comparison table. Baselines:
 ``BayesianRidge``, ``ARDRegression``, ``GaussianProcessRegressor`` (ARD RBF +
 white noise; skipped above 2000 training points) for regression;
-``LogisticRegression`` for classification. Optional peer (``--no-peers`` to
+``LogisticRegression`` for classification. With ``--sampling`` also sopt
+with ``inference="sampling"`` (its defaults: hyperprior "gamma", 2 chains of
+500 + 1000 iterations). Optional peer (``--no-peers`` to
 skip; ``pip install .[peers]``): laplace-torch, the same tanh MLP trained to
 its maximum likelihood by full-batch Adam (``--peer-alpha A``: to the MAP
 under a prior of precision A instead), then a full-Hessian Laplace
@@ -178,12 +180,13 @@ def _timed_fit(est, X, y):
     return time.perf_counter() - t0
 
 
-def fit_sopt(task, Xtr, ytr, Xte, hidden=None, structure="dense"):
-    """sopt's estimator with defaults (``hidden`` and ``structure`` override
-    them)."""
+def fit_sopt(task, Xtr, ytr, Xte, hidden=None, structure=None, inference=None):
+    """sopt's estimator with defaults (``hidden``, ``structure`` and
+    ``inference`` override them)."""
     cls = BayesianMLPRegressor if task == "regression" else BayesianMLPClassifier
-    est = cls(structure=structure) if hidden is None else cls(hidden=hidden,
-                                                              structure=structure)
+    params = {k: v for k, v in (("hidden", hidden), ("structure", structure),
+                                ("inference", inference)) if v is not None}
+    est = cls(**params)
     t = _timed_fit(est, Xtr, ytr)
     if task == "regression":
         return est.predict(Xte, return_std=True), t, None
@@ -360,6 +363,9 @@ def bench_dataset(name, args, peer_version):
                 "structure", fit_sopt, (task, Xtr, ytr, Xte),
                 {"structure": s, "hidden": table_hidden if s in SUBSETS else None})
                for s in args.structures]
+    if args.sampling:
+        models.append(("sopt inference=sampling", "sopt", fit_sopt,
+                       (task, Xtr, ytr, Xte), {"inference": "sampling"}))
     if task == "regression":
         models += [("BayesianRidge", "baseline", fit_linear_bayes,
                     (BayesianRidge, Xtr, ytr, Xte), {}),
@@ -519,6 +525,9 @@ def parse_args(argv=None):
     p.add_argument("--peer-alpha", type=float, default=0.0,
                    help="prior precision (weight decay) of laplace-torch's MAP "
                         "training; default 0: maximum likelihood, prior by Laplace")
+    p.add_argument("--sampling", action="store_true",
+                   help="also run sopt with inference='sampling' (its defaults: "
+                        "hyperprior 'gamma', 2 chains of 500 + 1000 iterations)")
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS and torch threads (default 1, see the docstring)")
     p.add_argument("--json", metavar="PATH", help="write all numbers here")

@@ -38,7 +38,9 @@ class SampledPosterior:
     draws : (M, S, W) M chains of S draws, full layout (masked entries stay
         at w_map's). Memory M S W doubles.
     log_density : (M, S) ln p(w | D, alpha, beta) up to a constant at each
-        draw; with a hyperprior the joint ln p(w, alpha, beta | D).
+        draw; with a hyperprior the joint density of w and the precisions
+        (hyper_update="joint": of w, ln alpha, ln beta; "gibbs": of w,
+        alpha, beta; "marginal": of w alone).
     alpha : (M, S, G) prior precision of each weight group per draw under a
         hyperprior, else None; group_names : the G names.
     prior_alpha : (W,) the alpha given (fixed, or the hyperprior's start).

@@ -16,9 +16,10 @@ HERE = Path(__file__).resolve().parent
 # file -> {test name, or name[parameter id] -> the fast test that covers it}
 SLOW = {
     "test_sampling.py": {
-        "test_hyperprior_marginal_and_gibbs_agree_on_alpha":
-            "the Gibbs conditionals and the collapsed target's gradient, "
-            "checked fast in the same file",
+        "test_hyperprior_matches_the_exact_posterior_of_alpha_and_beta[gibbs]":
+            "test_gibbs_step_draws_alpha_and_beta_from_their_conditionals",
+        "test_hyperprior_matches_the_exact_posterior_of_alpha_and_beta[marginal]":
+            "test_collapsed_and_non_centred_gradients_match_finite_differences",
         "test_laplace_metric_beats_identity_on_a_badly_scaled_posterior":
             "test_conjugate_regression_matches_closed_form (samples with the "
             "Laplace metric)",

@@ -61,7 +61,6 @@ def test_pipeline_grid_search_and_parallel_cross_validation(diabetes):
 # cross-validation of the Laplace estimators, fast
 @pytest.mark.slow
 def test_sampling_estimator_in_a_pipeline_with_clone_and_cross_validation(diabetes):
-    pytest.importorskip("mici")
     X, y = diabetes[0][:90], diabetes[1][:90]
     pipe = make_pipeline(StandardScaler(), BayesianMLPRegressor(
         hidden=(), inference="sampling", n_draws=50, n_warmup=50, random_state=1))

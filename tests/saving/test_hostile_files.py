@@ -274,7 +274,6 @@ def test_posterior_arrays_of_the_wrong_shape_are_refused(name, files, tmp_path):
 @pytest.fixture(scope="module")
 def sampled_file(tmp_path_factory):
     """Bytes of a saved SampledPosterior of a masked network, hyperprior on."""
-    pytest.importorskip("mici")
     net, w = _valid_objects()["net_w"]
     X = np.linspace(-1, 1, 12).reshape(6, 2)
     with warnings.catch_warnings():

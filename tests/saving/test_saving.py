@@ -90,7 +90,6 @@ def test_bayesian_objects_round_trip_bit_identical(how, which, fitted, data, tmp
 def sampled(data):
     """Estimators fitted with inference="sampling" (few draws; a hyperprior
     for the classifier, so that per-draw alphas are stored too)."""
-    pytest.importorskip("mici")
     X, t, _ = data
     settings = dict(hidden=(), max_cycles=4, inference="sampling", n_draws=8, n_warmup=8)
     with warnings.catch_warnings():
@@ -392,7 +391,8 @@ def test_format_1_objects_have_every_attribute_of_a_fresh_fit(fitted):
         assert old.hidden_ == tuple(l.size for l in old.network_.layers[:-1])
         assert old.skip_coef_ is None and old.evidence_by_hidden_ == {}
         # parameters added since take their defaults: the older fit's inference
-        assert old.get_params()["inference"] == "laplace" and old.hyperprior is None
+        assert old.get_params()["inference"] == "laplace"
+        assert old.hyperprior == type(old)().hyperprior
         post = old.posterior_
         assert post.gradient is None and post.data_gradient is None
         assert post.newton_decrement is None
