@@ -41,6 +41,8 @@ Threads. BLAS (through threadpoolctl, which scikit-learn installs) and torch
 run on ``--threads`` threads, default 1: on a small machine shared with other
 jobs, oversubscribed threads made a 5-unit MLP's Adam step 6x slower in torch
 and made timings swing between runs; every model gets the same number.
+``--threads 0`` sets nothing: each library runs as a user's script would
+(its own thread defaults, whatever the environment says).
 """
 from __future__ import annotations
 
@@ -529,7 +531,8 @@ def parse_args(argv=None):
                    help="also run sopt with inference='sampling' (its defaults: "
                         "hyperprior 'gamma', 2 chains of 500 + 1000 iterations)")
     p.add_argument("--threads", type=int, default=1,
-                   help="BLAS and torch threads (default 1, see the docstring)")
+                   help="BLAS and torch threads (default 1; 0: the libraries' own "
+                        "defaults, see the docstring)")
     p.add_argument("--json", metavar="PATH", help="write all numbers here")
     p.add_argument("--structures", type=_structure_list, default=_structure_list(""),
                    help="comma-separated posterior structures to add as rows beside "
@@ -548,7 +551,7 @@ def main(argv=None):
     args = parse_args(argv)
     t_start = time.perf_counter()
     peer_version = None if args.no_peers else peer_available()
-    if peer_version is not None:
+    if peer_version is not None and args.threads:
         import torch
         torch.set_num_threads(args.threads)
     env = environment(peer_version, args.threads)
@@ -559,9 +562,10 @@ def main(argv=None):
              ", laplace-torch: " + ("skipped (--no-peers)" if args.no_peers
                                     else "not installed")))
     print(f"CPU: {env['processor']}; SIMD baseline {','.join(env['simd']['baseline'])}, "
-          f"found {','.join(env['simd']['found'])}; {args.threads} thread(s)")
+          f"found {','.join(env['simd']['found'])}; "
+          + (f"{args.threads} thread(s)" if args.threads else "default threads"))
     rows = []
-    with threadpool_limits(limits=args.threads):
+    with threadpool_limits(limits=args.threads or None):
         for name in args.names:
             rows += bench_dataset(name, args, peer_version)
     for task in ("regression", "classification"):
