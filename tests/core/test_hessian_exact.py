@@ -470,6 +470,29 @@ def test_output_fed_by_every_earlier_node_with_masks():
     # masked entries: no weight decay either, so zero rows and columns
     assert np.all(H[idx, :] == 0.0) and np.all(H[:, idx] == 0.0)
 
+@pytest.mark.parametrize("unit_pairs_limit", [0, 36, 10**6])
+def test_layer_blocks_by_unit_and_by_pairs_agree(unit_pairs_limit, monkeypatch):
+    """The layer blocks are summed either over gathered (unit, input) pairs
+    or by one product per unit, by the layer sizes: a 9-unit layer (45 unit
+    pairs) and 2-unit layers, cross blocks with fewer and more unit pairs
+    than inputs, and masks; each way forced for the diagonal blocks against
+    R-propagation."""
+    monkeypatch.setattr(sopt.hessian, "DIRECT_MAX_UNIT_PAIRS", unit_pairs_limit)
+    rng = np.random.default_rng(11)
+    net = sopt.Network(n_inputs=7)
+    wide = net.add_layer(9, "tanh", inputs=[net.input])
+    narrow = net.add_layer(2, "logistic", inputs=[wide, net.input],
+                           masks={net.input: np.eye(2, 7)})
+    net.add_layer(3, "softmax", inputs=[narrow, wide, net.input], output=True)
+    w = net.init_weights(seed=2) + 0.3 * rng.standard_normal(net.n_weights)
+    X = rng.standard_normal((13, 7))
+    obj = sopt.Objective(net, X, rng.integers(0, 3, 13), loss="softmax_ce")
+    H = obj.hessian(w)
+    assert rel_err(obj.hessian(w, algorithm="rop"), H) < EXACT_RTOL
+    assert rel_err(obj.hessian(w, "gauss_newton"),
+                   obj.hessian(w, "gauss_newton", algorithm="rop")) < EXACT_RTOL
+
+
 
 # ------------------------------------------------------------ by hand
 @pytest.mark.parametrize("K", [1, 3])
