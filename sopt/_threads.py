@@ -13,13 +13,15 @@ docs/PERFORMANCE.md has the table the threshold comes from).
 are below :data:`BLAS_MIN_SIZE` and restores the caller's setting after it;
 above, it leaves the caller's setting alone. threadpoolctl (a dependency of
 scikit-learn, and of sopt) sets and restores the limit; it is imported on
-first use. Setting the limit costs from half a millisecond to 10 ms (it
-reads the process's memory map to find the BLAS libraries: 10 ms beside
-scikit-learn's and scipy's on the 2-core machine of docs/PERFORMANCE.md),
-so it is taken around whole operations (an evidence fit, a posterior, a
-prediction), never per matrix product, and a scope inside another that
-already holds one thread (a posterior's solve inside an evidence fit's
-cycle) sets nothing again.
+first use. Finding the BLAS libraries means reading the process's memory
+map (1-10 ms: 10 ms beside scikit-learn's and scipy's on the 2-core
+machine of docs/PERFORMANCE.md), so it is done once, by one kept
+``ThreadpoolController`` whose later limits cost ~0.02 ms; it knows the
+libraries loaded at its first use, which include the numpy and scipy BLAS
+that sopt calls (both are imported with sopt). Scopes are still taken
+around whole operations (an evidence fit, a posterior, a prediction), and
+a scope inside another that already holds one thread (a posterior's solve
+inside an evidence fit's cycle) sets nothing again.
 """
 from __future__ import annotations
 
@@ -39,8 +41,7 @@ def blas_threads_for(size: int):
     if size >= BLAS_MIN_SIZE or getattr(_held, "one_thread", False):
         yield
         return
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _controller().limit(limits=1, user_api="blas"):
         _held.one_thread = True
         try:
             yield
@@ -50,3 +51,12 @@ def blas_threads_for(size: int):
 
 #: per thread: whether a blas_threads_for scope holds one BLAS thread now
 _held = threading.local()
+_kept = []
+
+
+def _controller():
+    """The process's one ThreadpoolController, made on first use."""
+    if not _kept:
+        from threadpoolctl import ThreadpoolController
+        _kept.append(ThreadpoolController())
+    return _kept[0]

@@ -46,3 +46,22 @@ def test_large_matrices_keep_the_callers_threads():
             assert _blas_threads() == callers
         with blas_threads_for(BLAS_MIN_SIZE - 1):
             assert _blas_threads() == 1
+
+
+def test_the_blas_libraries_are_found_once(monkeypatch):
+    """Finding the BLAS libraries reads the process's memory map (1-10 ms);
+    the scopes reuse one controller instead of searching on every entry."""
+    import sopt._threads as threads
+    made = []
+
+    class Counting(threadpoolctl.ThreadpoolController):
+        def __init__(self):
+            made.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Counting)
+    monkeypatch.setattr(threads, "_kept", [])
+    for _ in range(3):
+        with blas_threads_for(10):
+            assert _blas_threads() == 1
+    assert len(made) == 1
