@@ -63,5 +63,7 @@ def test_the_blas_libraries_are_found_once(monkeypatch):
     monkeypatch.setattr(threads, "_kept", [])
     for _ in range(3):
         with blas_threads_for(10):
-            assert _blas_threads() == 1
-    assert len(made) == 1
+            pass
+    assert len(made) == 1          # (threadpool_info would make its own)
+    with blas_threads_for(10):
+        assert _blas_threads() == 1
