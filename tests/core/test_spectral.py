@@ -10,8 +10,6 @@ the probes' known variance (Hutchinson: 2 sum_{i != j} M_ij^2 per probe).
 Where the quadrature runs n steps it is exact per probe, and is compared
 with z^T f(M) z computed densely for the same probes at round-off level.
 """
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -263,14 +261,6 @@ def test_density_integrates_to_one_and_plots(problem, tmp_path):
     assert fig.axes[0].get_yscale() == "log"
     import matplotlib.pyplot as plt
     plt.close(fig)
-
-
-def test_importing_spectral_does_not_import_matplotlib():
-    code = ("import sopt.spectral, sys; "
-            "print('matplotlib' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 # ------------------------------------------------------------ bad input
