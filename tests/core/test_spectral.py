@@ -296,6 +296,11 @@ def test_bad_input(problem):
 
 
 # ------------------------------------------------------------ sharded
+# slow: three tools on a cluster, each of many round trips. They take the
+# objective's products only (hvp, gnvp), which
+# tests/sharded/test_sharded_objective.py::test_products_equal_in_memory
+# checks fast against the in-memory ones, on vectors and blocks alike
+@pytest.mark.slow
 def test_spectral_tools_on_a_sharded_objective(problem, client):
     """The same probes give the same numbers: the sharded products differ
     from the in-memory ones by the order of summation only."""
