@@ -1,29 +1,53 @@
 """What ``import sopt`` costs: no scikit-learn, dask or matplotlib until a
-part that needs them is used."""
+part that needs them is used.
+
+One fresh interpreter serves every test here (each start of Python with
+numpy and scipy costs about a second of CPU): it imports sopt's modules,
+prints what is loaded, then loads a file holding an estimator and prints
+what is loaded again."""
 import subprocess
-from pathlib import Path
 import sys
+
+import pytest
 
 from helpers import DATA
 
+HEAVY = ("sklearn", "dask", "distributed", "matplotlib")
 
-def _modules_after(code: str) -> set:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\n"
-                          "print(' '.join(sorted(sys.modules)))"],
+
+def _loaded_modules(code: str) -> list:
+    """Run ``code`` in a fresh interpreter; ``code`` calls ``dump()`` to print
+    the names in sys.modules on one line. Returns one set per ``dump()``."""
+    prelude = "import sys\ndef dump():\n    print(' '.join(sorted(sys.modules)))\n"
+    out = subprocess.run([sys.executable, "-c", prelude + code],
                          capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
+    return [set(line.split()) for line in out.stdout.splitlines()]
 
 
-def test_import_sopt_imports_no_heavy_dependency():
-    loaded = _modules_after("import sopt, sopt.bayes, sopt.optimize")
-    for heavy in ("sklearn", "dask", "distributed", "matplotlib"):
-        assert heavy not in loaded, heavy
+@pytest.fixture(scope="module")
+def loaded():
+    """{'import': modules after importing sopt's public modules,
+    'load': modules after also loading a file holding a regressor}."""
+    fixture = DATA / "format2.sopt"
+    after_import, after_load = _loaded_modules(
+        "import sopt, sopt.bayes, sopt.optimize, sopt.spectral\ndump()\n"
+        f"m = sopt.load({str(fixture)!r})\n"
+        "assert type(m['regressor']).__name__ == 'BayesianMLPRegressor'\ndump()\n")
+    return {"import": after_import, "load": after_load}
 
 
-def test_a_file_holding_an_estimator_imports_scikit_learn_on_load():
+def test_import_sopt_imports_no_heavy_dependency(loaded):
+    assert "sopt.bayes" in loaded["import"]      # the probe did import them
+    for heavy in HEAVY:
+        assert heavy not in loaded["import"], heavy
+
+
+def test_importing_spectral_does_not_import_matplotlib(loaded):
+    assert "sopt.spectral" in loaded["import"]
+    assert "matplotlib" not in loaded["import"]
+
+
+def test_a_file_holding_an_estimator_imports_scikit_learn_on_load(loaded):
     """Its class is registered by the estimators' module, imported when the
     file names it."""
-    fixture = DATA / "format2.sopt"
-    loaded = _modules_after(f"import sopt\nm = sopt.load({str(fixture)!r})\n"
-                            "assert type(m['regressor']).__name__ == 'BayesianMLPRegressor'")
-    assert "sklearn" in loaded
+    assert "sklearn" in loaded["load"]

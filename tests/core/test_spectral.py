@@ -10,8 +10,6 @@ the probes' known variance (Hutchinson: 2 sum_{i != j} M_ij^2 per probe).
 Where the quadrature runs n steps it is exact per probe, and is compared
 with z^T f(M) z computed densely for the same probes at round-off level.
 """
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -265,14 +263,6 @@ def test_density_integrates_to_one_and_plots(problem, tmp_path):
     plt.close(fig)
 
 
-def test_importing_spectral_does_not_import_matplotlib():
-    code = ("import sopt.spectral, sys; "
-            "print('matplotlib' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 # ------------------------------------------------------------ bad input
 def test_bad_input(problem):
     obj, w = problem
@@ -306,6 +296,11 @@ def test_bad_input(problem):
 
 
 # ------------------------------------------------------------ sharded
+# slow: three tools on a cluster, each of many round trips. They take the
+# objective's products only (hvp, gnvp), which
+# tests/sharded/test_sharded_objective.py::test_products_equal_in_memory
+# checks fast against the in-memory ones, on vectors and blocks alike
+@pytest.mark.slow
 def test_spectral_tools_on_a_sharded_objective(problem, client):
     """The same probes give the same numbers: the sharded products differ
     from the in-memory ones by the order of summation only."""

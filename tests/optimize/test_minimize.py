@@ -173,7 +173,10 @@ def test_callback_returning_an_array_is_refused(method):
 
 
 # ----------------------------------------------------------- gtol_rel
-@pytest.mark.parametrize("method", ALL)
+# gd slow (thousands of iterations on Rosenbrock): newton and lm, fast, stop
+# through the same outer loop (optimize/_loop.py) and its gtol_rel test
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m == "gd"
+                                    else m for m in ALL])
 def test_gtol_rel_needs_no_rescaling(method):
     """E = c rosen, as a sum over c patterns would scale it: gtol_rel = 1e-3
     stops every method at |g|_inf <= 1e-3 |g(w0)|_inf for c = 1 and c = 1e6

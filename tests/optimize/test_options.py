@@ -117,8 +117,10 @@ def test_unknown_option_warns_and_is_ignored(method):
     assert res.nit <= 2
 
 
-@pytest.mark.parametrize("options", [{"gtol": np.float32(1e-5)}, {"maxiter": np.int64(3)},
-                                     {"mu_min": np.float64(1e-6), "c1": 0.25}])
+# ten iterations use each option (the runs to gtol take ~150)
+@pytest.mark.parametrize("options", [{"gtol": np.float32(1e-5), "maxiter": 10},
+                                     {"maxiter": np.int64(3)},
+                                     {"mu_min": np.float64(1e-6), "c1": 0.25, "maxiter": 10}])
 def test_numpy_scalars_are_accepted(options):
     obj, w = small_objective()
     with warnings.catch_warnings():

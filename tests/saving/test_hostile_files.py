@@ -375,11 +375,7 @@ def _use(obj):
         obj.sample(2, seed=0)
 
 
-@settings(max_examples=150, deadline=2000, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.too_slow])
-@given(damaged=damaged_files())
-def test_damaged_and_forged_files_fail_only_with_value_errors(damaged, tmp_path):
+def _damaged_file_fails_only_with_a_value_error(damaged, tmp_path):
     path = tmp_path / "fuzz.sopt"
     path.write_bytes(damaged)
     result, peak = _load_peak(path)
@@ -393,6 +389,26 @@ def test_damaged_and_forged_files_fail_only_with_value_errors(damaged, tmp_path)
             _use(result)
         except ValueError:
             pass        # an unusable but well-formed object refuses with ValueError
+
+
+def _fuzz_settings(n):
+    return settings(max_examples=n, deadline=2000, derandomize=True,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+
+
+# slow: 150 files (1.4 s); the test below draws 40 by the same strategy, fast
+@pytest.mark.slow
+@_fuzz_settings(150)
+@given(damaged=damaged_files())
+def test_damaged_and_forged_files_fail_only_with_value_errors(damaged, tmp_path):
+    _damaged_file_fails_only_with_a_value_error(damaged, tmp_path)
+
+
+@_fuzz_settings(40)
+@given(damaged=damaged_files())
+def test_forty_damaged_and_forged_files_fail_only_with_value_errors(damaged, tmp_path):
+    _damaged_file_fails_only_with_a_value_error(damaged, tmp_path)
 
 
 # ------------------------------------------------------------------- paths

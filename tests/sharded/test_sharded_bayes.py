@@ -114,6 +114,12 @@ def test_laplace_rejects_what_is_not_an_objective(client):
         laplace(obj, w, loss="sse", alpha=alpha, beta=beta)
 
 
+# slow: 43 cluster round trips. An evidence cycle on shards is minimize and
+# laplace on the objective and its with_alpha copy, each checked fast here
+# (test_laplace_on_sharded_objective_equals_in_memory,
+# test_with_alpha_shares_the_data) and in test_sharded_objective.py
+# (test_minimize_reaches_the_in_memory_minimum)
+@pytest.mark.slow
 def test_evidence_fit_on_sharded_objective_follows_in_memory(client):
     net, X, T, alpha, beta, w = problem("sse")     # start at a w_MAP: few
     kw = dict(w0=w, alpha=alpha, beta=beta, max_cycles=2)   # Newton steps a cycle
