@@ -9,16 +9,23 @@ shape, out of range, an unknown name) raises ValueError.
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
-import scipy.sparse
 
+
+
+def _is_sparse(x) -> bool:
+    """scipy.sparse.issparse without importing scipy.sparse (0.2 s): an
+    object can only be a sparse matrix once that module is loaded."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(x)
 
 def as_float_array(x, name: str, bool_ok: bool = True) -> np.ndarray:
     """x as a float64 array, or a TypeError naming ``name``. Booleans are
     numbers in data (X, T: 0/1 features and labels) but not in a point of
     weight space (``bool_ok=False``: w, w0, a finite-difference point)."""
-    if scipy.sparse.issparse(x):
+    if _is_sparse(x):
         raise TypeError(f"{name}: sparse matrices are not supported; convert "
                         f"with {name}.toarray() (got {type(x).__name__})")
     try:
@@ -111,7 +118,7 @@ def check_estimator_data(x, name: str):
         # in scikit-learn's words (its check_requires_y_none looks for them)
         raise DataTypeError(f"{name}: Expected array-like (array or non-string "
                             f"sequence), got None")
-    if scipy.sparse.issparse(x):
+    if _is_sparse(x):
         return x                    # scikit-learn's own message (TypeError)
     try:
         dtype = np.asarray(x).dtype

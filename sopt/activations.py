@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.special import expit
 
 from .tanh_table import tanh as _tanh
 
@@ -83,6 +82,13 @@ class Activation:
     def __reduce_ex__(self, protocol):
         return reduce_by_name(self, ACTIVATIONS, get_activation, protocol)
 
+
+
+def expit(a: Array, out: Array | None = None) -> Array:
+    """The logistic 1 / (1 + e^-a), scipy's (accurate in both tails),
+    imported on first use: scipy.special costs ~0.4 s of import."""
+    from scipy.special import expit as scipy_expit
+    return scipy_expit(a) if out is None else scipy_expit(a, out=out)
 
 def reduce_by_name(obj, table: dict, lookup: Callable, protocol):
     """``__reduce_ex__`` of an entry of a table of built-ins (activations,

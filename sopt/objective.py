@@ -6,10 +6,9 @@ have zero gradient and zero Hessian rows whatever alpha is.
 from __future__ import annotations
 
 import copy
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator
 
 from ._validation import (as_float_array, check_finite,
                           check_inputs, check_positive_int, check_weights)
@@ -18,6 +17,9 @@ from . import finite_diff
 from ._deprecation import renamed_property, warn_renamed
 from . import hessian as _hessian
 from .evaluation import Evaluation
+
+if TYPE_CHECKING:       # scipy.sparse costs 0.2-0.3 s of import: on first use
+    from scipy.sparse.linalg import LinearOperator
 from .losses import Loss, OutputLoss, get_loss
 from .network import Network
 
@@ -201,6 +203,7 @@ class ObjectiveCallables:
         return self._operator(lambda V: self.gnvp(w, V))
 
     def _operator(self, product) -> LinearOperator:
+        from scipy.sparse.linalg import LinearOperator
         W = self.net.n_weights
         matvec = lambda v: product(np.ravel(v))   # noqa: E731
         return LinearOperator((W, W), matvec=matvec, rmatvec=matvec,

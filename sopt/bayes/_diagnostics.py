@@ -11,8 +11,6 @@ scalar quantities, and works on all P at once.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtri
-from scipy.stats import rankdata
 
 Array = np.ndarray
 
@@ -29,6 +27,9 @@ def _rank_normalise(x: Array) -> Array:
     """Normal scores of the pooled ranks, (M, S, P): Phi^{-1}((r - 3/8) /
     (MS + 1/4)) (Blom's offset), so that R-hat and ESS do not hinge on
     heavy tails. Ties get their average rank."""
+    # scipy.stats and scipy.special cost ~0.8 s of import: only when sampling
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
     M, S, P = x.shape
     r = rankdata(x.reshape(M * S, P), axis=0, method="average")
     return ndtri((r - 0.375) / (M * S + 0.25)).reshape(M, S, P)

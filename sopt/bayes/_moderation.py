@@ -3,7 +3,7 @@ posterior of the output pre-activations (PRML sec. 4.5.2 and 5.7.3)."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
+from ..activations import expit
 
 from .._validation import check_positive_int
 from ..activations import softmax

@@ -26,14 +26,26 @@ def _loaded_modules(code: str) -> list:
 
 @pytest.fixture(scope="module")
 def loaded():
-    """{'import': modules after importing sopt's public modules,
-    'load': modules after also loading a file holding a regressor}."""
+    """{'sopt': modules after ``import sopt``, 'import': after importing
+    sopt's public modules, 'load': after also loading a file holding a
+    regressor}."""
     fixture = DATA / "format2.sopt"
-    after_import, after_load = _loaded_modules(
-        "import sopt, sopt.bayes, sopt.optimize, sopt.spectral\ndump()\n"
+    after_sopt, after_import, after_load = _loaded_modules(
+        "import sopt\ndump()\n"
+        "import sopt.bayes, sopt.optimize, sopt.spectral\ndump()\n"
         f"m = sopt.load({str(fixture)!r})\n"
         "assert type(m['regressor']).__name__ == 'BayesianMLPRegressor'\ndump()\n")
-    return {"import": after_import, "load": after_load}
+    return {"sopt": after_sopt, "import": after_import, "load": after_load}
+
+
+def test_import_sopt_loads_only_the_core(loaded):
+    """``import sopt`` gives the network, objective and derivatives; the
+    subpackages and the heavy parts of scipy (each 0.2-0.4 s of import)
+    come with the first use of what needs them."""
+    assert "sopt.objective" in loaded["sopt"]
+    for lazy in ("sopt.bayes", "sopt.optimize", "sopt.spectral", "scipy.optimize",
+                 "scipy.special", "scipy.sparse", "scipy.stats"):
+        assert lazy not in loaded["sopt"], lazy
 
 
 def test_import_sopt_imports_no_heavy_dependency(loaded):
