@@ -199,17 +199,17 @@ def test_a_loop_settled_on_loose_training_trains_once_more(monkeypatch):
 
 def test_an_evidence_fit_sets_the_blas_limit_once(monkeypatch):
     """The fit's own scope holds one BLAS thread; the scopes of each cycle's
-    posterior (its construction, its solve) inside it set nothing again
-    (each setting reads the process's memory map: 10 ms)."""
-    import threadpoolctl
+    posterior (its construction, its solve) inside it set nothing again."""
+    import sopt._threads as threads
     calls = []
-    original = threadpoolctl.threadpool_limits
+    controller = threads._controller()
 
-    def counting(*args, **kwargs):
-        calls.append(kwargs)
-        return original(*args, **kwargs)
+    class Counting:
+        def limit(self, **kwargs):
+            calls.append(kwargs)
+            return controller.limit(**kwargs)
 
-    monkeypatch.setattr(threadpoolctl, "threadpool_limits", counting)
+    monkeypatch.setattr(threads, "_kept", [Counting()])
     X, T = softmax_problem()
     res = quiet_evidence_fit(sopt.mlp([4, 3], output="softmax"), X, T,
                              loss="softmax_ce")
