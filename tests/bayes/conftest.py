@@ -16,6 +16,9 @@ HERE = Path(__file__).resolve().parent
 # file -> {test name, or name[parameter id] -> the fast test that covers it}
 SLOW = {
     "test_sampling.py": {
+        "test_hyperprior_matches_the_exact_posterior_of_alpha_and_beta[joint]":
+            "test_non_centred_density_is_the_joint_posterior_in_its_coordinates "
+            "and test_gibbs_step_draws_alpha_and_beta_from_their_conditionals",
         "test_hyperprior_matches_the_exact_posterior_of_alpha_and_beta[gibbs]":
             "test_gibbs_step_draws_alpha_and_beta_from_their_conditionals",
         "test_hyperprior_matches_the_exact_posterior_of_alpha_and_beta[marginal]":
