@@ -265,7 +265,7 @@ def test_classification_draws_and_probabilities():
     ({"n_warmup": -1}, "n_warmup"), ({"target_accept": 1.0}, "target_accept"),
     ({"target_accept": 0.0}, "target_accept"), ({"metric": "dense"}, "metric"),
     ({"hyperprior": "cauchy"}, "hyperprior"), ({"hyper_update": "centred"}, "hyper_update"),
-    ({"alpha": None}, "alpha"), ({"beta": None}, "beta"),
+    ({"alpha": None}, "alpha"), ({"beta": None}, "beta"), ({"n_jobs": 0}, "n_jobs"),
 ])
 def test_bad_settings_name_the_argument(kwargs, name):
     net, X, t, _ = _linear_problem()
@@ -284,6 +284,31 @@ def test_non_finite_start_and_wrong_types_are_errors():
                          n_draws=10.5)
     with pytest.raises(TypeError, match="net"):
         sample_posterior("net", X, t)
+
+
+@pytest.mark.parametrize("hyperprior", [None, "gamma"])
+def test_chains_in_processes_give_the_serial_draws(hyperprior, capsys):
+    """Each chain owns a generator spawned from the seed, so running the
+    chains in forked processes changes nothing but the time; the workers'
+    progress reaches this process's stderr."""
+    net, X, t, Phi = _linear_problem()
+    m, _ = _closed_form(Phi, t, 1.0, 4.0)
+    runs = {}
+    for n_jobs in (1, 3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)   # short chains
+            runs[n_jobs] = sample_posterior(
+                net, X, t, m, loss="sse", alpha=1.0, beta=4.0, n_draws=30,
+                n_warmup=30, n_chains=3, seed=5, hyperprior=hyperprior,
+                n_jobs=n_jobs, progress=True)
+    serial, forked = runs[1], runs[3]
+    np.testing.assert_array_equal(serial.draws, forked.draws)
+    np.testing.assert_array_equal(serial.n_steps, forked.n_steps)
+    assert not np.array_equal(serial.draws[0], serial.draws[1])   # chains differ
+    if hyperprior is not None:
+        np.testing.assert_array_equal(serial.alpha, forked.alpha)
+    err = capsys.readouterr().err
+    assert err.count("chain 3/3: iteration 60/60") == 2          # both runs
 
 
 def test_short_chains_warn():
