@@ -131,7 +131,7 @@ def run_sopt(net, Xtr, T, loss, Xte, yte, ev, t_ev, args, hyperprior):
         sp = sample_posterior(net, Xtr, T, ev.w, loss=loss, posterior=ev.posterior,
                               hyperprior=hyperprior, hyper_update=args.hyper_update,
                               n_draws=args.draws, n_warmup=args.warmup,
-                              n_chains=args.chains, seed=0)
+                              n_chains=args.chains, seed=0, n_jobs=args.n_jobs)
         t = time.perf_counter() - t0 + t_ev        # the MAP and metric included
     W = net.n_weights
     probs = np.stack([net.forward(w, Xte) for w in sp.draws.reshape(-1, W)])
@@ -139,6 +139,7 @@ def run_sopt(net, Xtr, T, loss, Xte, yte, ev, t_ev, args, hyperprior):
     r, e = diagnose(p)
     return {"nll": nll(p.mean(axis=(0, 1))), "time": t, "rhat": r, "ess": e,
             "steps": float(np.mean(sp.n_steps)), "div": sp.n_divergent,
+            "load": os.getloadavg()[0],
             "alpha": (float(np.mean(np.log(sp.alpha))) if sp.alpha is not None
                       else None)}
 
@@ -193,7 +194,7 @@ def run_numpyro(Xtr, ytr, Xte, yte, alpha, hyperprior, args):
     extra = mcmc.get_extra_fields()
     alpha_draws = mcmc.get_samples().get("alpha")
     return {"nll": nll(p.mean(axis=(0, 1))), "time": t, "rhat": r, "ess": e,
-            "steps": float(np.mean(extra["num_steps"])),
+            "steps": float(np.mean(extra["num_steps"])), "load": os.getloadavg()[0],
             "div": int(np.sum(extra["diverging"])),
             "alpha": (None if alpha_draws is None
                       else float(np.mean(np.log(np.asarray(alpha_draws)))))}
@@ -213,7 +214,9 @@ def run(name, args):
     lap = nll(true_class_draws(p_lap[None, None], yte)[0, 0])
     lr = LogisticRegression(max_iter=10_000).fit(Xtr, ytr).predict_proba(Xte)
     rows = []
-    for prior, hyperprior in (("fixed", None), ("hyper", tuple(args.hyperprior))):
+    priors = {"fixed": None, "hyper": tuple(args.hyperprior)}
+    for prior in args.priors:
+        hyperprior = priors[prior]
         s = run_sopt(net, Xtr, T, loss, Xte, yte, ev, t_ev, args, hyperprior)
         n = (None if args.no_numpyro else
              run_numpyro(Xtr, ytr, Xte, yte, float(ev.alpha[0]), hyperprior, args))
@@ -228,13 +231,13 @@ def print_rows(name, res):
     for prior, s, n in res["rows"]:
         line = (f"  {prior:5s} sopt    NLL {s['nll']:.4f}  {s['time']:7.1f} s  "
                 f"steps {s['steps']:5.1f}  div {s['div']:3d}  R-hat {s['rhat']:.3f}  "
-                f"ESS {s['ess']:6.0f}"
+                f"ESS {s['ess']:6.0f}  load {s['load']:.1f}"
                 + ("" if s["alpha"] is None else f"  mean ln alpha {s['alpha']:.2f}"))
         print(line)
         if n is not None:
             print(f"  {prior:5s} numpyro NLL {n['nll']:.4f}  {n['time']:7.1f} s  "
                   f"steps {n['steps']:5.1f}  div {n['div']:3d}  R-hat {n['rhat']:.3f}  "
-                  f"ESS {n['ess']:6.0f}"
+                  f"ESS {n['ess']:6.0f}  load {n['load']:.1f}"
                   + ("" if n["alpha"] is None else f"  mean ln alpha {n['alpha']:.2f}"))
             print(f"  {prior:5s} |NLL difference| {abs(s['nll'] - n['nll']):.4f}; "
                   f"time sopt / numpyro {s['time'] / n['time']:.2f}")
@@ -254,7 +257,13 @@ def main():
                         choices=["joint", "gibbs", "marginal"])
     parser.add_argument("--numpyro-centred", action="store_true")
     parser.add_argument("--no-numpyro", action="store_true")
+    parser.add_argument("--priors", nargs="+", default=["fixed", "hyper"],
+                        choices=["fixed", "hyper"])
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="sopt's processes for the chains (default: one per "
+                             "chain up to the CPUs)")
     args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f}; sopt n_jobs {args.n_jobs}")
     print(f"{args.chains} chains x ({args.warmup} warm-up + {args.draws} draws); "
           f"hyperprior Gamma{tuple(args.hyperprior)}; sopt hyper_update="
           f"{args.hyper_update}; numpyro "
