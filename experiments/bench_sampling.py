@@ -214,15 +214,24 @@ def run(name, args):
     lap = nll(true_class_draws(p_lap[None, None], yte)[0, 0])
     lr = LogisticRegression(max_iter=10_000).fit(Xtr, ytr).predict_proba(Xte)
     rows = []
-    priors = {"fixed": None, "hyper": tuple(args.hyperprior)}
     for prior in args.priors:
-        hyperprior = priors[prior]
-        s = run_sopt(net, Xtr, T, loss, Xte, yte, ev, t_ev, args, hyperprior)
-        n = (None if args.no_numpyro else
-             run_numpyro(Xtr, ytr, Xte, yte, float(ev.alpha[0]), hyperprior, args))
-        rows.append((prior, s, n))
+        s = run_sopt(net, Xtr, T, loss, Xte, yte, ev, t_ev, args, PRIORS(args)[prior])
+        rows.append([prior, s, None])
     return {"alpha": float(ev.alpha[0]), "laplace": lap,
-            "lr": nll(lr[np.arange(len(yte)), yte]), "rows": rows}
+            "lr": nll(lr[np.arange(len(yte)), yte]), "rows": rows,
+            "data": (Xtr, ytr, Xte, yte)}
+
+
+def PRIORS(args):
+    return {"fixed": None, "hyper": tuple(args.hyperprior)}
+
+
+def add_numpyro(res, args):
+    """numpyro's rows beside sopt's, run after all of sopt's: jax starts
+    threads, and sopt's chains fork processes, which must not happen in a
+    process with jax's threads."""
+    for row in res["rows"]:
+        row[2] = run_numpyro(*res["data"], res["alpha"], PRIORS(args)[row[0]], args)
 
 
 def print_rows(name, res):
@@ -269,8 +278,11 @@ def main():
           f"{args.hyper_update}; numpyro "
           f"{'centred' if args.numpyro_centred else 'non-centred'}\n")
     with threadpool_limits(limits=1):
-        for name in args.datasets:
-            print_rows(name, run(name, args))
+        results = {name: run(name, args) for name in args.datasets}
+        for name, res in results.items():
+            if not args.no_numpyro:
+                add_numpyro(res, args)
+            print_rows(name, res)
 
 
 if __name__ == "__main__":
