@@ -369,9 +369,9 @@ class Whitened:
         if F is None:
             out[:n] = v[:n]
         elif F.ndim == 1:
-            out[:n] = F * v[:n]
+            np.multiply(F, v[:n], out=out[:n])
         else:
-            out[:n] = (F.T if transpose else F) @ v[:n]
+            np.matmul(F.T if transpose else F, v[:n], out=out[:n])
         return out
 
     def to_q(self, x: Array) -> Array:
