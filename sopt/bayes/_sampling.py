@@ -33,6 +33,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -531,8 +532,13 @@ def _chain_generators(seed, n_chains: int) -> list:
 def _n_jobs(n_jobs, n_chains: int) -> int:
     """Processes to run the chains in: ``n_jobs``, or (None) one per chain
     up to the CPUs this process may use; 1 where processes cannot be
-    forked."""
+    forked, and for None inside a process running other threads (a fork
+    copies only the calling thread, and a lock another thread holds stays
+    locked in the child: a worker of a threaded pool or a Dask worker
+    samples in turn)."""
     if n_jobs is None:
+        if threading.active_count() > 1:
+            return 1
         n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else (os.cpu_count() or 1)
     else:

@@ -7,6 +7,7 @@ whitened coordinate (true value 1) to 5 sqrt(2 / ESS), the standard error
 of a sample variance of a near-Gaussian quantity. Seeds are fixed, so the
 tests are deterministic; 5 sigma keeps a correct sampler from failing
 under another seed."""
+import threading
 import warnings
 
 import numpy as np
@@ -309,6 +310,22 @@ def test_chains_in_processes_give_the_serial_draws(hyperprior, capsys):
         np.testing.assert_array_equal(serial.alpha, forked.alpha)
     err = capsys.readouterr().err
     assert err.count("chain 3/3: iteration 60/60") == 2          # both runs
+
+
+def test_default_n_jobs_samples_in_turn_beside_other_threads():
+    """A fork copies only the calling thread: with other threads running
+    (a threaded pool's worker), n_jobs=None runs the chains in turn; an
+    explicit n_jobs is capped at the number of chains."""
+    from sopt.bayes._sampling import _n_jobs
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert _n_jobs(None, 4) == 1
+    finally:
+        release.set()
+        other.join()
+    assert _n_jobs(1, 4) == 1 and _n_jobs(8, 3) == 3
 
 
 def test_short_chains_warn():
