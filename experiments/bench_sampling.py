@@ -36,26 +36,36 @@ scikit-learn's LogisticRegression for reference.
 
     python experiments/bench_sampling.py [--draws 1000] [--warmup 500]
         [--chains 2] [--datasets wine iris breast_cancer digits]
-        [--hyperprior A B] [--hyper-update joint|gibbs|marginal]
-        [--numpyro-centred] [--no-numpyro]
+        [--priors fixed hyper] [--n-jobs N] [--hyperprior A B]
+        [--hyper-update joint|gibbs|marginal] [--numpyro-centred]
+        [--no-numpyro]
 
-Measured (defaults; AMD EPYC, 2 cores shared with other jobs, one run per
-data set; time: sopt's evidence fit + sampling, numpyro's compilation +
-sampling):
+sopt's chains run in forked processes (--n-jobs; default one per chain up
+to the CPUs), numpyro's in turn; numpyro runs after all of sopt's runs
+(jax's threads must not be in a process that forks). Each time is printed
+with the load average.
+
+Measured (defaults; AMD EPYC, 2 cores shared with other jobs, one run,
+load 1.5-1.9; time: sopt's evidence fit + sampling in 2 processes,
+numpyro's compilation + sampling):
 
     data    prior  NLL sopt  numpyro   time ratio  steps sopt/numpyro  R-hat, ESS sopt  numpyro
-    wine    fixed  0.0724    0.0712    0.45        7.8 / 15.3          1.004, 1776      1.003, 2007
-    wine    hyper  0.0428    0.0430    2.30        17.5 / 58.9         1.002, 883       1.004, 1044
-    iris    fixed  0.0699    0.0694    0.65        8.2 / 53.5          1.004, 1052      1.004, 1379
-    iris    hyper  0.0553    0.0576    1.45        13.9 / 67.7         1.002, 740       1.003, 1605
-    cancer  fixed  0.0940    0.0940    0.48        8.3 / 29.5          1.006, 1384      1.002, 1837
-    cancer  hyper  0.0926    0.0932    0.73        9.6 / 30.8          1.004, 1322      1.004, 1687
+    wine    fixed  0.0718    0.0721    0.35        11.4 / 15.2         1.003, 1756      1.004, 2250
+    wine    hyper  0.0439    0.0430    1.07        20.5 / 58.9         1.004, 557       1.004, 1044
+    iris    fixed  0.0698    0.0696    0.40        12.8 / 55.0         1.003, 1208      1.003, 1445
+    iris    hyper  0.0550    0.0576    0.76        13.7 / 67.7         1.007, 716       1.003, 1605
+    cancer  fixed  0.0941    0.0939    0.21        7.0 / 29.1          1.007, 1784      1.003, 1817
+    cancer  hyper  0.0935    0.0932    0.47        8.2 / 30.8          1.009, 1182      1.004, 1687
 
-The two samplers' NLL agree within 0.0023 everywhere. With the hyperprior
-sopt takes 3-6 times fewer leapfrog steps per iteration, each ~7 times
-dearer (sopt's objective in Python against numpyro's compiled one): slower
-on wine and iris, faster on breast cancer. The other ways of integrating
-alpha, same runs otherwise (held-out probabilities' R-hat, bulk ESS):
+With --n-jobs 1 (chains in turn, same draws) the hyper rows took 20.3,
+15.6 and 6.9 s against 14.2, 8.0 and 4.4 s in two processes (numpyro
+13.3, 10.4, 9.3 s). The two samplers' NLL agree within 0.0027 everywhere.
+Before the lean objective path and the processes (README of the previous
+version, chains in turn): time ratios 2.30, 1.45, 0.73 with the hyperprior.
+Digits, hyper, --warmup 150 --draws 100 (too short to converge: R-hat
+1.40 sopt, 1.10 numpyro): NLL 0.1167 / 0.1157, 508 / 514 leapfrog steps
+per iteration, 231 s / 94 s (load 3.0 / 1.9). The other ways of
+integrating alpha (earlier runs; held-out probabilities' R-hat, bulk ESS):
 wine gibbs 1.065, 22; marginal 1.023, 61; iris gibbs 1.005, 258; marginal
 1.010, 299 (joint: 1.002, 883 and 1.002, 740).
 """
