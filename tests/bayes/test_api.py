@@ -17,8 +17,8 @@ REG_DEFAULTS = dict(hidden="auto", activation="tanh", alpha=0.01, beta=None,
                     groups="single", n_restarts=1, max_cycles=50, tol=1e-4,
                     hessian="gauss_newton", clip_negative=True, method="newton",
                     max_iter=200, random_state=0, verbose=False, inference="laplace",
-                    n_draws=1000, n_warmup=500, n_chains=2, hyperprior=None,
-                    structure="dense")
+                    n_draws=1000, n_warmup=500, n_chains=2, hyperprior="gamma",
+                    structure="dense", n_jobs=None)
 CLF_DEFAULTS = {k: v for k, v in REG_DEFAULTS.items() if k != "beta"}
 
 
