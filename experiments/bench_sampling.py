@@ -59,7 +59,9 @@ numpyro's compilation + sampling):
 
 With --n-jobs 1 (chains in turn, same draws) the hyper rows took 20.3,
 15.6 and 6.9 s against 14.2, 8.0 and 4.4 s in two processes (numpyro
-13.3, 10.4, 9.3 s). The two samplers' NLL agree within 0.0027 everywhere.
+13.3, 10.4, 9.3 s). A second run of the hyper rows at load 0.5-1.3: sopt
+15.2, 8.3, 4.7 s (in turn 21.6, 12.9, 7.9 s), numpyro 20.9, 17.2, 15.1 s
+(ratios 0.72, 0.48, 0.31). The two samplers' NLL agree within 0.0027 everywhere.
 Before the lean objective path and the processes (README of the previous
 version, chains in turn): time ratios 2.30, 1.45, 0.73 with the hyperprior.
 Digits, hyper, --warmup 150 --draws 100 (too short to converge: R-hat
