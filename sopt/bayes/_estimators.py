@@ -565,8 +565,9 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         or a transition diverged.
     n_jobs : int or None, default None
         inference="sampling": processes the chains run in (forked, one
-        BLAS thread each); None: one per chain up to the CPUs available;
-        the draws do not depend on it.
+        BLAS thread each); None: one per chain up to the CPUs available on
+        Linux, outside threaded pools (else in turn); the draws do not
+        depend on it.
     hyperprior : None or "gamma", default "gamma"
         inference="sampling": "gamma" puts Gamma(1, 1e-3) (shape, rate) on
         each alpha group (``groups``) and on beta and integrates them out by

@@ -367,8 +367,9 @@ def sample_posterior(net, *args, **kwargs) -> SampledPosterior:
         4, for the split R-hat), warm-up iterations (adaptation; discarded),
         chains.
     n_jobs : processes the chains run in (forked, one BLAS thread each);
-        None: one per chain up to the CPUs available; 1: in turn, in this
-        process. The draws are the same for any n_jobs (each chain has its
+        None: one per chain up to the CPUs available on Linux (in turn
+        elsewhere, and in a process running other threads); 1: in turn, in
+        this process. The draws are the same for any n_jobs (each chain has its
         own generator spawned from ``seed``).
     metric : "laplace" (dense: the Laplace precision A at w_map, its
         Cholesky factor reused), "diagonal" (diag A: for large W; from
@@ -532,12 +533,13 @@ def _chain_generators(seed, n_chains: int) -> list:
 def _n_jobs(n_jobs, n_chains: int) -> int:
     """Processes to run the chains in: ``n_jobs``, or (None) one per chain
     up to the CPUs this process may use; 1 where processes cannot be
-    forked, and for None inside a process running other threads (a fork
-    copies only the calling thread, and a lock another thread holds stays
-    locked in the child: a worker of a threaded pool or a Dask worker
-    samples in turn)."""
+    forked. None also means 1 off Linux (macOS's system libraries are not
+    fork-safe) and inside a process running other threads (a fork copies
+    only the calling thread, and a lock another thread holds stays locked
+    in the child: a worker of a threaded pool or a Dask worker samples in
+    turn)."""
     if n_jobs is None:
-        if threading.active_count() > 1:
+        if threading.active_count() > 1 or not sys.platform.startswith("linux"):
             return 1
         n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else (os.cpu_count() or 1)
