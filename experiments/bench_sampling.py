@@ -63,7 +63,10 @@ With --n-jobs 1 (chains in turn, same draws) the hyper rows took 20.3,
 15.2, 8.3, 4.7 s (in turn 21.6, 12.9, 7.9 s), numpyro 20.9, 17.2, 15.1 s
 (ratios 0.72, 0.48, 0.31). The two samplers' NLL agree within 0.0027 everywhere.
 Before the lean objective path and the processes (README of the previous
-version, chains in turn): time ratios 2.30, 1.45, 0.73 with the hyperprior.
+version, chains in turn): time ratios 2.30, 1.45, 0.73 with the hyperprior;
+that version rerun here (--no-numpyro, load 0.6-1.5): hyper 21.5, 16.2,
+9.1 s (steps 17.0, 14.7, 10.0; wine's bulk ESS 385 with its one generator
+for both chains), fixed 6.3, 11.6, 5.8 s.
 Digits, hyper, --warmup 150 --draws 100 (too short to converge: R-hat
 1.40 sopt, 1.10 numpyro): NLL 0.1167 / 0.1157, 508 / 514 leapfrog steps
 per iteration, 231 s / 94 s (load 3.0 / 1.9). The other ways of
