@@ -36,26 +36,41 @@ scikit-learn's LogisticRegression for reference.
 
     python experiments/bench_sampling.py [--draws 1000] [--warmup 500]
         [--chains 2] [--datasets wine iris breast_cancer digits]
-        [--hyperprior A B] [--hyper-update joint|gibbs|marginal]
-        [--numpyro-centred] [--no-numpyro]
+        [--priors fixed hyper] [--n-jobs N] [--hyperprior A B]
+        [--hyper-update joint|gibbs|marginal] [--numpyro-centred]
+        [--no-numpyro]
 
-Measured (defaults; AMD EPYC, 2 cores shared with other jobs, one run per
-data set; time: sopt's evidence fit + sampling, numpyro's compilation +
-sampling):
+sopt's chains run in forked processes (--n-jobs; default one per chain up
+to the CPUs), numpyro's in turn; numpyro runs after all of sopt's runs
+(jax's threads must not be in a process that forks). Each time is printed
+with the load average.
+
+Measured (defaults; AMD EPYC, 2 cores shared with other jobs, one run,
+load 1.5-1.9; time: sopt's evidence fit + sampling in 2 processes,
+numpyro's compilation + sampling):
 
     data    prior  NLL sopt  numpyro   time ratio  steps sopt/numpyro  R-hat, ESS sopt  numpyro
-    wine    fixed  0.0724    0.0712    0.45        7.8 / 15.3          1.004, 1776      1.003, 2007
-    wine    hyper  0.0428    0.0430    2.30        17.5 / 58.9         1.002, 883       1.004, 1044
-    iris    fixed  0.0699    0.0694    0.65        8.2 / 53.5          1.004, 1052      1.004, 1379
-    iris    hyper  0.0553    0.0576    1.45        13.9 / 67.7         1.002, 740       1.003, 1605
-    cancer  fixed  0.0940    0.0940    0.48        8.3 / 29.5          1.006, 1384      1.002, 1837
-    cancer  hyper  0.0926    0.0932    0.73        9.6 / 30.8          1.004, 1322      1.004, 1687
+    wine    fixed  0.0718    0.0721    0.35        11.4 / 15.2         1.003, 1756      1.004, 2250
+    wine    hyper  0.0439    0.0430    1.07        20.5 / 58.9         1.004, 557       1.004, 1044
+    iris    fixed  0.0698    0.0696    0.40        12.8 / 55.0         1.003, 1208      1.003, 1445
+    iris    hyper  0.0550    0.0576    0.76        13.7 / 67.7         1.007, 716       1.003, 1605
+    cancer  fixed  0.0941    0.0939    0.21        7.0 / 29.1          1.007, 1784      1.003, 1817
+    cancer  hyper  0.0935    0.0932    0.47        8.2 / 30.8          1.009, 1182      1.004, 1687
 
-The two samplers' NLL agree within 0.0023 everywhere. With the hyperprior
-sopt takes 3-6 times fewer leapfrog steps per iteration, each ~7 times
-dearer (sopt's objective in Python against numpyro's compiled one): slower
-on wine and iris, faster on breast cancer. The other ways of integrating
-alpha, same runs otherwise (held-out probabilities' R-hat, bulk ESS):
+With --n-jobs 1 (chains in turn, same draws) the hyper rows took 20.3,
+15.6 and 6.9 s against 14.2, 8.0 and 4.4 s in two processes (numpyro
+13.3, 10.4, 9.3 s). A second run of the hyper rows at load 0.5-1.3: sopt
+15.2, 8.3, 4.7 s (in turn 21.6, 12.9, 7.9 s), numpyro 20.9, 17.2, 15.1 s
+(ratios 0.72, 0.48, 0.31). The two samplers' NLL agree within 0.0027 everywhere.
+Before the lean objective path and the processes (README of the previous
+version, chains in turn): time ratios 2.30, 1.45, 0.73 with the hyperprior;
+that version rerun here (--no-numpyro, load 0.6-1.5): hyper 21.5, 16.2,
+9.1 s (steps 17.0, 14.7, 10.0; wine's bulk ESS 385 with its one generator
+for both chains), fixed 6.3, 11.6, 5.8 s.
+Digits, hyper, --warmup 150 --draws 100 (too short to converge: R-hat
+1.40 sopt, 1.10 numpyro): NLL 0.1167 / 0.1157, 508 / 514 leapfrog steps
+per iteration, 231 s / 94 s (load 3.0 / 1.9). The other ways of
+integrating alpha (earlier runs; held-out probabilities' R-hat, bulk ESS):
 wine gibbs 1.065, 22; marginal 1.023, 61; iris gibbs 1.005, 258; marginal
 1.010, 299 (joint: 1.002, 883 and 1.002, 740).
 """
@@ -131,7 +146,7 @@ def run_sopt(net, Xtr, T, loss, Xte, yte, ev, t_ev, args, hyperprior):
         sp = sample_posterior(net, Xtr, T, ev.w, loss=loss, posterior=ev.posterior,
                               hyperprior=hyperprior, hyper_update=args.hyper_update,
                               n_draws=args.draws, n_warmup=args.warmup,
-                              n_chains=args.chains, seed=0)
+                              n_chains=args.chains, seed=0, n_jobs=args.n_jobs)
         t = time.perf_counter() - t0 + t_ev        # the MAP and metric included
     W = net.n_weights
     probs = np.stack([net.forward(w, Xte) for w in sp.draws.reshape(-1, W)])
@@ -139,6 +154,7 @@ def run_sopt(net, Xtr, T, loss, Xte, yte, ev, t_ev, args, hyperprior):
     r, e = diagnose(p)
     return {"nll": nll(p.mean(axis=(0, 1))), "time": t, "rhat": r, "ess": e,
             "steps": float(np.mean(sp.n_steps)), "div": sp.n_divergent,
+            "load": os.getloadavg()[0],
             "alpha": (float(np.mean(np.log(sp.alpha))) if sp.alpha is not None
                       else None)}
 
@@ -193,7 +209,7 @@ def run_numpyro(Xtr, ytr, Xte, yte, alpha, hyperprior, args):
     extra = mcmc.get_extra_fields()
     alpha_draws = mcmc.get_samples().get("alpha")
     return {"nll": nll(p.mean(axis=(0, 1))), "time": t, "rhat": r, "ess": e,
-            "steps": float(np.mean(extra["num_steps"])),
+            "steps": float(np.mean(extra["num_steps"])), "load": os.getloadavg()[0],
             "div": int(np.sum(extra["diverging"])),
             "alpha": (None if alpha_draws is None
                       else float(np.mean(np.log(np.asarray(alpha_draws)))))}
@@ -213,13 +229,24 @@ def run(name, args):
     lap = nll(true_class_draws(p_lap[None, None], yte)[0, 0])
     lr = LogisticRegression(max_iter=10_000).fit(Xtr, ytr).predict_proba(Xte)
     rows = []
-    for prior, hyperprior in (("fixed", None), ("hyper", tuple(args.hyperprior))):
-        s = run_sopt(net, Xtr, T, loss, Xte, yte, ev, t_ev, args, hyperprior)
-        n = (None if args.no_numpyro else
-             run_numpyro(Xtr, ytr, Xte, yte, float(ev.alpha[0]), hyperprior, args))
-        rows.append((prior, s, n))
+    for prior in args.priors:
+        s = run_sopt(net, Xtr, T, loss, Xte, yte, ev, t_ev, args, PRIORS(args)[prior])
+        rows.append([prior, s, None])
     return {"alpha": float(ev.alpha[0]), "laplace": lap,
-            "lr": nll(lr[np.arange(len(yte)), yte]), "rows": rows}
+            "lr": nll(lr[np.arange(len(yte)), yte]), "rows": rows,
+            "data": (Xtr, ytr, Xte, yte)}
+
+
+def PRIORS(args):
+    return {"fixed": None, "hyper": tuple(args.hyperprior)}
+
+
+def add_numpyro(res, args):
+    """numpyro's rows beside sopt's, run after all of sopt's: jax starts
+    threads, and sopt's chains fork processes, which must not happen in a
+    process with jax's threads."""
+    for row in res["rows"]:
+        row[2] = run_numpyro(*res["data"], res["alpha"], PRIORS(args)[row[0]], args)
 
 
 def print_rows(name, res):
@@ -228,13 +255,13 @@ def print_rows(name, res):
     for prior, s, n in res["rows"]:
         line = (f"  {prior:5s} sopt    NLL {s['nll']:.4f}  {s['time']:7.1f} s  "
                 f"steps {s['steps']:5.1f}  div {s['div']:3d}  R-hat {s['rhat']:.3f}  "
-                f"ESS {s['ess']:6.0f}"
+                f"ESS {s['ess']:6.0f}  load {s['load']:.1f}"
                 + ("" if s["alpha"] is None else f"  mean ln alpha {s['alpha']:.2f}"))
         print(line)
         if n is not None:
             print(f"  {prior:5s} numpyro NLL {n['nll']:.4f}  {n['time']:7.1f} s  "
                   f"steps {n['steps']:5.1f}  div {n['div']:3d}  R-hat {n['rhat']:.3f}  "
-                  f"ESS {n['ess']:6.0f}"
+                  f"ESS {n['ess']:6.0f}  load {n['load']:.1f}"
                   + ("" if n["alpha"] is None else f"  mean ln alpha {n['alpha']:.2f}"))
             print(f"  {prior:5s} |NLL difference| {abs(s['nll'] - n['nll']):.4f}; "
                   f"time sopt / numpyro {s['time'] / n['time']:.2f}")
@@ -254,14 +281,23 @@ def main():
                         choices=["joint", "gibbs", "marginal"])
     parser.add_argument("--numpyro-centred", action="store_true")
     parser.add_argument("--no-numpyro", action="store_true")
+    parser.add_argument("--priors", nargs="+", default=["fixed", "hyper"],
+                        choices=["fixed", "hyper"])
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="sopt's processes for the chains (default: one per "
+                             "chain up to the CPUs)")
     args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f}; sopt n_jobs {args.n_jobs}")
     print(f"{args.chains} chains x ({args.warmup} warm-up + {args.draws} draws); "
           f"hyperprior Gamma{tuple(args.hyperprior)}; sopt hyper_update="
           f"{args.hyper_update}; numpyro "
           f"{'centred' if args.numpyro_centred else 'non-centred'}\n")
     with threadpool_limits(limits=1):
-        for name in args.datasets:
-            print_rows(name, run(name, args))
+        results = {name: run(name, args) for name in args.datasets}
+        for name, res in results.items():
+            if not args.no_numpyro:
+                add_numpyro(res, args)
+            print_rows(name, res)
 
 
 if __name__ == "__main__":

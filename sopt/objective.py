@@ -357,6 +357,24 @@ class Objective(ObjectiveCallables):
         memory O(chunk * units)."""
         return self._at(w).gradient()
 
+    def value_and_gradient(self, w) -> tuple[float, Array]:
+        """(E(w), dE/dw) from one forward and one backward pass, checking w
+        once: what a sampler's leapfrog step or a first-order method needs
+        at each new w. The evaluation is kept as by ``value``, so a
+        Hessian at the same w reuses its passes. Cost Theta(N W)."""
+        return self.unchecked_value_and_gradient(
+            check_weights(w, self.net.n_weights))
+
+    def unchecked_value_and_gradient(self, w: Array) -> tuple[float, Array]:
+        """:meth:`value_and_gradient` for a w the caller built itself, a
+        finite float64 (W,) vector: not checked, the last evaluation's
+        arrays recycled without comparing w to it (a sampler never returns
+        to the same w). The gradient is a fresh array."""
+        kept = self._kept
+        last, kept.evaluation = kept.evaluation, None
+        ev = kept.evaluation = Evaluation(self, w, recycle=last)
+        return ev.value(), ev.gradient()
+
     def hvp(self, w, v) -> Array:
         """Hessian-vector product H v by R-propagation (Pearlmutter 1994).
 

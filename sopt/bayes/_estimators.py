@@ -222,6 +222,7 @@ class _BayesianMLPBase(BaseEstimator):
         "n_draws": [Interval(numbers.Integral, MIN_DRAWS, None, closed="left")],
         "n_warmup": [Interval(numbers.Integral, 0, None, closed="left")],
         "n_chains": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_jobs": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "hyperprior": [StrOptions({"gamma"}), None],
         "structure": [StrOptions(set(STRUCTURES)), StructureSpec],
     }
@@ -230,8 +231,12 @@ class _BayesianMLPBase(BaseEstimator):
     n_iter_ = renamed_property("n_iter_", "n_cycles_")
 
     def __setstate__(self, state: dict) -> None:
-        # a pickle from before the renames: its attributes under their new names
-        super().__setstate__(rename_fitted_attributes(state))
+        # a pickle from before the renames: its attributes under their new
+        # names; from before n_jobs: its default (the chains' draws do not
+        # depend on it)
+        state = rename_fitted_attributes(state)
+        state.setdefault("n_jobs", None)
+        super().__setstate__(state)
 
     def _store_params(self, params: dict) -> None:
         """``__init__``'s arguments stored unchanged, one attribute each
@@ -450,7 +455,7 @@ class _BayesianMLPBase(BaseEstimator):
                 posterior=self.posterior_, n_draws=self.n_draws,
                 n_warmup=self.n_warmup, n_chains=self.n_chains, seed=self._seed(),
                 hyperprior=self.hyperprior, groups=self.groups,
-                progress=bool(self.verbose))
+                progress=bool(self.verbose), n_jobs=self.n_jobs)
         self.sampled_posterior_ = sp
         self.rhat_, self.ess_ = sp.max_rhat, sp.min_ess
         self.n_divergent_ = sp.n_divergent
@@ -558,6 +563,11 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
         ``SamplingConvergenceWarning`` (scikit-learn's and sopt's
         ConvergenceWarning) when R-hat >= 1.01, the bulk ESS < 100 per chain
         or a transition diverged.
+    n_jobs : int or None, default None
+        inference="sampling": processes the chains run in (forked, one
+        BLAS thread each); None: one per chain up to the CPUs available on
+        Linux, outside threaded pools (else in turn); the draws do not
+        depend on it.
     hyperprior : None or "gamma", default "gamma"
         inference="sampling": "gamma" puts Gamma(1, 1e-3) (shape, rate) on
         each alpha group (``groups``) and on beta and integrates them out by
@@ -637,7 +647,7 @@ class BayesianMLPRegressor(RegressorMixin, _BayesianMLPBase):
                  hessian="gauss_newton", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False, inference="laplace",
                  n_draws=1000, n_warmup=500, n_chains=2, hyperprior="gamma",
-                 structure="dense"):
+                 structure="dense", n_jobs=None):
         self._store_params(locals())
 
     beta_ = renamed_property("beta_", "noise_precision_")
@@ -757,7 +767,7 @@ class BayesianMLPClassifier(ClassifierMixin, _BayesianMLPBase):
                  hessian="gauss_newton", clip_negative=True, method="newton",
                  max_iter=200, random_state=0, verbose=False, inference="laplace",
                  n_draws=1000, n_warmup=500, n_chains=2, hyperprior="gamma",
-                 structure="dense"):
+                 structure="dense", n_jobs=None):
         self._store_params(locals())
 
     @staticmethod

@@ -30,11 +30,15 @@ shows and moves the metric to the precisions the chain finds.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
+import threading
 import time
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from threadpoolctl import threadpool_limits
 
 from .._validation import (check_alpha, check_bool, check_choice, check_int,
                            check_positive, check_positive_int, check_real,
@@ -291,8 +295,11 @@ def _recentre(whitened: Whitened, window: Array, curvature: _Curvature, q: Array
 def _progress(opts: dict, i: int, step: float) -> None:
     total = opts["n_warmup"] + opts["n_draws"]
     if opts["progress"] and (i + 1) % max(1, total // 10) == 0:
-        print(f"  {opts['label']}: iteration {i + 1}/{total}, step size {step:.3g}",
-              file=sys.stderr, flush=True)
+        line = f"  {opts['label']}: iteration {i + 1}/{total}, step size {step:.3g}"
+        if _PROGRESS_QUEUE is not None:      # a forked worker: the parent prints
+            _PROGRESS_QUEUE.put(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 def _run_chain(whitened: Whitened, x0: Array, rng, opts: dict) -> dict:
@@ -358,7 +365,12 @@ def sample_posterior(net, *args, **kwargs) -> SampledPosterior:
     beta : noise precision (regression: fixed, or the start with a hyperprior).
     n_draws, n_warmup, n_chains : recorded iterations per chain (at least
         4, for the split R-hat), warm-up iterations (adaptation; discarded),
-        chains (run in turn).
+        chains.
+    n_jobs : processes the chains run in (forked, one BLAS thread each);
+        None: one per chain up to the CPUs available on Linux (in turn
+        elsewhere, and in a process running other threads); 1: in turn, in
+        this process. The draws are the same for any n_jobs (each chain has its
+        own generator spawned from ``seed``).
     metric : "laplace" (dense: the Laplace precision A at w_map, its
         Cholesky factor reused), "diagonal" (diag A: for large W; from
         ``posterior`` if given, else Becker and Le Cun's O(N W)
@@ -367,7 +379,8 @@ def sample_posterior(net, *args, **kwargs) -> SampledPosterior:
     adapt_metric : rescale the metric's coordinates by the spread the chain
         shows during the warm-up (a diagonal correction of the whitened
         coordinates; needs n_warmup >= 67 to act).
-    seed : seed of the one generator that drives starts, momenta and draws.
+    seed : seed of the generators (one per chain, spawned from it) that
+        drive starts, momenta and draws.
     target_accept : in (0, 1), the mean acceptance statistic the step size
         is adapted to (raise it when there are divergences).
     hyperprior : None (alpha, beta fixed), "gamma" (Gamma(1, 1e-3), shape
@@ -468,7 +481,7 @@ def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
             n_warmup=500, n_chains=2, metric="laplace", adapt_metric=True, seed=0,
             target_accept=0.8, hyperprior=None, groups="single", posterior=None,
             max_tree_depth=10, jitter=0.1, hessian="exact", hyper_update="joint",
-            progress=False) -> SampledPosterior:
+            progress=False, n_jobs=None) -> SampledPosterior:
     """Check everything, then build the metric, run the chains in turn and
     gather them (``data``: E_D as an objective without weight decay)."""
     loss = likelihood_loss(data.loss)
@@ -485,7 +498,7 @@ def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
     group_index, names = weight_groups(net, groups)
     used = np.flatnonzero(net.used_weight_mask())
     opts.update(beta=beta, n_groups=len(names))
-    rng = np.random.default_rng(seed)
+    n_jobs = _n_jobs(n_jobs, opts["n_chains"])
     start = time.perf_counter()
     post, opts["curvature"] = _curvature(data, w_map, used, alpha, beta, metric,
                                          posterior, hessian)
@@ -493,18 +506,91 @@ def _sample(net: Network, data, w_map, *, alpha=None, beta=None, n_draws=1000,
     if prior is not None:
         n_data = data.n_patterns * net.n_outputs if beta is not None else None
         hyper = Hyperprior(group_index[used], len(names), *prior, n_data)
-    records = []
-    for c in range(opts["n_chains"]):
+    chains = []
+    # one generator per chain, spawned from the seed: a chain's draws do
+    # not depend on the order the chains run in, or on the process
+    for c, rng in enumerate(_chain_generators(seed, opts["n_chains"])):
         whitened = _whitened_target(opts["curvature"], data, w_map, used, alpha,
                                     beta, hyper, hyper_update, post)
         x0 = opts["jitter"] * rng.standard_normal(len(whitened.q0))
         _check_start(whitened, x0)
-        opts["label"] = f"chain {c + 1}/{opts['n_chains']}"
-        records.append(_run_chain(whitened, x0, rng, opts))
+        chains.append((whitened, x0, rng, dict(opts, label=f"chain {c + 1}/{opts['n_chains']}")))
+    records = run_chains(chains, n_jobs)
     out = SampledPosterior(net, loss.name, w_map, used, _gather(records, hyper is not None),
                            names, alpha, hyper is not None, time.perf_counter() - start)
     warn_if_unconverged(out, stacklevel=6)     # the caller of sample_posterior
     return out
+
+
+def _chain_generators(seed, n_chains: int) -> list:
+    """One generator per chain, spawned from ``seed`` (None, an integer or
+    a Generator, from which one integer is drawn)."""
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2**63))
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_chains)]
+
+
+def _n_jobs(n_jobs, n_chains: int) -> int:
+    """Processes to run the chains in: ``n_jobs``, or (None) one per chain
+    up to the CPUs this process may use; 1 where processes cannot be
+    forked. None also means 1 off Linux (macOS's system libraries are not
+    fork-safe) and inside a process running other threads (a fork copies
+    only the calling thread, and a lock another thread holds stays locked
+    in the child: a worker of a threaded pool or a Dask worker samples in
+    turn)."""
+    if n_jobs is None:
+        if threading.active_count() > 1 or not sys.platform.startswith("linux"):
+            return 1
+        n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else (os.cpu_count() or 1)
+    else:
+        n_jobs = check_positive_int(n_jobs, "n_jobs")
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(n_jobs, n_chains))
+
+
+# The chains a forked worker runs, set by run_chains before the pool
+# forks: the workers inherit them (no pickling of targets and metrics);
+# and the queue their progress lines go to (the parent's stderr may be a
+# notebook's or a test's capture, which a child cannot write to).
+_FORKED_CHAINS: list = []
+_PROGRESS_QUEUE = None
+
+
+def _run_forked_chain(c: int) -> dict:
+    whitened, x0, rng, opts = _FORKED_CHAINS[c]
+    with threadpool_limits(limits=1):       # one core per chain
+        return _run_chain(whitened, x0, rng, opts)
+
+
+def run_chains(chains: list, n_jobs: int) -> list:
+    """The records of the chains (whitened target, start, generator,
+    options), run in turn (``n_jobs`` 1) or in ``n_jobs`` forked processes
+    on one BLAS thread each. Each chain owns its generator, so the draws
+    are the same either way. Costs a fork per worker and the records'
+    transfer back (S W doubles per chain)."""
+    global _FORKED_CHAINS, _PROGRESS_QUEUE
+    if n_jobs == 1 or len(chains) == 1:
+        return [_run_chain(*chain) for chain in chains]
+    context = multiprocessing.get_context("fork")
+    _FORKED_CHAINS, _PROGRESS_QUEUE = chains, context.SimpleQueue()
+    try:
+        with context.Pool(n_jobs) as pool:
+            result = pool.map_async(_run_forked_chain, range(len(chains)), chunksize=1)
+            while not result.ready():
+                result.wait(0.05)
+                _print_progress(_PROGRESS_QUEUE)
+            _print_progress(_PROGRESS_QUEUE)
+            return result.get()
+    finally:
+        _FORKED_CHAINS, _PROGRESS_QUEUE = [], None
+
+
+def _print_progress(queue) -> None:
+    """The workers' progress lines so far, to this process's stderr."""
+    while not queue.empty():
+        print(queue.get(), file=sys.stderr, flush=True)
 
 
 def _curvature(data, w_map: Array, used: Array, alpha: Array, beta, metric: str,

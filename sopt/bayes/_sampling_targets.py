@@ -25,6 +25,35 @@ import numpy as np
 Array = np.ndarray
 
 
+def data_term(data):
+    """``data``'s E_D and gradient at a new w in one call: the objective's
+    lean :meth:`~sopt.Objective.unchecked_value_and_gradient` where it has
+    one (w is the target's own array), else value then gradient."""
+    lean = getattr(data, "unchecked_value_and_gradient", None)
+    if lean is not None:
+        return lean
+    return lambda w: (float(data.value(w)), data.gradient(w))
+
+
+class _Layout:
+    """The weights in use inside the full weight vector: writes a (W_used,)
+    vector into the full one and reads a full gradient back, by slicing
+    when every weight is in use (no fancy-index copies on the hot path)."""
+
+    def __init__(self, w_map: Array, used: Array):
+        self.w, self.used = w_map.copy(), used     # full layout, masked entries fixed
+        self.all = len(used) == len(w_map)
+
+    def full(self, u: Array) -> Array:
+        if self.all:
+            return u
+        self.w[self.used] = u
+        return self.w
+
+    def restrict(self, g: Array) -> Array:
+        return g if self.all else g[self.used]
+
+
 class Hyperprior:
     """Gamma(a, b) priors (shape, rate) on the prior precision of each of G
     weight groups and, for regression, on the noise precision, and their
@@ -41,10 +70,21 @@ class Hyperprior:
         self.counts = np.bincount(groups, minlength=n_groups)
         self.n_data = n_data                                 # N K, or None
 
+    def expand(self, v_g: Array):
+        """A per-group value (G,) per weight in use, (W_used,); for one
+        group its one value, which broadcasts (no gather of W values)."""
+        return v_g[0] if self.n_groups == 1 else v_g[self.groups]
+
+    def group_sums(self, v: Array) -> Array:
+        """sum of v (W_used,) over each group, (G,)."""
+        if self.n_groups == 1:
+            return np.array([np.sum(v)])
+        return np.bincount(self.groups, weights=v, minlength=self.n_groups)
+
     def draw(self, u: Array, data_error, rng) -> tuple[Array, float | None]:
         """alpha_g (G,) and beta (or None) drawn from their conditionals
         given the weights in use u; ``data_error()`` gives E_D(u)."""
-        ww = np.bincount(self.groups, weights=u * u, minlength=self.n_groups)
+        ww = self.group_sums(u * u)
         # numpy's gamma takes the scale, 1 / rate
         alpha_g = rng.gamma(self.shape + 0.5 * self.counts,
                             1.0 / (self.rate + 0.5 * ww))
@@ -77,7 +117,7 @@ class Centred:
     def __init__(self, data, w_map: Array, used: Array, alpha: Array, beta,
                  hyper: Hyperprior | None = None):
         self.data, self.used = data, used
-        self.w = w_map.copy()             # full layout, masked entries fixed
+        self.layout, self.value_and_gradient = _Layout(w_map, used), data_term(data)
         self.alpha = np.array(alpha, dtype=float)          # (W_used,)
         self.beta, self.hyper = beta, hyper
         self.alpha_g = None
@@ -87,8 +127,7 @@ class Centred:
         return w_used.copy()
 
     def full(self, u: Array) -> Array:
-        self.w[self.used] = u
-        return self.w
+        return self.layout.full(u)
 
     def weights(self, q: Array) -> Array:
         return q
@@ -101,10 +140,11 @@ class Centred:
         return scale * self.data_error(q) + 0.5 * float(np.sum(self.alpha * q * q))
 
     def potential(self, q: Array) -> tuple[float, Array]:
-        w = self.full(q)
+        e_d, g = self.value_and_gradient(self.full(q))
         scale = 1.0 if self.beta is None else self.beta
-        value = scale * float(self.data.value(w)) + 0.5 * float(np.sum(self.alpha * q * q))
-        return value, scale * self.data.gradient(w)[self.used] + self.alpha * q
+        prior = self.alpha * q
+        return (scale * e_d + 0.5 * float(prior @ q),
+                scale * self.layout.restrict(g) + prior)
 
     def after_transition(self, q: Array, rng):
         """The Gibbs step; returns q when U changed (the caller
@@ -141,25 +181,25 @@ class Collapsed(Centred):
         self.regression = hyper.n_data is not None
 
     def _parts(self, u: Array):
-        """(U, dU/dE_D, dU/du of the prior term)."""
+        """(U, dU/dE_D, dU/du of the prior term, dE_D/dw on the full layout)."""
         h = self.hyper
         ww = np.bincount(h.groups, weights=u * u, minlength=h.n_groups)
         c = h.shape + 0.5 * h.counts                         # (G,)
         prior = float(np.sum(c * np.log(h.rate + 0.5 * ww)))
         prior_grad = (c / (h.rate + 0.5 * ww))[h.groups] * u
-        e_d = float(self.data.value(self.full(u)))
+        e_d, g = self.value_and_gradient(self.full(u))
         if not self.regression:
-            return e_d + prior, 1.0, prior_grad
+            return e_d + prior, 1.0, prior_grad, g
         c_beta = h.shape + 0.5 * h.n_data
         return (c_beta * np.log(h.rate + e_d) + prior, c_beta / (h.rate + e_d),
-                prior_grad)
+                prior_grad, g)
 
     def value(self, q: Array) -> float:
         return self._parts(q)[0]
 
     def potential(self, q: Array) -> tuple[float, Array]:
-        value, d_data, prior_grad = self._parts(q)
-        return value, d_data * self.data.gradient(self.w)[self.used] + prior_grad
+        value, d_data, prior_grad, g = self._parts(q)
+        return value, d_data * self.layout.restrict(g) + prior_grad
 
     def after_transition(self, q: Array, rng):
         self.alpha_g, self.beta = self.hyper.draw(q, lambda: self.data_error(q), rng)
@@ -192,15 +232,18 @@ class NonCentred:
     def __init__(self, data, w_map: Array, used: Array, hyper: Hyperprior,
                  kappa: Array | None = None):
         self.data, self.used, self.hyper = data, used, hyper
-        self.w = w_map.copy()
+        self.layout, self.value_and_gradient = _Layout(w_map, used), data_term(data)
         self.n_used, self.regression = len(used), hyper.n_data is not None
         self.set_kappa(np.ones(hyper.n_groups) if kappa is None else kappa)
 
     def set_kappa(self, kappa) -> None:
         """New non-centring exponents (G,): the coordinates change, so
         points must be re-expressed with :meth:`start`."""
+        h = self.hyper
         self.kappa = np.asarray(kappa, dtype=float)
-        self.kappa_w = self.kappa[self.hyper.groups]         # (W_used,)
+        self.free = 1.0 - self.kappa
+        # the coefficient of ln alpha_g in U: a + (1 - kappa_g) W_g / 2
+        self.log_alpha_coef = h.shape + 0.5 * self.free * h.counts
 
     def scale(self, alpha_g: Array) -> Array:
         """alpha^(kappa / 2) per weight in use: z = scale * w."""
@@ -218,7 +261,7 @@ class NonCentred:
 
     def weights(self, q: Array) -> Array:
         z, log_alpha, _ = self._split(q)
-        return z * np.exp(-0.5 * self.kappa * log_alpha)[self.hyper.groups]
+        return z * self.hyper.expand(np.exp(-0.5 * self.kappa * log_alpha))
 
     def natural(self, q: Array) -> tuple:
         """(w_used, alpha_g, beta or None) at q: ``start(*natural(q))`` is q,
@@ -227,37 +270,43 @@ class NonCentred:
         return (self.weights(q), np.exp(log_alpha),
                 float(np.exp(log_beta)) if self.regression else None)
 
-    def _terms(self, q: Array):
-        """(U without beta E_D, E_D, beta, w, alpha^(1 - kappa) per weight)."""
-        z, log_alpha, log_beta = self._split(q)
-        h, free = self.hyper, 1.0 - self.kappa
-        self.w[self.used] = w = self.weights(q)
-        e_d = float(self.data.value(self.w))
-        shrink = np.exp(free * log_alpha)[h.groups]
-        rest = 0.5 * float(np.sum(shrink * z * z)) + float(np.sum(
-            h.rate * np.exp(log_alpha) - (h.shape + 0.5 * free * h.counts) * log_alpha))
+    def _precision_terms(self, log_alpha: Array, log_beta: float, zz: Array):
+        """(U without beta E_D, alpha^(1 - kappa) per group, beta) from ln
+        alpha_g, ln beta and the groups' |z_g|^2."""
+        h = self.hyper
+        shrink = np.exp(self.free * log_alpha)
+        rest = (0.5 * float(shrink @ zz) + h.rate * float(np.sum(np.exp(log_alpha)))
+                - float(self.log_alpha_coef @ log_alpha))
         beta = float(np.exp(log_beta))
         if self.regression:
             rest += h.rate * beta - (h.shape + 0.5 * h.n_data) * log_beta
-        return rest, e_d, beta, w, shrink
+        return rest, shrink, beta
 
     def value(self, q: Array) -> float:
-        rest, e_d, beta = self._terms(q)[:3]
-        return beta * e_d + rest
+        z, log_alpha, log_beta = self._split(q)
+        rest, _, beta = self._precision_terms(log_alpha, log_beta,
+                                              self.hyper.group_sums(z * z))
+        return beta * self.data_error(self.weights(q)) + rest
 
     def potential(self, q: Array) -> tuple[float, Array]:
-        rest, e_d, beta, w, shrink = self._terms(q)
+        """U and dU/dq: one forward and one backward pass, and O(W) of
+        vector operations (per-group factors broadcast, not gathered, for
+        one group)."""
         h, n, G = self.hyper, self.n_used, self.hyper.n_groups
-        g_w = beta * self.data.gradient(self.w)[self.used]
-        z, log_alpha, _ = self._split(q)
-        free = 1.0 - self.kappa
+        z, log_alpha, log_beta = self._split(q)
+        unscale = np.exp(-0.5 * self.kappa * log_alpha)      # alpha^(-kappa / 2)
+        w = z * h.expand(unscale)
+        e_d, g = self.value_and_gradient(self.layout.full(w))
+        g_w = self.layout.restrict(g)
+        zz = h.group_sums(z * z)
+        rest, shrink, beta = self._precision_terms(log_alpha, log_beta, zz)
         grad = np.empty_like(q)
-        grad[:n] = g_w * np.exp(-0.5 * self.kappa_w * log_alpha[h.groups]) + shrink * z
+        np.multiply(g_w, beta * h.expand(unscale), out=grad[:n])
+        grad[:n] += h.expand(shrink) * z
         # dw_i / d ln alpha_g(i) = -kappa_g w_i / 2
-        grad[n:n + G] = (np.bincount(h.groups, weights=-0.5 * self.kappa_w * g_w * w
-                                     + 0.5 * (1.0 - self.kappa_w) * shrink * z * z,
-                                     minlength=G)
-                         + h.rate * np.exp(log_alpha) - h.shape - 0.5 * free * h.counts)
+        grad[n:n + G] = (-0.5 * beta * self.kappa * h.group_sums(g_w * w)
+                         + 0.5 * self.free * shrink * zz
+                         + h.rate * np.exp(log_alpha) - self.log_alpha_coef)
         if self.regression:
             grad[n + G] = beta * e_d + h.rate * beta - h.shape - 0.5 * h.n_data
         return beta * e_d + rest, grad
@@ -278,8 +327,7 @@ class NonCentred:
         return self.start(w, *rest)
 
     def data_error(self, w: Array) -> float:
-        self.w[self.used] = w
-        return float(self.data.value(self.w))
+        return float(self.data.value(self.layout.full(w)))
 
     def record(self, q: Array, U: float):
         """(ln p(w, ln alpha, ln beta | D) + const, alpha_g, beta): -U plus
@@ -321,9 +369,9 @@ class Whitened:
         if F is None:
             out[:n] = v[:n]
         elif F.ndim == 1:
-            out[:n] = F * v[:n]
+            np.multiply(F, v[:n], out=out[:n])
         else:
-            out[:n] = (F.T if transpose else F) @ v[:n]
+            np.matmul(F.T if transpose else F, v[:n], out=out[:n])
         return out
 
     def to_q(self, x: Array) -> Array:

@@ -18,7 +18,7 @@ REG_DEFAULTS = dict(hidden="auto", activation="tanh", alpha=0.01, beta=None,
                     hessian="gauss_newton", clip_negative=True, method="newton",
                     max_iter=200, random_state=0, verbose=False, inference="laplace",
                     n_draws=1000, n_warmup=500, n_chains=2, hyperprior="gamma",
-                    structure="dense")
+                    structure="dense", n_jobs=None)
 CLF_DEFAULTS = {k: v for k, v in REG_DEFAULTS.items() if k != "beta"}
 
 

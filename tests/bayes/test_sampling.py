@@ -7,6 +7,7 @@ whitened coordinate (true value 1) to 5 sqrt(2 / ESS), the standard error
 of a sample variance of a near-Gaussian quantity. Seeds are fixed, so the
 tests are deterministic; 5 sigma keeps a correct sampler from failing
 under another seed."""
+import threading
 import warnings
 
 import numpy as np
@@ -265,7 +266,7 @@ def test_classification_draws_and_probabilities():
     ({"n_warmup": -1}, "n_warmup"), ({"target_accept": 1.0}, "target_accept"),
     ({"target_accept": 0.0}, "target_accept"), ({"metric": "dense"}, "metric"),
     ({"hyperprior": "cauchy"}, "hyperprior"), ({"hyper_update": "centred"}, "hyper_update"),
-    ({"alpha": None}, "alpha"), ({"beta": None}, "beta"),
+    ({"alpha": None}, "alpha"), ({"beta": None}, "beta"), ({"n_jobs": 0}, "n_jobs"),
 ])
 def test_bad_settings_name_the_argument(kwargs, name):
     net, X, t, _ = _linear_problem()
@@ -284,6 +285,47 @@ def test_non_finite_start_and_wrong_types_are_errors():
                          n_draws=10.5)
     with pytest.raises(TypeError, match="net"):
         sample_posterior("net", X, t)
+
+
+@pytest.mark.parametrize("hyperprior", [None, "gamma"])
+def test_chains_in_processes_give_the_serial_draws(hyperprior, capsys):
+    """Each chain owns a generator spawned from the seed, so running the
+    chains in forked processes changes nothing but the time; the workers'
+    progress reaches this process's stderr."""
+    net, X, t, Phi = _linear_problem()
+    m, _ = _closed_form(Phi, t, 1.0, 4.0)
+    runs = {}
+    for n_jobs in (1, 3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)   # short chains
+            runs[n_jobs] = sample_posterior(
+                net, X, t, m, loss="sse", alpha=1.0, beta=4.0, n_draws=30,
+                n_warmup=30, n_chains=3, seed=5, hyperprior=hyperprior,
+                n_jobs=n_jobs, progress=True)
+    serial, forked = runs[1], runs[3]
+    np.testing.assert_array_equal(serial.draws, forked.draws)
+    np.testing.assert_array_equal(serial.n_steps, forked.n_steps)
+    assert not np.array_equal(serial.draws[0], serial.draws[1])   # chains differ
+    if hyperprior is not None:
+        np.testing.assert_array_equal(serial.alpha, forked.alpha)
+    err = capsys.readouterr().err
+    assert err.count("chain 3/3: iteration 60/60") == 2          # both runs
+
+
+def test_default_n_jobs_samples_in_turn_beside_other_threads():
+    """A fork copies only the calling thread: with other threads running
+    (a threaded pool's worker), n_jobs=None runs the chains in turn; an
+    explicit n_jobs is capped at the number of chains."""
+    from sopt.bayes._sampling import _n_jobs
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert _n_jobs(None, 4) == 1
+    finally:
+        release.set()
+        other.join()
+    assert _n_jobs(1, 4) == 1 and _n_jobs(8, 3) == 3
 
 
 def test_short_chains_warn():

@@ -211,3 +211,34 @@ def test_objective_passes_max_bytes_on_to_the_finite_difference_hessians(monkeyp
             obj.hessian(w, algorithm=algorithm)
         H = obj.hessian(w, algorithm=algorithm, max_bytes=10**6)
         assert H.shape == (net.n_weights, net.n_weights)
+
+
+# ------------------------------------------------- value_and_gradient
+@pytest.mark.parametrize("output,loss", [("identity", "sse"), ("logistic", "binary_ce"),
+                                         ("softmax", "softmax_ce")])
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_value_and_gradient_equals_value_then_gradient(output, loss, chunk_size):
+    """The lean path (one pass each way, w not compared with the last one)
+    gives the objective's own value and gradient at a stream of new w,
+    decay included, to round-off; and the kept evaluation it leaves is the
+    one at the last w (a value there is not recomputed from stale passes)."""
+    rng = np.random.default_rng(1)
+    net = sopt.mlp([D, M, 3], hidden="tanh", output=output)
+    X = rng.standard_normal((N, D))
+    T = np.eye(3)[rng.integers(0, 3, N)] if loss != "sse" else rng.standard_normal((N, 3))
+    lean = sopt.Objective(net, X, T, loss=loss, alpha=0.3, chunk_size=chunk_size)
+    reference = sopt.Objective(net, X, T, loss=loss, alpha=0.3, chunk_size=chunk_size)
+    for seed in range(4):
+        w = net.init_weights(seed=seed) * 3.0
+        value, gradient = (lean.value_and_gradient(w) if seed % 2
+                           else lean.unchecked_value_and_gradient(w))
+        assert value == pytest.approx(reference.value(w), rel=1e-12)
+        np.testing.assert_allclose(gradient, reference.gradient(w), rtol=1e-12,
+                                   atol=1e-12 * np.abs(reference.gradient(w)).max())
+        assert lean.value(w) == pytest.approx(value, rel=1e-12)
+
+
+def test_value_and_gradient_checks_w(net, data):
+    obj = sopt.Objective(net, *data)
+    with pytest.raises(ValueError, match="w: expected shape"):
+        obj.value_and_gradient(np.zeros(net.n_weights + 1))
