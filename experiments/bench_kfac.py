@@ -35,11 +35,7 @@ import resource
 import time
 import tracemalloc
 
-if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                      "MKL_NUM_THREADS")):
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["MKL_NUM_THREADS"] = "1"
+import _bench_setup  # noqa: F401  (one BLAS thread, this checkout's sopt)
 
 import numpy as np  # noqa: E402
 

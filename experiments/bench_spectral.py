@@ -38,17 +38,10 @@ import time
 import warnings
 from pathlib import Path
 
-if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                      "MKL_NUM_THREADS")):
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["MKL_NUM_THREADS"] = "1"
+import _bench_setup  # noqa: F401  (one BLAS thread, this checkout's sopt)
 
 import numpy as np  # noqa: E402
 
-_ROOT = Path(__file__).resolve().parent.parent
-if (_ROOT / "sopt" / "__init__.py").is_file():
-    sys.path.insert(0, str(_ROOT))
 
 import sopt  # noqa: E402
 from sopt import spectral  # noqa: E402
