@@ -88,7 +88,7 @@ def expit(a: Array, out: Array | None = None) -> Array:
     """The logistic 1 / (1 + e^-a), scipy's (accurate in both tails),
     imported on first use: scipy.special costs ~0.4 s of import."""
     from scipy.special import expit as scipy_expit
-    return scipy_expit(a) if out is None else scipy_expit(a, out=out)
+    return scipy_expit(a, out=out)
 
 def reduce_by_name(obj, table: dict, lookup: Callable, protocol):
     """``__reduce_ex__`` of an entry of a table of built-ins (activations,
@@ -195,12 +195,17 @@ SOFTPLUS = Activation(_softplus, expit, _logistic_dh, "softplus")
 RELU = Activation(_relu, _relu_dh, np.zeros_like, "relu")
 
 
+def row_sums(A: Array) -> Array:
+    """Sums over the last axis, as a matrix-vector product: for few columns
+    (class outputs) BLAS takes a third of the time of numpy's reduction
+    along the short axis (digits' 1257 x 10: 12 against 37 us)."""
+    return A @ np.ones(A.shape[-1])
+
+
 def softmax(a: Array) -> Array:
     """Row-wise softmax over the last axis, shifted by the max (no overflow)."""
     e = np.exp(a - a.max(axis=-1, keepdims=True))
-    # the row sums as a matrix-vector product: BLAS is several times
-    # faster than numpy's reduction along a short last axis
-    e /= (e @ np.ones(e.shape[-1]))[..., None]
+    e /= row_sums(e)[..., None]
     return e
 
 
