@@ -49,6 +49,13 @@ def blas_threads_for(size: int):
             _held.one_thread = False
 
 
+def one_thread_per_process():
+    """One thread for every thread pool threadpoolctl knows (BLAS and
+    OpenMP) for the block, whatever the sizes: for work that runs one
+    process per core (the sampler's forked chains)."""
+    return _controller().limit(limits=1)
+
+
 #: per thread: whether a blas_threads_for scope holds one BLAS thread now
 _held = threading.local()
 _kept = []

@@ -38,8 +38,8 @@ import time
 
 import numpy as np
 from scipy.linalg import solve_triangular
-from threadpoolctl import threadpool_limits
 
+from .._threads import one_thread_per_process
 from .._validation import (check_alpha, check_bool, check_choice, check_int,
                            check_positive, check_positive_int, check_real,
                            check_weights)
@@ -560,7 +560,7 @@ _PROGRESS_QUEUE = None
 
 def _run_forked_chain(c: int) -> dict:
     whitened, x0, rng, opts = _FORKED_CHAINS[c]
-    with threadpool_limits(limits=1):       # one core per chain
+    with one_thread_per_process():          # one core per chain
         return _run_chain(whitened, x0, rng, opts)
 
 
