@@ -36,7 +36,7 @@ from ..objective import (OBJECTIVE_MEMBERS, Objective, ObjectiveProtocol,
                          missing_members)
 from . import _structures  # noqa: F401  (fills the registry)
 from ._dense import clip_negative_eigenvalues  # noqa: F401  (public via sopt.bayes)
-from ._structure import (CURVATURE_CLASSES, Curvature, Linearisation, StructureSpec, check_assemble,
+from ._structure import (CURVATURE_CLASSES, Curvature, Linearisation, check_assemble,
                          get_structure)
 from ._moderation import (moderated_logistic, moderated_softmax, monte_carlo_softmax,
                           shift_free_variances)
