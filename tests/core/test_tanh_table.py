@@ -123,13 +123,17 @@ def test_no_fresh_memory_beyond_the_result(small_blocks):
     x = np.random.default_rng(8).standard_normal(10_000)
     out = np.empty_like(x)
     table_tanh(x, out=out)                # makes this thread's work arrays
-    tracemalloc.start()
-    try:
-        table_tanh(x, out=out)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < x.nbytes / 4            # unblocked: four x-sized arrays
+    peaks = []
+    # tracemalloc also counts other threads' allocations (a worker left by an
+    # earlier test); the least of three peaks is this call's own
+    for _ in range(3):
+        tracemalloc.start()
+        try:
+            table_tanh(x, out=out)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert min(peaks) < x.nbytes / 4      # unblocked: four x-sized arrays
 
 
 def test_each_thread_has_its_own_work_arrays(small_blocks):
