@@ -25,7 +25,9 @@ The bilinear terms are small for shallow networks. ``algorithm="rop"``
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -67,7 +69,8 @@ class _ParameterPositions:
         mask = None
         if any(e.mask is not None for e in edges):
             mask = np.hstack([e.dense_mask() for e in edges] + [np.ones((M, 1))])
-        return cls(cols, mask, edges[0].weights.start)
+        return cls(_read_only(cols), None if mask is None else _read_only(mask),
+                   edges[0].weights.start)
 
 
 def _inputs_with_one(fp: ForwardPass, layer: Layer) -> Array:
@@ -153,13 +156,19 @@ def _unit_curvature(P: list, C: list, offs: list) -> Array:
     return Lam
 
 
+@lru_cache(maxsize=128)
 def _triu_pairs(k: int) -> tuple[Array, Array, Array]:
     """Upper-triangle pairs (i <= j) of a k x k matrix and the (k, k) map from
-    (i, j) to the pair's index (symmetric)."""
+    (i, j) to the pair's index (symmetric); read-only, kept per k."""
     iu, ju = np.triu_indices(k)
     index = np.empty((k, k), dtype=np.intp)
     index[iu, ju] = index[ju, iu] = np.arange(len(iu))
-    return iu, ju, index
+    return _read_only(iu), _read_only(ju), _read_only(index)
+
+
+def _read_only(a: Array) -> Array:
+    a.flags.writeable = False
+    return a
 
 
 def _upper_pairs(B: Array) -> Array:
@@ -212,12 +221,10 @@ class _ExactBlockAccumulator:
     it only when Lambda_n and z_n z_n^T are uncorrelated over patterns.
     """
 
-    def __init__(self, net: Network, positions: list):
-        self.positions = positions
-        self.sizes = [layer.size for layer in net.layers]
-        self.fans = [p.cols.shape[1] for p in positions]
-        self.pairs_M = [_triu_pairs(m) for m in self.sizes]
-        self.pairs_F = [_triu_pairs(f) for f in self.fans]
+    def __init__(self, layout: "_BlockLayout"):
+        self.sizes, self.fans = layout.sizes, layout.fans
+        self.pairs_M, self.pairs_F = layout.pairs_M, layout.pairs_F
+        self.where = layout.where
         L = len(self.sizes)
         self.Q = {}
         for l in range(L):
@@ -273,8 +280,7 @@ class _ExactBlockAccumulator:
 
         Works through blocks of rows, gathering each block's values straight
         into layout order, so the temporaries stay O(rows_per_block W)."""
-        L = len(self.sizes)
-        where = [self._layout(l) for l in range(L)]
+        where = self.where
         for (l, lp), Q in self.Q.items():
             (s0, unit, inp, mask), (t0, unit_c, inp_c, mask_c) = where[l], where[lp]
             if l == lp:
@@ -297,18 +303,58 @@ class _ExactBlockAccumulator:
                 if l != lp:
                     H[t0:t0 + len(unit_c), rows] += block.T
 
-    def _layout(self, l: int):
-        """For the layer's weights in layout order: first index, and each
-        weight's unit j, input f and mask (None without masks)."""
-        at = self.positions[l]
-        pos = at.cols.ravel() - at.start
-        unit, inp = np.empty(len(pos), dtype=np.intp), np.empty(len(pos), dtype=np.intp)
-        unit[pos], inp[pos] = np.divmod(np.arange(len(pos)), self.fans[l])
-        mask = None
-        if at.mask is not None:
-            mask = np.empty(len(pos))
-            mask[pos] = at.mask.ravel()
-        return at.start, unit, inp, mask
+
+
+@dataclass(frozen=True)
+class _BlockLayout:
+    """What the exact Hessian needs of a network's layout, per layer: where
+    its parameters sit (``positions``, and ``where``: the first index and each
+    weight's unit j, input f and mask in layout order), the unit offsets, the
+    sizes M_l and fans F_l (inputs + 1), and the pairs of units and of
+    inputs. Built once per network (:meth:`of`): on a small network that
+    index work costs as much as the Hessian's products."""
+
+    positions: list
+    offs: list
+    sizes: list
+    fans: list
+    pairs_M: list
+    pairs_F: list
+    where: list
+
+    @classmethod
+    def of(cls, net: Network) -> "_BlockLayout":
+        """The layout of ``net``, kept while the network lives. A network only
+        grows by appending layers, which leaves the earlier ones' weights
+        where they were, so a kept layout with as many layers is current."""
+        kept = _LAYOUTS.get(net)
+        if kept is not None and len(kept.sizes) == len(net.layers):
+            return kept
+        positions = [_ParameterPositions.of(layer) for layer in net.layers]
+        sizes = [layer.size for layer in net.layers]
+        fans = [p.cols.shape[1] for p in positions]
+        layout = cls(positions, _unit_offsets(net), sizes, fans,
+                     [_triu_pairs(m) for m in sizes], [_triu_pairs(f) for f in fans],
+                     [_weight_layout(at, f) for at, f in zip(positions, fans)])
+        _LAYOUTS[net] = layout
+        return layout
+
+
+_LAYOUTS: "weakref.WeakKeyDictionary[Network, _BlockLayout]" = weakref.WeakKeyDictionary()
+
+
+def _weight_layout(at: _ParameterPositions, fan: int):
+    """For a layer's weights in layout order: the first index, and each
+    weight's unit j, input f and mask (None without masks)."""
+    pos = at.cols.ravel() - at.start
+    unit, inp = np.empty(len(pos), dtype=np.intp), np.empty(len(pos), dtype=np.intp)
+    unit[pos], inp[pos] = np.divmod(np.arange(len(pos)), fan)
+    mask = None
+    if at.mask is not None:
+        mask = np.empty(len(pos))
+        mask[pos] = at.mask.ravel()
+        mask = _read_only(mask)
+    return at.start, _read_only(unit), _read_only(inp), mask
 
 
 def _flat_mask(at: _ParameterPositions) -> Array:
@@ -352,10 +398,8 @@ def patterns_per_chunk(net: Network) -> int:
     """Patterns per chunk for :func:`curvature_matrix`, so that the work
     arrays stay near a quarter of the W x W result (at least
     CHUNK_FLOOR_DOUBLES, at most CHUNK_DOUBLES)."""
-    positions = [_ParameterPositions.of(layer) for layer in net.layers]
-    offs = _unit_offsets(net)
-    sizes = [layer.size for layer in net.layers]
-    fans = [p.cols.shape[1] for p in positions]
+    layout = _BlockLayout.of(net)
+    offs, sizes, fans = layout.offs, layout.sizes, layout.fans
     L = len(sizes)
     per = offs[-1] ** 2 + sum(m * o for m, o in zip(sizes, offs[:-1]))
     per += sum(sizes[l] * sizes[k] + fans[l] * fans[k]
@@ -443,9 +487,9 @@ def curvature_matrix(net: Network, batches, kind: str = "exact", *,
     """
     kind = _curvature_kind(kind, exact)
     W = net.n_weights
-    positions = [_ParameterPositions.of(layer) for layer in net.layers]
-    offs = _unit_offsets(net)
-    acc = _ExactBlockAccumulator(net, positions)
+    layout = _BlockLayout.of(net)
+    positions, offs = layout.positions, layout.offs
+    acc = _ExactBlockAccumulator(layout)
     H = np.zeros((W, W))
     for batch in batches:
         fp = batch.fp
