@@ -200,6 +200,14 @@ def _upper_pairs(B: Array) -> Array:
 #: patterns), so pairs pay only where many unit pairs share each gather.
 DIRECT_MAX_UNIT_PAIRS = 36
 
+#: Up to this many weights the exact Hessian's blocks go into H by one
+#: gather through a kept (W, W) index (4 W^2 bytes: 16 MB at the limit),
+#: instead of computing the indices block by block on every call, which
+#: cost about a seventh of a 2-unit digits network's Hessian.
+FULL_INDEX_MAX_WEIGHTS = 2048
+#: Rows per gather when larger networks' blocks go into H block by block.
+SCATTER_ROWS = 256
+
 
 class _ExactBlockAccumulator:
     """Accumulates sum_n Lambda_n^{ll'} (x) z_n^l z_n^l'^T over pattern chunks:
@@ -222,18 +230,14 @@ class _ExactBlockAccumulator:
     """
 
     def __init__(self, layout: "_BlockLayout"):
+        self.layout = layout
         self.sizes, self.fans = layout.sizes, layout.fans
         self.pairs_M, self.pairs_F = layout.pairs_M, layout.pairs_F
-        self.where = layout.where
-        L = len(self.sizes)
-        self.Q = {}
-        for l in range(L):
-            for lp in range(l, L):
-                rows = (len(self.pairs_M[l][0]) if l == lp
-                        else self.sizes[l] * self.sizes[lp])
-                cols = (len(self.pairs_F[l][0]) if l == lp
-                        else self.fans[l] * self.fans[lp])
-                self.Q[l, lp] = np.zeros((rows, cols))
+        # every block a view of one buffer, whose last entry stays 0 (where
+        # masked weights gather from in scatter)
+        self.buffer = np.zeros(layout.buffer_size + 1)
+        self.Q = {key: self.buffer[o:o + rows * cols].reshape(rows, cols)
+                  for key, (o, rows, cols) in layout.blocks.items()}
 
     def add(self, Lam: Array, offs: list, Zs: list) -> None:
         n = len(Lam)
@@ -275,35 +279,25 @@ class _ExactBlockAccumulator:
             Y = (block[:, j, :, None] * Zp[:, None, :]).reshape(len(Z), -1)
             out[j] += (Z.T @ Y).reshape(F, Mp, Fp).transpose(1, 0, 2)
 
-    def scatter(self, H: Array, rows_per_block: int = 256) -> None:
-        """Add the blocks into H in layout order, masked weights zeroed.
-
-        Works through blocks of rows, gathering each block's values straight
-        into layout order, so the temporaries stay O(rows_per_block W)."""
-        where = self.where
-        for (l, lp), Q in self.Q.items():
-            (s0, unit, inp, mask), (t0, unit_c, inp_c, mask_c) = where[l], where[lp]
-            if l == lp:
-                PM, PF = self.pairs_M[l][2], self.pairs_F[l][2]
-                n_f = Q.shape[1]
-            flat = Q.ravel()
+    def scatter(self, H: Array) -> None:
+        """Add the blocks into H in layout order, masked weights zeroed: one
+        gather through the layout's kept (W, W) index where the layout keeps
+        one (:meth:`_BlockLayout.full_index`), else block by block through
+        SCATTER_ROWS rows at a time, so that the temporaries stay
+        O(SCATTER_ROWS W)."""
+        rows_per_block = SCATTER_ROWS
+        full = self.layout.full_index()
+        if full is not None:
+            H += self.buffer[full]
+            return
+        for (l, lp) in self.Q:
+            (s0, unit, _, _), (t0, unit_c, _, _) = self.layout.where[l], self.layout.where[lp]
             for r0 in range(0, len(unit), rows_per_block):
-                j, f = unit[r0:r0 + rows_per_block, None], inp[r0:r0 + rows_per_block, None]
-                if l == lp:
-                    index = PM[j, unit_c[None, :]] * n_f + PF[f, inp_c[None, :]]
-                else:       # Q as (M_l, M_l', F_l, F_l')
-                    index = ((j * self.sizes[lp] + unit_c[None, :]) * self.fans[l]
-                             + f) * self.fans[lp] + inp_c[None, :]
-                block = flat[index]
-                if mask is not None or mask_c is not None:
-                    block *= (1.0 if mask is None else mask[r0:r0 + rows_per_block, None]) \
-                        * (1.0 if mask_c is None else mask_c[None, :])
+                block = self.buffer[self.layout.block_index(l, lp, r0, r0 + rows_per_block)]
                 rows = slice(s0 + r0, s0 + r0 + len(block))
                 H[rows, t0:t0 + len(unit_c)] += block
                 if l != lp:
                     H[t0:t0 + len(unit_c), rows] += block.T
-
-
 
 @dataclass(frozen=True)
 class _BlockLayout:
@@ -321,6 +315,10 @@ class _BlockLayout:
     pairs_M: list
     pairs_F: list
     where: list
+    #: (l, l') -> (offset, rows, columns) of each block in the accumulator's buffer
+    blocks: dict
+    buffer_size: int
+    _kept: dict
 
     @classmethod
     def of(cls, net: Network) -> "_BlockLayout":
@@ -333,11 +331,57 @@ class _BlockLayout:
         positions = [_ParameterPositions.of(layer) for layer in net.layers]
         sizes = [layer.size for layer in net.layers]
         fans = [p.cols.shape[1] for p in positions]
-        layout = cls(positions, _unit_offsets(net), sizes, fans,
-                     [_triu_pairs(m) for m in sizes], [_triu_pairs(f) for f in fans],
-                     [_weight_layout(at, f) for at, f in zip(positions, fans)])
+        pairs_M, pairs_F = [_triu_pairs(m) for m in sizes], [_triu_pairs(f) for f in fans]
+        blocks, offset = {}, 0
+        for l in range(len(sizes)):
+            for lp in range(l, len(sizes)):
+                rows = len(pairs_M[l][0]) if l == lp else sizes[l] * sizes[lp]
+                cols = len(pairs_F[l][0]) if l == lp else fans[l] * fans[lp]
+                blocks[l, lp] = (offset, rows, cols)
+                offset += rows * cols
+        layout = cls(positions, _unit_offsets(net), sizes, fans, pairs_M, pairs_F,
+                     [_weight_layout(at, f) for at, f in zip(positions, fans)],
+                     blocks, offset, {})
         _LAYOUTS[net] = layout
         return layout
+
+    def block_index(self, l: int, lp: int, r0: int, r1: int) -> Array:
+        """For rows r0:r1 of layer l's weights (layout order) against all of
+        layer l''s: where each entry of that part of H sits in the
+        accumulator's buffer (the buffer's last, zero entry for a masked
+        weight). Shape (r1 - r0, W_l') or less at the layer's end."""
+        (_, unit, inp, mask), (_, unit_c, inp_c, mask_c) = self.where[l], self.where[lp]
+        j, f = unit[r0:r1, None], inp[r0:r1, None]
+        if l == lp:
+            n_f = len(self.pairs_F[l][0])
+            index = (self.pairs_M[l][2][j, unit_c[None, :]] * n_f
+                     + self.pairs_F[l][2][f, inp_c[None, :]])
+        else:       # the block as (M_l, M_l', F_l, F_l')
+            index = (((j * self.sizes[lp] + unit_c[None, :]) * self.fans[l] + f)
+                     * self.fans[lp] + inp_c[None, :])
+        index += self.blocks[l, lp][0]
+        if mask is not None:
+            index[mask[r0:r1] == 0, :] = self.buffer_size
+        if mask_c is not None:
+            index[:, mask_c == 0] = self.buffer_size
+        return index
+
+    def full_index(self) -> Array | None:
+        """The (W, W) buffer index of every entry of H, kept with the layout
+        once built, for networks of at most FULL_INDEX_MAX_WEIGHTS weights
+        (None for larger ones: the index would take as much memory as H)."""
+        W = sum(len(where[1]) for where in self.where)
+        if W > FULL_INDEX_MAX_WEIGHTS:
+            return None
+        if "full" not in self._kept:
+            full = np.empty((W, W), dtype=np.int32 if self.buffer_size < 2**31 else np.intp)
+            for (l, lp) in self.blocks:
+                (s0, unit, _, _), (t0, unit_c, _, _) = self.where[l], self.where[lp]
+                index = self.block_index(l, lp, 0, len(unit))
+                full[s0:s0 + len(unit), t0:t0 + len(unit_c)] = index
+                full[t0:t0 + len(unit_c), s0:s0 + len(unit)] = index.T
+            self._kept["full"] = _read_only(full)
+        return self._kept["full"]
 
 
 _LAYOUTS: "weakref.WeakKeyDictionary[Network, _BlockLayout]" = weakref.WeakKeyDictionary()

@@ -470,6 +470,32 @@ def test_output_fed_by_every_earlier_node_with_masks():
     # masked entries: no weight decay either, so zero rows and columns
     assert np.all(H[idx, :] == 0.0) and np.all(H[:, idx] == 0.0)
 
+
+@pytest.mark.parametrize("full_index_limit, rows", [(10**6, 256), (0, 256), (0, 3)])
+def test_blocks_go_into_h_by_full_index_or_by_rows_alike(full_index_limit, rows,
+                                                         monkeypatch):
+    """The accumulated blocks enter H through one kept (W, W) index (small
+    networks) or block by block in groups of rows (larger ones): each way
+    forced on a masked DAG with cross blocks in both directions, against
+    R-propagation; masked weights keep zero rows and columns."""
+    monkeypatch.setattr(sopt.hessian, "FULL_INDEX_MAX_WEIGHTS", full_index_limit)
+    monkeypatch.setattr(sopt.hessian, "SCATTER_ROWS", rows)
+    rng = np.random.default_rng(12)
+    net = sopt.Network(n_inputs=4)
+    h1 = net.add_layer(3, "tanh", inputs=[net.input],
+                       masks={net.input: [[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 1]]})
+    net.add_layer(2, "identity", inputs=[h1, net.input],
+                  masks={h1: [[1, 1, 0], [0, 1, 1]]}, output=True)
+    w = net.init_weights(seed=3) + 0.3 * rng.standard_normal(net.n_weights)
+    X = rng.standard_normal((9, 4))
+    obj = sopt.Objective(net, X, rng.standard_normal((9, 2)), loss="sse")
+    H = obj.hessian(w)
+    assert rel_err(obj.hessian(w, algorithm="rop"), H) < EXACT_RTOL
+    idx = masked_indices(net)
+    assert len(idx) == 4 + 2
+    assert np.all(H[idx, :] == 0.0) and np.all(H[:, idx] == 0.0)
+
+
 @pytest.mark.parametrize("unit_pairs_limit", [0, 36, 10**6])
 def test_layer_blocks_by_unit_and_by_pairs_agree(unit_pairs_limit, monkeypatch):
     """The layer blocks are summed either over gathered (unit, input) pairs
