@@ -18,7 +18,7 @@ from ._common import Context
 
 #: run order; names are module names in this package
 NAMES = ("regression", "classification", "derivatives", "training",
-         "bayes_regression", "bayes_classification")
+         "bayes_regression", "bayes_classification", "bayes_sampling")
 
 
 def load(name: str):
