@@ -74,17 +74,24 @@ def test_laplace_metric_beats_identity_on_a_badly_scaled_posterior():
     # correlated inputs tilt it; the Laplace metric makes it isotropic
     net, X, t, Phi = _linear_problem(scales=(10.0, 0.1))
     m, _ = _closed_form(Phi, t, 1e-4, 4.0)
-    cost = {}
+    runs = {}
     for metric in ("laplace", "identity"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            sp = sample_posterior(net, X, t, m, loss="sse", alpha=1e-4, beta=4.0,
-                                  metric=metric, n_draws=100, n_warmup=100,
-                                  n_chains=1, seed=2, max_tree_depth=6)
-        cost[metric] = sp.n_gradients / sp.min_ess
-    # the identity metric needs ~100x the steps per effective draw here
-    # (tree depth at its cap); the Laplace metric a handful
-    assert cost["identity"] > 10 * cost["laplace"]
+            runs[metric] = sample_posterior(net, X, t, m, loss="sse", alpha=1e-4,
+                                            beta=4.0, metric=metric, n_draws=100,
+                                            n_warmup=100, n_chains=1, seed=2,
+                                            max_tree_depth=6)
+    # Without the Laplace metric the step must resolve the narrowest
+    # direction while the trajectory crosses the widest: steps 12-45 times
+    # shorter and 6-11 times the gradients for the same 200 iterations
+    # (measured over seeds 2-5 and OpenBLAS's Haswell, Sandy Bridge and
+    # Nehalem kernels; with the metric the runs are the same to round-off
+    # on all three). Gradients per effective draw would say the same but
+    # the ESS of 100 draws varies by several fold between CPUs.
+    lap, ident = runs["laplace"], runs["identity"]
+    assert np.mean(lap.step_size) > 5 * np.mean(ident.step_size)
+    assert ident.n_gradients > 4 * lap.n_gradients
 
 
 def _fixed_w_target(seed=0):
