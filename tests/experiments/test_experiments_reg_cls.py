@@ -196,12 +196,18 @@ def test_regression_claims_of_the_notes(reg):
 
 def test_classification_without_weight_decay(cls):
     """The notes' reason for alpha > 0: at alpha = 0 the weights of (a) grow
-    without bound, so Newton runs to its iteration limit, no minimum met."""
+    without bound. Newton then runs to its iteration limit, or stops where
+    the gradient of the saturated outputs has fallen below gtol, which
+    depends on the CPU's round-off (the limit with OpenBLAS's Haswell
+    kernel, gtol before it with the Sandy Bridge one); the notes say
+    which."""
     result = cls[0]
     s = result["summary"]
-    assert s["two_class_alpha0_converged"] == 0
-    assert s["two_class_alpha0_iterations"] == classification.MAXITER
     assert s["two_class_alpha0_weight_norm"] > 1e4
-    assert "runs to the iteration limit" in result["notes"]
+    at_limit = s["two_class_alpha0_iterations"] >= classification.MAXITER
+    assert at_limit or s["two_class_alpha0_converged"] == 1
+    assert ("runs to the iteration limit" in result["notes"]) == at_limit
     early = {**s, "two_class_alpha0_iterations": 12}
     assert "stops after 12 iterations" in classification.notes({**result, "summary": early})
+    limit = {**s, "two_class_alpha0_iterations": classification.MAXITER}
+    assert "runs to the iteration limit" in classification.notes({**result, "summary": limit})

@@ -108,13 +108,16 @@ def test_default_lm_turns_to_newton_and_converges(stall):
 
 
 def test_gain_ratio_damping_alone_does_not_oscillate():
-    """Without the hybrid the gain-ratio rule still converges (in 219
-    iterations, about a half of its mu changes reversing the last one),
-    Gauss-Newton only."""
+    """Without the hybrid the gain-ratio rule still converges, Gauss-Newton
+    only, with under a half of its mu changes reversing the last one (0.28-
+    0.31). It converges linearly here, so round-off moves the count: 211-270
+    iterations over OpenBLAS's Haswell, Sandy Bridge and Nehalem kernels,
+    each with and without numpy's AVX2 loops; hence the limit of 400."""
     obj, w0 = _noisy_regression()
-    res = sopt.optimize.minimize(obj, w0, "lm", {"gtol": 1e-6, "hybrid": False},
+    res = sopt.optimize.minimize(obj, w0, "lm", {"gtol": 1e-6, "hybrid": False,
+                                                 "maxiter": 400},
                                  hess=lambda w: pytest.fail("hess used"))
-    assert res.success and res.nit <= 250
+    assert res.success, res.message
     mu = np.log(np.array(res.history["damping"][1:]))
     assert np.mean(np.diff(np.sign(np.diff(mu))) != 0) < 0.5
 
