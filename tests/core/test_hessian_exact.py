@@ -496,6 +496,28 @@ def test_blocks_go_into_h_by_full_index_or_by_rows_alike(full_index_limit, rows,
     assert np.all(H[idx, :] == 0.0) and np.all(H[:, idx] == 0.0)
 
 
+def test_the_kept_layout_is_shared_and_goes_with_its_network():
+    """The exact Hessian's index arrays are built once per network (a second
+    objective on the same network reuses them, read-only) and are dropped
+    with the network, so that hidden="auto"'s candidates leave nothing
+    behind."""
+    import gc
+    import weakref
+    from sopt.hessian import _LAYOUTS, _BlockLayout
+    net = sopt.mlp([3, 4, 2], hidden="tanh")
+    rng = np.random.default_rng(0)
+    X, T = rng.standard_normal((10, 3)), rng.standard_normal((10, 2))
+    sopt.Objective(net, X, T).hessian(net.init_weights(seed=0))
+    layout = _BlockLayout.of(net)
+    sopt.Objective(net, X[:5], T[:5]).hessian(net.init_weights(seed=1))
+    assert _BlockLayout.of(net) is layout
+    assert not layout.full_index().flags.writeable
+    kept, alive = len(_LAYOUTS), weakref.ref(net)
+    del net, layout
+    gc.collect()
+    assert alive() is None and len(_LAYOUTS) == kept - 1
+
+
 @pytest.mark.parametrize("unit_pairs_limit", [0, 36, 10**6])
 def test_layer_blocks_by_unit_and_by_pairs_agree(unit_pairs_limit, monkeypatch):
     """The layer blocks are summed either over gathered (unit, input) pairs
