@@ -299,7 +299,7 @@ class _ExactBlockAccumulator:
                 if l != lp:
                     H[t0:t0 + len(unit_c), rows] += block.T
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _BlockLayout:
     """What the exact Hessian needs of a network's layout, per layer: where
     its parameters sit (``positions``, and ``where``: the first index and each
