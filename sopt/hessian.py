@@ -280,15 +280,16 @@ class _ExactBlockAccumulator:
             out[j] += (Z.T @ Y).reshape(F, Mp, Fp).transpose(1, 0, 2)
 
     def scatter(self, H: Array) -> None:
-        """Add the blocks into H in layout order, masked weights zeroed: one
-        gather through the layout's kept (W, W) index where the layout keeps
-        one (:meth:`_BlockLayout.full_index`), else block by block through
-        SCATTER_ROWS rows at a time, so that the temporaries stay
-        O(SCATTER_ROWS W)."""
+        """Add the blocks into H in layout order, masked weights zeroed:
+        gathered through the layout's kept (W, W) index where the layout
+        keeps one (:meth:`_BlockLayout.full_index`), else block by block;
+        SCATTER_ROWS rows of H at a time either way, so that the temporaries
+        stay O(SCATTER_ROWS W)."""
         rows_per_block = SCATTER_ROWS
         full = self.layout.full_index()
         if full is not None:
-            H += self.buffer[full]
+            for r0 in range(0, len(full), SCATTER_ROWS):
+                H[r0:r0 + SCATTER_ROWS] += self.buffer[full[r0:r0 + SCATTER_ROWS]]
             return
         for (l, lp) in self.Q:
             (s0, unit, _, _), (t0, unit_c, _, _) = self.layout.where[l], self.layout.where[lp]
@@ -527,7 +528,9 @@ def curvature_matrix(net: Network, batches, kind: str = "exact", *,
     about N (sum_l W_l^2 / 2 + sum_{l<l'} 2 W_l W_l') for the blocks) plus
     O(N U^3) for the unit curvatures. Peak memory: the W x W result plus
     about as much again for the block accumulators, and the work arrays of
-    one batch (:func:`patterns_per_chunk` bounds them).
+    one batch (:func:`patterns_per_chunk` bounds them); for W up to
+    FULL_INDEX_MAX_WEIGHTS the network also keeps a (W, W) int32 index
+    (half the result's memory, 16 MiB at most) while it lives.
     """
     kind = _curvature_kind(kind, exact)
     W = net.n_weights

@@ -471,7 +471,7 @@ def test_output_fed_by_every_earlier_node_with_masks():
     assert np.all(H[idx, :] == 0.0) and np.all(H[:, idx] == 0.0)
 
 
-@pytest.mark.parametrize("full_index_limit, rows", [(10**6, 256), (0, 256), (0, 3)])
+@pytest.mark.parametrize("full_index_limit, rows", [(10**6, 256), (10**6, 3), (0, 256), (0, 3)])
 def test_blocks_go_into_h_by_full_index_or_by_rows_alike(full_index_limit, rows,
                                                          monkeypatch):
     """The accumulated blocks enter H through one kept (W, W) index (small
