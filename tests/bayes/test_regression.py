@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 import sopt
-from problems import noisy_sine, quiet_evidence_fit
 from sopt.bayes import BayesianMLPRegressor, evidence_fit
 
 SIGMA = 0.1
@@ -179,22 +178,3 @@ def test_grouped_alphas_and_gauss_newton():
     # the kept posterior has the per-weight prior of the groups
     groups, _ = sopt.bayes.weight_groups(reg.network_, "layers")
     assert np.array_equal(reg.posterior_.alpha, reg.prior_precision_[groups])
-
-
-def test_an_evidence_fit_builds_each_hessian_once(monkeypatch):
-    """Training at each cycle's alpha and the data term of the Laplace step
-    are with_alpha copies of one objective: they share the evaluation at a
-    w, so no dense Hessian is built twice at the same weights."""
-    from sopt.evaluation import Evaluation
-    built = []
-    original = Evaluation._data_curvature
-
-    def counting(self, method, algorithm):
-        built.append((method, self.w.tobytes()))
-        return original(self, method, algorithm)
-
-    monkeypatch.setattr(Evaluation, "_data_curvature", counting)
-    X, t = noisy_sine(60, 3, 0.1)
-    res = quiet_evidence_fit(sopt.mlp([3, 5, 1]), X, t)
-    assert res.n_cycles >= 3
-    assert len(built) == len(set(built))
