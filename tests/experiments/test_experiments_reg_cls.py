@@ -119,20 +119,14 @@ def test_classification_result_and_figures(cls):
     _check_pngs(result, out, 3)
 
 
-def test_two_class_near_bayes(cls):
+@pytest.mark.parametrize("case, low, high", [("two_class", 0.05, 0.15),
+                                              ("softmax", 0.10, 0.25)])
+def test_near_bayes(cls, case, low, high):
     s = cls[0]["summary"]
-    assert 0.05 < s["two_class_bayes_error"] < 0.15, s
-    assert abs(s["two_class_bayes_error_test"] - s["two_class_bayes_error"]) < 0.01, s
-    assert s["two_class_test_error"] < s["two_class_bayes_error_test"] + 0.03, s
-    assert s["two_class_test_error"] > s["two_class_bayes_error_test"] - 0.005, s
-
-
-def test_softmax_near_bayes(cls):
-    s = cls[0]["summary"]
-    assert 0.10 < s["softmax_bayes_error"] < 0.25, s
-    assert abs(s["softmax_bayes_error_test"] - s["softmax_bayes_error"]) < 0.01, s
-    assert s["softmax_test_error"] < s["softmax_bayes_error_test"] + 0.03, s
-    assert s["softmax_test_error"] > s["softmax_bayes_error_test"] - 0.005, s
+    bayes, bayes_test = s[f"{case}_bayes_error"], s[f"{case}_bayes_error_test"]
+    assert low < bayes < high, s
+    assert abs(bayes_test - bayes) < 0.01, s
+    assert bayes_test - 0.005 < s[f"{case}_test_error"] < bayes_test + 0.03, s
 
 
 def test_multilabel_near_bayes(cls):
