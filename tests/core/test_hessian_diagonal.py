@@ -132,12 +132,19 @@ TWO_HIDDEN = [(("tanh", "logistic"), [3, 4, 3, 2]),
               (("logistic", "softplus"), [4, 2, 3, 1])]
 
 
-@pytest.mark.parametrize("rule", list(RULES))
-@pytest.mark.parametrize("k", range(len(TWO_HIDDEN)))
-def test_diagonal_equals_prml_recursion_two_hidden_layers(rule, k):
+def two_hidden(rule, k):
+    """(hidden activations, sizes) of TWO_HIDDEN[k]; softmax gets 3 outputs
+    where the case has one."""
     hidden, sizes = TWO_HIDDEN[k]
     if rule == "softmax-softmax_ce" and sizes[-1] == 1:
         sizes = sizes[:-1] + [3]
+    return hidden, sizes
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+@pytest.mark.parametrize("k", range(len(TWO_HIDDEN)))
+def test_diagonal_equals_prml_recursion_two_hidden_layers(rule, k):
+    hidden, sizes = two_hidden(rule, k)
     net, obj, w = build_mlp(rule, sizes, hidden, seed=10 + k, alpha=0.3)
     ref = becker_lecun_reference(net, hidden, rule, w, obj.X, obj.T)
     assert ref.shape == (net.n_weights,)
@@ -188,9 +195,7 @@ def test_diagonal_is_exact_one_hidden_layer_with_skip_and_masks(rule):
 @pytest.mark.parametrize("rule", list(RULES))
 @pytest.mark.parametrize("k", range(len(TWO_HIDDEN)))
 def test_diagonal_differs_from_exact_for_two_hidden_layers(rule, k):
-    hidden, sizes = TWO_HIDDEN[k]
-    if rule == "softmax-softmax_ce" and sizes[-1] == 1:
-        sizes = sizes[:-1] + [3]
+    hidden, sizes = two_hidden(rule, k)
     net, obj, w = build_mlp(rule, sizes, hidden, seed=10 + k)
     d = obj.hessian_diagonal(w)
     exact = np.diag(obj.hessian(w))
