@@ -200,12 +200,12 @@ def _upper_pairs(B: Array) -> Array:
 #: patterns), so pairs pay only where many unit pairs share each gather.
 DIRECT_MAX_UNIT_PAIRS = 36
 
-#: Up to this many weights the exact Hessian's blocks go into H by one
-#: gather through a kept (W, W) index (4 W^2 bytes: 16 MB at the limit),
+#: Up to this many weights the exact Hessian's blocks go into H through a
+#: (W, W) index kept with the network (4 W^2 bytes: 16 MB at the limit),
 #: instead of computing the indices block by block on every call, which
 #: cost about a seventh of a 2-unit digits network's Hessian.
 FULL_INDEX_MAX_WEIGHTS = 2048
-#: Rows per gather when larger networks' blocks go into H block by block.
+#: Rows of H per gather when the blocks go into H, either way.
 SCATTER_ROWS = 256
 
 
@@ -285,7 +285,6 @@ class _ExactBlockAccumulator:
         keeps one (:meth:`_BlockLayout.full_index`), else block by block;
         SCATTER_ROWS rows of H at a time either way, so that the temporaries
         stay O(SCATTER_ROWS W)."""
-        rows_per_block = SCATTER_ROWS
         full = self.layout.full_index()
         if full is not None:
             for r0 in range(0, len(full), SCATTER_ROWS):
@@ -293,8 +292,8 @@ class _ExactBlockAccumulator:
             return
         for (l, lp) in self.Q:
             (s0, unit, _, _), (t0, unit_c, _, _) = self.layout.where[l], self.layout.where[lp]
-            for r0 in range(0, len(unit), rows_per_block):
-                block = self.buffer[self.layout.block_index(l, lp, r0, r0 + rows_per_block)]
+            for r0 in range(0, len(unit), SCATTER_ROWS):
+                block = self.buffer[self.layout.block_index(l, lp, r0, r0 + SCATTER_ROWS)]
                 rows = slice(s0 + r0, s0 + r0 + len(block))
                 H[rows, t0:t0 + len(unit_c)] += block
                 if l != lp:
@@ -370,7 +369,8 @@ class _BlockLayout:
     def full_index(self) -> Array | None:
         """The (W, W) buffer index of every entry of H, kept with the layout
         once built, for networks of at most FULL_INDEX_MAX_WEIGHTS weights
-        (None for larger ones: the index would take as much memory as H)."""
+        (None for larger ones, whose index of 4 W^2 bytes would be kept for
+        as long as the network lives)."""
         W = sum(len(where[1]) for where in self.where)
         if W > FULL_INDEX_MAX_WEIGHTS:
             return None
